@@ -1,0 +1,378 @@
+//! Every keyward protocol element as a typed value, with XML encode and decode.
+
+use crate::bundle::Bundle;
+use crate::codec::{attr, expect};
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::jid::BareJid;
+use crate::limits;
+use crate::secret::SecretBlob;
+use crate::xml::{Element, ParseLimits};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The keyward namespace, version 0.
+pub const NS: &str = "urn:keyward:0";
+/// The disco feature a component advertises when it can answer `roster-keys`.
+pub const FEATURE_ROSTER_KEYS: &str = "urn:keyward:0#roster-keys";
+/// The body put in every encrypted message for clients without keyward.
+pub const FALLBACK_BODY: &str = "[This message is end-to-end encrypted with keyward]";
+/// XEP-0380 namespace.
+pub const NS_EME: &str = "urn:xmpp:eme:0";
+/// XEP-0334 namespace.
+pub const NS_HINTS: &str = "urn:xmpp:hints";
+
+/// A value that is one XML element of the protocol.
+pub trait XmlElement: Sized {
+    /// Decodes from a parsed element, checking name, namespace and every field.
+    fn from_element(element: &Element) -> Result<Self>;
+
+    /// Encodes as an element.
+    fn to_element(&self) -> Element;
+
+    /// Parses from bytes with the stanza limits, then decodes.
+    fn parse(bytes: &[u8]) -> Result<Self> {
+        Self::from_element(&Element::parse(bytes, &ParseLimits::STANZA)?)
+    }
+
+    /// Encodes as XML text.
+    fn to_xml(&self) -> String {
+        self.to_element().to_xml()
+    }
+}
+
+/// The one child of an element in the keyward namespace, named `name`.
+fn one_child<'e>(element: &'e Element, name: &'static str) -> Result<&'e Element> {
+    element.get_child(name, NS).ok_or(Error::Missing(name))
+}
+
+/// `<publish>`: store my bundle and secret blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// The public bundle (unverified until someone verifies it).
+    pub bundle: Bundle,
+    /// The passphrase-sealed private keys.
+    pub secret: SecretBlob,
+}
+
+impl XmlElement for Publish {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "publish", NS, "{urn:keyward:0}publish")?;
+        Ok(Self {
+            bundle: Bundle::from_element(one_child(element, "bundle")?)?,
+            secret: SecretBlob::from_element(one_child(element, "secret")?)?,
+        })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("publish", NS).child(self.bundle.to_element()).child(self.secret.to_element())
+    }
+}
+
+/// An empty request element: `<secret/>` (get) or `<roster-keys/>` (get).
+macro_rules! empty_request {
+    ($(#[$doc:meta])* $name:ident, $tag:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name;
+
+        impl XmlElement for $name {
+            fn from_element(element: &Element) -> Result<Self> {
+                expect(element, $tag, NS, concat!("{urn:keyward:0}", $tag))?;
+                if !element.children().is_empty() {
+                    return Err(Error::InvalidValue(concat!($tag, " query has children")));
+                }
+                Ok(Self)
+            }
+
+            fn to_element(&self) -> Element {
+                Element::new($tag, NS)
+            }
+        }
+    };
+}
+
+empty_request!(
+    /// `<secret/>` in an IQ get: fetch my own secret blob.
+    SecretQuery,
+    "secret"
+);
+empty_request!(
+    /// `<roster-keys/>` in an IQ get: my roster, annotated with keys.
+    RosterKeysQuery,
+    "roster-keys"
+);
+
+/// `<keys>` in an IQ get: look up the bundles of up to 100 accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysQuery {
+    items: Vec<BareJid>,
+}
+
+impl KeysQuery {
+    /// A query for these accounts (1 to 100, duplicates removed).
+    pub fn new(items: Vec<BareJid>) -> Result<Self> {
+        let mut unique: Vec<BareJid> = Vec::with_capacity(items.len());
+        for jid in items {
+            if !unique.contains(&jid) {
+                unique.push(jid);
+            }
+        }
+        if unique.is_empty() {
+            return Err(Error::Missing("item"));
+        }
+        if unique.len() > limits::KEYS_ITEMS {
+            return Err(Error::TooLarge { what: "keys query items", limit: limits::KEYS_ITEMS });
+        }
+        Ok(Self { items: unique })
+    }
+
+    /// The accounts asked for.
+    pub fn items(&self) -> &[BareJid] {
+        &self.items
+    }
+}
+
+impl XmlElement for KeysQuery {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "keys", NS, "{urn:keyward:0}keys")?;
+        let items = element.children().iter().filter(|c| c.is("item", NS));
+        if items.clone().count() > limits::KEYS_ITEMS {
+            return Err(Error::TooLarge { what: "keys query items", limit: limits::KEYS_ITEMS });
+        }
+        Self::new(items.map(|item| BareJid::parse(attr(item, "jid")?)).collect::<Result<_>>()?)
+    }
+
+    fn to_element(&self) -> Element {
+        self.items.iter().fold(Element::new("keys", NS), |e, jid| e.child(Element::new("item", NS).attr("jid", jid.as_str())))
+    }
+}
+
+/// The state of an account in the key directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The account has a usable bundle.
+    Active,
+    /// The account was revoked by an admin: never encrypt to it again.
+    Revoked {
+        /// When it was revoked.
+        at: OffsetDateTime,
+        /// The admin's reason.
+        reason: String,
+    },
+    /// The account never published a bundle.
+    None,
+}
+
+/// One account in a `<keys>` or `<roster-keys>` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyItem {
+    /// The account.
+    pub jid: BareJid,
+    /// Its status.
+    pub status: KeyStatus,
+    /// Its bundle, if it ever published one (also for revoked accounts, to recognise old messages).
+    pub bundle: Option<Bundle>,
+}
+
+fn parse_time(text: &str, field: &'static str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Error::InvalidValue(field))
+}
+
+fn format_time(at: &OffsetDateTime) -> String {
+    // Every OffsetDateTime with a four-digit year formats as RFC 3339.
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.len() > limits::REASON_BYTES {
+        return Err(Error::TooLarge { what: "reason", limit: limits::REASON_BYTES });
+    }
+    Ok(())
+}
+
+impl KeyItem {
+    fn from_element(item: &Element) -> Result<Self> {
+        expect(item, "item", NS, "{urn:keyward:0}item")?;
+        let jid = BareJid::parse(attr(item, "jid")?)?;
+        let status = match attr(item, "status")? {
+            "active" => KeyStatus::Active,
+            "none" => KeyStatus::None,
+            "revoked" => {
+                let reason = item.get_attr("reason").unwrap_or_default().to_owned();
+                check_reason(&reason)?;
+                KeyStatus::Revoked { at: parse_time(attr(item, "revoked-at")?, "revoked-at")?, reason }
+            }
+            _ => return Err(Error::InvalidValue("status")),
+        };
+        let bundle = item.get_child("bundle", NS).map(Bundle::from_element).transpose()?;
+        if status == KeyStatus::Active && bundle.is_none() {
+            return Err(Error::Missing("bundle"));
+        }
+        Ok(Self { jid, status, bundle })
+    }
+
+    fn to_element(&self) -> Element {
+        let mut item = Element::new("item", NS).attr("jid", self.jid.as_str());
+        item = match &self.status {
+            KeyStatus::Active => item.attr("status", "active"),
+            KeyStatus::None => item.attr("status", "none"),
+            KeyStatus::Revoked { at, reason } => {
+                item.attr("status", "revoked").attr("revoked-at", format_time(at)).attr("reason", reason.as_str())
+            }
+        };
+        match &self.bundle {
+            Some(bundle) => item.child(bundle.to_element()),
+            None => item,
+        }
+    }
+}
+
+/// An answer listing accounts and their keys: `<keys>` or `<roster-keys>`.
+macro_rules! key_list {
+    ($(#[$doc:meta])* $name:ident, $tag:literal, $limit:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name {
+            /// One entry per account.
+            pub items: Vec<KeyItem>,
+        }
+
+        impl XmlElement for $name {
+            fn from_element(element: &Element) -> Result<Self> {
+                expect(element, $tag, NS, concat!("{urn:keyward:0}", $tag))?;
+                let items: Vec<&Element> = element.children().iter().filter(|c| c.is("item", NS)).collect();
+                if items.len() > $limit {
+                    return Err(Error::TooLarge { what: concat!($tag, " items"), limit: $limit });
+                }
+                Ok(Self { items: items.into_iter().map(KeyItem::from_element).collect::<Result<_>>()? })
+            }
+
+            fn to_element(&self) -> Element {
+                self.items.iter().fold(Element::new($tag, NS), |e, item| e.child(item.to_element()))
+            }
+        }
+    };
+}
+
+key_list!(
+    /// `<keys>` in an IQ result: the answer to a [`KeysQuery`].
+    KeysResult,
+    "keys",
+    limits::KEYS_ITEMS
+);
+key_list!(
+    /// `<roster-keys>` in an IQ result: the sender's roster with each contact's keys.
+    RosterKeys,
+    "roster-keys",
+    limits::ROSTER_ITEMS
+);
+
+/// `<relay to='...'/>` in an IQ set: hand my bundle to `to` and record that it holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    /// Who receives the sender's bundle.
+    pub to: BareJid,
+}
+
+impl XmlElement for Relay {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "relay", NS, "{urn:keyward:0}relay")?;
+        Ok(Self { to: BareJid::parse(attr(element, "to")?)? })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("relay", NS).attr("to", self.to.as_str())
+    }
+}
+
+/// `<key-relay from='...'>` in a message from the component: `from`'s bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRelay {
+    /// Whose bundle this is (the receiving client verifies the bundle is for this JID).
+    pub from: BareJid,
+    /// The bundle.
+    pub bundle: Bundle,
+}
+
+impl XmlElement for KeyRelay {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "key-relay", NS, "{urn:keyward:0}key-relay")?;
+        Ok(Self { from: BareJid::parse(attr(element, "from")?)?, bundle: Bundle::from_element(one_child(element, "bundle")?)? })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("key-relay", NS).attr("from", self.from.as_str()).child(self.bundle.to_element())
+    }
+}
+
+/// `<revoked/>` in a message from the component: an account was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The revoked account.
+    pub jid: BareJid,
+    /// The fingerprint of its revoked key.
+    pub fp: Fingerprint,
+    /// When it was revoked.
+    pub at: OffsetDateTime,
+    /// The admin's reason.
+    pub reason: String,
+}
+
+impl XmlElement for Revoked {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "revoked", NS, "{urn:keyward:0}revoked")?;
+        let reason = element.get_attr("reason").unwrap_or_default().to_owned();
+        check_reason(&reason)?;
+        Ok(Self {
+            jid: BareJid::parse(attr(element, "jid")?)?,
+            fp: Fingerprint::from_hex(attr(element, "fp")?)?,
+            at: parse_time(attr(element, "at")?, "at")?,
+            reason,
+        })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("revoked", NS)
+            .attr("jid", self.jid.as_str())
+            .attr("fp", self.fp.to_hex())
+            .attr("at", format_time(&self.at))
+            .attr("reason", self.reason.as_str())
+    }
+}
+
+/// XEP-0380 `<encryption namespace='urn:keyward:0' name='keyward'/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Eme;
+
+impl XmlElement for Eme {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "encryption", NS_EME, "{urn:xmpp:eme:0}encryption")?;
+        if attr(element, "namespace")? != NS {
+            return Err(Error::InvalidValue("namespace"));
+        }
+        Ok(Self)
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("encryption", NS_EME).attr("namespace", NS).attr("name", "keyward")
+    }
+}
+
+/// XEP-0334 `<store/>`: ask the server to keep the message for offline delivery and archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreHint;
+
+impl XmlElement for StoreHint {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "store", NS_HINTS, "{urn:xmpp:hints}store")?;
+        Ok(Self)
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("store", NS_HINTS)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! The one error type of `keyward-proto`: every failure to parse, verify or decrypt.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in keyward's wire formats and cryptography.
+///
+/// Every variant is a refusal: nothing that produced an error may be shown or
+/// stored as if it were valid. Messages never contain secret material.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Error {
+    /// A JID was empty, too long, or contained characters a JID may not hold.
+    #[error("invalid JID: {reason}")]
+    InvalidJid {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A field was not valid standard base64 with padding.
+    #[error("invalid base64 in <{field}>")]
+    Base64 {
+        /// The element or attribute that held it.
+        field: &'static str,
+    },
+    /// A decoded field had the wrong length.
+    #[error("<{field}> is {actual} bytes, expected {expected}")]
+    Length {
+        /// The element or attribute that held it.
+        field: &'static str,
+        /// The length the protocol requires (or allows at most).
+        expected: usize,
+        /// The length found.
+        actual: usize,
+    },
+    /// The bytes were not well-formed XML, or used a feature keyward refuses
+    /// (DTDs, entities other than the five predefined ones, processing instructions).
+    #[error("malformed XML: {0}")]
+    Xml(String),
+    /// An input was larger than the protocol allows.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit that applies.
+        limit: usize,
+    },
+    /// An element had another name or namespace than expected.
+    #[error("expected <{expected}>, found <{found}>")]
+    UnexpectedElement {
+        /// The element that was expected, as `{namespace}name`.
+        expected: &'static str,
+        /// The element found, as `{namespace}name`.
+        found: String,
+    },
+    /// A required attribute or child element was missing.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// An attribute or element had a value outside its allowed set.
+    #[error("invalid value for {0}")]
+    InvalidValue(&'static str),
+    /// A public key was not a valid curve point (or was a low-order point).
+    #[error("invalid public key")]
+    InvalidKey,
+    /// A signature did not verify.
+    #[error("signature verification failed")]
+    BadSignature,
+    /// A bundle or secret blob names another account than the one expected.
+    #[error("bound to another account than expected")]
+    JidMismatch,
+    /// Argon2id parameters outside the accepted range (weakened or absurd).
+    #[error("KDF parameters refused: {reason}")]
+    KdfParams {
+        /// Which bound was violated.
+        reason: &'static str,
+    },
+    /// Authenticated decryption failed: wrong passphrase or key, or tampered data.
+    #[error("decryption failed (wrong key or passphrase, or tampered data)")]
+    Decrypt,
+    /// A sealed message holds no key for this recipient.
+    #[error("the message was not sealed for this key")]
+    NotARecipient,
+    /// A sealed message's signed sender or recipient is not the stanza's.
+    #[error("the message is bound to another {0}")]
+    Binding(&'static str),
+    /// A message with this sender and id was already accepted.
+    #[error("replayed message")]
+    Replay,
+    /// The operating system's random generator failed.
+    #[error("the random generator failed")]
+    Rng,
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

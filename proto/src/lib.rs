@@ -1,0 +1,41 @@
+//! keyward's wire formats and cryptography: pure code, no I/O.
+//!
+//! Everything that the client, the component and the key directory must agree
+//! on lives here: bare JIDs, fingerprints and safety numbers, key material,
+//! the signed [`Bundle`], the passphrase-sealed [`SecretBlob`], the [`Sealed`]
+//! message, and every protocol element as a typed value ([`elements`]) with
+//! XML encode and decode ([`xml`]). The normative description is
+//! `docs/protocol.md` in the repository, with test vectors checked by this
+//! crate's tests.
+//!
+//! This crate performs no I/O and never panics on input: every failure is an
+//! [`Error`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod bundle;
+mod codec;
+pub mod elements;
+mod error;
+mod fingerprint;
+mod jid;
+mod keys;
+pub mod limits;
+mod message;
+mod replay;
+mod secret;
+pub mod xml;
+
+#[cfg(test)]
+mod vectors;
+
+pub use bundle::{Bundle, VerifiedBundle};
+pub use elements::XmlElement;
+pub use error::{Error, Result};
+pub use fingerprint::{Fingerprint, SafetyNumber};
+pub use jid::BareJid;
+pub use keys::{EncryptionPublic, IdentityPublic, KeyPair};
+pub use message::{Envelope, Recipient, Sealed, WrappedKey};
+pub use replay::{MemoryReplayCache, ReplayCache, ReplayEntry};
+pub use secret::{KdfParams, KdfPolicy, SecretBlob};
