@@ -188,7 +188,9 @@ mod tests {
         let later = bundle.to_xml().replace("created='5'", "created='6'");
         assert_eq!(Bundle::parse(later.as_bytes()).and_then(|b| b.verify()).err(), Some(Error::BadSignature));
         let other = KeyPair::generate().expect("rng");
-        let swapped = bundle.to_xml().replace(&b64(&keys.encryption_public().to_bytes()), &b64(&other.encryption_public().to_bytes()));
+        let swapped = bundle
+            .to_xml()
+            .replace(&b64(&keys.encryption_public().to_bytes()), &b64(&other.encryption_public().to_bytes()));
         assert_eq!(Bundle::parse(swapped.as_bytes()).and_then(|b| b.verify()).err(), Some(Error::BadSignature));
     }
 

@@ -144,7 +144,9 @@ impl XmlElement for KeysQuery {
     }
 
     fn to_element(&self) -> Element {
-        self.items.iter().fold(Element::new("keys", NS), |e, jid| e.child(Element::new("item", NS).attr("jid", jid.as_str())))
+        self.items
+            .iter()
+            .fold(Element::new("keys", NS), |e, jid| e.child(Element::new("item", NS).attr("jid", jid.as_str())))
     }
 }
 
@@ -298,7 +300,10 @@ pub struct KeyRelay {
 impl XmlElement for KeyRelay {
     fn from_element(element: &Element) -> Result<Self> {
         expect(element, "key-relay", NS, "{urn:keyward:0}key-relay")?;
-        Ok(Self { from: BareJid::parse(attr(element, "from")?)?, bundle: Bundle::from_element(one_child(element, "bundle")?)? })
+        Ok(Self {
+            from: BareJid::parse(attr(element, "from")?)?,
+            bundle: Bundle::from_element(one_child(element, "bundle")?)?,
+        })
     }
 
     fn to_element(&self) -> Element {

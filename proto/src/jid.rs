@@ -140,8 +140,17 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_jid() {
-        for bad in ["", "@example.test", "alice@", "a b@example.test", "a@b@c", "alice@.test",
-            "alice@exa..mple", "al<ice@example.test", "alice@exa\u{0}mple"] {
+        for bad in [
+            "",
+            "@example.test",
+            "alice@",
+            "a b@example.test",
+            "a@b@c",
+            "alice@.test",
+            "alice@exa..mple",
+            "al<ice@example.test",
+            "alice@exa\u{0}mple",
+        ] {
             assert!(BareJid::parse(bad).is_err(), "{bad:?} was accepted");
         }
         let long = format!("{}@example.test", "a".repeat(1024));

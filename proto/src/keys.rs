@@ -104,10 +104,7 @@ impl KeyPair {
 
     /// Rebuilds keys from the 32 byte Ed25519 seed and the 32 byte X25519 secret.
     pub fn from_secret_bytes(ik_seed: &[u8; 32], ek_secret: &[u8; 32]) -> Self {
-        Self {
-            identity: SigningKey::from_bytes(ik_seed),
-            encryption: x25519_dalek::StaticSecret::from(*ek_secret),
-        }
+        Self { identity: SigningKey::from_bytes(ik_seed), encryption: x25519_dalek::StaticSecret::from(*ek_secret) }
     }
 
     /// The Ed25519 seed and X25519 secret, in a buffer zeroized on drop.

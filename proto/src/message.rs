@@ -259,7 +259,8 @@ fn parse_inner(inner: &[u8]) -> Result<Envelope> {
     if cursor.take(DOMAIN.len())? != DOMAIN {
         return Err(Error::InvalidValue("message domain"));
     }
-    let text = |bytes: &[u8], field| core::str::from_utf8(bytes).map(str::to_owned).map_err(|_| Error::InvalidValue(field));
+    let text =
+        |bytes: &[u8], field| core::str::from_utf8(bytes).map(str::to_owned).map_err(|_| Error::InvalidValue(field));
     let from = BareJid::parse(&text(cursor.lp()?, "from")?)?;
     let to = BareJid::parse(&text(cursor.lp()?, "to")?)?;
     let ts_ms = cursor.u64()?;

@@ -7,8 +7,8 @@ use crate::jid::BareJid;
 use crate::keys::{FillRandom, KeyPair, os_random};
 use crate::limits;
 use crate::xml::Element;
-use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead, KeyInit};
 use zeroize::Zeroizing;
 
 const DOMAIN: &[u8] = b"keyward/secret/v0\x00";
@@ -251,7 +251,9 @@ mod tests {
         // Sealed with test parameters: the strict policy refuses it.
         assert!(matches!(blob.open(b"correct horse", &alice(), &KdfPolicy::STRICT), Err(Error::KdfParams { .. })));
         let strict = KdfPolicy::STRICT;
-        for (m_kib, t, p) in [(19_455, 3, 1), (65_536, 1, 1), (1_048_577, 3, 1), (65_536, 17, 1), (65_536, 3, 0), (65_536, 3, 9)] {
+        for (m_kib, t, p) in
+            [(19_455, 3, 1), (65_536, 1, 1), (1_048_577, 3, 1), (65_536, 17, 1), (65_536, 3, 0), (65_536, 3, 9)]
+        {
             assert!(strict.check(&KdfParams { m_kib, t, p }).is_err(), "accepted m={m_kib} t={t} p={p}");
         }
         strict.check(&KdfParams::DEFAULT).expect("default is acceptable");
@@ -266,9 +268,18 @@ mod tests {
     fn malformed_blobs_are_typed_errors() {
         let (_, blob) = sealed();
         let xml = blob.to_xml();
-        assert!(matches!(SecretBlob::parse(xml.replace("argon2id", "scrypt").as_bytes()), Err(Error::InvalidValue("kdf"))));
-        assert!(matches!(SecretBlob::parse(xml.replace("m='64'", "m='lots'").as_bytes()), Err(Error::InvalidValue("m"))));
-        let huge = format!("<secret xmlns='urn:keyward:0' kdf='argon2id' m='64' t='1' p='1'><salt>AAAAAAAAAAAAAAAAAAAAAA==</salt><nonce>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</nonce><ct>{}</ct></secret>", "A".repeat(8000));
+        assert!(matches!(
+            SecretBlob::parse(xml.replace("argon2id", "scrypt").as_bytes()),
+            Err(Error::InvalidValue("kdf"))
+        ));
+        assert!(matches!(
+            SecretBlob::parse(xml.replace("m='64'", "m='lots'").as_bytes()),
+            Err(Error::InvalidValue("m"))
+        ));
+        let huge = format!(
+            "<secret xmlns='urn:keyward:0' kdf='argon2id' m='64' t='1' p='1'><salt>AAAAAAAAAAAAAAAAAAAAAA==</salt><nonce>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</nonce><ct>{}</ct></secret>",
+            "A".repeat(8000)
+        );
         assert!(matches!(SecretBlob::parse(huge.as_bytes()), Err(Error::Length { field: "ct", .. })));
     }
 }

@@ -312,7 +312,9 @@ fn ns_string(ns: ResolveResult<'_>) -> Result<String> {
     match ns {
         ResolveResult::Bound(ns) => Ok(utf8(ns.into_inner())?.to_owned()),
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(prefix) => Err(Error::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&prefix)))),
+        ResolveResult::Unknown(prefix) => {
+            Err(Error::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&prefix))))
+        }
     }
 }
 
@@ -326,8 +328,9 @@ mod tests {
 
     #[test]
     fn parses_namespaces_attributes_and_text() {
-        let e = parse("<?xml version='1.0'?><a xmlns='urn:x' k='v &amp; w'><b>t&lt;1&#65;</b><p:c xmlns:p='urn:y'/></a>")
-            .expect("parses");
+        let e =
+            parse("<?xml version='1.0'?><a xmlns='urn:x' k='v &amp; w'><b>t&lt;1&#65;</b><p:c xmlns:p='urn:y'/></a>")
+                .expect("parses");
         assert!(e.is("a", "urn:x"));
         assert_eq!(e.get_attr("k"), Some("v & w"));
         assert_eq!(e.get_child("b", "urn:x").map(Element::get_text), Some("t<1A"));
