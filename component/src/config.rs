@@ -1,0 +1,244 @@
+//! Configuration from flags and environment variables; secrets in a type that never prints.
+
+use core::fmt;
+use core::str::FromStr;
+use core::time::Duration;
+use std::net::SocketAddr;
+
+use clap::Args;
+use keyward_proto::BareJid;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+
+/// A secret string (component secret, keydir token): `Debug` and `Display` print `[redacted]`.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(SecretString::from(secret.into()))
+    }
+
+    /// The secret itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = core::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+/// The flags of `keyward-component serve` (each also read from its environment variable).
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The XMPP server's component port, host:port.
+    #[arg(long, env = "KEYWARD_XMPP_ADDR")]
+    pub xmpp_addr: String,
+    /// The component's JID, as configured on the server (e.g. keys.example.test).
+    #[arg(long, env = "KEYWARD_COMPONENT_JID")]
+    pub component_jid: String,
+    /// The shared secret of the component on the server.
+    #[arg(long, env = "KEYWARD_COMPONENT_SECRET", hide_env_values = true)]
+    pub component_secret: Secret,
+    /// keydir's base URL (http://host:port).
+    #[arg(long, env = "KEYWARD_KEYDIR_URL")]
+    pub keydir_url: String,
+    /// The bearer token of keydir's component API.
+    #[arg(long, env = "KEYWARD_COMPONENT_TOKEN", hide_env_values = true)]
+    pub component_token: Secret,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, env = "KEYWARD_METRICS_LISTEN", default_value = "127.0.0.1:9102")]
+    pub metrics_listen: SocketAddr,
+    /// Domains whose accounts may publish and fetch secrets (comma separated); default: the parent
+    /// domain of the component JID.
+    #[arg(long, env = "KEYWARD_SERVED_DOMAINS", value_delimiter = ',')]
+    pub served_domains: Vec<String>,
+    /// Requests handled at once; more are answered with resource-constraint.
+    #[arg(long, env = "KEYWARD_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Timeout of one keydir request, in milliseconds.
+    #[arg(long, env = "KEYWARD_KEYDIR_TIMEOUT_MS", default_value_t = 3000)]
+    pub keydir_timeout_ms: u64,
+    /// Relays allowed per sender and minute.
+    #[arg(long, env = "KEYWARD_RELAY_PER_MINUTE", default_value_t = 30)]
+    pub relay_per_minute: u32,
+    /// Seconds of silence after which a whitespace keepalive is sent.
+    #[arg(long, env = "KEYWARD_KEEPALIVE_SECS", default_value_t = 60)]
+    pub keepalive_secs: u64,
+    /// First reconnect delay, in milliseconds (doubles up to the maximum, with jitter).
+    #[arg(long, env = "KEYWARD_RECONNECT_MIN_MS", default_value_t = 250)]
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, in milliseconds.
+    #[arg(long, env = "KEYWARD_RECONNECT_MAX_MS", default_value_t = 30_000)]
+    pub reconnect_max_ms: u64,
+}
+
+/// The validated configuration of a running component.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The XMPP server's component port, host:port.
+    pub xmpp_addr: String,
+    /// The component's JID (a domain).
+    pub component_jid: BareJid,
+    /// The shared secret.
+    pub component_secret: Secret,
+    /// keydir's base URL.
+    pub keydir_url: String,
+    /// keydir's component API token.
+    pub component_token: Secret,
+    /// Domains whose accounts may publish and fetch secrets.
+    pub served_domains: Vec<String>,
+    /// Requests handled at once.
+    pub max_in_flight: usize,
+    /// Timeout of one keydir request.
+    pub keydir_timeout: Duration,
+    /// Relays allowed per sender and minute.
+    pub relay_per_minute: u32,
+    /// Silence after which a whitespace keepalive is sent.
+    pub keepalive: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+    /// How long to wait for the server's roster answer (XEP-0356).
+    pub roster_timeout: Duration,
+    /// How long to connect and authenticate before giving up on an attempt.
+    pub connect_timeout: Duration,
+    /// How long a shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Long-poll wait of one notice claim.
+    pub claim_wait: Duration,
+    /// Lease of a claimed notice (handed out again after it, unless acknowledged).
+    pub claim_lease: Duration,
+}
+
+impl Config {
+    /// A configuration with the defaults for everything but the required settings.
+    pub fn new(
+        xmpp_addr: impl Into<String>,
+        component_jid: &str,
+        component_secret: Secret,
+        keydir_url: impl Into<String>,
+        component_token: Secret,
+    ) -> Result<Self> {
+        let component_jid = BareJid::parse(component_jid)
+            .map_err(|e| Error::Config(format!("component JID {component_jid:?}: {e}")))?;
+        if component_jid.local().is_some() {
+            return Err(Error::Config("the component JID must be a domain".into()));
+        }
+        let parent = match component_jid.domain().split_once('.') {
+            Some((_, parent)) if parent.contains('.') || !parent.is_empty() => parent.to_owned(),
+            _ => return Err(Error::Config("the component JID has no parent domain; set served domains".into())),
+        };
+        Ok(Self {
+            xmpp_addr: xmpp_addr.into(),
+            component_jid,
+            component_secret,
+            keydir_url: keydir_url.into(),
+            component_token,
+            served_domains: vec![parent],
+            max_in_flight: 64,
+            keydir_timeout: Duration::from_secs(3),
+            relay_per_minute: 30,
+            keepalive: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(250),
+            reconnect_max: Duration::from_secs(30),
+            roster_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            claim_wait: Duration::from_secs(20),
+            claim_lease: Duration::from_secs(30),
+        })
+    }
+
+    /// Validates the flags.
+    pub fn from_args(args: &ServeArgs) -> Result<Self> {
+        let mut config = Self::new(
+            args.xmpp_addr.clone(),
+            &args.component_jid,
+            args.component_secret.clone(),
+            args.keydir_url.clone(),
+            args.component_token.clone(),
+        )?;
+        if !args.served_domains.is_empty() {
+            config.served_domains = args
+                .served_domains
+                .iter()
+                .map(|d| {
+                    BareJid::parse(d.trim())
+                        .ok()
+                        .filter(|j| j.local().is_none())
+                        .map(|j| j.as_str().to_owned())
+                        .ok_or_else(|| Error::Config(format!("served domain {d:?} is not a domain")))
+                })
+                .collect::<Result<_>>()?;
+        }
+        if args.max_in_flight == 0 {
+            return Err(Error::Config("max in flight must be at least 1".into()));
+        }
+        if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
+            return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
+        }
+        config.max_in_flight = args.max_in_flight;
+        config.keydir_timeout = Duration::from_millis(args.keydir_timeout_ms.max(1));
+        config.relay_per_minute = args.relay_per_minute;
+        config.keepalive = Duration::from_secs(args.keepalive_secs.max(1));
+        config.reconnect_min = Duration::from_millis(args.reconnect_min_ms);
+        config.reconnect_max = Duration::from_millis(args.reconnect_max_ms);
+        Ok(config)
+    }
+
+    /// Whether accounts of `domain` may publish and fetch secrets here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.served_domains.iter().any(|d| d == domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_parent_domain_and_hide_secrets() {
+        let config = Config::new(
+            "127.0.0.1:5347",
+            "keys.example.test",
+            Secret::new("hunter2"),
+            "http://127.0.0.1:8080",
+            Secret::new("tok3n"),
+        )
+        .expect("valid");
+        assert!(config.serves("example.test"));
+        assert!(!config.serves("other.test"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("tok3n"), "{printed}");
+    }
+
+    #[test]
+    fn refuses_bad_jids() {
+        for jid in ["user@keys.example.test", "keys", "a b"] {
+            assert!(
+                Config::new("x:1", jid, Secret::new("s"), "http://x", Secret::new("t")).is_err(),
+                "{jid} accepted"
+            );
+        }
+    }
+}

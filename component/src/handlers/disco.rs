@@ -1,0 +1,39 @@
+//! Service discovery (XEP-0030 disco#info); XEP-0199 ping is answered in the router.
+
+use keyward_proto::elements::{FEATURE_ROSTER_KEYS, NS};
+use keyward_proto::xml::Element;
+
+use super::Outcome;
+use crate::context::SessionContext;
+use crate::stanza::{Condition, Iq, StanzaError};
+
+/// The disco#info namespace.
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// The XEP-0199 namespace.
+pub const NS_PING: &str = "urn:xmpp:ping";
+
+/// Identity and features; `roster-keys` only where the asker's server granted roster access.
+pub fn info(iq: &Iq, query: &Element, ctx: &SessionContext) -> Outcome {
+    if query.get_attr("node").is_some() {
+        return Err(StanzaError::new(Condition::ItemNotFound));
+    }
+    let privileged = iq
+        .from
+        .as_deref()
+        .and_then(|from| keyward_proto::BareJid::from_full(from).ok())
+        .is_some_and(|jid| ctx.privileges(jid.domain()).roster_get);
+    let mut features = vec![NS_DISCO_INFO, NS_PING, NS];
+    if privileged {
+        features.push(FEATURE_ROSTER_KEYS);
+    }
+    let answer = features.into_iter().fold(
+        Element::new("query", NS_DISCO_INFO).child(
+            Element::new("identity", NS_DISCO_INFO)
+                .attr("category", "component")
+                .attr("type", "generic")
+                .attr("name", "keyward key directory"),
+        ),
+        |query, feature| query.child(Element::new("feature", NS_DISCO_INFO).attr("var", feature)),
+    );
+    Ok(Some(answer))
+}

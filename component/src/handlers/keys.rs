@@ -1,0 +1,67 @@
+//! `keys`: the bundles and status of up to 100 accounts; shared with `roster-keys`.
+
+use keyward_proto::elements::{KeyItem, KeyStatus, KeysQuery, KeysResult};
+use keyward_proto::xml::Element;
+use keyward_proto::{BareJid, Bundle, XmlElement};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::warn;
+
+use super::{Outcome, keydir_failed, refused, sender};
+use crate::context::SessionContext;
+use crate::keydir::LookupItem;
+use crate::stanza::{Condition, Iq, StanzaError};
+
+/// Looks the accounts up in keydir, recording that the sender now holds each bundle.
+pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome {
+    let requester = sender(iq)?;
+    let query = KeysQuery::from_element(payload).map_err(|e| refused(&e))?;
+    let items = lookup(ctx, &requester, query.items()).await?;
+    Ok(Some(KeysResult { items }.to_element()))
+}
+
+/// Looks up any number of accounts, 100 per keydir call.
+pub async fn lookup(ctx: &SessionContext, requester: &BareJid, jids: &[BareJid]) -> Result<Vec<KeyItem>, StanzaError> {
+    let mut items = Vec::with_capacity(jids.len());
+    for chunk in jids.chunks(keyward_proto::limits::KEYS_ITEMS) {
+        let found = ctx.shared.keydir.lookup(Some(requester), chunk).await.map_err(|e| keydir_failed(&e))?;
+        for (jid, item) in chunk.iter().zip(found) {
+            items.push(key_item(jid, item)?);
+        }
+    }
+    Ok(items)
+}
+
+fn internal(what: &str, jid: &BareJid) -> StanzaError {
+    warn!(%jid, what, "keydir returned an unusable lookup item");
+    StanzaError::new(Condition::InternalServerError)
+}
+
+/// Checks one keydir item (its bundle verifies and is the account's) and converts it.
+fn key_item(jid: &BareJid, item: LookupItem) -> Result<KeyItem, StanzaError> {
+    if item.jid != jid.as_str() {
+        return Err(internal("jid out of order", jid));
+    }
+    let bundle = match item.bundle.as_deref() {
+        Some(xml) => {
+            let bundle = Bundle::parse(xml.as_bytes()).map_err(|_| internal("bundle unreadable", jid))?;
+            bundle.verify_for(jid).map_err(|_| internal("bundle does not verify", jid))?;
+            Some(bundle)
+        }
+        None => None,
+    };
+    let status = match item.status.as_str() {
+        "active" if bundle.is_some() => KeyStatus::Active,
+        "none" => KeyStatus::None,
+        "revoked" => {
+            let at = item
+                .revoked_at
+                .as_deref()
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+                .ok_or_else(|| internal("revoked without a time", jid))?;
+            KeyStatus::Revoked { at, reason: item.reason.unwrap_or_default() }
+        }
+        _ => return Err(internal("unknown status", jid)),
+    };
+    Ok(KeyItem { jid: jid.clone(), status, bundle })
+}

@@ -1,0 +1,134 @@
+//! Request handling: routes each IQ to its handler and turns every outcome into a reply.
+//!
+//! The sender of a request is always the `from` the server stamped on the stanza,
+//! never a JID claimed inside it.
+
+mod disco;
+mod keys;
+mod publish;
+mod relay;
+mod roster;
+mod secret;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use keyward_proto::BareJid;
+use keyward_proto::elements::NS;
+use keyward_proto::xml::Element;
+use tracing::{debug, warn};
+
+use crate::context::SessionContext;
+use crate::error::Error;
+use crate::stanza::{Condition, ErrorType, Iq, IqType, StanzaError};
+
+/// The outcome of a handler: an optional payload for the result, or an error.
+type Outcome = Result<Option<Element>, StanzaError>;
+
+/// Handles one IQ get or set and sends the reply through the session's writer.
+pub async fn handle(iq: Iq, ctx: Arc<SessionContext>) {
+    let started = Instant::now();
+    let (request, outcome) = route(&iq, &ctx).await;
+    let metrics = &ctx.shared.metrics;
+    metrics.request_seconds.with_label_values(&[request]).observe(started.elapsed().as_secs_f64());
+    let reply = match outcome {
+        Ok(payload) => iq.result(payload),
+        Err(error) => {
+            metrics.errors.with_label_values(&[error.condition.name()]).inc();
+            debug!(request, condition = %error.condition, "request refused");
+            error.reply_to(&iq.element)
+        }
+    };
+    if !ctx.outbox.send(&reply).await {
+        debug!(request, "stream went down before the reply");
+    }
+}
+
+/// Picks the handler; returns the request's name (a metrics label) and the outcome.
+async fn route(iq: &Iq, ctx: &SessionContext) -> (&'static str, Outcome) {
+    let Some(payload) = iq.payload() else {
+        return ("malformed", Err(bad_request("an IQ get or set carries exactly one element")));
+    };
+    let addressed_to_us = iq
+        .to
+        .as_deref()
+        .and_then(|to| BareJid::from_full(to).ok())
+        .is_some_and(|to| to == ctx.shared.config.component_jid);
+    if !addressed_to_us {
+        return ("other", Err(StanzaError::new(Condition::ServiceUnavailable)));
+    }
+    match (payload.ns(), payload.name(), iq.kind) {
+        (NS, "publish", IqType::Set) => ("publish", publish::handle(iq, payload, ctx).await),
+        (NS, "secret", IqType::Get) => ("secret", secret::handle(iq, payload, ctx).await),
+        (NS, "keys", IqType::Get) => ("keys", keys::handle(iq, payload, ctx).await),
+        (NS, "roster-keys", IqType::Get) => ("roster-keys", roster::handle(iq, payload, ctx).await),
+        (NS, "relay", IqType::Set) => ("relay", relay::handle(iq, payload, ctx).await),
+        (NS, "publish" | "secret" | "keys" | "roster-keys" | "relay", _) => {
+            ("malformed", Err(bad_request("wrong IQ type for this request")))
+        }
+        (NS, _, _) => ("unknown", Err(StanzaError::new(Condition::FeatureNotImplemented))),
+        (disco::NS_DISCO_INFO, "query", IqType::Get) => ("disco-info", disco::info(iq, payload, ctx)),
+        (disco::NS_PING, "ping", IqType::Get) => ("ping", Ok(None)),
+        _ => ("other", Err(StanzaError::new(Condition::ServiceUnavailable))),
+    }
+}
+
+/// A `bad-request` with an explanation.
+fn bad_request(text: &str) -> StanzaError {
+    StanzaError::new(Condition::BadRequest).text(text)
+}
+
+/// The sender's bare JID: an account (with a localpart), as the server stamped it.
+fn sender(iq: &Iq) -> Result<BareJid, StanzaError> {
+    let from = iq.from.as_deref().ok_or_else(|| bad_request("no sender"))?;
+    let jid = BareJid::from_full(from).map_err(|_| bad_request("invalid sender"))?;
+    if jid.local().is_none() {
+        return Err(StanzaError::new(Condition::NotAllowed).text("only accounts may use keyward"));
+    }
+    Ok(jid)
+}
+
+/// A sender whose account is on a domain this component serves (for publish and secret).
+fn served_sender(iq: &Iq, ctx: &SessionContext) -> Result<BareJid, StanzaError> {
+    let jid = sender(iq)?;
+    if !ctx.shared.config.serves(jid.domain()) {
+        return Err(StanzaError::new(Condition::NotAllowed).text("this service does not store keys of your domain"));
+    }
+    Ok(jid)
+}
+
+/// A request element that failed to parse: too large is `policy-violation`, anything else `bad-request`.
+fn refused(err: &keyward_proto::Error) -> StanzaError {
+    match err {
+        keyward_proto::Error::TooLarge { .. } => StanzaError::new(Condition::PolicyViolation).text(err.to_string()),
+        _ => bad_request(&err.to_string()),
+    }
+}
+
+/// A keydir failure as the user sees it.
+fn keydir_failed(err: &Error) -> StanzaError {
+    match err {
+        Error::KeydirUnavailable(_) => {
+            warn!(cause = %err, "keydir unavailable");
+            StanzaError::new(Condition::ServiceUnavailable).kind(ErrorType::Wait).text("the key directory is unavailable")
+        }
+        Error::KeydirProblem { status, problem } => {
+            let condition = match status {
+                400 => Condition::BadRequest,
+                403 => Condition::NotAllowed,
+                404 => Condition::ItemNotFound,
+                409 => Condition::Conflict,
+                413 => Condition::PolicyViolation,
+                _ => Condition::InternalServerError,
+            };
+            if condition == Condition::InternalServerError {
+                warn!(status, problem, "unexpected keydir problem");
+            }
+            StanzaError::new(condition).text(problem.as_str())
+        }
+        _ => {
+            warn!(cause = %err, "keydir failure");
+            StanzaError::new(Condition::InternalServerError)
+        }
+    }
+}

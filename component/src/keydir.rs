@@ -1,0 +1,290 @@
+//! The keydir client: the component API of `docs/keydir-api.md` over pooled HTTP with timeouts.
+//!
+//! Every call is bounded by a timeout, so a slow or dead keydir turns into
+//! [`Error::KeydirUnavailable`] quickly, which handlers answer with `service-unavailable`.
+
+use core::time::Duration;
+
+use keyward_proto::BareJid;
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::error::{Error, Result};
+
+/// How long to wait for a TCP connection to keydir.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Prefix of keydir's problem types.
+const PROBLEM_PREFIX: &str = "urn:keyward:problem:";
+
+/// A client of keydir's component API. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct KeydirClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Secret,
+    timeout: Duration,
+}
+
+/// What `publish` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The account was created.
+    Created,
+    /// The same bundle was already stored (the secret blob was replaced).
+    Unchanged,
+}
+
+/// One account in a lookup answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LookupItem {
+    /// The account.
+    pub jid: String,
+    /// `active`, `revoked` or `none`.
+    pub status: String,
+    /// When it was revoked (RFC 3339).
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+    /// Why it was revoked.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Its bundle's XML.
+    #[serde(default)]
+    pub bundle: Option<String>,
+}
+
+/// A notice claimed from the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Notice {
+    /// Its id, to acknowledge it.
+    pub id: i64,
+    /// The addressee's bare JID.
+    pub to: String,
+    /// `key-relay` or `revoked`.
+    pub kind: String,
+    /// The complete XML of the `<key-relay/>` or `<revoked/>` element.
+    pub payload: String,
+}
+
+#[derive(Serialize)]
+struct PublishBody<'a> {
+    bundle: &'a str,
+    secret: &'a str,
+}
+
+#[derive(Deserialize)]
+struct SecretBody {
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct LookupBody<'a> {
+    requester: Option<&'a str>,
+    jids: Vec<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct LookupAnswer {
+    items: Vec<LookupItem>,
+}
+
+#[derive(Serialize)]
+struct RelayBody<'a> {
+    from: &'a str,
+    to: &'a str,
+}
+
+#[derive(Deserialize)]
+struct RelayAnswer {
+    notice_id: i64,
+}
+
+#[derive(Serialize)]
+struct ClaimBody {
+    max: u32,
+    wait_ms: u64,
+    lease_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct ClaimAnswer {
+    notices: Vec<Notice>,
+}
+
+#[derive(Serialize)]
+struct AckBody<'a> {
+    ids: &'a [i64],
+}
+
+#[derive(Deserialize)]
+struct AckAnswer {
+    acknowledged: u64,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn unavailable(err: reqwest::Error) -> Error {
+    // reqwest's messages name the URL but never the Authorization header.
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    Error::KeydirUnavailable(what.to_owned())
+}
+
+impl KeydirClient {
+    /// A client of the keydir at `base_url`, with `timeout` per request.
+    pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<Self> {
+        let base = Url::parse(base_url).map_err(|e| Error::Config(format!("keydir URL: {e}")))?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(Error::Config("keydir URL must be http(s)://host[:port][/path]".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Self { http, base, token, timeout })
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["v0", "component"]).extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        self.http.request(method, self.url(segments)).bearer_auth(self.token.expose())
+    }
+
+    /// Sends and sorts the answer: success, a problem, or unavailable.
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        if status.is_server_error() {
+            return Err(Error::KeydirUnavailable(format!("status {status}")));
+        }
+        let problem = match response.json::<Problem>().await {
+            Ok(problem) => problem.kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(&problem.kind).to_owned(),
+            Err(_) if status == StatusCode::PAYLOAD_TOO_LARGE => "too-large".to_owned(),
+            Err(_) => format!("status-{}", status.as_u16()),
+        };
+        Err(Error::KeydirProblem { status: status.as_u16(), problem })
+    }
+
+    async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+        response.json().await.map_err(|e| {
+            if e.is_timeout() { unavailable(e) } else { Error::KeydirProtocol(format!("bad JSON: {e}")) }
+        })
+    }
+
+    /// Stores `jid`'s bundle and secret blob (their XML).
+    pub async fn publish(&self, jid: &BareJid, bundle: &str, secret: &str) -> Result<Published> {
+        let request = self.request(Method::PUT, &["accounts", jid.as_str()]).json(&PublishBody { bundle, secret });
+        let response = self.send(request).await?;
+        Ok(if response.status() == StatusCode::CREATED { Published::Created } else { Published::Unchanged })
+    }
+
+    /// `jid`'s secret blob (XML).
+    pub async fn secret(&self, jid: &BareJid) -> Result<String> {
+        let response = self.send(self.request(Method::GET, &["accounts", jid.as_str(), "secret"])).await?;
+        Ok(Self::json::<SecretBody>(response).await?.secret)
+    }
+
+    /// Looks up 1 to 100 accounts, recording that `requester` now holds each returned bundle.
+    pub async fn lookup(&self, requester: Option<&BareJid>, jids: &[BareJid]) -> Result<Vec<LookupItem>> {
+        let body = LookupBody { requester: requester.map(BareJid::as_str), jids: jids.iter().map(BareJid::as_str).collect() };
+        let response = self.send(self.request(Method::POST, &["lookup"]).json(&body)).await?;
+        let items = Self::json::<LookupAnswer>(response).await?.items;
+        if items.len() != jids.len() {
+            return Err(Error::KeydirProtocol(format!("{} items for {} jids", items.len(), jids.len())));
+        }
+        Ok(items)
+    }
+
+    /// Records that `to` holds `from`'s key and queues a key-relay notice; returns the notice id.
+    pub async fn relay(&self, from: &BareJid, to: &BareJid) -> Result<i64> {
+        let body = RelayBody { from: from.as_str(), to: to.as_str() };
+        let response = self.send(self.request(Method::POST, &["relays"]).json(&body)).await?;
+        Ok(Self::json::<RelayAnswer>(response).await?.notice_id)
+    }
+
+    /// Claims up to `max` due notices, waiting up to `wait` for one (long poll), leasing them for `lease`.
+    pub async fn claim(&self, max: u32, wait: Duration, lease: Duration) -> Result<Vec<Notice>> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(30_000).min(30_000);
+        let body = ClaimBody { max, wait_ms, lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX) };
+        let request = self
+            .request(Method::POST, &["notices", "claim"])
+            .json(&body)
+            .timeout(Duration::from_millis(wait_ms) + self.timeout);
+        let response = self.send(request).await?;
+        Ok(Self::json::<ClaimAnswer>(response).await?.notices)
+    }
+
+    /// Acknowledges delivered notices.
+    pub async fn ack(&self, ids: &[i64]) -> Result<u64> {
+        let response = self.send(self.request(Method::POST, &["notices", "ack"]).json(&AckBody { ids })).await?;
+        Ok(Self::json::<AckAnswer>(response).await?.acknowledged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_percent_encode_jids() {
+        let client = KeydirClient::new("http://127.0.0.1:1/base/", Secret::new("t"), Duration::from_secs(1))
+            .expect("valid");
+        let url = client.url(&["accounts", "a/b@example.test", "secret"]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/base/v0/component/accounts/a%2Fb@example.test/secret");
+        assert!(KeydirClient::new("mailto:x", Secret::new("t"), Duration::from_secs(1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_dead_keydir_is_unavailable_quickly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let client = KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(500))
+            .expect("valid");
+        let started = std::time::Instant::now();
+        let jid = BareJid::parse("alice@example.test").expect("valid");
+        assert!(matches!(client.secret(&jid).await, Err(Error::KeydirUnavailable(_))));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_silent_keydir_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _hold = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let client = KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(300))
+            .expect("valid");
+        let started = std::time::Instant::now();
+        let jid = BareJid::parse("alice@example.test").expect("valid");
+        assert!(matches!(client.secret(&jid).await, Err(Error::KeydirUnavailable(_))));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,150 @@
+//! Prometheus metrics and `/healthz`, served on their own listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use tokio::net::TcpListener;
+
+/// The component's metrics, in a registry of their own (several components can run in one process).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Stanzas received, by kind (`iq`, `message`, `presence`, `oversize`).
+    pub stanzas: IntCounterVec,
+    /// Request handling time, by request.
+    pub request_seconds: HistogramVec,
+    /// Errors answered or met, by condition.
+    pub errors: IntCounterVec,
+    /// 1 while the XMPP stream is up and authenticated.
+    pub stream_up: IntGauge,
+    /// Reconnections after the stream went away.
+    pub reconnects: IntCounter,
+    /// Notices delivered, by kind.
+    pub notices_sent: IntCounterVec,
+    /// Requests being handled.
+    pub in_flight: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are fixed and distinct, so registration cannot collide.
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
+
+impl Metrics {
+    /// Fresh metrics in a new registry.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("keyward_component".into()), None).unwrap_or_default();
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|_| unreachable_metric()),
+            )
+        };
+        let stanzas = counter_vec("stanzas_total", "Stanzas received from the XMPP server, by kind.", "kind");
+        let errors = counter_vec("errors_total", "Errors answered or met, by RFC 6120 condition or cause.", "condition");
+        let notices_sent = counter_vec("notices_sent_total", "Notices delivered from keydir's outbox, by kind.", "kind");
+        let request_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("request_duration_seconds", "Time to answer a request, by request.")
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["request"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let stream_up = register(
+            &registry,
+            IntGauge::new("stream_up", "1 while the XMPP component stream is up and authenticated.")
+                .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let reconnects = register(
+            &registry,
+            IntCounter::new("reconnects_total", "Reconnections after the XMPP stream went away.")
+                .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let in_flight = register(
+            &registry,
+            IntGauge::new("requests_in_flight", "Requests being handled.").unwrap_or_else(|_| unreachable_metric()),
+        );
+        Self { registry, stanzas, request_seconds, errors, stream_up, reconnects, notices_sent, in_flight }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Whether the XMPP stream is up.
+    pub fn is_up(&self) -> bool {
+        self.stream_up.get() == 1
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Metric constructors only fail on invalid names, which are constants here.
+fn unreachable_metric<T>() -> T {
+    unreachable!("metric names and labels are valid constants")
+}
+
+async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
+}
+
+async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.is_up() {
+        (StatusCode::OK, "stream up\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stream down\n")
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route("/metrics", get(metrics_page)).route("/healthz", get(healthz)).with_state(metrics);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family() {
+        let metrics = Metrics::new();
+        metrics.stanzas.with_label_values(&["iq"]).inc();
+        metrics.request_seconds.with_label_values(&["keys"]).observe(0.01);
+        metrics.errors.with_label_values(&["bad-request"]).inc();
+        metrics.notices_sent.with_label_values(&["revoked"]).inc();
+        metrics.reconnects.inc();
+        let page = metrics.render();
+        for name in [
+            "keyward_component_stanzas_total{kind=\"iq\"} 1",
+            "keyward_component_request_duration_seconds_bucket{request=\"keys\",le=\"0.01\"} 1",
+            "keyward_component_errors_total{condition=\"bad-request\"} 1",
+            "keyward_component_stream_up 0",
+            "keyward_component_reconnects_total 1",
+            "keyward_component_notices_sent_total{kind=\"revoked\"} 1",
+        ] {
+            assert!(page.contains(name), "{name} missing from\n{page}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! One connected stream: reads frames, dispatches requests (bounded), and shuts down gracefully.
+
+use std::sync::Arc;
+
+use keyward_proto::BareJid;
+use keyward_proto::xml::Element;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::connection::{Connection, frame_kind};
+use crate::context::{SessionContext, Shared};
+use crate::error::{Error, Result};
+use crate::handlers;
+use crate::privilege;
+use crate::stanza::{Condition, ErrorType, Iq, IqType, StanzaError};
+use crate::stream::{Frame, StreamCondition};
+use crate::writer::{self, Outbox};
+
+/// Queue length between handlers and the writer.
+const WRITER_QUEUE: usize = 256;
+
+/// Runs an authenticated stream until it breaks or `stop` is cancelled.
+///
+/// `on_up` receives the session's outbox once it is ready (for notice delivery).
+/// On `stop`, the session stops taking new requests, keeps reading so that
+/// in-flight requests can finish (within the configured grace), then closes the stream.
+pub async fn run(
+    mut connection: Connection,
+    socket: tokio::net::tcp::OwnedWriteHalf,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    on_up: impl FnOnce(Outbox),
+) -> Result<()> {
+    let (outbox, queue) = writer::channel(WRITER_QUEUE);
+    let mut writer: JoinHandle<Result<()>> = tokio::spawn(writer::run(socket, queue, shared.config.keepalive));
+    let ctx = Arc::new(SessionContext::new(shared.clone(), outbox.clone()));
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
+    on_up(outbox.clone());
+    let mut draining: Option<tokio::time::Instant> = None;
+    let mut writer_done = false;
+    let result = loop {
+        let deadline = draining.unwrap_or_else(|| tokio::time::Instant::now() + shared.config.shutdown_grace);
+        tokio::select! {
+            () = stop.cancelled(), if draining.is_none() => {
+                info!("shutting down: finishing in-flight requests");
+                tracker.close();
+                draining = Some(tokio::time::Instant::now() + shared.config.shutdown_grace);
+            }
+            () = tracker.wait(), if draining.is_some() => break Ok(()),
+            () = tokio::time::sleep_until(deadline), if draining.is_some() => {
+                warn!("shutdown grace elapsed with requests in flight");
+                break Ok(());
+            }
+            joined = &mut writer => {
+                writer_done = true;
+                break match joined {
+                    Ok(Ok(())) => Err(Error::Closed),
+                    Ok(Err(err)) => Err(err),
+                    Err(_) => Err(Error::Closed),
+                };
+            }
+            frame = connection.read_frame() => match frame {
+                Ok(Frame::Stanza(stanza)) => dispatch(stanza, &ctx, &tracker, &permits, draining.is_some()).await,
+                Ok(Frame::Oversize { head }) => oversize(head, &ctx).await,
+                Ok(Frame::StreamError { condition, text }) => break Err(Error::ServerStreamError { condition, text }),
+                Ok(Frame::Close) => break Err(Error::Closed),
+                Ok(other) => {
+                    let detail = format!("unexpected {}", frame_kind(&other));
+                    break Err(Error::Stream { condition: StreamCondition::BadFormat, detail });
+                }
+                Err(err) => break Err(err),
+            },
+        }
+    };
+    let stream_error = match &result {
+        Err(Error::Stream { condition, .. }) => Some(*condition),
+        _ => None,
+    };
+    tracker.close();
+    if !writer_done {
+        outbox.close(stream_error).await;
+        drop(outbox);
+        drop(ctx);
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+    result
+}
+
+/// Sorts one stanza: requests go to a handler task, answers to the waiting request, advertisements are recorded.
+async fn dispatch(
+    stanza: Element,
+    ctx: &Arc<SessionContext>,
+    tracker: &TaskTracker,
+    permits: &Arc<Semaphore>,
+    draining: bool,
+) {
+    let metrics = &ctx.shared.metrics;
+    metrics.stanzas.with_label_values(&[stanza.name()]).inc();
+    match stanza.name() {
+        "iq" => {
+            let Some(iq) = Iq::from_element(stanza) else {
+                metrics.errors.with_label_values(&["malformed-iq"]).inc();
+                return;
+            };
+            match iq.kind {
+                IqType::Result | IqType::Error => {
+                    if !ctx.resolve(iq) {
+                        debug!("answer to no pending request");
+                    }
+                }
+                IqType::Get | IqType::Set if draining => {
+                    refuse(&iq, ctx, StanzaError::new(Condition::ServiceUnavailable).kind(ErrorType::Wait)).await;
+                }
+                IqType::Get | IqType::Set => match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let ctx = ctx.clone();
+                        tracker.spawn(async move {
+                            ctx.shared.metrics.in_flight.inc();
+                            handlers::handle(iq, ctx.clone()).await;
+                            ctx.shared.metrics.in_flight.dec();
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => refuse(&iq, ctx, StanzaError::new(Condition::ResourceConstraint)).await,
+                },
+            }
+        }
+        "message" => {
+            let Some(granted) = privilege::parse_advertisement(&stanza) else { return };
+            let from = stanza.get_attr("from").and_then(|f| BareJid::parse(f).ok());
+            match from {
+                Some(domain) if domain.local().is_none() && ctx.shared.config.serves(domain.as_str()) => {
+                    info!(domain = %domain, roster_get = granted.roster_get, version = granted.version, "privileges granted");
+                    ctx.grant(domain.as_str(), granted);
+                }
+                _ => warn!("privilege advertisement from an address that is not a served domain, ignored"),
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn refuse(iq: &Iq, ctx: &SessionContext, error: StanzaError) {
+    ctx.shared.metrics.errors.with_label_values(&[error.condition.name()]).inc();
+    let _ = ctx.outbox.send(&error.reply_to(&iq.element)).await;
+}
+
+/// An oversize stanza: a request gets `policy-violation`, anything else is dropped.
+async fn oversize(head: Option<Element>, ctx: &SessionContext) {
+    let metrics = &ctx.shared.metrics;
+    metrics.stanzas.with_label_values(&["oversize"]).inc();
+    let Some(iq) = head.and_then(Iq::from_element) else {
+        metrics.errors.with_label_values(&["oversize-dropped"]).inc();
+        return;
+    };
+    if matches!(iq.kind, IqType::Get | IqType::Set) {
+        let limit = keyward_proto::limits::STANZA_BYTES;
+        refuse(&iq, ctx, StanzaError::new(Condition::PolicyViolation).text(format!("stanza larger than {limit} bytes")))
+            .await;
+    }
+}

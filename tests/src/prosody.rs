@@ -1,0 +1,268 @@
+//! A throwaway Prosody: its own temp folder and free loopback ports, the keyward component
+//! configured with a secret and (optionally) XEP-0356 roster privilege, users registered
+//! with prosodyctl, stopped by PID.
+//!
+//! Needs the Debian packages `prosody` and `prosody-modules`; without them `start` fails
+//! with an error that names them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::net::{free_port, wait_for_port};
+
+/// How long Prosody may take to open its ports.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What to configure.
+#[derive(Debug, Clone)]
+pub struct ProsodyOptions {
+    /// The user domain (VirtualHost).
+    pub domain: String,
+    /// The component's JID.
+    pub component: String,
+    /// The component's shared secret.
+    pub secret: String,
+    /// Grant the component XEP-0356 roster get/set, outgoing messages and roster presence.
+    pub privilege: bool,
+}
+
+impl Default for ProsodyOptions {
+    fn default() -> Self {
+        Self {
+            domain: "example.test".into(),
+            component: "keys.example.test".into(),
+            secret: format!("secret-{}", std::process::id()),
+            privilege: true,
+        }
+    }
+}
+
+/// A running (or stopped, between restarts) Prosody.
+#[derive(Debug)]
+pub struct Prosody {
+    dir: TempDir,
+    options: ProsodyOptions,
+    c2s_port: u16,
+    component_port: u16,
+    child: Option<Child>,
+}
+
+fn missing_packages() -> String {
+    "prosody is not installed: install the Debian packages `prosody prosody-modules` \
+     (apt-get install -y prosody prosody-modules)"
+        .to_owned()
+}
+
+/// The folder holding `mod_privilege/` (from prosody-modules).
+fn plugin_path() -> anyhow::Result<PathBuf> {
+    let listing = std::process::Command::new("dpkg").args(["-L", "prosody-modules"]).output();
+    if let Ok(listing) = listing {
+        let text = String::from_utf8_lossy(&listing.stdout);
+        if let Some(dir) = text.lines().find(|l| l.ends_with("/mod_privilege")) {
+            if let Some(parent) = Path::new(dir).parent() {
+                return Ok(parent.to_path_buf());
+            }
+        }
+    }
+    let fallback = PathBuf::from("/usr/lib/prosody/modules");
+    if fallback.join("mod_privilege").is_dir() {
+        return Ok(fallback);
+    }
+    bail!("mod_privilege not found: install the Debian package `prosody-modules`")
+}
+
+fn lua_string(value: &str) -> String {
+    format!("{value:?}")
+}
+
+impl Prosody {
+    /// Writes a config in a new temp folder and starts Prosody on free loopback ports.
+    pub async fn start(options: ProsodyOptions) -> anyhow::Result<Self> {
+        which("prosody").with_context(missing_packages)?;
+        which("prosodyctl").with_context(missing_packages)?;
+        let dir = tempfile::Builder::new().prefix("keyward-prosody-").tempdir()?;
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        let mut prosody = Self { dir, options, c2s_port: free_port()?, component_port: free_port()?, child: None };
+        std::fs::write(prosody.config_path(), prosody.config_text()?)?;
+        prosody.launch().await?;
+        Ok(prosody)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.cfg.lua")
+    }
+
+    fn config_text(&self) -> anyhow::Result<String> {
+        let dir = self.dir.path();
+        let o = &self.options;
+        let privileged = format!(
+            "privileged_entities = {{ [{}] = {{ roster = \"both\"; message = \"outgoing\"; presence = \"roster\" }} }}",
+            lua_string(&o.component)
+        );
+        let (host_modules, component_modules, host_privileges) = if o.privilege {
+            ("modules_enabled = { \"privilege\" }", "modules_enabled = { \"privilege\" }", privileged.as_str())
+        } else {
+            ("", "", "")
+        };
+        Ok(format!(
+            r#"-- keyward test fixture
+run_as_root = true
+daemonize = false
+pidfile = {pidfile}
+data_path = {data}
+plugin_paths = {{ {plugins} }}
+certificates = {certs}
+log = {{ debug = {log} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+component_ports = {{ {component} }}
+component_interfaces = {{ "127.0.0.1" }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+allow_registration = false
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "offline" }}
+modules_disabled = {{ "s2s"; "tls" }}
+
+VirtualHost {domain}
+    {host_modules}
+    {host_privileges}
+
+Component {component_jid}
+    component_secret = {secret}
+    {component_modules}
+"#,
+            pidfile = lua_string(&dir.join("prosody.pid").display().to_string()),
+            data = lua_string(&dir.join("data").display().to_string()),
+            plugins = lua_string(&plugin_path()?.display().to_string()),
+            certs = lua_string(&dir.join("certs").display().to_string()),
+            log = lua_string(&dir.join("prosody.log").display().to_string()),
+            c2s = self.c2s_port,
+            component = self.component_port,
+            domain = lua_string(&o.domain),
+            component_jid = lua_string(&o.component),
+            secret = lua_string(&o.secret),
+        ))
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let child = Command::new("prosody")
+            .arg("-F")
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(missing_packages)?;
+        self.child = Some(child);
+        for addr in [self.c2s_addr(), self.component_addr()] {
+            if let Err(err) = wait_for_port(addr, START_TIMEOUT).await {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                bail!("{err}; prosody log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The c2s address (plain TCP, PLAIN auth allowed).
+    pub fn c2s_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.c2s_port))
+    }
+
+    /// The component port's address.
+    pub fn component_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.component_port))
+    }
+
+    /// The user domain.
+    pub fn domain(&self) -> &str {
+        &self.options.domain
+    }
+
+    /// The component's JID.
+    pub fn component_jid(&self) -> &str {
+        &self.options.component
+    }
+
+    /// The component's shared secret.
+    pub fn secret(&self) -> &str {
+        &self.options.secret
+    }
+
+    /// Prosody's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.log")
+    }
+
+    /// The PID of the running server, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Registers `user@domain` with `password` (prosodyctl; works while the server runs).
+    pub async fn register(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        let output = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["register", user, &self.options.domain, password])
+            .output()
+            .await
+            .with_context(missing_packages)?;
+        if !output.status.success() {
+            bail!(
+                "prosodyctl register {user} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(format!("{user}@{}", self.options.domain))
+    }
+
+    /// Stops the server with SIGTERM (SIGKILL after 10 s), by PID.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        if let Some(pid) = child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            child.kill().await.context("killing prosody")?;
+        }
+        Ok(())
+    }
+
+    /// Stops and starts the server again on the same ports, with the same data.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        self.launch().await
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Whether `program` is on PATH.
+fn which(program: &str) -> anyhow::Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .with_context(|| format!("{program} not found on PATH"))
+}
