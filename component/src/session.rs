@@ -102,6 +102,7 @@ async fn dispatch(
 ) {
     let metrics = &ctx.shared.metrics;
     metrics.stanzas.with_label_values(&[stanza.name()]).inc();
+    tracing::trace!(kind = stanza.name(), r#type = stanza.get_attr("type"), id = stanza.get_attr("id"), "stanza");
     match stanza.name() {
         "iq" => {
             let Some(iq) = Iq::from_element(stanza) else {

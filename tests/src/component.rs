@@ -38,6 +38,7 @@ pub struct Component {
 impl Component {
     /// Starts the component in this process, metrics on a free loopback port.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        init_logs();
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the metrics listener")?;
         let metrics_addr = listener.local_addr()?;
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -132,5 +133,15 @@ impl Drop for Component {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// Sends the component's logs to the test output when `KEYWARD_TEST_LOG` is set (e.g. `debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("KEYWARD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }

@@ -254,6 +254,11 @@ impl Drop for Prosody {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
+        if std::env::var_os("KEYWARD_TEST_KEEP").is_some() {
+            eprintln!("keeping the Prosody folder {}", self.dir.path().display());
+            let dir = std::mem::replace(&mut self.dir, TempDir::new().unwrap_or_else(|_| std::process::abort()));
+            let _ = dir.keep();
+        }
     }
 }
 

@@ -1,0 +1,306 @@
+//! Shared helpers of the component's integration tests: a real XMPP client (tokio-xmpp over
+//! plain TCP on loopback) and a stack of real Prosody + the component.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
+use keyward_tests::component::{Component, config_for};
+use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::presence::Presence;
+use tokio::sync::{mpsc, oneshot};
+use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
+
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse";
+
+/// A keydir URL where nothing listens: every keydir call fails fast.
+pub fn dead_keydir_url() -> String {
+    let port = keyward_tests::net::free_port().expect("free port");
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Prosody with the component attached.
+pub struct Stack {
+    pub prosody: Prosody,
+    pub component: Component,
+}
+
+impl Stack {
+    /// Starts Prosody (with or without the roster privilege) and the component, and waits for the stream.
+    pub async fn start(privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
+        let prosody = Prosody::start(ProsodyOptions { privilege, ..ProsodyOptions::default() }).await?;
+        let mut config = config_for(&prosody, keydir_url, token)?;
+        config.keydir_timeout = Duration::from_millis(1500);
+        let component = Component::start_up(config).await?;
+        Ok(Self { prosody, component })
+    }
+
+    /// Registers `name` and logs in (with initial presence).
+    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
+        User::login(&self.prosody, name).await
+    }
+
+    /// The component's JID.
+    pub fn keys(&self) -> &str {
+        self.prosody.component_jid()
+    }
+}
+
+/// An IQ answer as the client saw it.
+#[derive(Debug)]
+pub enum Answer {
+    /// `type='result'` with its payload.
+    Result(Option<Element>),
+    /// `type='error'`: the condition's element name, the error type, the text.
+    Error { condition: String, kind: String, text: Option<String> },
+}
+
+impl Answer {
+    /// The payload of a result; fails on an error.
+    pub fn payload(self) -> anyhow::Result<Option<Element>> {
+        match self {
+            Self::Result(payload) => Ok(payload),
+            Self::Error { condition, text, .. } => bail!("error {condition}: {text:?}"),
+        }
+    }
+
+    /// The condition of an error; fails on a result.
+    pub fn condition(&self) -> Option<&str> {
+        match self {
+            Self::Error { condition, .. } => Some(condition),
+            Self::Result(_) => None,
+        }
+    }
+}
+
+/// `ServiceUnavailable` -> `service-unavailable`.
+fn kebab(debug: &str) -> String {
+    let name = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What the test asks of the task that drives a client.
+enum Command {
+    Iq { to: tokio_xmpp::jid::Jid, request: IqRequest, token: oneshot::Sender<IqResponseToken> },
+    Stanza { stanza: Stanza, sent: oneshot::Sender<std::io::Result<()>> },
+    End { done: oneshot::Sender<()> },
+}
+
+/// A logged-in user with a real client, driven by its own task so that incoming
+/// stanzas are always consumed (messages are kept for the test).
+pub struct User {
+    pub jid: BareJid,
+    commands: mpsc::Sender<Command>,
+    messages: mpsc::UnboundedReceiver<Message>,
+}
+
+/// Runs the client: executes commands and keeps every incoming message.
+async fn drive(mut client: Client, mut commands: mpsc::Receiver<Command>, messages: mpsc::UnboundedSender<Message>) {
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Iq { to, request, token }) => {
+                    let _ = token.send(client.send_iq(Some(to), request).await);
+                }
+                Some(Command::Stanza { stanza, sent }) => {
+                    let _ = sent.send(client.send_stanza(stanza).await.map(|_| ()));
+                }
+                Some(Command::End { done }) => {
+                    let _ = client.send_end().await;
+                    let _ = done.send(());
+                    return;
+                }
+                None => return,
+            },
+            event = client.next() => match event {
+                Some(Event::Stanza(Stanza::Message(message))) => {
+                    let _ = messages.send(message);
+                }
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
+}
+
+impl User {
+    /// Registers `name` with prosodyctl, logs in over plain TCP and sends initial presence.
+    pub async fn login(prosody: &Prosody, name: &str) -> anyhow::Result<Self> {
+        let jid = prosody.register(name, PASSWORD).await?;
+        Self::connect(prosody, &jid).await
+    }
+
+    /// Logs in an already registered account.
+    pub async fn connect(prosody: &Prosody, jid: &str) -> anyhow::Result<Self> {
+        let xmpp_jid: tokio_xmpp::jid::BareJid = jid.parse().context("jid")?;
+        let mut client = Client::new_plaintext(
+            xmpp_jid,
+            PASSWORD,
+            DnsConfig::Addr { addr: prosody.c2s_addr().to_string() },
+            Timeouts::tight(),
+        );
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match client.next().await {
+                    Some(event) if event.is_online() => return Ok(()),
+                    Some(Event::Disconnected(err)) => bail!("login failed: {err}"),
+                    Some(_) => {}
+                    None => bail!("client ended"),
+                }
+            }
+        })
+        .await
+        .context("login timed out")??;
+        let (commands, commands_rx) = mpsc::channel(16);
+        let (messages_tx, messages) = mpsc::unbounded_channel();
+        tokio::spawn(drive(client, commands_rx, messages_tx));
+        let user = Self { jid: BareJid::parse(jid)?, commands, messages };
+        user.send(Presence::available().into()).await.context("initial presence")?;
+        Ok(user)
+    }
+
+    /// Sends an IQ (`set` or `get`) with the payload `xml` to `to` and waits for the answer.
+    pub async fn iq(&mut self, to: &str, set: bool, xml: &str) -> anyhow::Result<Answer> {
+        let token = self.start_iq(to, set, xml).await?;
+        finish_iq(token).await
+    }
+
+    /// Sends an IQ and returns the token to await its answer with [`finish_iq`].
+    pub async fn start_iq(&mut self, to: &str, set: bool, xml: &str) -> anyhow::Result<IqResponseToken> {
+        let payload: Element = xml.parse().with_context(|| format!("test payload {xml}"))?;
+        let request = if set { IqRequest::Set(payload) } else { IqRequest::Get(payload) };
+        let to = to.parse().context("to")?;
+        let (token, receiver) = oneshot::channel();
+        self.commands.send(Command::Iq { to, request, token }).await.context("client task gone")?;
+        receiver.await.context("client task gone")
+    }
+
+    /// An IQ get.
+    pub async fn get(&mut self, to: &str, xml: &str) -> anyhow::Result<Answer> {
+        self.iq(to, false, xml).await
+    }
+
+    /// An IQ set.
+    pub async fn set(&mut self, to: &str, xml: &str) -> anyhow::Result<Answer> {
+        self.iq(to, true, xml).await
+    }
+
+    /// Sends a raw stanza.
+    pub async fn send(&self, stanza: Stanza) -> anyhow::Result<()> {
+        let (sent, receiver) = oneshot::channel();
+        self.commands.send(Command::Stanza { stanza, sent }).await.context("client task gone")?;
+        receiver.await.context("client task gone")?.context("send")?;
+        Ok(())
+    }
+
+    /// The next message whose payloads include an element in `ns`, within `timeout`.
+    pub async fn message_with(&mut self, ns: &str, timeout: Duration) -> anyhow::Result<Message> {
+        tokio::time::timeout(timeout, async {
+            loop {
+                match self.messages.recv().await {
+                    Some(message) if message.payloads.iter().any(|p| p.ns() == ns) => return Ok(message),
+                    Some(_) => {}
+                    None => bail!("client ended"),
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("no message with {ns} within {timeout:?}"))?
+    }
+
+    /// Collects messages with an element in `ns` until `quiet` passes without one.
+    pub async fn messages_with(&mut self, ns: &str, quiet: Duration) -> Vec<Message> {
+        let mut messages = Vec::new();
+        while let Ok(message) = self.message_with(ns, quiet).await {
+            messages.push(message);
+        }
+        messages
+    }
+
+    /// Adds `contact` to this user's roster.
+    pub async fn add_contact(&mut self, contact: &str) -> anyhow::Result<()> {
+        let xml = format!("<query xmlns='jabber:iq:roster'><item jid='{contact}'/></query>");
+        let own = self.jid.as_str().to_owned();
+        self.set(&own, &xml).await?.payload()?;
+        Ok(())
+    }
+
+    /// Logs out.
+    pub async fn logout(self) {
+        let (done, receiver) = oneshot::channel();
+        if self.commands.send(Command::End { done }).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+        }
+    }
+}
+
+/// A fresh identity for `jid`: keys, signed bundle, and a secret blob sealed with cheap test parameters.
+pub struct Identity {
+    pub keys: KeyPair,
+    pub bundle: Bundle,
+    pub secret: SecretBlob,
+}
+
+impl Identity {
+    pub fn new(jid: &BareJid) -> Self {
+        let keys = KeyPair::generate().expect("rng");
+        let bundle = Bundle::sign(&keys, jid.clone(), 1_764_150_000).into_bundle();
+        let secret = SecretBlob::seal(&keys, jid, b"passphrase", KdfParams::INSECURE_TEST_ONLY).expect("seal");
+        Self { keys, bundle, secret }
+    }
+
+    /// `<publish>` with this bundle and secret.
+    pub fn publish_xml(&self) -> String {
+        format!("<publish xmlns='urn:keyward:0'>{}{}</publish>", self.bundle.to_xml(), self.secret.to_xml())
+    }
+}
+
+/// The `status` of each `<item/>` in a keys or roster-keys answer, by jid.
+pub fn statuses(answer: &Element) -> Vec<(String, String, bool)> {
+    answer
+        .children()
+        .filter(|c| c.name() == "item")
+        .map(|c| {
+            (
+                c.attr("jid").unwrap_or_default().to_owned(),
+                c.attr("status").unwrap_or_default().to_owned(),
+                c.get_child("bundle", "urn:keyward:0").is_some(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for the answer to an IQ sent with [`User::start_iq`].
+pub async fn finish_iq(token: IqResponseToken) -> anyhow::Result<Answer> {
+    let response = tokio::time::timeout(Duration::from_secs(10), token)
+        .await
+        .context("no answer within 10 s")?
+        .map_err(|e| anyhow::anyhow!("iq failed: {e}"))?;
+    Ok(match response {
+        IqResponse::Result(payload) => Answer::Result(payload),
+        IqResponse::Error(error) => Answer::Error {
+            condition: kebab(&format!("{:?}", error.defined_condition)),
+            kind: kebab(&format!("{:?}", error.type_)),
+            text: error.texts.values().next().cloned(),
+        },
+    })
+}

@@ -1,0 +1,267 @@
+//! The component through a real Prosody, with requests that need no working keydir:
+//! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, metrics.
+//! keydir is unreachable here, so a request that gets past validation must answer
+//! `service-unavailable` quickly.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq};
+use keyward_proto::{BareJid, XmlElement};
+use keyward_tests::component::{Component, config_for};
+use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use tokio::io::AsyncWriteExt;
+
+const TOKEN: &str = "component-token";
+
+fn expect_error(answer: &Answer, condition: &str, case: &str) {
+    assert_eq!(answer.condition(), Some(condition), "{case}: {answer:?}");
+}
+
+/// Checks a /metrics page with `promtool check metrics` (Debian package `prometheus`).
+async fn promtool_check(page: &str) {
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: install the Debian package `prometheus`");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(page.as_bytes()).await.expect("write");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_valid_and_hostile_through_prosody() {
+    let stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+
+    // Ping and disco#info.
+    assert!(matches!(alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping"), Answer::Result(None)));
+    let info = alice
+        .get(&keys, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        .await
+        .expect("disco")
+        .payload()
+        .expect("result")
+        .expect("query");
+    let features: Vec<&str> = info.children().filter_map(|f| f.attr("var")).collect();
+    for feature in ["urn:keyward:0", "urn:keyward:0#roster-keys", "urn:xmpp:ping"] {
+        assert!(features.contains(&feature), "{feature} missing from {features:?}");
+    }
+    let identity = info.children().find(|c| c.name() == "identity").expect("identity");
+    assert_eq!(identity.attr("category"), Some("component"));
+
+    // RFC 6120 errors: unknown namespaces, unknown keyward requests, wrong types, bad addresses.
+    let alice_domain = format!("nobody@{keys}");
+    let cases: Vec<(&str, bool, String, &str)> = vec![
+        ("unknown namespace", false, "<query xmlns='jabber:iq:version'/>".into(), "service-unavailable"),
+        ("unknown namespace set", true, "<x xmlns='urn:example:nope'/>".into(), "service-unavailable"),
+        ("unknown keyward request", false, "<frobnicate xmlns='urn:keyward:0'/>".into(), "feature-not-implemented"),
+        ("keys as set", true, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>".into(), "bad-request"),
+        ("publish as get", false, Identity::new(&alice.jid).publish_xml(), "bad-request"),
+        ("relay as get", false, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>".into(), "bad-request"),
+        ("disco node", false, "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/>".into(), "item-not-found"),
+        // Malformed children.
+        ("keys without items", false, "<keys xmlns='urn:keyward:0'/>".into(), "bad-request"),
+        ("keys bad jid", false, "<keys xmlns='urn:keyward:0'><item jid='a b@c'/></keys>".into(), "bad-request"),
+        ("keys item without jid", false, "<keys xmlns='urn:keyward:0'><item/></keys>".into(), "bad-request"),
+        ("relay without to", true, "<relay xmlns='urn:keyward:0'/>".into(), "bad-request"),
+        ("relay to a full jid", true, "<relay xmlns='urn:keyward:0' to='bob@example.test/x'/>".into(), "bad-request"),
+        ("secret with children", false, "<secret xmlns='urn:keyward:0'><x/></secret>".into(), "bad-request"),
+        ("roster-keys with children", false, "<roster-keys xmlns='urn:keyward:0'><x/></roster-keys>".into(), "bad-request"),
+        (
+            "publish without secret",
+            true,
+            format!("<publish xmlns='urn:keyward:0'>{}</publish>", Identity::new(&alice.jid).bundle.to_xml()),
+            "bad-request",
+        ),
+        ("publish garbage", true, "<publish xmlns='urn:keyward:0'><bundle/><secret/></publish>".into(), "bad-request"),
+        // Too many items.
+        (
+            "101 items",
+            false,
+            format!(
+                "<keys xmlns='urn:keyward:0'>{}</keys>",
+                (0..101).map(|i| format!("<item jid='u{i}@example.test'/>")).collect::<String>()
+            ),
+            "policy-violation",
+        ),
+    ];
+    for (case, set, xml, condition) in &cases {
+        let answer = alice.iq(&keys, *set, xml).await.expect(case);
+        expect_error(&answer, condition, case);
+    }
+    let answer = alice.get(&alice_domain, "<ping xmlns='urn:xmpp:ping'/>").await.expect("to a user of the component");
+    expect_error(&answer, "service-unavailable", "iq to a user at the component");
+
+    // A bundle with someone else's jid, a tampered signature, oversize parts.
+    let mallory = BareJid::parse("mallory@example.test").expect("valid");
+    let forged = Identity::new(&mallory);
+    let answer = alice.set(&keys, &forged.publish_xml()).await.expect("forged");
+    expect_error(&answer, "bad-request", "bundle of another account");
+    let mine = Identity::new(&alice.jid);
+    let tampered = mine.publish_xml().replace("created='1764150000'", "created='1764150001'");
+    expect_error(&alice.set(&keys, &tampered).await.expect("tampered"), "bad-request", "tampered bundle");
+    let big_bundle = mine.publish_xml().replace("</bundle>", &format!("<pad>{}</pad></bundle>", "A".repeat(2000)));
+    expect_error(&alice.set(&keys, &big_bundle).await.expect("big bundle"), "policy-violation", "bundle over 1 KiB");
+    let big_secret = mine.publish_xml().replace("</secret>", &format!("<pad>{}</pad></secret>", "A".repeat(5000)));
+    expect_error(&alice.set(&keys, &big_secret).await.expect("big secret"), "policy-violation", "secret over 4 KiB");
+    let huge = format!("<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/><pad>{}</pad></keys>", "A".repeat(70_000));
+    expect_error(&alice.get(&keys, &huge).await.expect("huge"), "policy-violation", "stanza over 64 KiB");
+
+    // Valid requests reach keydir, which is down: service-unavailable, quickly.
+    let valid: Vec<(&str, bool, String)> = vec![
+        ("publish", true, mine.publish_xml()),
+        ("secret", false, "<secret xmlns='urn:keyward:0'/>".into()),
+        ("keys", false, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>".into()),
+        ("relay", true, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>".into()),
+    ];
+    for (case, set, xml) in &valid {
+        let started = Instant::now();
+        let answer = alice.iq(&keys, *set, xml).await.expect(case);
+        expect_error(&answer, "service-unavailable", case);
+        assert!(matches!(&answer, Answer::Error { kind, .. } if kind == "wait"), "{case}: {answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{case} took {:?}", started.elapsed());
+    }
+
+    // The stream survived all of it.
+    assert!(stack.component.is_up().await);
+    let page = stack.component.metrics().await.expect("metrics");
+    for needle in [
+        "keyward_component_stream_up 1",
+        "keyward_component_stanzas_total{kind=\"iq\"}",
+        "keyward_component_stanzas_total{kind=\"oversize\"} 1",
+        "keyward_component_errors_total{condition=\"bad-request\"}",
+        "keyward_component_errors_total{condition=\"service-unavailable\"}",
+        "keyward_component_request_duration_seconds_bucket{request=\"publish\"",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from\n{page}");
+    }
+    promtool_check(&page).await;
+    alice.logout().await;
+    stack.component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_keys_needs_the_roster_privilege() {
+    let stack = Stack::start(false, &dead_keydir_url(), TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
+    expect_error(&answer, "feature-not-implemented", "roster-keys without privilege");
+    let info = alice
+        .get(&keys, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        .await
+        .expect("disco")
+        .payload()
+        .expect("result")
+        .expect("query");
+    assert!(info.children().all(|f| f.attr("var") != Some("urn:keyward:0#roster-keys")));
+    stack.component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_keys_reads_the_roster_through_xep_0356() {
+    let stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    // An empty roster needs no keydir lookup.
+    let empty = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
+    let empty = empty.payload().expect("result").expect("roster-keys element");
+    assert_eq!(empty.name(), "roster-keys");
+    assert_eq!(empty.children().count(), 0);
+    // With a contact the component must look it up, and keydir is down.
+    alice.add_contact("bob@example.test").await.expect("roster add");
+    let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
+    expect_error(&answer, "service-unavailable", "roster-keys with a contact, keydir down");
+    stack.component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_prosody_restarts() {
+    let mut stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let alice_jid = stack.prosody.register("alice", common::PASSWORD).await.expect("register");
+    for round in 1..=2 {
+        let stopped_at = Instant::now();
+        stack.prosody.stop().await.expect("stop prosody");
+        stack.component.wait_down(Duration::from_secs(5)).await.expect("stream seen down");
+        stack.prosody.restart().await.expect("start prosody");
+        let ports_open = stopped_at.elapsed();
+        let waited = stack.component.wait_up(Duration::from_secs(15)).await.expect("stream up again");
+        println!(
+            "round {round}: prosody down and up again after {ports_open:?}; component reconnected {waited:?} \
+             after prosody's ports opened ({:?} after the stop)",
+            stopped_at.elapsed()
+        );
+        assert!(waited < Duration::from_secs(5), "reconnect took {waited:?}");
+        let mut alice = common::User::connect(&stack.prosody, &alice_jid).await.expect("alice");
+        let answer = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping after restart");
+        assert!(matches!(answer, Answer::Result(None)), "{answer:?}");
+        alice.logout().await;
+    }
+    let page = stack.component.metrics().await.expect("metrics");
+    assert!(page.contains("keyward_component_reconnects_total 2"), "{page}");
+    stack.component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_keeps_the_stream_down_and_retrying() {
+    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
+    config.component_secret = keyward_component::Secret::new("not the secret");
+    config.reconnect_min = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(200);
+    let component = Component::start(config).await.expect("component");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!component.is_up().await);
+    let (status, body) = keyward_tests::net::http_get(component.metrics_addr(), "/healthz").await.expect("healthz");
+    assert_eq!((status, body.trim()), (503, "stream down"));
+    let page = component.metrics().await.expect("metrics");
+    let failures: u64 = page
+        .lines()
+        .find(|l| l.starts_with("keyward_component_errors_total{condition=\"connect-failed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(failures >= 3, "only {failures} attempts:\n{page}");
+    assert!(!page.contains("not the secret"));
+    component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    // A keydir that accepts connections and never answers: each request waits for the timeout.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_url = format!("http://{}", hung.local_addr().expect("addr"));
+    let _hold = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let stack = Stack::start(true, &hung_url, TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let pending = alice
+        .start_iq(&keys, false, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>")
+        .await
+        .expect("sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(stack.component.stop());
+    let answer = finish_iq(pending).await.expect("the in-flight request was answered");
+    expect_error(&answer, "service-unavailable", "in flight during shutdown");
+    stopping.await.expect("join").expect("clean stop");
+}
