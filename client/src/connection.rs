@@ -15,8 +15,12 @@ use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use tokio_xmpp::stanzastream::{Event as StreamItem, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, Timeouts, XmppStreamElement};
-use tokio_xmpp::{Client, Event, IqRequest, IqResponse, Stanza};
+use tokio_xmpp::{IqRequest, Stanza};
+
+/// Stanzas buffered between the network task and the session, each way.
+const QUEUE_DEPTH: usize = 64;
 
 /// How the connection to the server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,14 +156,20 @@ async fn check_login<C: ServerConnector>(connector: &C, options: &ConnectOptions
 }
 
 /// An authenticated, bound c2s session.
+///
+/// It drives tokio-xmpp's `StanzaStream` directly from one task rather than
+/// through `Client`: `Client`'s split receiver polls with `try_lock` and can
+/// return `Pending` without a waker while a send holds the lock, which loses
+/// wake-ups (events then stall until some other event arrives).
 #[derive(Debug)]
 pub struct Connection {
-    client: Client,
+    stream: StanzaStream,
     me: BareJid,
     bound: Jid,
     timeout: Duration,
     buffered: VecDeque<Stanza>,
     available: bool,
+    next_id: u64,
 }
 
 impl Connection {
@@ -172,23 +182,23 @@ impl Connection {
         let dns = dns_config(options).await?;
         let jid = xmpp_jid(&options.jid)?;
         let password = options.password.expose_secret().to_owned();
-        let client = match options.transport {
+        let stream = match options.transport {
             Transport::InsecurePlaintext => {
                 let connector = TcpServerConnector::from(dns);
                 with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                Client::new_with_connector(jid, password, connector, timeouts)
+                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
             }
             #[cfg(feature = "tls")]
             Transport::StartTls => {
                 let connector = tokio_xmpp::connect::StartTlsServerConnector::from(dns);
                 with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                Client::new_with_connector(jid, password, connector, timeouts)
+                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
             }
             #[cfg(feature = "tls")]
             Transport::DirectTls => {
                 let connector = tokio_xmpp::connect::DirectTlsServerConnector::from(dns);
                 with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                Client::new_with_connector(jid, password, connector, timeouts)
+                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
             }
             #[cfg(not(feature = "tls"))]
             _ => {
@@ -198,20 +208,23 @@ impl Connection {
                 });
             }
         };
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).map_err(|_| Error::Protocol(keyward_proto::Error::Rng))?;
         let mut connection = Self {
-            client,
+            stream,
             me: options.jid.clone(),
             bound: Jid::new(options.jid.as_str()).map_err(connection_error)?,
             timeout: options.timeout,
             buffered: VecDeque::new(),
             available: false,
+            next_id: u64::from(u32::from_be_bytes(random)) << 16,
         };
         let bound = with_timeout(options.timeout, "the session to start", async {
             loop {
-                match connection.client.next().await {
-                    Some(Event::Online { bound_jid, .. }) => return Ok(bound_jid),
-                    Some(Event::Stanza(stanza)) => connection.buffered.push_back(stanza),
-                    Some(Event::Disconnected(e)) => return Err(connection_error(e)),
+                match connection.stream.next().await {
+                    Some(StreamItem::Stream(StreamEvent::Reset { bound_jid, .. })) => return Ok(bound_jid),
+                    Some(StreamItem::Stanza(stanza)) => connection.buffered.push_back(stanza),
+                    Some(StreamItem::Stream(_)) => {}
                     None => return Err(connection_error("the stream ended")),
                 }
             }
@@ -231,9 +244,27 @@ impl Connection {
         &self.bound
     }
 
-    /// Sends one stanza.
+    fn new_id(&mut self) -> String {
+        self.next_id = self.next_id.wrapping_add(1);
+        format!("kw-{:x}", self.next_id)
+    }
+
+    /// Sends one stanza (an id is added if it has none) and waits until it is written.
     pub async fn send(&mut self, stanza: impl Into<Stanza>) -> Result<()> {
-        self.client.send_stanza(stanza.into()).await.map(|_| ()).map_err(connection_error)
+        let mut stanza = stanza.into();
+        match &mut stanza {
+            Stanza::Message(m) if m.id.is_none() => {
+                m.id = Some(tokio_xmpp::parsers::message::Id(self.new_id()));
+            }
+            Stanza::Presence(p) if p.id.is_none() => p.id = Some(self.new_id()),
+            _ => {}
+        }
+        let mut token = self.stream.send(Box::new(stanza)).await;
+        match token.wait_for(StanzaStage::Sent).await {
+            Some(StanzaState::Sent { .. } | StanzaState::Acked { .. }) => Ok(()),
+            Some(StanzaState::Failed { error }) => Err(connection_error(format!("sending failed: {error:?}"))),
+            _ => Err(connection_error("the stream closed before the stanza was sent")),
+        }
     }
 
     /// Sends initial presence: the server then delivers messages, stored
@@ -252,26 +283,44 @@ impl Connection {
         what: &'static str,
     ) -> Result<Option<MElement>> {
         let to_jid = to.map(xmpp_jid).transpose()?;
-        let token = self.client.send_iq(to_jid, request).await;
-        tokio::pin!(token);
+        let id = self.new_id();
+        let iq = match request {
+            IqRequest::Get(payload) => Iq::Get { from: None, to: to_jid, id: id.clone(), payload },
+            IqRequest::Set(payload) => Iq::Set { from: None, to: to_jid, id: id.clone(), payload },
+        };
+        self.send(iq).await?;
+        let expected_from = to.cloned().unwrap_or_else(|| self.me.clone());
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            tokio::select! {
-                answer = &mut token => {
-                    return match answer.map_err(connection_error)? {
-                        IqResponse::Result(payload) => Ok(payload),
-                        IqResponse::Error(error) => Err(Error::Refused {
-                            to: to.map_or_else(|| self.me.to_string(), ToString::to_string),
+            let event = tokio::select! {
+                event = self.stream.next() => event,
+                () = tokio::time::sleep_until(deadline) => return Err(Error::Timeout(what)),
+            };
+            if let Some(StreamItem::Stanza(Stanza::Iq(iq))) = &event {
+                let (got_id, from) = match iq {
+                    Iq::Result { id, from, .. } | Iq::Error { id, from, .. } => (id, from),
+                    _ => (&String::new(), &None),
+                };
+                // An answer counts only with our id and from whom we asked (the server stamps it).
+                let from_ok = match from {
+                    None => to.is_none(),
+                    Some(from) => stanzas::bare_from(Some(from)).as_ref() == Some(&expected_from),
+                };
+                if *got_id == id && from_ok {
+                    let Some(StreamItem::Stanza(Stanza::Iq(iq))) = event else { continue };
+                    return match iq {
+                        Iq::Result { payload, .. } => Ok(payload),
+                        Iq::Error { error, .. } => Err(Error::Refused {
+                            to: expected_from.to_string(),
                             request: what,
                             condition: stanzas::condition_name(&error),
                             text: stanzas::error_text(&error),
                         }),
+                        _ => continue,
                     };
                 }
-                // Keep draining events: the library stops handing out IQ answers while its queue is full.
-                event = self.client.next() => self.absorb(event).await?,
-                () = tokio::time::sleep_until(deadline) => return Err(Error::Timeout(what)),
             }
+            self.absorb(event).await?;
         }
     }
 
@@ -283,30 +332,31 @@ impl Connection {
                 return Ok(Some(stanza));
             }
             tokio::select! {
-                event = self.client.next() => self.absorb(event).await?,
+                event = self.stream.next() => self.absorb(event).await?,
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
     }
 
     /// Handles one event: answers IQ requests, buffers messages and presences.
-    async fn absorb(&mut self, event: Option<Event>) -> Result<()> {
+    async fn absorb(&mut self, event: Option<StreamItem>) -> Result<()> {
         match event {
-            Some(Event::Stanza(Stanza::Iq(iq))) => self.answer_iq(iq).await,
-            Some(Event::Stanza(stanza)) => {
+            Some(StreamItem::Stanza(Stanza::Iq(iq))) => self.answer_iq(iq).await,
+            Some(StreamItem::Stanza(stanza)) => {
                 self.buffered.push_back(stanza);
                 Ok(())
             }
-            Some(Event::Online { bound_jid, .. }) => {
-                // Reconnected: announce ourselves again if we were available.
+            Some(StreamItem::Stream(StreamEvent::Reset { bound_jid, .. })) => {
+                // Reconnected with a new session: announce ourselves again if we were available.
+                tracing::info!(me = %self.me, "reconnected");
                 self.bound = bound_jid;
                 if self.available {
                     self.send(Presence::available()).await?;
                 }
                 Ok(())
             }
-            Some(Event::Disconnected(e)) => {
-                tracing::warn!(cause = %e, "disconnected; the library reconnects");
+            Some(StreamItem::Stream(event)) => {
+                tracing::debug!(?event, "stream state");
                 Ok(())
             }
             None => Err(connection_error("the stream ended")),
@@ -322,14 +372,13 @@ impl Connection {
             Iq::Result { .. } | Iq::Error { .. } => return Ok(()),
         };
         let from_self = from.as_ref().is_none_or(|f| stanzas::bare_from(Some(f)).as_ref() == Some(&self.me));
-        let reply_to = from.clone().unwrap_or_else(|| self.bound.to_bare().into());
         let ok = (payload.is("query", NS_ROSTER) && from_self) || payload.is("ping", ns::PING);
         let reply = if ok {
-            Iq::Result { from: None, to: Some(reply_to), id, payload: None }
+            Iq::Result { from: None, to: from, id, payload: None }
         } else {
             Iq::Error {
                 from: None,
-                to: Some(reply_to),
+                to: from,
                 id,
                 error: StanzaError::new(ErrorType::Cancel, DefinedCondition::ServiceUnavailable, "en", "not supported"),
                 payload: None,
@@ -340,7 +389,8 @@ impl Connection {
 
     /// Ends the session cleanly.
     pub async fn close(self) -> Result<()> {
-        self.client.send_end().await.map_err(connection_error)
+        self.stream.close().await;
+        Ok(())
     }
 }
 
