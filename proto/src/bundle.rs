@@ -29,7 +29,7 @@ pub struct Bundle {
 pub struct VerifiedBundle(Bundle);
 
 /// The signed statement `M` of a bundle.
-fn statement(jid: &BareJid, ik: &IdentityPublic, ek: &EncryptionPublic, created: u64) -> Vec<u8> {
+pub(crate) fn statement(jid: &BareJid, ik: &IdentityPublic, ek: &EncryptionPublic, created: u64) -> Vec<u8> {
     let jid = jid.as_str().as_bytes();
     let mut out = Vec::with_capacity(DOMAIN.len() + 2 + jid.len() + 64 + 8);
     out.extend_from_slice(DOMAIN);
