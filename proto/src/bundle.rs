@@ -199,7 +199,7 @@ mod tests {
         let keys = KeyPair::generate().expect("rng");
         let xml = Bundle::sign(&keys, alice(), 5).to_xml();
         let ik = b64(&keys.identity_public().to_bytes());
-        let cases: Vec<(String, fn(&Error) -> bool)> = vec![
+        let cases: Vec<(String, crate::error::ErrorCheck)> = vec![
             (xml.replace(&ik, "!!notbase64!!"), |e| matches!(e, Error::Base64 { field: "ik" })),
             (xml.replace(&ik, "AAAA"), |e| matches!(e, Error::Length { field: "ik", .. })),
             (xml.replace("created='5'", "created='-5'"), |e| matches!(e, Error::InvalidValue("created"))),

@@ -98,7 +98,7 @@ fn pad(body: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 fn unpad(padded: &[u8]) -> Result<&[u8]> {
-    if padded.len() % PAD_BLOCK != 0 {
+    if !padded.len().is_multiple_of(PAD_BLOCK) {
         return Err(Error::InvalidValue("body padding"));
     }
     let mut cursor = Cursor::new(padded);

@@ -80,7 +80,7 @@ fn literal_design_examples_parse() {
 
 #[test]
 fn hostile_elements_are_typed_errors() {
-    let cases: &[(&str, fn(&Error) -> bool)] = &[
+    let cases: &[(&str, crate::error::ErrorCheck)] = &[
         ("<relay xmlns='urn:keyward:0'/>", |e| matches!(e, Error::Missing("to"))),
         ("<relay xmlns='urn:keyward:0' to='bob@example.test/res'/>", |e| matches!(e, Error::InvalidJid { .. })),
         ("<relay xmlns='urn:keyward:1' to='bob@example.test'/>", |e| matches!(e, Error::UnexpectedElement { .. })),
