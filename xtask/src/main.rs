@@ -2,6 +2,7 @@
 
 mod install;
 mod test;
+mod tidy;
 
 use anyhow::{Result, bail};
 
