@@ -441,6 +441,101 @@ def templates(secrets_dir):
     return 1 if problems else 0
 
 
+def prosody_live(snippet):
+    """Start a throwaway Prosody with the snippet Included (as an operator would), log in as
+    the component with XEP-0114, and check that mod_privilege advertises roster access."""
+    import hashlib
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    text = Path(snippet).read_text()
+    secret = re.search(r'component_secret = "([^"]+)"', text).group(1)
+    domain = re.search(r'^VirtualHost "([^"]+)"', text, re.M).group(1)
+    jid = re.search(r'^Component "([^"]+)"', text, re.M).group(1)
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    comp, c2s = free_port(), free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="keyward-prosody-"))
+    shutil.copy(snippet, tmp / "keyward.cfg.lua")
+    (tmp / "data").mkdir()
+    (tmp / "prosody.cfg.lua").write_text(f"""
+run_as_root = true
+data_path = "{tmp}/data"
+pidfile = "{tmp}/prosody.pid"
+log = {{ info = "{tmp}/prosody.log" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+component_ports = {{ {comp} }}
+component_interfaces = {{ "127.0.0.1" }}
+modules_disabled = {{ "s2s" }}
+authentication = "internal_plain"
+VirtualHost "{domain}"
+Include "{tmp}/keyward.cfg.lua"
+""")
+    proc = subprocess.Popen(["prosody", "-F", "--config", str(tmp / "prosody.cfg.lua")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", comp), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    print("Prosody did not open its component port")
+                    print((tmp / "prosody.log").read_text() if (tmp / "prosody.log").exists() else "")
+                    return 1
+                time.sleep(0.1)
+        buf = b""
+
+        def read_until(pattern):
+            nonlocal buf
+            end = time.monotonic() + 5
+            while not re.search(pattern, buf):
+                if time.monotonic() > end:
+                    return None
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    return None
+                if not chunk:
+                    return None
+                buf += chunk
+            return re.search(pattern, buf)
+
+        sock.sendall(f"<stream:stream xmlns='jabber:component:accept' "
+                     f"xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>".encode())
+        m = read_until(rb"<stream:stream[^>]*\bid=['\"]([^'\"]+)['\"]")
+        if not m:
+            print(f"no stream header: {buf!r}")
+            return 1
+        digest = hashlib.sha1(m.group(1) + secret.encode()).hexdigest()
+        sock.sendall(f"<handshake>{digest}</handshake>".encode())
+        if not read_until(rb"<handshake\s*/>|<handshake>\s*</handshake>"):
+            print(f"handshake refused: {buf!r}")
+            return 1
+        if not read_until(rb"<privilege xmlns=['\"]urn:xmpp:privilege:\d['\"]>.*<perm [^>]*access=['\"]roster['\"]"):
+            print(f"no roster privilege advertised: {buf!r}")
+            return 1
+        print(f"handshake accepted as {jid}; privilege advertised: {buf.decode(errors='replace')}")
+        sock.close()
+        return 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "policy":
@@ -448,7 +543,7 @@ if __name__ == "__main__":
         print(f"POLICY_FAILURES={failures}")
         sys.exit(0)
     sys.exit({"split": split, "crd": crd_validate, "rules": rules_file,
-              "templates": templates}[cmd](*args))
+              "templates": templates, "prosody": prosody_live}[cmd](*args))
 PYEOF
 
 # ---------------------------------------------------------------- Kubernetes
@@ -555,6 +650,12 @@ check "Prosody snippet enables mod_privilege on the VirtualHost and the Componen
   awk "/^VirtualHost/{s=\"host\"} /^Component/{s=\"comp\"} /modules_enabled.*\"privilege\"/{print s}" "$f" |
     sort -u | tr "\n" " " | grep -qx "comp host " &&
   grep -q "privileged_entities" "$f" && grep -q "component_secret" "$f"' _ "$HERE/prosody/keyward.cfg.lua"
+if command -v prosody >/dev/null 2>&1; then
+  check "Prosody 0.12 with the snippet: component handshake and roster privilege advertised" \
+    "$PY" "$WORK/checker.py" prosody "$HERE/prosody/keyward.cfg.lua"
+else
+  bad "Prosody snippet live check: prosody is not installed (Debian packages prosody prosody-modules)"
+fi
 check "ejabberd snippet: ejabberd_service listener and mod_privilege for the component" \
   "$PY" -c '
 import sys, yaml
