@@ -229,20 +229,7 @@ impl Session {
         let me = account.connect.jid.clone();
         let component = account.connect.component_jid()?;
         let mut conn = Connection::connect(&account.connect).await?;
-        let secret = match conn
-            .iq(Some(&component), IqRequest::Get(stanzas::to_minidom(&SecretQuery.to_element())?), "secret")
-            .await
-        {
-            Ok(Some(answer)) => SecretBlob::from_element(&stanzas::from_minidom(&answer)?)?,
-            Ok(None) => return Err(Error::UnexpectedAnswer("secret")),
-            Err(Error::Refused { condition, .. }) if condition == "item-not-found" => {
-                return Err(Error::NotInitialized(me));
-            }
-            Err(Error::Refused { condition, .. }) if condition == "not-allowed" => {
-                return Err(Error::Revoked { jid: me, reason: None });
-            }
-            Err(e) => return Err(e),
-        };
+        // The directory's view first: it says whether the account is revoked or has no keys.
         let item = fetch_keys(&mut conn, &component, std::slice::from_ref(&me))
             .await?
             .into_iter()
@@ -252,10 +239,20 @@ impl Session {
             (KeyStatus::Revoked { reason, .. }, _) => {
                 return Err(Error::Revoked { jid: me, reason: Some(reason.clone()) });
             }
+            (KeyStatus::None, _) => return Err(Error::NotInitialized(me)),
             (KeyStatus::Active, Some(bundle)) => {
                 bundle.verify_for(&me).map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?
             }
-            _ => return Err(Error::SecretMismatch(me)),
+            (KeyStatus::Active, None) => return Err(Error::UnexpectedAnswer("keys")),
+        };
+        let request = IqRequest::Get(stanzas::to_minidom(&SecretQuery.to_element())?);
+        let secret = match conn.iq(Some(&component), request, "secret").await {
+            Ok(Some(answer)) => SecretBlob::from_element(&stanzas::from_minidom(&answer)?)?,
+            Ok(None) => return Err(Error::UnexpectedAnswer("secret")),
+            Err(Error::Refused { condition, .. }) if condition == "item-not-found" => {
+                return Err(Error::SecretMismatch(me));
+            }
+            Err(e) => return Err(e),
         };
         let keys = open_secret(account, secret.clone(), &bundle).await?;
         store.save_account(&AccountState::new(&bundle, &secret))?;
