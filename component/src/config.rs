@@ -235,10 +235,7 @@ mod tests {
     #[test]
     fn refuses_bad_jids() {
         for jid in ["user@keys.example.test", "keys", "a b"] {
-            assert!(
-                Config::new("x:1", jid, Secret::new("s"), "http://x", Secret::new("t")).is_err(),
-                "{jid} accepted"
-            );
+            assert!(Config::new("x:1", jid, Secret::new("s"), "http://x", Secret::new("t")).is_err(), "{jid} accepted");
         }
     }
 }

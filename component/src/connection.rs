@@ -152,10 +152,15 @@ mod tests {
     #[tokio::test]
     async fn authenticates_and_keeps_the_stanza_after_the_handshake() {
         let (addr, task) = server("<handshake/><message from='example.test'><x xmlns='urn:y'/></message>").await;
-        let (mut connection, _writer) =
-            Connection::establish(&addr, &jid(), &Secret::new("sesame"), DecoderLimits::default(), Duration::from_secs(5))
-                .await
-                .expect("authenticated");
+        let (mut connection, _writer) = Connection::establish(
+            &addr,
+            &jid(),
+            &Secret::new("sesame"),
+            DecoderLimits::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("authenticated");
         let seen = task.await.expect("server");
         assert!(seen.contains(&format!("<handshake>{}</handshake>", encode::handshake_digest("abc", "sesame"))));
         assert!(seen.contains("to='keys.example.test'"));
@@ -169,9 +174,15 @@ mod tests {
             "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
         )
         .await;
-        let err = Connection::establish(&addr, &jid(), &Secret::new("wrong"), DecoderLimits::default(), Duration::from_secs(5))
-            .await
-            .expect_err("refused");
+        let err = Connection::establish(
+            &addr,
+            &jid(),
+            &Secret::new("wrong"),
+            DecoderLimits::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect_err("refused");
         assert!(matches!(&err, Error::ServerStreamError { condition, .. } if condition == "not-authorized"), "{err}");
     }
 
@@ -180,9 +191,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let _keep = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
-        let err = Connection::establish(&addr, &jid(), &Secret::new("s"), DecoderLimits::default(), Duration::from_millis(200))
-            .await
-            .expect_err("timeout");
+        let err = Connection::establish(
+            &addr,
+            &jid(),
+            &Secret::new("s"),
+            DecoderLimits::default(),
+            Duration::from_millis(200),
+        )
+        .await
+        .expect_err("timeout");
         assert!(matches!(err, Error::Timeout(_)), "{err}");
     }
 }

@@ -189,9 +189,10 @@ impl KeydirClient {
     }
 
     async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
-        response.json().await.map_err(|e| {
-            if e.is_timeout() { unavailable(e) } else { Error::KeydirProtocol(format!("bad JSON: {e}")) }
-        })
+        response
+            .json()
+            .await
+            .map_err(|e| if e.is_timeout() { unavailable(e) } else { Error::KeydirProtocol(format!("bad JSON: {e}")) })
     }
 
     /// Stores `jid`'s bundle and secret blob (their XML).
@@ -209,7 +210,8 @@ impl KeydirClient {
 
     /// Looks up 1 to 100 accounts, recording that `requester` now holds each returned bundle.
     pub async fn lookup(&self, requester: Option<&BareJid>, jids: &[BareJid]) -> Result<Vec<LookupItem>> {
-        let body = LookupBody { requester: requester.map(BareJid::as_str), jids: jids.iter().map(BareJid::as_str).collect() };
+        let body =
+            LookupBody { requester: requester.map(BareJid::as_str), jids: jids.iter().map(BareJid::as_str).collect() };
         let response = self.send(self.request(Method::POST, &["lookup"]).json(&body)).await?;
         let items = Self::json::<LookupAnswer>(response).await?.items;
         if items.len() != jids.len() {
@@ -250,8 +252,8 @@ mod tests {
 
     #[test]
     fn paths_percent_encode_jids() {
-        let client = KeydirClient::new("http://127.0.0.1:1/base/", Secret::new("t"), Duration::from_secs(1))
-            .expect("valid");
+        let client =
+            KeydirClient::new("http://127.0.0.1:1/base/", Secret::new("t"), Duration::from_secs(1)).expect("valid");
         let url = client.url(&["accounts", "a/b@example.test", "secret"]);
         assert_eq!(url.as_str(), "http://127.0.0.1:1/base/v0/component/accounts/a%2Fb@example.test/secret");
         assert!(KeydirClient::new("mailto:x", Secret::new("t"), Duration::from_secs(1)).is_err());
@@ -262,8 +264,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let client = KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(500))
-            .expect("valid");
+        let client =
+            KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(500)).expect("valid");
         let started = std::time::Instant::now();
         let jid = BareJid::parse("alice@example.test").expect("valid");
         assert!(matches!(client.secret(&jid).await, Err(Error::KeydirUnavailable(_))));
@@ -280,8 +282,8 @@ mod tests {
                 sockets.push(socket);
             }
         });
-        let client = KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(300))
-            .expect("valid");
+        let client =
+            KeydirClient::new(&format!("http://{addr}"), Secret::new("t"), Duration::from_millis(300)).expect("valid");
         let started = std::time::Instant::now();
         let jid = BareJid::parse("alice@example.test").expect("valid");
         assert!(matches!(client.secret(&jid).await, Err(Error::KeydirUnavailable(_))));

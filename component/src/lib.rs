@@ -71,8 +71,7 @@ pub async fn run(
     if let Ok(addr) = metrics_listener.local_addr() {
         info!(%addr, "serving /metrics and /healthz");
     }
-    let metrics_task =
-        tokio::spawn(metrics::serve(metrics_listener, metrics, stop_metrics.clone().cancelled_owned()));
+    let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics, stop_metrics.clone().cancelled_owned()));
     let (streams, streams_rx) = watch::channel(None);
     let notices_task = tokio::spawn(notices::run(shared.clone(), streams_rx, stop_notices.clone()));
     let supervisor_task = tokio::spawn(supervisor::run(shared, streams, stop_stream.clone()));

@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tokio::net::TcpListener;
 
 /// The component's metrics, in a registry of their own (several components can run in one process).
@@ -48,8 +50,10 @@ impl Metrics {
             )
         };
         let stanzas = counter_vec("stanzas_total", "Stanzas received from the XMPP server, by kind.", "kind");
-        let errors = counter_vec("errors_total", "Errors answered or met, by RFC 6120 condition or cause.", "condition");
-        let notices_sent = counter_vec("notices_sent_total", "Notices delivered from keydir's outbox, by kind.", "kind");
+        let errors =
+            counter_vec("errors_total", "Errors answered or met, by RFC 6120 condition or cause.", "condition");
+        let notices_sent =
+            counter_vec("notices_sent_total", "Notices delivered from keydir's outbox, by kind.", "kind");
         let request_seconds = register(
             &registry,
             HistogramVec::new(
@@ -106,11 +110,7 @@ async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse 
 }
 
 async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.is_up() {
-        (StatusCode::OK, "stream up\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "stream down\n")
-    }
+    if metrics.is_up() { (StatusCode::OK, "stream up\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "stream down\n") }
 }
 
 /// Serves `/metrics` and `/healthz` on `listener` until `shutdown` completes.

@@ -162,7 +162,11 @@ async fn oversize(head: Option<Element>, ctx: &SessionContext) {
     };
     if matches!(iq.kind, IqType::Get | IqType::Set) {
         let limit = keyward_proto::limits::STANZA_BYTES;
-        refuse(&iq, ctx, StanzaError::new(Condition::PolicyViolation).text(format!("stanza larger than {limit} bytes")))
-            .await;
+        refuse(
+            &iq,
+            ctx,
+            StanzaError::new(Condition::PolicyViolation).text(format!("stanza larger than {limit} bytes")),
+        )
+        .await;
     }
 }

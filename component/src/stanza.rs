@@ -251,9 +251,8 @@ mod tests {
 
     #[test]
     fn iq_view_requires_type_and_id() {
-        let iq = |attrs: &[(&str, &str)]| {
-            attrs.iter().fold(Element::new("iq", NS_COMPONENT), |e, (k, v)| e.attr(*k, *v))
-        };
+        let iq =
+            |attrs: &[(&str, &str)]| attrs.iter().fold(Element::new("iq", NS_COMPONENT), |e, (k, v)| e.attr(*k, *v));
         assert!(Iq::from_element(iq(&[("type", "get"), ("id", "1")])).is_some());
         assert!(Iq::from_element(iq(&[("type", "get")])).is_none());
         assert!(Iq::from_element(iq(&[("type", "weird"), ("id", "1")])).is_none());

@@ -69,10 +69,20 @@ async fn every_request_valid_and_hostile_through_prosody() {
         ("unknown namespace", false, "<query xmlns='jabber:iq:version'/>".into(), "service-unavailable"),
         ("unknown namespace set", true, "<x xmlns='urn:example:nope'/>".into(), "service-unavailable"),
         ("unknown keyward request", false, "<frobnicate xmlns='urn:keyward:0'/>".into(), "feature-not-implemented"),
-        ("keys as set", true, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>".into(), "bad-request"),
+        (
+            "keys as set",
+            true,
+            "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>".into(),
+            "bad-request",
+        ),
         ("publish as get", false, Identity::new(&alice.jid).publish_xml(), "bad-request"),
         ("relay as get", false, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>".into(), "bad-request"),
-        ("disco node", false, "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/>".into(), "item-not-found"),
+        (
+            "disco node",
+            false,
+            "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/>".into(),
+            "item-not-found",
+        ),
         // Malformed children.
         ("keys without items", false, "<keys xmlns='urn:keyward:0'/>".into(), "bad-request"),
         ("keys bad jid", false, "<keys xmlns='urn:keyward:0'><item jid='a b@c'/></keys>".into(), "bad-request"),
@@ -80,7 +90,12 @@ async fn every_request_valid_and_hostile_through_prosody() {
         ("relay without to", true, "<relay xmlns='urn:keyward:0'/>".into(), "bad-request"),
         ("relay to a full jid", true, "<relay xmlns='urn:keyward:0' to='bob@example.test/x'/>".into(), "bad-request"),
         ("secret with children", false, "<secret xmlns='urn:keyward:0'><x/></secret>".into(), "bad-request"),
-        ("roster-keys with children", false, "<roster-keys xmlns='urn:keyward:0'><x/></roster-keys>".into(), "bad-request"),
+        (
+            "roster-keys with children",
+            false,
+            "<roster-keys xmlns='urn:keyward:0'><x/></roster-keys>".into(),
+            "bad-request",
+        ),
         (
             "publish without secret",
             true,
@@ -118,7 +133,8 @@ async fn every_request_valid_and_hostile_through_prosody() {
     expect_error(&alice.set(&keys, &big_bundle).await.expect("big bundle"), "policy-violation", "bundle over 1 KiB");
     let big_secret = mine.publish_xml().replace("</secret>", &format!("<pad>{}</pad></secret>", "A".repeat(5000)));
     expect_error(&alice.set(&keys, &big_secret).await.expect("big secret"), "policy-violation", "secret over 4 KiB");
-    let huge = format!("<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/><pad>{}</pad></keys>", "A".repeat(70_000));
+    let huge =
+        format!("<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/><pad>{}</pad></keys>", "A".repeat(70_000));
     expect_error(&alice.get(&keys, &huge).await.expect("huge"), "policy-violation", "stanza over 64 KiB");
 
     // Valid requests reach keydir, which is down: service-unavailable, quickly.

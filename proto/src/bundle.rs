@@ -29,7 +29,7 @@ pub struct Bundle {
 pub struct VerifiedBundle(Bundle);
 
 /// The signed statement `M` of a bundle.
-fn statement(jid: &BareJid, ik: &IdentityPublic, ek: &EncryptionPublic, created: u64) -> Vec<u8> {
+pub(crate) fn statement(jid: &BareJid, ik: &IdentityPublic, ek: &EncryptionPublic, created: u64) -> Vec<u8> {
     let jid = jid.as_str().as_bytes();
     let mut out = Vec::with_capacity(DOMAIN.len() + 2 + jid.len() + 64 + 8);
     out.extend_from_slice(DOMAIN);
@@ -199,7 +199,7 @@ mod tests {
         let keys = KeyPair::generate().expect("rng");
         let xml = Bundle::sign(&keys, alice(), 5).to_xml();
         let ik = b64(&keys.identity_public().to_bytes());
-        let cases: Vec<(String, fn(&Error) -> bool)> = vec![
+        let cases: Vec<(String, crate::error::ErrorCheck)> = vec![
             (xml.replace(&ik, "!!notbase64!!"), |e| matches!(e, Error::Base64 { field: "ik" })),
             (xml.replace(&ik, "AAAA"), |e| matches!(e, Error::Length { field: "ik", .. })),
             (xml.replace("created='5'", "created='-5'"), |e| matches!(e, Error::InvalidValue("created"))),

@@ -91,3 +91,7 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// A check on an error, for table-driven tests of refusals.
+#[cfg(test)]
+pub(crate) type ErrorCheck = fn(&Error) -> bool;

@@ -98,7 +98,7 @@ fn pad(body: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 fn unpad(padded: &[u8]) -> Result<&[u8]> {
-    if padded.len() % PAD_BLOCK != 0 {
+    if !padded.len().is_multiple_of(PAD_BLOCK) {
         return Err(Error::InvalidValue("body padding"));
     }
     let mut cursor = Cursor::new(padded);
@@ -111,7 +111,7 @@ fn unpad(padded: &[u8]) -> Result<&[u8]> {
     Ok(body)
 }
 
-fn wrap_key(shared: &[u8; 32], eph_pub: &[u8; 32], ek_pub: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+pub(crate) fn wrap_key(shared: &[u8; 32], eph_pub: &[u8; 32], ek_pub: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(eph_pub);
     salt[32..].copy_from_slice(ek_pub);

@@ -98,7 +98,7 @@ pub struct SecretBlob {
     ct: Vec<u8>,
 }
 
-fn derive_key(passphrase: &[u8], salt: &[u8; 16], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn derive_key(passphrase: &[u8], salt: &[u8; 16], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     let argon_params = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
         .map_err(|_| Error::KdfParams { reason: "rejected by Argon2" })?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);

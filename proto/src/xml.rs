@@ -7,7 +7,6 @@
 //! concatenation of its direct text.
 
 use crate::error::{Error, Result};
-use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -170,7 +169,7 @@ impl Element {
             return;
         }
         out.push('>');
-        out.push_str(&escape(self.text.as_str()));
+        push_escaped(out, &self.text, false);
         for child in &self.children {
             child.write_into(out, &self.ns);
         }
@@ -184,8 +183,34 @@ fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push(' ');
     out.push_str(name);
     out.push_str("='");
-    out.push_str(&escape(value));
+    push_escaped(out, value, true);
     out.push('\'');
+}
+
+/// Whether XML 1.0 allows `c` in a document at all.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Appends `text` escaped for content or (`in_attr`) a quoted attribute, where tabs and
+/// newlines are written as references so that attribute normalisation keeps them. Characters
+/// XML cannot carry at all (most control characters) become U+FFFD, so that whatever a
+/// value holds, the output stays well-formed and a server will not drop the stream.
+fn push_escaped(out: &mut String, text: &str, in_attr: bool) {
+    for c in text.chars() {
+        match c {
+            '\n' if in_attr => out.push_str("&#10;"),
+            '\t' if in_attr => out.push_str("&#9;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            c if is_xml_char(c) => out.push(c),
+            _ => out.push('\u{FFFD}'),
+        }
+    }
 }
 
 struct Parser<'i, 'l> {
@@ -247,6 +272,7 @@ impl Parser<'_, '_> {
             }
             let key = utf8(key.into_inner())?.to_owned();
             let value = attr.unescape_value().map_err(xml_err)?.into_owned();
+            check_chars(&value)?;
             if element.get_attr(&key).is_some() {
                 return Err(Error::Xml(format!("duplicate attribute {key}")));
             }
@@ -268,13 +294,16 @@ impl Parser<'_, '_> {
                     let child = self.element(ns, &child, true, depth + 1)?;
                     element.children.push(child);
                 }
-                Event::Text(text) => element.text.push_str(&text.decode().map_err(xml_err)?),
-                Event::CData(data) => element.text.push_str(&data.decode().map_err(xml_err)?),
+                Event::Text(text) => element.text.push_str(check_chars(&text.decode().map_err(xml_err)?)?),
+                Event::CData(data) => element.text.push_str(check_chars(&data.decode().map_err(xml_err)?)?),
                 Event::GeneralRef(reference) => {
                     let resolved = match reference.resolve_char_ref().map_err(xml_err)? {
                         Some(c) => c,
                         None => predefined_entity(&reference.decode().map_err(xml_err)?)?,
                     };
+                    if !is_xml_char(resolved) {
+                        return Err(Error::Xml("character reference to a character XML forbids".into()));
+                    }
                     element.text.push(resolved);
                 }
                 Event::End(_) => return Ok(element),
@@ -286,6 +315,11 @@ impl Parser<'_, '_> {
             }
         }
     }
+}
+
+/// Refuses characters that XML 1.0 does not allow (NUL and most control characters).
+fn check_chars(text: &str) -> Result<&str> {
+    if text.chars().all(is_xml_char) { Ok(text) } else { Err(Error::Xml("character not allowed in XML".into())) }
 }
 
 /// Resolves the five predefined entities; any other entity is refused.
@@ -347,6 +381,18 @@ mod tests {
     }
 
     #[test]
+    fn output_is_well_formed_whatever_the_values() {
+        let e =
+            Element::new("a", "urn:x").attr("k", "nul\u{0}bell\u{7}cr\r").attr("n", "a\nb\tc").text("esc\u{1b}[31m");
+        let xml = e.to_xml();
+        let back = parse(&xml).expect("well-formed");
+        assert_eq!(back.get_attr("k"), Some("nul\u{FFFD}bell\u{FFFD}cr\r"));
+        assert_eq!(back.get_attr("n"), Some("a\nb\tc"));
+        assert!(xml.contains("a&#10;b&#9;c"), "{xml}");
+        assert_eq!(back.get_text(), "esc\u{FFFD}[31m");
+    }
+
+    #[test]
     fn refuses_dtd_entities_and_junk() {
         let cases = [
             "<!DOCTYPE a [<!ENTITY x 'boom'>]><a>&x;</a>",
@@ -358,6 +404,10 @@ mod tests {
             "<a></a>trailing",
             "<p:a/>",
             "<a k='1' k='2'/>",
+            "<a>nul\u{0}</a>",
+            "<a k='bell\u{7}'/>",
+            "<a>&#0;</a>",
+            "<a>&#x1b;</a>",
             "",
             "<a>",
         ];

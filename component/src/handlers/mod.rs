@@ -110,7 +110,9 @@ fn keydir_failed(err: &Error) -> StanzaError {
     match err {
         Error::KeydirUnavailable(_) => {
             warn!(cause = %err, "keydir unavailable");
-            StanzaError::new(Condition::ServiceUnavailable).kind(ErrorType::Wait).text("the key directory is unavailable")
+            StanzaError::new(Condition::ServiceUnavailable)
+                .kind(ErrorType::Wait)
+                .text("the key directory is unavailable")
         }
         Error::KeydirProblem { status, problem } => {
             let condition = match status {

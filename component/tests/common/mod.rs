@@ -10,11 +10,11 @@ use futures_util::StreamExt;
 use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
 use keyward_tests::component::{Component, config_for};
 use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::Presence;
-use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
 

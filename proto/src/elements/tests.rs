@@ -1,1 +1,137 @@
+//! Tests of the protocol elements: round trips, hostile input and limits.
 
+use super::*;
+use crate::keys::KeyPair;
+use crate::secret::KdfParams;
+use time::macros::datetime;
+
+fn jid(text: &str) -> BareJid {
+    BareJid::parse(text).expect("valid")
+}
+
+fn bundle(name: &str) -> Bundle {
+    let keys = KeyPair::generate().expect("rng");
+    Bundle::sign(&keys, jid(&format!("{name}@example.test")), 1_764_150_000).into_bundle()
+}
+
+fn round_trip<T: XmlElement + PartialEq + core::fmt::Debug>(value: &T) {
+    let xml = value.to_xml();
+    assert_eq!(&T::parse(xml.as_bytes()).expect(&xml), value, "{xml}");
+}
+
+#[test]
+fn every_element_round_trips() {
+    let keys = KeyPair::generate().expect("rng");
+    let secret =
+        SecretBlob::seal(&keys, &jid("alice@example.test"), b"pw", KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    round_trip(&Publish { bundle: bundle("alice"), secret });
+    round_trip(&SecretQuery);
+    round_trip(&RosterKeysQuery);
+    round_trip(&KeysQuery::new(vec![jid("alice@example.test"), jid("bob@other.test")]).expect("valid"));
+    let items = vec![
+        KeyItem { jid: jid("alice@example.test"), status: KeyStatus::Active, bundle: Some(bundle("alice")) },
+        KeyItem {
+            jid: jid("bob@example.test"),
+            status: KeyStatus::Revoked {
+                at: datetime!(2026-11-26 10:00:00 UTC),
+                reason: "stolen <laptop> & 'more'".into(),
+            },
+            bundle: Some(bundle("bob")),
+        },
+        KeyItem { jid: jid("carol@example.test"), status: KeyStatus::None, bundle: None },
+    ];
+    round_trip(&KeysResult { items: items.clone() });
+    round_trip(&RosterKeys { items });
+    round_trip(&Relay { to: jid("bob@example.test") });
+    round_trip(&KeyRelay { from: jid("alice@example.test"), bundle: bundle("alice") });
+    round_trip(&Revoked {
+        jid: jid("alice@example.test"),
+        fp: keys.fingerprint(),
+        at: datetime!(2026-11-26 10:00:00.5 UTC),
+        reason: "compromised".into(),
+    });
+    round_trip(&Eme);
+    round_trip(&StoreHint);
+}
+
+#[test]
+fn literal_design_examples_parse() {
+    let relay = Relay::parse(b"<relay xmlns='urn:keyward:0' to='bob@example.test'/>").expect("parses");
+    assert_eq!(relay.to, jid("bob@example.test"));
+    let keys = KeysQuery::parse(
+        b"<keys xmlns='urn:keyward:0'><item jid='Alice@Example.test'/><item jid='alice@example.test'/></keys>",
+    )
+    .expect("parses");
+    assert_eq!(keys.items(), &[jid("alice@example.test")], "normalised and deduplicated");
+    let eme =
+        Eme::parse(b"<encryption xmlns='urn:xmpp:eme:0' namespace='urn:keyward:0' name='keyward'/>").expect("parses");
+    assert_eq!(eme, Eme);
+    assert!(StoreHint::parse(b"<store xmlns='urn:xmpp:hints'/>").is_ok());
+    let revoked = Revoked::parse(
+        format!(
+            "<revoked xmlns='urn:keyward:0' jid='alice@example.test' fp='{}' at='2026-11-26T10:00:00Z' reason='x'/>",
+            "ab".repeat(32)
+        )
+        .as_bytes(),
+    )
+    .expect("parses");
+    assert_eq!(revoked.at, datetime!(2026-11-26 10:00:00 UTC));
+}
+
+#[test]
+fn hostile_elements_are_typed_errors() {
+    let cases: &[(&str, crate::error::ErrorCheck)] = &[
+        ("<relay xmlns='urn:keyward:0'/>", |e| matches!(e, Error::Missing("to"))),
+        ("<relay xmlns='urn:keyward:0' to='bob@example.test/res'/>", |e| matches!(e, Error::InvalidJid { .. })),
+        ("<relay xmlns='urn:keyward:1' to='bob@example.test'/>", |e| matches!(e, Error::UnexpectedElement { .. })),
+        ("<keys xmlns='urn:keyward:0'/>", |e| matches!(e, Error::Missing("item"))),
+        ("<keys xmlns='urn:keyward:0'><item/></keys>", |e| matches!(e, Error::Missing("jid"))),
+        ("<secret xmlns='urn:keyward:0'><x/></secret>", |e| matches!(e, Error::InvalidValue(_))),
+        ("<publish xmlns='urn:keyward:0'/>", |e| matches!(e, Error::Missing("bundle"))),
+        ("<revoked xmlns='urn:keyward:0' jid='a@b' fp='zz' at='2026-11-26T10:00:00Z'/>", |e| {
+            matches!(e, Error::InvalidValue("fingerprint"))
+        }),
+        ("<encryption xmlns='urn:xmpp:eme:0' namespace='urn:other' name='x'/>", |e| {
+            matches!(e, Error::InvalidValue("namespace"))
+        }),
+    ];
+    for (xml, check) in cases {
+        let err = match *xml {
+            x if x.starts_with("<relay") => Relay::parse(x.as_bytes()).err(),
+            x if x.starts_with("<keys") => KeysQuery::parse(x.as_bytes()).err(),
+            x if x.starts_with("<secret") => SecretQuery::parse(x.as_bytes()).err(),
+            x if x.starts_with("<publish") => Publish::parse(x.as_bytes()).err(),
+            x if x.starts_with("<revoked") => Revoked::parse(x.as_bytes()).err(),
+            x => Eme::parse(x.as_bytes()).err(),
+        };
+        let err = err.unwrap_or_else(|| panic!("accepted {xml}"));
+        assert!(check(&err), "{xml}: {err:?}");
+    }
+    let revoked_without_time = "<keys xmlns='urn:keyward:0'><item jid='a@b.test' status='revoked'/></keys>";
+    assert!(matches!(KeysResult::parse(revoked_without_time.as_bytes()), Err(Error::Missing("revoked-at"))));
+    let active_without_bundle = "<keys xmlns='urn:keyward:0'><item jid='a@b.test' status='active'/></keys>";
+    assert!(matches!(KeysResult::parse(active_without_bundle.as_bytes()), Err(Error::Missing("bundle"))));
+    let odd_status = "<keys xmlns='urn:keyward:0'><item jid='a@b.test' status='maybe'/></keys>";
+    assert!(matches!(KeysResult::parse(odd_status.as_bytes()), Err(Error::InvalidValue("status"))));
+}
+
+#[test]
+fn too_many_items_and_oversized_fields_are_refused() {
+    let items: String = (0..=limits::KEYS_ITEMS).map(|i| format!("<item jid='u{i}@example.test'/>")).collect();
+    let query = format!("<keys xmlns='urn:keyward:0'>{items}</keys>");
+    assert!(matches!(KeysQuery::parse(query.as_bytes()), Err(Error::TooLarge { .. })));
+    let jids = (0..=limits::KEYS_ITEMS).map(|i| jid(&format!("u{i}@example.test"))).collect();
+    assert!(matches!(KeysQuery::new(jids), Err(Error::TooLarge { .. })));
+    let long_reason = format!(
+        "<revoked xmlns='urn:keyward:0' jid='a@b.test' fp='{}' at='2026-11-26T10:00:00Z' reason='{}'/>",
+        "ab".repeat(32),
+        "r".repeat(limits::REASON_BYTES + 1)
+    );
+    assert!(matches!(Revoked::parse(long_reason.as_bytes()), Err(Error::TooLarge { .. })));
+    let mut oversized = bundle("alice").to_element();
+    oversized.set_attr("jid", format!("{}@example.test", "a".repeat(1000)));
+    assert!(matches!(Bundle::from_element(&oversized), Err(Error::TooLarge { what: "bundle", .. })));
+    let stanza =
+        format!("<relay xmlns='urn:keyward:0' to='bob@example.test'>{}</relay>", " ".repeat(limits::STANZA_BYTES));
+    assert!(matches!(Relay::parse(stanza.as_bytes()), Err(Error::TooLarge { .. })));
+}

@@ -86,10 +86,7 @@ fn stream_error_and_close() {
          <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bad secret</text></stream:error></stream:stream>",
     ))
     .expect("valid");
-    assert_eq!(
-        frames[1],
-        Frame::StreamError { condition: "not-authorized".into(), text: Some("bad secret".into()) }
-    );
+    assert_eq!(frames[1], Frame::StreamError { condition: "not-authorized".into(), text: Some("bad secret".into()) });
     assert_eq!(frames[2], Frame::Close);
 }
 

@@ -1,0 +1,283 @@
+//! The `keyward` command line tool: argument parsing, secret input, output for people and for scripts.
+
+mod output;
+mod secrets;
+
+use crate::{Account, ConnectOptions, Error, Incoming, KeyEvent, Session, Setup, Store, Transport};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use keyward_proto::BareJid;
+use output::Output;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// End-to-end encrypted chat over any XMPP server.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about, long_about = None)]
+pub struct Cli {
+    /// Your account, e.g. alice@example.org.
+    #[arg(long, global = true, env = "KEYWARD_JID")]
+    jid: Option<String>,
+    /// Server address HOST:PORT (default: DNS SRV of the account's domain).
+    #[arg(long, global = true, env = "KEYWARD_SERVER", value_name = "HOST:PORT")]
+    server: Option<String>,
+    /// The keyward component's JID (default: keys.<your domain>).
+    #[arg(long, global = true, env = "KEYWARD_COMPONENT")]
+    component: Option<String>,
+    /// Connect with plain TCP and NO TLS (loopback test servers only).
+    #[arg(long, global = true, conflicts_with = "direct_tls")]
+    insecure_plaintext: bool,
+    /// Use TLS from the first byte instead of STARTTLS.
+    #[arg(long, global = true)]
+    direct_tls: bool,
+    /// Folder for local state (default: the user data folder).
+    #[arg(long, global = true, env = "KEYWARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Read the XMPP password from this file (else KEYWARD_PASSWORD, else a prompt).
+    #[arg(long, global = true)]
+    password_file: Option<PathBuf>,
+    /// Read the key passphrase from this file (else KEYWARD_PASSPHRASE, else a prompt).
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the XMPP account on the server (in-band registration, XEP-0077).
+    Register,
+    /// First use: generate keys, seal them with your passphrase, publish them.
+    Init,
+    /// New device: fetch your sealed keys and open them with your passphrase.
+    Login,
+    /// Add a contact: ask to see their presence and send them your key.
+    Add {
+        /// The contact.
+        jid: String,
+    },
+    /// Accept a contact's request and send them your key.
+    Accept {
+        /// The contact.
+        jid: String,
+    },
+    /// Send an encrypted message.
+    Send {
+        /// The contact.
+        jid: String,
+        /// The text.
+        text: String,
+    },
+    /// Receive messages and notices (until interrupted, or for --timeout seconds).
+    Recv {
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
+    },
+    /// List contacts with their keys and trust.
+    Contacts,
+    /// Show the safety number with a contact; --confirm marks the key verified.
+    Verify {
+        /// The contact.
+        jid: String,
+        /// You compared the number with the contact and it matches.
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+/// Runs the tool: parses arguments, runs the command, prints errors. The binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_jid(text: &str, what: &str) -> anyhow::Result<BareJid> {
+    BareJid::parse(text).with_context(|| format!("{what} {text:?} is not a valid bare JID"))
+}
+
+impl Cli {
+    fn jid(&self) -> anyhow::Result<BareJid> {
+        let Some(jid) = &self.jid else { bail!("which account? pass --jid or set KEYWARD_JID") };
+        parse_jid(jid, "--jid")
+    }
+
+    fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => crate::default_data_dir().context("no data folder: pass --data-dir or set KEYWARD_DATA_DIR"),
+        }
+    }
+
+    fn connect_options(&self) -> anyhow::Result<ConnectOptions> {
+        let jid = self.jid()?;
+        let password = secrets::password(self.password_file.as_deref(), &jid)?;
+        let mut options = ConnectOptions::new(jid, password);
+        options.server = self.server.clone();
+        options.transport = if self.insecure_plaintext {
+            Transport::InsecurePlaintext
+        } else if self.direct_tls {
+            Transport::DirectTls
+        } else {
+            Transport::StartTls
+        };
+        if let Some(component) = &self.component {
+            options.component = Some(parse_jid(component, "--component")?);
+        }
+        Ok(options)
+    }
+
+    fn account(&self, confirm_passphrase: bool) -> anyhow::Result<Account> {
+        let connect = self.connect_options()?;
+        let passphrase = secrets::passphrase(self.passphrase_file.as_deref(), confirm_passphrase)?;
+        let mut account = Account::new(connect, passphrase, self.data_dir()?);
+        account.progress = output::kdf_spinner();
+        Ok(account)
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Output::new(cli.json);
+    match &cli.command {
+        Command::Register => {
+            let options = cli.connect_options()?;
+            crate::register(&options).await.context("registration failed")?;
+            out.registered(&options.jid);
+        }
+        Command::Init => {
+            let session = Session::first_use(&cli.account(true)?).await?;
+            out.ready(&session, Setup::FirstUse);
+            session.close().await?;
+        }
+        Command::Login => {
+            let session = Session::new_device(&cli.account(false)?).await?;
+            out.ready(&session, Setup::NewDevice);
+            session.close().await?;
+        }
+        Command::Add { jid } => {
+            let jid = parse_jid(jid, "contact")?;
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            let event = session.add(&jid).await?;
+            out.contact_added(&jid, &event, false);
+            session.close().await?;
+        }
+        Command::Accept { jid } => {
+            let jid = parse_jid(jid, "contact")?;
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            let event = session.accept(&jid).await?;
+            out.contact_added(&jid, &event, true);
+            session.close().await?;
+        }
+        Command::Send { jid, text } => {
+            let jid = parse_jid(jid, "contact")?;
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            let sent = session.send(&jid, text).await?;
+            out.sent(&jid, &sent);
+            session.close().await?;
+        }
+        Command::Recv { timeout } => {
+            let wait = match timeout {
+                Some(s) if s.is_finite() && *s >= 0.0 => Duration::from_secs_f64(*s),
+                Some(_) => bail!("--timeout must be a number of seconds"),
+                None => crate::FOREVER,
+            };
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            session.go_online().await?;
+            out.listening(session.me(), timeout.is_some());
+            recv_loop(&mut session, &out, wait).await?;
+            session.close().await?;
+        }
+        Command::Contacts => {
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            let contacts = session.contacts().await?;
+            out.contacts(&contacts);
+            session.close().await?;
+        }
+        Command::Verify { jid, confirm } => {
+            let jid = parse_jid(jid, "contact")?;
+            verify(&cli, &out, &jid, *confirm).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn recv_loop(session: &mut Session, out: &Output, wait: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = tokio::select! {
+            event = session.next_event(left) => event?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        match event {
+            Some(Incoming::Key(KeyEvent::Revoked { ref jid, .. })) if jid == session.me() => {}
+            Some(event) => out.incoming(&event),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn verify(cli: &Cli, out: &Output, jid: &BareJid, confirm: bool) -> anyhow::Result<()> {
+    // Works offline when the contact's key is pinned; otherwise fetches it.
+    let me = cli.jid()?;
+    let store = Store::open(&cli.data_dir()?, &me)?;
+    let local = match store.account()? {
+        Some(state) => {
+            let own = state.bundle(&me)?;
+            match crate::safety_report(&store, &own, jid) {
+                Ok(report) => Some(report),
+                Err(Error::UnknownContact(_) | Error::NoKey(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => None,
+    };
+    let report = match local {
+        Some(report) => report,
+        None => {
+            let mut session = Session::resume(&cli.account(false)?).await?;
+            let report = session.safety_number(jid).await?;
+            session.close().await?;
+            report
+        }
+    };
+    let confirmed = if confirm {
+        let now = store.update_contacts(|c| c.confirm(jid))??;
+        if now != report.theirs {
+            bail!("the contact's key changed while verifying; run verify again");
+        }
+        true
+    } else {
+        false
+    };
+    out.safety(&report, confirmed);
+    Ok(())
+}

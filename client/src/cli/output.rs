@@ -1,0 +1,262 @@
+//! What the tool prints: short lines for people, one JSON object per line for scripts (`--json`).
+
+use crate::{ContactView, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
+use indicatif::{ProgressBar, ProgressStyle};
+use keyward_proto::BareJid;
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A spinner on stderr while the passphrase KDF runs, only when stderr is a terminal.
+pub fn kdf_spinner() -> Option<KdfProgress> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let slot: Arc<Mutex<Option<ProgressBar>>> = Arc::new(Mutex::new(None));
+    Some(Arc::new(move |started: bool| {
+        let Ok(mut slot) = slot.lock() else { return };
+        if started {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+                bar.set_style(style);
+            }
+            bar.set_message("deriving the key from your passphrase (Argon2id)...");
+            bar.enable_steady_tick(Duration::from_millis(100));
+            *slot = Some(bar);
+        } else if let Some(bar) = slot.take() {
+            bar.finish_and_clear();
+        }
+    }))
+}
+
+/// Prints results in the chosen format.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    json: bool,
+}
+
+fn print_json(value: Value) {
+    println!("{value}");
+}
+
+/// The JSON object of a received message: `from`, `body`, `verified`, `trust`, `warnings`, plus `id` and `sent_at_ms`.
+pub fn message_json(message: &Received) -> Value {
+    json!({
+        "from": message.from.as_str(),
+        "body": message.body,
+        "verified": message.verified,
+        "trust": message.trust.as_str(),
+        "warnings": message.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "id": message.id,
+        "sent_at_ms": message.sent_at_ms,
+    })
+}
+
+/// The JSON object of a key event (`notice` names its kind).
+pub fn key_event_json(event: &KeyEvent) -> Value {
+    match event {
+        KeyEvent::Pinned { jid, fingerprint } => {
+            json!({"notice": "key-pinned", "jid": jid.as_str(), "fingerprint": fingerprint.to_hex()})
+        }
+        KeyEvent::Unchanged { jid } => json!({"notice": "key-unchanged", "jid": jid.as_str()}),
+        KeyEvent::Changed { jid, pinned, offered } => json!({
+            "notice": "key-changed", "jid": jid.as_str(), "pinned": pinned.to_hex(), "offered": offered.to_hex(),
+            "warning": format!("the key of {jid} CHANGED: run `keyward verify {jid}` and compare safety numbers"),
+        }),
+        KeyEvent::Revoked { jid, at, reason } => {
+            json!({"notice": "revoked", "jid": jid.as_str(), "at": at, "reason": reason})
+        }
+        KeyEvent::NoKey { jid } => json!({"notice": "no-key", "jid": jid.as_str()}),
+    }
+}
+
+fn key_event_text(event: &KeyEvent) -> String {
+    match event {
+        KeyEvent::Pinned { jid, fingerprint } => format!("pinned the key of {jid}: {fingerprint} (trust on first use)"),
+        KeyEvent::Unchanged { jid } => format!("the key of {jid} is unchanged"),
+        KeyEvent::Changed { jid, pinned, offered } => format!(
+            "WARNING: the key of {jid} CHANGED!\n  pinned:  {pinned}\n  offered: {offered}\nThe new key is NOT trusted. Compare safety numbers with `keyward verify {jid}` and only then `--confirm`."
+        ),
+        KeyEvent::Revoked { jid, at, reason } => {
+            format!("REVOKED: {jid} was revoked at {at} ({reason}); nothing will be encrypted to it again")
+        }
+        KeyEvent::NoKey { jid } => format!("{jid} has no keyward key yet; it will be pinned when they set up keyward"),
+    }
+}
+
+impl Output {
+    /// Output as JSON (`true`) or text.
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub(crate) fn registered(&self, jid: &BareJid) {
+        if self.json {
+            print_json(json!({"registered": jid.as_str()}));
+        } else {
+            println!("registered {jid}");
+        }
+    }
+
+    pub(crate) fn ready(&self, session: &Session, setup: Setup) {
+        let what = match setup {
+            Setup::FirstUse => "first-use",
+            Setup::NewDevice => "new-device",
+            Setup::ThisDevice => "this-device",
+        };
+        if self.json {
+            print_json(
+                json!({"jid": session.me().as_str(), "fingerprint": session.fingerprint().to_hex(), "setup": what}),
+            );
+        } else {
+            match setup {
+                Setup::FirstUse => println!("keys created and published for {}", session.me()),
+                _ => println!("keys of {} opened on this device", session.me()),
+            }
+            println!("your fingerprint: {}", session.fingerprint());
+        }
+    }
+
+    pub(crate) fn contact_added(&self, jid: &BareJid, event: &KeyEvent, accepted: bool) {
+        if self.json {
+            let mut value = key_event_json(event);
+            value["contact"] = json!(jid.as_str());
+            value["accepted"] = json!(accepted);
+            print_json(value);
+        } else {
+            if accepted {
+                println!("accepted {jid} and sent them your key");
+            } else {
+                println!("asked to add {jid} and sent them your key");
+            }
+            self.key_event_text(event);
+        }
+    }
+
+    fn key_event_text(&self, event: &KeyEvent) {
+        let text = key_event_text(event);
+        if matches!(event, KeyEvent::Changed { .. } | KeyEvent::Revoked { .. }) {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub(crate) fn sent(&self, to: &BareJid, sent: &Sent) {
+        if self.json {
+            print_json(json!({"to": to.as_str(), "id": sent.id, "fingerprint": sent.to_fingerprint.to_hex()}));
+        } else {
+            println!("sent to {to} (key {})", sent.to_fingerprint);
+        }
+    }
+
+    pub(crate) fn listening(&self, me: &BareJid, bounded: bool) {
+        if !self.json {
+            let until = if bounded { "" } else { " (Ctrl-C to stop)" };
+            eprintln!("receiving for {me}{until}");
+        }
+    }
+
+    pub(crate) fn incoming(&self, event: &Incoming) {
+        if self.json {
+            let value = match event {
+                Incoming::Message(message) => message_json(message),
+                Incoming::Key(key) => key_event_json(key),
+                Incoming::SelfRevoked { at, reason } => json!({"notice": "self-revoked", "at": at, "reason": reason}),
+                Incoming::ContactRequest(jid) => json!({"notice": "contact-request", "jid": jid.as_str()}),
+                Incoming::ContactAccepted(jid) => json!({"notice": "contact-accepted", "jid": jid.as_str()}),
+                Incoming::ContactEnded(jid) => json!({"notice": "contact-ended", "jid": jid.as_str()}),
+                Incoming::Rejected { from, error } => {
+                    json!({"notice": "rejected", "jid": from.as_str(), "error": error.to_string()})
+                }
+                Incoming::Unencrypted { from } => json!({"notice": "unencrypted", "jid": from.as_str()}),
+                Incoming::Bounce { from, condition } => {
+                    json!({"notice": "bounce", "jid": from.as_str(), "condition": condition})
+                }
+            };
+            print_json(value);
+            return;
+        }
+        match event {
+            Incoming::Message(message) => {
+                let mark = if message.verified { "verified signature" } else { "NOT VERIFIED" };
+                println!("{} [{}, {}]: {}", message.from, message.trust.as_str(), mark, message.body);
+                for warning in &message.warnings {
+                    eprintln!("  WARNING {warning}");
+                }
+            }
+            Incoming::Key(key) => self.key_event_text(key),
+            Incoming::SelfRevoked { at, reason } => {
+                eprintln!("YOUR ACCOUNT WAS REVOKED at {at} ({reason}); create a new account")
+            }
+            Incoming::ContactRequest(jid) => println!("{jid} wants to add you: `keyward accept {jid}`"),
+            Incoming::ContactAccepted(jid) => println!("{jid} accepted your request"),
+            Incoming::ContactEnded(jid) => println!("{jid} ended the subscription"),
+            Incoming::Rejected { from, error } => eprintln!("REFUSED a message from {from}: {error}"),
+            Incoming::Unencrypted { from } => eprintln!("ignored an unencrypted message from {from}"),
+            Incoming::Bounce { from, condition } => eprintln!("a message to {from} bounced: {condition}"),
+        }
+    }
+
+    pub(crate) fn contacts(&self, contacts: &[ContactView]) {
+        if self.json {
+            let list: Vec<Value> = contacts
+                .iter()
+                .map(|c| {
+                    json!({
+                        "jid": c.jid.as_str(),
+                        "status": c.status,
+                        "fingerprint": c.fingerprint.map(|f| f.to_hex()),
+                        "trust": c.trust.map(|t| t.as_str()),
+                        "key_changed": c.key_changed,
+                    })
+                })
+                .collect();
+            print_json(Value::Array(list));
+            return;
+        }
+        if contacts.is_empty() {
+            println!("no contacts yet: `keyward add JID`");
+        }
+        for c in contacts {
+            let trust = c.trust.map_or("-", |t| t.as_str());
+            let fp = c.fingerprint.map_or_else(|| "(no key pinned)".to_owned(), |f| f.to_string());
+            let changed = if c.key_changed { "  KEY CHANGED: run keyward verify" } else { "" };
+            println!("{}  {}  {}  {}{}", c.jid, c.status, trust, fp, changed);
+        }
+    }
+
+    pub(crate) fn safety(&self, report: &SafetyReport, confirmed: bool) {
+        let trust = if confirmed { "verified" } else { report.trust.as_str() };
+        if self.json {
+            print_json(json!({
+                "jid": report.jid.as_str(),
+                "safety_number": report.number.to_string(),
+                "mine": report.mine.to_hex(),
+                "theirs": report.theirs.to_hex(),
+                "trust": trust,
+                "key_changed": report.changed && !confirmed,
+            }));
+            return;
+        }
+        if report.changed && !confirmed {
+            eprintln!("WARNING: {} presents a NEW key; this is the number for the new key.", report.jid);
+        }
+        println!("safety number with {}:", report.jid);
+        let groups = report.number.groups();
+        for row in groups.chunks(4) {
+            println!("  {}", row.join(" "));
+        }
+        println!("your fingerprint:  {}", report.mine);
+        println!("their fingerprint: {}", report.theirs);
+        if confirmed {
+            println!("marked {} as verified", report.jid);
+        } else {
+            println!(
+                "trust: {trust}. Compare the number with {} (in person or by call), then run with --confirm.",
+                report.jid
+            );
+        }
+    }
+}

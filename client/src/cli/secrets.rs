@@ -1,0 +1,83 @@
+//! Password and passphrase input: a file, an environment variable, or a prompt on the terminal.
+
+use anyhow::{Context, bail};
+use keyward_proto::BareJid;
+use secrecy::{ExposeSecret, SecretString};
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// The environment variable holding the XMPP password.
+pub const PASSWORD_ENV: &str = "KEYWARD_PASSWORD";
+/// The environment variable holding the key passphrase.
+pub const PASSPHRASE_ENV: &str = "KEYWARD_PASSPHRASE";
+
+fn from_file(path: &Path, what: &str) -> anyhow::Result<SecretString> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    let line = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if line.is_empty() {
+        bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(SecretString::from(line.to_owned()))
+}
+
+fn from_env(name: &str) -> Option<SecretString> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(SecretString::from)
+}
+
+fn prompt(label: &str, env: &str, flag: &str) -> anyhow::Result<SecretString> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for the {label}: set {env} or pass {flag}");
+    }
+    let value = rpassword::prompt_password(format!("{label}: ")).context("cannot read from the terminal")?;
+    if value.is_empty() {
+        bail!("the {label} is empty");
+    }
+    Ok(SecretString::from(value))
+}
+
+/// The XMPP password of `jid`: `--password-file`, else `KEYWARD_PASSWORD`, else a prompt.
+pub fn password(file: Option<&Path>, jid: &BareJid) -> anyhow::Result<SecretString> {
+    if let Some(file) = file {
+        return from_file(file, "password");
+    }
+    if let Some(value) = from_env(PASSWORD_ENV) {
+        return Ok(value);
+    }
+    prompt(&format!("XMPP password for {jid}"), PASSWORD_ENV, "--password-file")
+}
+
+/// The key passphrase: `--passphrase-file`, else `KEYWARD_PASSPHRASE`, else a
+/// prompt (asked twice when `confirm`, so a typo cannot lock the keys away).
+pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretString> {
+    if let Some(file) = file {
+        return from_file(file, "passphrase");
+    }
+    if let Some(value) = from_env(PASSPHRASE_ENV) {
+        return Ok(value);
+    }
+    let first = prompt("keyward passphrase (protects your keys)", PASSPHRASE_ENV, "--passphrase-file")?;
+    if confirm {
+        let again = prompt("the same passphrase again", PASSPHRASE_ENV, "--passphrase-file")?;
+        if first.expose_secret() != again.expose_secret() {
+            bail!("the two passphrases differ");
+        }
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_secret_loses_only_its_final_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "  s3cret word \r\n").expect("writes");
+        assert_eq!(from_file(&path, "password").expect("reads").expose_secret(), "  s3cret word ");
+        std::fs::write(&path, "\n").expect("writes");
+        assert!(from_file(&path, "password").is_err());
+        assert!(from_file(&dir.path().join("missing"), "password").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The one error type of `keyward-client`: everything the SDK can refuse or fail at.
+
+use keyward_proto::BareJid;
+use thiserror::Error;
+
+/// Everything that can go wrong in a keyward client session.
+///
+/// Messages name what failed and what to do about it; they never contain a
+/// password, a passphrase, a private key or message plaintext.
+#[non_exhaustive]
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A wire format, signature, decryption or replay check failed.
+    #[error(transparent)]
+    Protocol(#[from] keyward_proto::Error),
+    /// The connection to the XMPP server failed or broke.
+    #[error("connection to the XMPP server failed: {0}")]
+    Connection(String),
+    /// The server refused the account's password (SASL failure).
+    #[error("the server refused the login for {jid}: {condition}")]
+    AuthFailed {
+        /// The account.
+        jid: BareJid,
+        /// The SASL condition the server gave.
+        condition: String,
+    },
+    /// The server offers no SCRAM mechanism, so the password would be exposed.
+    #[error("the server offers no SASL SCRAM mechanism (offered: {offered}); refusing to send the password")]
+    NoScram {
+        /// The mechanisms the server offered.
+        offered: String,
+    },
+    /// No answer arrived in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// An IQ was answered with an error.
+    #[error("{to} refused the {request} request: {condition}{}", text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    Refused {
+        /// Who answered.
+        to: String,
+        /// What was asked.
+        request: &'static str,
+        /// The RFC 6120 condition, e.g. `item-not-found`.
+        condition: String,
+        /// The server's text, if any.
+        text: Option<String>,
+    },
+    /// An answer did not have the expected shape.
+    #[error("unexpected answer to {0}")]
+    UnexpectedAnswer(&'static str),
+    /// In-band registration refused: the account exists.
+    #[error("the account {0} already exists")]
+    AccountExists(BareJid),
+    /// This device has no keys for the account yet.
+    #[error("no keys for {0} on this device: run `keyward init` (first use) or `keyward login` (new device)")]
+    NoLocalKeys(BareJid),
+    /// The account has no keys on the server.
+    #[error("{0} has no keyward keys on the server yet: run `keyward init`")]
+    NotInitialized(BareJid),
+    /// First use was asked, but the account already has keys on the server.
+    #[error("{0} already has keyward keys on the server: run `keyward login` on a new device")]
+    AlreadyInitialized(BareJid),
+    /// The secret blob from the server does not match the published bundle.
+    #[error("the secret blob on the server does not match the published keys of {0}: refusing to use it")]
+    SecretMismatch(BareJid),
+    /// The passphrase did not open the secret blob.
+    #[error("wrong passphrase (or the stored secret was tampered with)")]
+    WrongPassphrase,
+    /// The account (own or a contact) was revoked by an administrator.
+    #[error("{jid} was revoked{}: never encrypting to it again", reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default())]
+    Revoked {
+        /// The revoked account.
+        jid: BareJid,
+        /// The administrator's reason.
+        reason: Option<String>,
+    },
+    /// The contact has no keyward key, so nothing can be encrypted to it.
+    #[error("{0} has no keyward key: ask them to run `keyward init`")]
+    NoKey(BareJid),
+    /// The contact's key changed and the new key was not confirmed yet.
+    #[error(
+        "the key of {jid} CHANGED (pinned {pinned}, now offered {offered}); compare safety numbers with `keyward verify {jid}` and confirm with `--confirm` before sending"
+    )]
+    KeyChanged {
+        /// The contact.
+        jid: BareJid,
+        /// The fingerprint pinned so far.
+        pinned: String,
+        /// The new fingerprint offered.
+        offered: String,
+    },
+    /// A bundle for a contact did not verify or was for another account.
+    #[error("refused a key for {jid}: {cause}")]
+    BadBundle {
+        /// The contact.
+        jid: BareJid,
+        /// Why it was refused.
+        cause: keyward_proto::Error,
+    },
+    /// A contact is not known locally.
+    #[error("{0} is not a contact: run `keyward add {0}` first")]
+    UnknownContact(BareJid),
+    /// An argument was not valid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Local state could not be read or written.
+    #[error("local state at {path}: {cause}")]
+    Store {
+        /// The file or folder.
+        path: String,
+        /// The I/O or format error.
+        cause: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn store(path: &std::path::Path, cause: impl std::fmt::Display) -> Self {
+        Self::Store { path: path.display().to_string(), cause: cause.to_string() }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,0 +1,178 @@
+//! What a session reports: received messages with their trust and warnings, key events, contact requests.
+
+use crate::contacts::Trust;
+use keyward_proto::{BareJid, Fingerprint};
+use std::fmt;
+
+/// Something the user should be told about a message or a contact's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The contact now presents a different key than the pinned one; not adopted.
+    KeyChanged {
+        /// The pinned fingerprint.
+        pinned: Fingerprint,
+        /// The new, unconfirmed fingerprint.
+        offered: Fingerprint,
+    },
+    /// The message was signed with the contact's new, unconfirmed key.
+    SignedByUnconfirmedKey,
+    /// The contact's account was revoked, after this message was signed.
+    ContactRevoked {
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// The message was signed at or after the contact's revocation: do not trust it.
+    SignedAfterRevocation {
+        /// When the account was revoked (RFC 3339).
+        at: String,
+    },
+}
+
+impl Warning {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::KeyChanged { .. } => "key-changed",
+            Self::SignedByUnconfirmedKey => "unconfirmed-key",
+            Self::ContactRevoked { .. } => "contact-revoked",
+            Self::SignedAfterRevocation { .. } => "signed-after-revocation",
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KeyChanged { pinned, offered } => write!(
+                f,
+                "key-changed: the contact's key CHANGED from {pinned} to {offered}; not trusted until you compare safety numbers (keyward verify)"
+            ),
+            Self::SignedByUnconfirmedKey => {
+                write!(f, "unconfirmed-key: signed with the contact's NEW key, which you have not confirmed")
+            }
+            Self::ContactRevoked { at } => {
+                write!(f, "contact-revoked: the contact's account was revoked at {at} (this message is older)")
+            }
+            Self::SignedAfterRevocation { at } => write!(
+                f,
+                "signed-after-revocation: signed after the contact's account was revoked at {at}: do not trust it"
+            ),
+        }
+    }
+}
+
+/// A message that was decrypted and whose signature was checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The sender (server-stamped, and bound inside the signature).
+    pub from: BareJid,
+    /// The sender's message id.
+    pub id: String,
+    /// When the sender sealed it (Unix ms, the sender's clock).
+    pub sent_at_ms: u64,
+    /// The text.
+    pub body: String,
+    /// The signature checked out against the contact's pinned, unrevoked key.
+    pub verified: bool,
+    /// How the pinned key is trusted.
+    pub trust: Trust,
+    /// What the user should know.
+    pub warnings: Vec<Warning>,
+}
+
+impl fmt::Debug for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body is plaintext: never in logs.
+        f.debug_struct("Received")
+            .field("from", &self.from)
+            .field("id", &self.id)
+            .field("verified", &self.verified)
+            .field("trust", &self.trust)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change in what the client knows about a contact's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyEvent {
+    /// A key was pinned for the first time (trust on first use).
+    Pinned {
+        /// The contact.
+        jid: BareJid,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// The key offered is the pinned one.
+    Unchanged {
+        /// The contact.
+        jid: BareJid,
+    },
+    /// A DIFFERENT key was offered: held back, not pinned.
+    Changed {
+        /// The contact.
+        jid: BareJid,
+        /// The pinned fingerprint (still in force).
+        pinned: Fingerprint,
+        /// The new fingerprint.
+        offered: Fingerprint,
+    },
+    /// The contact's account was revoked.
+    Revoked {
+        /// The contact.
+        jid: BareJid,
+        /// When (RFC 3339).
+        at: String,
+        /// The administrator's reason.
+        reason: String,
+    },
+    /// The contact has no keyward key (yet).
+    NoKey {
+        /// The contact.
+        jid: BareJid,
+    },
+}
+
+/// Everything `Session::next_event` can report.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A decrypted message.
+    Message(Received),
+    /// A key was relayed, changed or revoked.
+    Key(KeyEvent),
+    /// Our own account was revoked.
+    SelfRevoked {
+        /// When (RFC 3339).
+        at: String,
+        /// The administrator's reason.
+        reason: String,
+    },
+    /// Someone asks to add us (`keyward accept JID` answers).
+    ContactRequest(BareJid),
+    /// Someone accepted our request.
+    ContactAccepted(BareJid),
+    /// Someone ended the subscription.
+    ContactEnded(BareJid),
+    /// A keyward stanza was refused (bad signature, tampered, replayed, forged notice...).
+    Rejected {
+        /// Who sent it.
+        from: BareJid,
+        /// Why.
+        error: crate::Error,
+    },
+    /// A message without keyward encryption; its text is not shown.
+    Unencrypted {
+        /// Who sent it.
+        from: BareJid,
+    },
+    /// A message we sent bounced.
+    Bounce {
+        /// Who bounced it.
+        from: BareJid,
+        /// The RFC 6120 condition.
+        condition: String,
+    },
+}
