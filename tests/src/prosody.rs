@@ -64,10 +64,8 @@ fn plugin_path() -> anyhow::Result<PathBuf> {
     let listing = std::process::Command::new("dpkg").args(["-L", "prosody-modules"]).output();
     if let Ok(listing) = listing {
         let text = String::from_utf8_lossy(&listing.stdout);
-        if let Some(dir) = text.lines().find(|l| l.ends_with("/mod_privilege")) {
-            if let Some(parent) = Path::new(dir).parent() {
-                return Ok(parent.to_path_buf());
-            }
+        if let Some(parent) = text.lines().find(|l| l.ends_with("/mod_privilege")).and_then(|d| Path::new(d).parent()) {
+            return Ok(parent.to_path_buf());
         }
     }
     let fallback = PathBuf::from("/usr/lib/prosody/modules");

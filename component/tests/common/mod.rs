@@ -101,7 +101,7 @@ fn kebab(debug: &str) -> String {
 /// What the test asks of the task that drives a client.
 enum Command {
     Iq { to: tokio_xmpp::jid::Jid, request: IqRequest, token: oneshot::Sender<IqResponseToken> },
-    Stanza { stanza: Stanza, sent: oneshot::Sender<std::io::Result<()>> },
+    Stanza { stanza: Box<Stanza>, sent: oneshot::Sender<std::io::Result<()>> },
     End { done: oneshot::Sender<()> },
 }
 
@@ -122,7 +122,7 @@ async fn drive(mut client: Client, mut commands: mpsc::Receiver<Command>, messag
                     let _ = token.send(client.send_iq(Some(to), request).await);
                 }
                 Some(Command::Stanza { stanza, sent }) => {
-                    let _ = sent.send(client.send_stanza(stanza).await.map(|_| ()));
+                    let _ = sent.send(client.send_stanza(*stanza).await.map(|_| ()));
                 }
                 Some(Command::End { done }) => {
                     let _ = client.send_end().await;
@@ -207,7 +207,7 @@ impl User {
     /// Sends a raw stanza.
     pub async fn send(&self, stanza: Stanza) -> anyhow::Result<()> {
         let (sent, receiver) = oneshot::channel();
-        self.commands.send(Command::Stanza { stanza, sent }).await.context("client task gone")?;
+        self.commands.send(Command::Stanza { stanza: Box::new(stanza), sent }).await.context("client task gone")?;
         receiver.await.context("client task gone")?.context("send")?;
         Ok(())
     }
