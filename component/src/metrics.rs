@@ -24,7 +24,7 @@ pub struct Metrics {
     /// Errors answered or met, by condition.
     pub errors: IntCounterVec,
     /// 1 while the XMPP stream is up and authenticated.
-    pub stream_up: IntGauge,
+    pub connected: IntGauge,
     /// Reconnections after the stream went away.
     pub reconnects: IntCounter,
     /// Notices delivered, by kind.
@@ -63,9 +63,9 @@ impl Metrics {
             )
             .unwrap_or_else(|_| unreachable_metric()),
         );
-        let stream_up = register(
+        let connected = register(
             &registry,
-            IntGauge::new("stream_up", "1 while the XMPP component stream is up and authenticated.")
+            IntGauge::new("connected", "1 while the XMPP component stream is up and authenticated, else 0.")
                 .unwrap_or_else(|_| unreachable_metric()),
         );
         let reconnects = register(
@@ -77,7 +77,7 @@ impl Metrics {
             &registry,
             IntGauge::new("requests_in_flight", "Requests being handled.").unwrap_or_else(|_| unreachable_metric()),
         );
-        Self { registry, stanzas, request_seconds, errors, stream_up, reconnects, notices_sent, in_flight }
+        Self { registry, stanzas, request_seconds, errors, connected, reconnects, notices_sent, in_flight }
     }
 
     /// The text exposition of every metric.
@@ -90,7 +90,7 @@ impl Metrics {
 
     /// Whether the XMPP stream is up.
     pub fn is_up(&self) -> bool {
-        self.stream_up.get() == 1
+        self.connected.get() == 1
     }
 }
 
@@ -140,7 +140,7 @@ mod tests {
             "keyward_component_stanzas_total{kind=\"iq\"} 1",
             "keyward_component_request_duration_seconds_bucket{request=\"keys\",le=\"0.01\"} 1",
             "keyward_component_errors_total{condition=\"bad-request\"} 1",
-            "keyward_component_stream_up 0",
+            "keyward_component_connected 0",
             "keyward_component_reconnects_total 1",
             "keyward_component_notices_sent_total{kind=\"revoked\"} 1",
         ] {

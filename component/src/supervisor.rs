@@ -43,14 +43,14 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Outbox>>, st
                     }
                     None => info!(addr = %config.xmpp_addr, jid = %config.component_jid, "stream up"),
                 }
-                metrics.stream_up.set(1);
+                metrics.connected.set(1);
                 let up_at = Instant::now();
                 let ended = session::run(connection, socket, shared.clone(), stop.clone(), |outbox| {
                     streams.send_replace(Some(outbox));
                 })
                 .await;
                 streams.send_replace(None);
-                metrics.stream_up.set(0);
+                metrics.connected.set(0);
                 down_since = Some(Instant::now());
                 if stop.is_cancelled() {
                     info!("stream closed");

@@ -156,7 +156,7 @@ async fn every_request_valid_and_hostile_through_prosody() {
     assert!(stack.component.is_up().await);
     let page = stack.component.metrics().await.expect("metrics");
     for needle in [
-        "keyward_component_stream_up 1",
+        "keyward_component_connected 1",
         "keyward_component_stanzas_total{kind=\"iq\"}",
         "keyward_component_stanzas_total{kind=\"oversize\"} 1",
         "keyward_component_errors_total{condition=\"bad-request\"}",
