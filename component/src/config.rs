@@ -145,7 +145,7 @@ impl Config {
             return Err(Error::Config("the component JID must be a domain".into()));
         }
         let parent = match component_jid.domain().split_once('.') {
-            Some((_, parent)) if parent.contains('.') || !parent.is_empty() => parent.to_owned(),
+            Some((_, parent)) if !parent.is_empty() => parent.to_owned(),
             _ => return Err(Error::Config("the component JID has no parent domain; set served domains".into())),
         };
         Ok(Self {

@@ -281,3 +281,24 @@ async fn shutdown_finishes_in_flight_requests() {
     expect_error(&answer, "service-unavailable", "in flight during shutdown");
     stopping.await.expect("join").expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_of_other_domains_cannot_store_keys() {
+    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
+    config.served_domains = vec!["other.test".into()];
+    let component = Component::start_up(config).await.expect("component");
+    let keys = prosody.component_jid().to_owned();
+    let mut alice = common::User::login(&prosody, "alice").await.expect("alice");
+    let publish = Identity::new(&alice.jid).publish_xml();
+    expect_error(&alice.set(&keys, &publish).await.expect("publish"), "not-allowed", "publish from another domain");
+    let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret");
+    expect_error(&secret, "not-allowed", "secret from another domain");
+    // keys lookups are for everyone (keydir is down here, so the request gets that far).
+    let lookup = alice.get(&keys, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>").await;
+    expect_error(&lookup.expect("keys"), "service-unavailable", "keys from another domain");
+    // The privilege advertisement of a domain the component does not serve is not believed.
+    let roster = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
+    expect_error(&roster, "feature-not-implemented", "roster-keys with an unserved domain's privilege");
+    component.stop().await.expect("stop");
+}
