@@ -257,18 +257,22 @@ async fn a_wrong_secret_keeps_the_stream_down_and_retrying() {
     component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_in_flight_requests() {
-    // A keydir that accepts connections and never answers: each request waits for the timeout.
+/// A keydir that accepts connections and never answers: each call waits for the timeout.
+async fn hung_keydir() -> String {
     let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hung_url = format!("http://{}", hung.local_addr().expect("addr"));
-    let _hold = tokio::spawn(async move {
+    let url = format!("http://{}", hung.local_addr().expect("addr"));
+    tokio::spawn(async move {
         let mut sockets = Vec::new();
         while let Ok((socket, _)) = hung.accept().await {
             sockets.push(socket);
         }
     });
-    let stack = Stack::start(true, &hung_url, TOKEN).await.expect("stack");
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let stack = Stack::start(true, &hung_keydir().await, TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let pending = alice
@@ -280,6 +284,32 @@ async fn shutdown_finishes_in_flight_requests() {
     let answer = finish_iq(pending).await.expect("the in-flight request was answered");
     expect_error(&answer, "service-unavailable", "in flight during shutdown");
     stopping.await.expect("join").expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded() {
+    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let mut config = config_for(&prosody, &hung_keydir().await, TOKEN).expect("config");
+    config.max_in_flight = 2;
+    let component = Component::start_up(config).await.expect("component");
+    let keys = prosody.component_jid().to_owned();
+    let mut alice = common::User::login(&prosody, "alice").await.expect("alice");
+    let lookup = "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>";
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        pending.push(alice.start_iq(&keys, false, lookup).await.expect("sent"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = alice.get(&keys, lookup).await.expect("third");
+    expect_error(&third, "resource-constraint", "a third request while two are in flight");
+    assert!(matches!(&third, Answer::Error { kind, .. } if kind == "wait"));
+    // Ping is a request too, but the slots free up once keydir times out.
+    for token in pending {
+        expect_error(&finish_iq(token).await.expect("answered"), "service-unavailable", "slow keydir");
+    }
+    let ping = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
+    assert!(matches!(ping, Answer::Result(None)), "{ping:?}");
+    component.stop().await.expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
