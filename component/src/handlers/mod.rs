@@ -115,16 +115,18 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 .text("the key directory is unavailable")
         }
         Error::KeydirProblem { status, problem } => {
-            let condition = match status {
-                400 => Condition::BadRequest,
-                403 => Condition::NotAllowed,
-                404 => Condition::ItemNotFound,
-                409 => Condition::Conflict,
-                413 => Condition::PolicyViolation,
+            let condition = match problem.as_str() {
+                "bad-request" | "bad-bundle" | "bad-secret" => Condition::BadRequest,
+                "revoked" => Condition::NotAllowed,
+                "not-found" => Condition::ItemNotFound,
+                "conflict" => Condition::Conflict,
+                "too-large" => Condition::PolicyViolation,
                 _ => Condition::InternalServerError,
             };
             if condition == Condition::InternalServerError {
-                warn!(status, problem, "unexpected keydir problem");
+                // unauthorized / forbidden: the component token is wrong; an operator must act.
+                warn!(status, problem, "keydir refused the component");
+                return StanzaError::new(condition);
             }
             StanzaError::new(condition).text(problem.as_str())
         }
