@@ -153,6 +153,7 @@ Component {component_jid}
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
+        let log_start = std::fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0);
         let child = Command::new("prosody")
             .arg("-F")
             .arg("--config")
@@ -170,6 +171,17 @@ Component {component_jid}
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 bail!("{err}; prosody log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
             }
+        }
+        // Another process may have taken a port between picking it and Prosody binding it.
+        let log = std::fs::read(self.log_path()).unwrap_or_default();
+        let fresh = String::from_utf8_lossy(log.get(usize::try_from(log_start).unwrap_or(0)..).unwrap_or_default());
+        if let Some(line) = fresh.lines().find(|l| l.contains("Failed to open server port")) {
+            bail!("prosody could not bind its ports: {line}");
+        }
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            bail!("prosody exited at start: {status}");
         }
         Ok(())
     }
