@@ -14,7 +14,8 @@ CREATE TABLE accounts (
     revoked_at  timestamptz,
     reason      text,
     -- JIDs are stored in the normal form keyward-proto produces (lowercase).
-    CONSTRAINT accounts_jid_normal CHECK (jid = lower(jid) AND length(jid) BETWEEN 1 AND 3071),
+    -- Not checked with lower(): its result depends on the database's locale.
+    CONSTRAINT accounts_jid_length CHECK (length(jid) BETWEEN 1 AND 3071),
     CONSTRAINT accounts_status_known CHECK (status IN ('active', 'revoked')),
     -- A revoked account always says when and why; an active one never does.
     CONSTRAINT accounts_revocation_fields CHECK (
@@ -69,7 +70,7 @@ CREATE TABLE holders (
     holder     text        NOT NULL,
     first_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (jid, holder),
-    CONSTRAINT holders_holder_normal CHECK (holder = lower(holder) AND length(holder) BETWEEN 1 AND 3071),
+    CONSTRAINT holders_holder_length CHECK (length(holder) BETWEEN 1 AND 3071),
     CONSTRAINT holders_not_self CHECK (holder <> jid)
 );
 
@@ -89,7 +90,7 @@ CREATE TABLE notices (
     attempts    integer     NOT NULL DEFAULT 0,
     acked_at    timestamptz,
     CONSTRAINT notices_kind_known CHECK (kind IN ('key-relay', 'revoked')),
-    CONSTRAINT notices_recipient_normal CHECK (recipient = lower(recipient) AND length(recipient) BETWEEN 1 AND 3071),
+    CONSTRAINT notices_recipient_length CHECK (length(recipient) BETWEEN 1 AND 3071),
     CONSTRAINT notices_attempts_positive CHECK (attempts >= 0)
 );
 

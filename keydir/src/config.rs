@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// How often a waiting claim re-checks the outbox even without a NOTIFY (milliseconds).
     #[arg(long, env = "KEYWARD_SWEEP_MS", default_value_t = 2000)]
     pub sweep_ms: u64,
+    /// Longest a claim waits (milliseconds, at most 30000), whatever it asks for.
+    #[arg(long, env = "KEYWARD_MAX_CLAIM_WAIT_MS", default_value_t = 30_000)]
+    pub max_claim_wait_ms: u64,
 }
 
 /// Connection string for the database, never printed.
@@ -104,6 +107,8 @@ pub struct Settings {
     pub db_pool_max: u32,
     /// Fallback re-check period of a waiting claim.
     pub sweep: Duration,
+    /// Longest a claim waits, whatever it asks for.
+    pub max_claim_wait: Duration,
 }
 
 impl Settings {
@@ -118,6 +123,7 @@ impl Settings {
             component_token: Token::new(component_token)?,
             db_pool_max: 10,
             sweep: Duration::from_secs(2),
+            max_claim_wait: Duration::from_secs(30),
         })
     }
 
@@ -133,6 +139,7 @@ impl Settings {
         }
         settings.db_pool_max = args.db_pool_max;
         settings.sweep = Duration::from_millis(args.sweep_ms.clamp(50, 60_000));
+        settings.max_claim_wait = Duration::from_millis(args.max_claim_wait_ms.min(30_000));
         Ok(settings)
     }
 }

@@ -1,6 +1,6 @@
 //! The admin API: revoke an account, read accounts (with cursor pagination), read the audit log.
 
-use super::extract::{Body, JidPath, Params, parse_jid};
+use super::extract::{Body, Jid, JidPath, Params, parse_jid};
 use super::openapi::AdminErrors;
 use super::rfc3339;
 use crate::problem::{ApiError, ApiResult};
@@ -8,8 +8,6 @@ use crate::state::AppState;
 use crate::store;
 use axum::Json;
 use axum::extract::State;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward_proto::limits;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -67,7 +65,7 @@ pub struct RevokeResponse {
 /// Revokes an account: terminal, idempotent, in one transaction with its audit row and notices.
 #[utoipa::path(
     post, path = "/v0/admin/accounts/{jid}/revoke", tag = "admin",
-    params(("jid" = String, Path, description = "Bare JID of the account")),
+    params(("jid" = Jid, Path, description = "Bare JID of the account")),
     request_body = RevokeRequest,
     responses(
         (status = 200, description = "Revoked (changed: true) or already revoked (changed: false)", body = RevokeResponse),
@@ -142,7 +140,7 @@ impl From<store::admin::AccountRow> for Account {
 /// Reads one account.
 #[utoipa::path(
     get, path = "/v0/admin/accounts/{jid}", tag = "admin",
-    params(("jid" = String, Path, description = "Bare JID of the account")),
+    params(("jid" = Jid, Path, description = "Bare JID of the account")),
     responses(
         (status = 200, description = "The account", body = Account),
         (status = 404, description = "No such account", body = crate::problem::Problem, content_type = "application/problem+json"),
@@ -163,7 +161,8 @@ pub struct ListQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (absent: the first page).
+    #[param(value_type = Option<Jid>)]
     pub cursor: Option<String>,
 }
 
@@ -184,17 +183,6 @@ fn page_size(limit: Option<i64>) -> ApiResult<i64> {
     Ok(limit)
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| ApiError::BadRequest("bad cursor".into()))
-}
-
-fn encode_cursor(text: &str) -> String {
-    URL_SAFE_NO_PAD.encode(text)
-}
 
 /// Lists accounts in JID order, a page at a time.
 #[utoipa::path(
@@ -209,7 +197,7 @@ fn encode_cursor(text: &str) -> String {
 pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery>) -> ApiResult<Json<AccountPage>> {
     let limit = page_size(query.limit)?;
     let after = match query.cursor.as_deref() {
-        Some(cursor) => Some(parse_jid(&decode_cursor(cursor)?, "cursor").map_err(|_| ApiError::BadRequest("bad cursor".into()))?),
+        Some(cursor) => Some(parse_jid(cursor, "cursor").map_err(|_| ApiError::BadRequest("bad cursor".into()))?),
         None => None,
     };
     let mut rows = store::admin::accounts(
@@ -221,7 +209,7 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery
     .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|row| encode_cursor(&row.jid)) } else { None };
+    let next_cursor = if more { rows.last().map(|row| row.jid.clone()) } else { None };
     Ok(Json(AccountPage { accounts: rows.into_iter().map(Account::from).collect(), next_cursor }))
 }
 
@@ -230,11 +218,13 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries about this account.
+    #[param(value_type = Option<Jid>)]
     pub jid: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (absent: the first page).
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -278,15 +268,13 @@ pub async fn audit(State(state): State<AppState>, Params(query): Params<AuditQue
     let limit = page_size(query.limit)?;
     let jid = query.jid.as_deref().map(|jid| parse_jid(jid, "jid")).transpose()?;
     let before = match query.cursor.as_deref() {
-        Some(cursor) => Some(
-            decode_cursor(cursor)?.parse::<i64>().map_err(|_| ApiError::BadRequest("bad cursor".into()))?,
-        ),
+        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::BadRequest("bad cursor".into()))?),
         None => None,
     };
     let mut rows = store::admin::audit(&state.pool, jid.as_ref().map(|j| j.as_str()), before, limit).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|row| encode_cursor(&row.id.to_string())) } else { None };
+    let next_cursor = if more { rows.last().map(|row| row.id.to_string()) } else { None };
     let entries = rows
         .into_iter()
         .map(|row| AuditEntry { id: row.id, at: rfc3339(row.at), action: row.action, jid: row.jid, detail: row.detail })

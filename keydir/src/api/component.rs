@@ -1,6 +1,6 @@
 //! The component API: publish, secret, lookup, relay, and the notice outbox (claim and ack).
 
-use super::extract::{Body, JidPath, parse_jid};
+use super::extract::{Body, Jid, JidPath, int_list, opt_int, parse_jid};
 use super::openapi::ComponentErrors;
 use super::rfc3339;
 use crate::problem::{ApiError, ApiResult};
@@ -47,7 +47,7 @@ fn bad_bundle(err: ProtoError) -> ApiError {
 /// Stores an account's bundle and secret blob.
 #[utoipa::path(
     put, path = "/v0/component/accounts/{jid}", tag = "component",
-    params(("jid" = String, Path, description = "Bare JID of the account")),
+    params(("jid" = Jid, Path, description = "Bare JID of the account")),
     request_body = PublishRequest,
     responses(
         (status = 201, description = "Stored", body = Published),
@@ -89,7 +89,7 @@ pub struct SecretResponse {
 /// Fetches an account's secret blob.
 #[utoipa::path(
     get, path = "/v0/component/accounts/{jid}/secret", tag = "component",
-    params(("jid" = String, Path, description = "Bare JID of the account")),
+    params(("jid" = Jid, Path, description = "Bare JID of the account")),
     responses(
         (status = 200, description = "The secret blob", body = SecretResponse),
         (status = 404, description = "No secret is stored for this account", body = crate::problem::Problem, content_type = "application/problem+json"),
@@ -108,9 +108,10 @@ pub async fn secret(State(state): State<AppState>, JidPath(jid): JidPath) -> Api
 pub struct LookupRequest {
     /// Who asks: recorded as a holder of every active bundle returned. May be null.
     #[serde(default)]
+    #[schema(value_type = Option<Jid>)]
     pub requester: Option<String>,
     /// The accounts to look up: 1 to 100 bare JIDs.
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<Jid>)]
     pub jids: Vec<String>,
 }
 
@@ -193,8 +194,10 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
 #[serde(deny_unknown_fields)]
 pub struct RelayRequest {
     /// Whose bundle to send.
+    #[schema(value_type = Jid)]
     pub from: String,
-    /// Who receives it (and is recorded as holding it).
+    /// Who receives it (and is recorded as holding it); not `from`.
+    #[schema(value_type = Jid)]
     pub to: String,
 }
 
@@ -236,16 +239,17 @@ pub async fn relay(
 pub struct ClaimRequest {
     /// Most notices to return (1 to 1000, default 100).
     #[schema(minimum = 1, maximum = 1000)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_int")]
     pub max: Option<i64>,
-    /// How long to wait for a notice when none is due (0 to 30000 ms, default 20000).
+    /// How long to wait for a notice when none is due (0 to 30000 ms, default 20000;
+    /// a server may be configured to wait less).
     #[schema(minimum = 0, maximum = 30000)]
-    #[serde(default)]
-    pub wait_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub wait_ms: Option<i64>,
     /// How long claimed notices stay leased (1000 to 600000 ms, default 30000).
     #[schema(minimum = 1000, maximum = 600000)]
-    #[serde(default)]
-    pub lease_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub lease_ms: Option<i64>,
 }
 
 /// Kind of a notice.
@@ -286,6 +290,11 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(value: Option<T>, default:
     Ok(value)
 }
 
+/// A checked, non-negative number of milliseconds.
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 /// Claims due notices, waiting (long poll) until one is due or `wait_ms` passes.
 #[utoipa::path(
     post, path = "/v0/component/notices/claim", tag = "component",
@@ -298,8 +307,8 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(value: Option<T>, default:
 )]
 pub async fn claim(State(state): State<AppState>, Body(body): Body<ClaimRequest>) -> ApiResult<Json<ClaimResponse>> {
     let max = in_range(body.max, 100, 1, 1000, "max")?;
-    let wait = Duration::from_millis(in_range(body.wait_ms, 20_000, 0, 30_000, "wait_ms")?);
-    let lease = Duration::from_millis(in_range(body.lease_ms, 30_000, 1_000, 600_000, "lease_ms")?);
+    let wait = millis(in_range(body.wait_ms, 20_000, 0, 30_000, "wait_ms")?).min(state.settings.max_claim_wait);
+    let lease = millis(in_range(body.lease_ms, 30_000, 1_000, 600_000, "lease_ms")?);
     let deadline = tokio::time::Instant::now() + wait;
     let mut stopping = state.stopping.clone();
     loop {
@@ -339,6 +348,7 @@ pub async fn claim(State(state): State<AppState>, Body(body): Body<ClaimRequest>
 pub struct AckRequest {
     /// Ids of delivered notices (at most 1000).
     #[schema(max_items = 1000)]
+    #[serde(deserialize_with = "int_list")]
     pub ids: Vec<i64>,
 }
 

@@ -204,7 +204,7 @@ async fn account_list_pages_with_a_cursor_and_filters_by_status() {
     let active = app.send(Method::GET, "/v0/admin/accounts?status=active&limit=200", Auth::Admin, None).await;
     assert_eq!(active.body["accounts"].as_array().expect("list").len(), 5);
 
-    for bad in ["?cursor=%%%", "?cursor=bm90IGEgamlk", "?limit=0", "?limit=201", "?limit=x", "?status=deleted"] {
+    for bad in ["?cursor=", "?cursor=not%20a%20jid", "?limit=0", "?limit=201", "?limit=x", "?status=deleted"] {
         let path = format!("/v0/admin/accounts{bad}");
         app.send(Method::GET, &path, Auth::Admin, None).await.assert_problem(400, "bad-request");
     }
@@ -236,7 +236,7 @@ async fn audit_log_pages_newest_first_and_filters_by_jid() {
     let entries = one.body["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["detail"]["reason"], "reason 2");
-    for bad in ["?cursor=abc", "?limit=0", "?jid=not%20a%20jid"] {
+    for bad in ["?cursor=abc", "?cursor=99999999999999999999", "?limit=0", "?jid=not%20a%20jid"] {
         app.send(Method::GET, &format!("/v0/admin/audit{bad}"), Auth::Admin, None).await.assert_problem(400, "bad-request");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// A running keydir and a client for it.
 pub struct TestApp {
     pub keydir: Keydir,
+    #[allow(dead_code)]
     pub database_url: String,
     pub client: reqwest::Client,
 }

@@ -147,7 +147,7 @@ async fn killed_and_restarted_keydir_loses_nothing() {
     let ack = read(call(Method::POST, "/v0/component/notices/ack", COMPONENT_TOKEN, json!({"ids": [claimed[0]]})).await.expect("ack")).await;
     assert_eq!(ack.body["acknowledged"], 1);
     // A claim is waiting when the process dies.
-    let waiting = tokio::spawn(call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 20000, "max": 1})));
+    let waiting = tokio::spawn(call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 20000, "max": 1, "lease_ms": 1000})));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The unclaimed third notice went to the waiting claim (or is still due); kill it now.
     keydir.kill().expect("SIGKILL");
@@ -218,7 +218,12 @@ fn schemathesis() -> PathBuf {
 
 #[tokio::test]
 async fn schemathesis_finds_no_failures() {
-    let app = TestApp::spawn().await;
+    let postgres = Postgres::shared().expect("postgres");
+    let url = postgres.fresh_database().await.expect("database");
+    let mut settings = keyward_tests::keydir::settings(&url).expect("settings");
+    // Claims that find nothing return at once, instead of after up to 30 s.
+    settings.max_claim_wait = Duration::from_millis(100);
+    let app = TestApp::with_settings(settings, url).await;
     // Some data for the fuzzer to hit: an account with a holder, and a revoked one.
     app.account("alice@example.test").await;
     app.account("bob@example.test").await;
@@ -228,20 +233,18 @@ async fn schemathesis_finds_no_failures() {
     let schema = format!("{}/openapi.json", app.keydir.url());
     let runs = [("component", COMPONENT_TOKEN), ("admin", ADMIN_TOKEN), ("health", "")];
     for (tag, token) in runs {
-        let url = schema.clone();
-        let binary = binary.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut command = Command::new(binary);
-            command.args(["run", &url, "--include-tag", tag, "--checks", "all", "--max-examples", "30"]);
-            command.args(["--phases", "examples,coverage,fuzzing", "--seed", "1", "--no-color", "--workers", "2"]);
-            if !token.is_empty() {
-                command.args(["-H", &format!("Authorization: Bearer {token}")]);
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            let out = run_schemathesis(&binary, &schema, tag, token).await;
+            // CPython before 3.11.8 can raise this inside hypothesis (CPython gh-106905):
+            // a crash of the tool, not a finding; run again (at most twice more).
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() && stdout.contains("AST constructor recursion depth mismatch") && attempt < 3 {
+                continue;
             }
-            command.env("SCHEMATHESIS_HOOKS", "").output()
-        })
-        .await
-        .expect("joined")
-        .expect("schemathesis runs");
+            break out;
+        };
         assert!(
             out.status.success(),
             "schemathesis ({tag}) failed:\n{}\n{}",
@@ -249,4 +252,21 @@ async fn schemathesis_finds_no_failures() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+async fn run_schemathesis(binary: &Path, schema: &str, tag: &'static str, token: &'static str) -> std::process::Output {
+    let (binary, schema) = (binary.to_owned(), schema.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(binary);
+        command.arg("--config-file").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml"));
+        command.args(["run", &schema, "--include-tag", tag, "--checks", "all", "--max-examples", "30"]);
+        command.args(["--phases", "examples,coverage,fuzzing", "--seed", "1", "--no-color", "--workers", "1"]);
+        if !token.is_empty() {
+            command.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        command.output()
+    })
+    .await
+    .expect("joined")
+    .expect("schemathesis runs")
 }
