@@ -155,8 +155,8 @@ mod tests {
         assert!(!token.matches(b"0123456789abcdef-admiN"));
         assert!(!token.matches(b""));
         assert_eq!(format!("{token:?}"), "Token([redacted])");
-        let settings = Settings::new("postgres://user:pw@host/db", "0123456789abcdef-a", "0123456789abcdef-c")
-            .expect("valid");
+        let settings =
+            Settings::new("postgres://user:pw@host/db", "0123456789abcdef-a", "0123456789abcdef-c").expect("valid");
         let printed = format!("{settings:?}");
         assert!(!printed.contains("pw@host") && !printed.contains("abcdef-a"), "{printed}");
     }

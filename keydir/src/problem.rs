@@ -57,12 +57,9 @@ impl ApiError {
             BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
             BadBundle(d) => (StatusCode::BAD_REQUEST, "bad-bundle", "Bad bundle", d.clone()),
             BadSecret(d) => (StatusCode::BAD_REQUEST, "bad-secret", "Bad secret blob", d.clone()),
-            Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                "a valid bearer token is required".into(),
-            ),
+            Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a valid bearer token is required".into())
+            }
             Forbidden => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden", "this token is not valid for this API".into())
             }
@@ -95,8 +92,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, name, title, detail) = self.parts();
-        let problem =
-            Problem { kind: format!("urn:keyward:problem:{name}"), title: title.into(), status: status.as_u16(), detail };
+        let problem = Problem {
+            kind: format!("urn:keyward:problem:{name}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+        };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();

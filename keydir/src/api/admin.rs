@@ -183,7 +183,6 @@ fn page_size(limit: Option<i64>) -> ApiResult<i64> {
     Ok(limit)
 }
 
-
 /// Lists accounts in JID order, a page at a time.
 #[utoipa::path(
     get, path = "/v0/admin/accounts", tag = "admin",

@@ -176,7 +176,13 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     let items = jids
         .iter()
         .map(|jid| match known.iter().find(|k| k.jid == jid.as_str()) {
-            None => LookupItem { jid: jid.to_string(), status: KeyState::None, revoked_at: None, reason: None, bundle: None },
+            None => LookupItem {
+                jid: jid.to_string(),
+                status: KeyState::None,
+                revoked_at: None,
+                reason: None,
+                bundle: None,
+            },
             Some(k) => LookupItem {
                 jid: jid.to_string(),
                 status: if k.status == "active" { KeyState::Active } else { KeyState::Revoked },
@@ -282,7 +288,13 @@ pub struct ClaimResponse {
     pub notices: Vec<Notice>,
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(value: Option<T>, default: T, min: T, max: T, field: &str) -> ApiResult<T> {
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+    field: &str,
+) -> ApiResult<T> {
     let value = value.unwrap_or(default);
     if value < min || value > max {
         return Err(ApiError::BadRequest(format!("{field} must be between {min} and {max}")));

@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use keyward_proto::BareJid;
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde_json::{Number, Value};
 use utoipa::ToSchema;
 
@@ -99,7 +99,9 @@ fn integer(number: &Number) -> Option<i64> {
 pub fn opt_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
     match Option::<Number>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(number) => integer(&number).map(Some).ok_or_else(|| D::Error::custom(format!("{number} is not an integer"))),
+        Some(number) => {
+            integer(&number).map(Some).ok_or_else(|| D::Error::custom(format!("{number} is not an integer")))
+        }
     }
 }
 

@@ -21,8 +21,8 @@ pub struct NewBundle {
 impl NewBundle {
     /// The columns of a bundle that verified for its account.
     pub fn from_verified(bundle: &VerifiedBundle) -> ApiResult<Self> {
-        let created = i64::try_from(bundle.created())
-            .map_err(|_| ApiError::BadBundle("created is out of range".into()))?;
+        let created =
+            i64::try_from(bundle.created()).map_err(|_| ApiError::BadBundle("created is out of range".into()))?;
         Ok(Self {
             jid: bundle.jid().clone(),
             fingerprint: bundle.fingerprint().to_hex(),
@@ -55,6 +55,16 @@ impl NewSecret {
     }
 }
 
+/// The locked account row and its bundle's fields, if it has one.
+#[derive(sqlx::FromRow)]
+struct Current {
+    status: String,
+    ik: Option<Vec<u8>>,
+    ek: Option<Vec<u8>>,
+    created_unix: Option<i64>,
+    sig: Option<Vec<u8>>,
+}
+
 /// Stores an account's bundle and secret. `Ok(true)`: created; `Ok(false)`:
 /// the same bundle was already there (the secret is replaced).
 #[instrument(skip_all, fields(jid = %bundle.jid))]
@@ -65,27 +75,24 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
         .execute(&mut *tx)
         .await?;
     // The row lock serialises publishes and revocations of this account.
-    let (status, stored): (String, Option<(Vec<u8>, Vec<u8>, i64, Vec<u8>)>) = {
-        let row: (String, Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>) = sqlx::query_as(
-            "SELECT a.status, b.ik, b.ek, b.created_unix, b.sig
-               FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
-              WHERE a.jid = $1 FOR UPDATE OF a",
-        )
-        .bind(bundle.jid.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let stored = match row {
-            (_, Some(ik), Some(ek), Some(created), Some(sig)) => Some((ik, ek, created, sig)),
-            _ => None,
-        };
-        (row.0, stored)
-    };
-    if status != "active" {
+    let current: Current = sqlx::query_as(
+        "SELECT a.status, b.ik, b.ek, b.created_unix, b.sig
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = $1 FOR UPDATE OF a",
+    )
+    .bind(bundle.jid.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if current.status != "active" {
         return Err(ApiError::Revoked);
     }
-    let created = match stored {
-        Some((ik, ek, created, sig)) => {
-            if (ik, ek, created, sig) != (bundle.ik.clone(), bundle.ek.clone(), bundle.created, bundle.sig.clone()) {
+    let created = match current.sig {
+        Some(sig) => {
+            let same = current.ik.as_deref() == Some(&bundle.ik[..])
+                && current.ek.as_deref() == Some(&bundle.ek[..])
+                && current.created_unix == Some(bundle.created)
+                && sig == bundle.sig;
+            if !same {
                 return Err(ApiError::Conflict("a different bundle is already stored for this account".into()));
             }
             false
@@ -141,6 +148,7 @@ pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
 }
 
 /// What the directory knows of one account, for a lookup.
+#[derive(sqlx::FromRow)]
 pub struct Known {
     /// The account.
     pub jid: String,
@@ -163,8 +171,8 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
     let mut tx = pool.begin().await?;
     // FOR SHARE: a revocation of one of these waits until the holder edges are
     // committed, so its fan-out includes this requester.
-    let rows: Vec<(String, String, Option<OffsetDateTime>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml
+    let rows: Vec<Known> = sqlx::query_as(
+        "SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS bundle
            FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
           WHERE a.jid = ANY($1) ORDER BY a.jid FOR SHARE OF a",
     )
@@ -174,8 +182,8 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
     if let Some(requester) = requester {
         let held: Vec<&str> = rows
             .iter()
-            .filter(|row| row.1 == "active" && row.4.is_some() && row.0 != requester.as_str())
-            .map(|row| row.0.as_str())
+            .filter(|row| row.status == "active" && row.bundle.is_some() && row.jid != requester.as_str())
+            .map(|row| row.jid.as_str())
             .collect();
         if !held.is_empty() {
             sqlx::query(
@@ -189,10 +197,7 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
         }
     }
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|(jid, status, revoked_at, reason, bundle)| Known { jid, status, revoked_at, reason, bundle })
-        .collect())
+    Ok(rows)
 }
 
 /// Records that `to` holds `from`'s key and queues a key-relay notice to `to`.

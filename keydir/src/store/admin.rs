@@ -53,11 +53,10 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
         return Err(ApiError::NotFound("no such account".into()));
     };
     if locked.status == "revoked" {
-        let (notices,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM notices WHERE subject = $1 AND kind = 'revoked'")
-                .bind(jid.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+        let (notices,): (i64,) = sqlx::query_as("SELECT count(*) FROM notices WHERE subject = $1 AND kind = 'revoked'")
+            .bind(jid.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         let (Some(at), Some(reason)) = (locked.revoked_at, locked.reason) else {
             tracing::error!("a revoked account lacks its time or reason");
@@ -138,10 +137,8 @@ macro_rules! select_accounts {
 /// One account.
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {
-    let row: Option<AccountRow> = sqlx::query_as(select_accounts!("WHERE a.jid = $1"))
-        .bind(jid.as_str())
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<AccountRow> =
+        sqlx::query_as(select_accounts!("WHERE a.jid = $1")).bind(jid.as_str()).fetch_optional(pool).await?;
     row.ok_or_else(|| ApiError::NotFound("no such account".into()))
 }
 

@@ -69,7 +69,10 @@ async fn revocation_notifies_every_holder_and_the_account_once() {
     assert_eq!(entries[0]["detail"]["notices"], 4);
 
     let after = app.metrics().await;
-    assert_eq!(metric(&after, "keyward_keydir_revocations_total") - metric(&before, "keyward_keydir_revocations_total"), 1.0);
+    assert_eq!(
+        metric(&after, "keyward_keydir_revocations_total") - metric(&before, "keyward_keydir_revocations_total"),
+        1.0
+    );
     let queued = r#"keyward_keydir_notices_queued_total{kind="revoked"}"#;
     assert_eq!(metric(&after, queued) - metric(&before, queued), 4.0);
     assert_eq!(metric(&after, "keyward_keydir_notices_pending"), 4.0);
@@ -198,7 +201,8 @@ async fn account_list_pages_with_a_cursor_and_filters_by_status() {
     assert_eq!(seen, expected);
 
     let revoked = app.send(Method::GET, "/v0/admin/accounts?status=revoked", Auth::Admin, None).await;
-    let jids: Vec<&str> = revoked.body["accounts"].as_array().expect("list").iter().map(|a| a["jid"].as_str().expect("jid")).collect();
+    let jids: Vec<&str> =
+        revoked.body["accounts"].as_array().expect("list").iter().map(|a| a["jid"].as_str().expect("jid")).collect();
     assert_eq!(jids, ["user3@example.test", "user5@example.test"]);
     assert!(revoked.body["next_cursor"].is_null());
     let active = app.send(Method::GET, "/v0/admin/accounts?status=active&limit=200", Auth::Admin, None).await;
@@ -227,7 +231,13 @@ async fn audit_log_pages_newest_first_and_filters_by_jid() {
     let mut cursor = first.body["next_cursor"].as_str().map(str::to_owned);
     while let Some(c) = cursor {
         let page = app.send(Method::GET, &format!("/v0/admin/audit?limit=2&cursor={c}"), Auth::Admin, None).await;
-        all.extend(page.body["entries"].as_array().expect("entries").iter().map(|e| e["jid"].as_str().expect("jid").to_owned()));
+        all.extend(
+            page.body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .map(|e| e["jid"].as_str().expect("jid").to_owned()),
+        );
         cursor = page.body["next_cursor"].as_str().map(str::to_owned);
     }
     let expected: Vec<String> = (0..5).rev().map(|i| format!("user{i}@example.test")).collect();
@@ -237,6 +247,8 @@ async fn audit_log_pages_newest_first_and_filters_by_jid() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["detail"]["reason"], "reason 2");
     for bad in ["?cursor=abc", "?cursor=99999999999999999999", "?limit=0", "?jid=not%20a%20jid"] {
-        app.send(Method::GET, &format!("/v0/admin/audit{bad}"), Auth::Admin, None).await.assert_problem(400, "bad-request");
+        app.send(Method::GET, &format!("/v0/admin/audit{bad}"), Auth::Admin, None)
+            .await
+            .assert_problem(400, "bad-request");
     }
 }

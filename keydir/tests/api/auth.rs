@@ -32,7 +32,9 @@ async fn every_route_needs_its_own_token() {
         .map(|route| (route, Auth::Admin))
         .chain(admin_routes().into_iter().map(|route| (route, Auth::Component)));
     for ((method, path, body), other_api) in cases {
-        for (auth, status, name) in [(Auth::None, 401, "unauthorized"), (Auth::Wrong, 401, "unauthorized"), (other_api, 403, "forbidden")] {
+        for (auth, status, name) in
+            [(Auth::None, 401, "unauthorized"), (Auth::Wrong, 401, "unauthorized"), (other_api, 403, "forbidden")]
+        {
             let reply = app.send(method.clone(), path, auth, body.clone()).await;
             reply.assert_problem(status, name);
             if status == 401 {

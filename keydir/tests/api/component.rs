@@ -54,7 +54,8 @@ async fn publish_refuses_bad_bundles_and_secrets() {
         (alice.bundle.clone(), "x".repeat(5000), 413, "too-large"),
     ];
     for (bundle, secret, status, name) in cases {
-        let reply = app.send(Method::PUT, path, Auth::Component, Some(json!({"bundle": bundle, "secret": secret}))).await;
+        let reply =
+            app.send(Method::PUT, path, Auth::Component, Some(json!({"bundle": bundle, "secret": secret}))).await;
         reply.assert_problem(status, name);
     }
     // Nothing was stored.
@@ -72,9 +73,15 @@ async fn bad_json_bad_jids_and_oversized_bodies_are_refused() {
     app.send_raw(Method::PUT, path, Auth::Component, "application/json", br#"{"bundle": 1}"#.to_vec())
         .await
         .assert_problem(400, "bad-request");
-    app.send_raw(Method::PUT, path, Auth::Component, "application/json", br#"{"bundle":"","secret":"","x":1}"#.to_vec())
-        .await
-        .assert_problem(400, "bad-request");
+    app.send_raw(
+        Method::PUT,
+        path,
+        Auth::Component,
+        "application/json",
+        br#"{"bundle":"","secret":"","x":1}"#.to_vec(),
+    )
+    .await
+    .assert_problem(400, "bad-request");
     app.send_raw(Method::PUT, path, Auth::Component, "text/plain", b"{}".to_vec())
         .await
         .assert_problem(415, "unsupported-media-type");
@@ -103,7 +110,9 @@ async fn lookup_answers_in_request_order_and_records_holders() {
     let alice = app.account("alice@example.test").await;
     let carol = app.account("carol@example.test").await;
     assert_eq!(app.revoke("carol@example.test", "lost").await.status, StatusCode::OK);
-    let reply = app.lookup(Some("bob@example.test"), &["nobody@example.test", "carol@example.test", "ALICE@example.test"]).await;
+    let reply = app
+        .lookup(Some("bob@example.test"), &["nobody@example.test", "carol@example.test", "ALICE@example.test"])
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let items = reply.body["items"].as_array().expect("items");
     assert_eq!(items.len(), 3);

@@ -117,8 +117,13 @@ impl TestApp {
 
     pub async fn publish(&self, account: &Account) -> Reply {
         let path = format!("/v0/component/accounts/{}", account.jid);
-        self.send(Method::PUT, &path, Auth::Component, Some(json!({"bundle": account.bundle, "secret": account.secret})))
-            .await
+        self.send(
+            Method::PUT,
+            &path,
+            Auth::Component,
+            Some(json!({"bundle": account.bundle, "secret": account.secret})),
+        )
+        .await
     }
 
     /// Publishes a new account and checks it was created.
@@ -130,8 +135,13 @@ impl TestApp {
     }
 
     pub async fn lookup(&self, requester: Option<&str>, jids: &[&str]) -> Reply {
-        self.send(Method::POST, "/v0/component/lookup", Auth::Component, Some(json!({"requester": requester, "jids": jids})))
-            .await
+        self.send(
+            Method::POST,
+            "/v0/component/lookup",
+            Auth::Component,
+            Some(json!({"requester": requester, "jids": jids})),
+        )
+        .await
     }
 
     pub async fn relay(&self, from: &str, to: &str) -> Reply {
@@ -167,8 +177,7 @@ impl TestApp {
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
-    let content_type =
-        headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Reply { status, content_type, headers, body }

@@ -58,9 +58,16 @@ async fn metrics_move_and_pass_promtool() {
     let page = app.metrics().await;
 
     let series = |s: &str| metric(&page, s);
-    assert_eq!(series(r#"keyward_keydir_http_requests_total{method="PUT",route="/v0/component/accounts/{jid}",status="201"}"#), 1.0, "{page}");
+    assert_eq!(
+        series(r#"keyward_keydir_http_requests_total{method="PUT",route="/v0/component/accounts/{jid}",status="201"}"#),
+        1.0,
+        "{page}"
+    );
     assert_eq!(series(r#"keyward_keydir_http_requests_total{method="GET",route="/v0/admin/audit",status="401"}"#), 1.0);
-    assert_eq!(series(r#"keyward_keydir_http_request_duration_seconds_count{method="POST",route="/v0/component/lookup"}"#), 1.0);
+    assert_eq!(
+        series(r#"keyward_keydir_http_request_duration_seconds_count{method="POST",route="/v0/component/lookup"}"#),
+        1.0
+    );
     assert_eq!(series("keyward_keydir_revocations_total"), 1.0);
     assert_eq!(series(r#"keyward_keydir_notices_queued_total{kind="key-relay"}"#), 1.0);
     assert_eq!(series(r#"keyward_keydir_notices_queued_total{kind="revoked"}"#), 3.0);
@@ -135,19 +142,50 @@ async fn killed_and_restarted_keydir_loses_nothing() {
         client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send()
     };
     let alice = Account::new("alice@example.test");
-    let put = call(Method::PUT, "/v0/component/accounts/alice@example.test", COMPONENT_TOKEN, json!({"bundle": alice.bundle, "secret": alice.secret}));
+    let put = call(
+        Method::PUT,
+        "/v0/component/accounts/alice@example.test",
+        COMPONENT_TOKEN,
+        json!({"bundle": alice.bundle, "secret": alice.secret}),
+    );
     assert_eq!(put.await.expect("publish").status(), StatusCode::CREATED);
     for to in ["bob@example.test", "carol@example.test", "dave@example.test"] {
-        let reply = call(Method::POST, "/v0/component/relays", COMPONENT_TOKEN, json!({"from": "alice@example.test", "to": to}));
+        let reply = call(
+            Method::POST,
+            "/v0/component/relays",
+            COMPONENT_TOKEN,
+            json!({"from": "alice@example.test", "to": to}),
+        );
         assert_eq!(reply.await.expect("relay").status(), StatusCode::ACCEPTED);
     }
-    let claimed = read(call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 0, "max": 2, "lease_ms": 1000})).await.expect("claim")).await;
-    let claimed: Vec<i64> = claimed.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    let claimed = read(
+        call(
+            Method::POST,
+            "/v0/component/notices/claim",
+            COMPONENT_TOKEN,
+            json!({"wait_ms": 0, "max": 2, "lease_ms": 1000}),
+        )
+        .await
+        .expect("claim"),
+    )
+    .await;
+    let claimed: Vec<i64> =
+        claimed.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
     assert_eq!(claimed.len(), 2);
-    let ack = read(call(Method::POST, "/v0/component/notices/ack", COMPONENT_TOKEN, json!({"ids": [claimed[0]]})).await.expect("ack")).await;
+    let ack = read(
+        call(Method::POST, "/v0/component/notices/ack", COMPONENT_TOKEN, json!({"ids": [claimed[0]]}))
+            .await
+            .expect("ack"),
+    )
+    .await;
     assert_eq!(ack.body["acknowledged"], 1);
     // A claim is waiting when the process dies.
-    let waiting = tokio::spawn(call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 20000, "max": 1, "lease_ms": 1000})));
+    let waiting = tokio::spawn(call(
+        Method::POST,
+        "/v0/component/notices/claim",
+        COMPONENT_TOKEN,
+        json!({"wait_ms": 20000, "max": 1, "lease_ms": 1000}),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The unclaimed third notice went to the waiting claim (or is still due); kill it now.
     keydir.kill().expect("SIGKILL");
@@ -156,14 +194,28 @@ async fn killed_and_restarted_keydir_loses_nothing() {
 
     // After the leases run out, every unacknowledged notice is handed out again; the acked one never.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = read(call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 0})).await.expect("claim")).await;
-    let mut ids: Vec<i64> = again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    let again = read(
+        call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 0})).await.expect("claim"),
+    )
+    .await;
+    let mut ids: Vec<i64> =
+        again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
     ids.sort_unstable();
     assert_eq!(ids.len(), 2, "{again:?}");
     assert!(!ids.contains(&claimed[0]), "an acknowledged notice came back");
     assert!(ids.contains(&claimed[1]), "a leased, unacknowledged notice was lost");
     // The account, its holders and the revocation still work after the restart.
-    let revoke = read(call(Method::POST, "/v0/admin/accounts/alice@example.test/revoke", ADMIN_TOKEN, json!({"reason": "after restart"})).await.expect("revoke")).await;
+    let revoke = read(
+        call(
+            Method::POST,
+            "/v0/admin/accounts/alice@example.test/revoke",
+            ADMIN_TOKEN,
+            json!({"reason": "after restart"}),
+        )
+        .await
+        .expect("revoke"),
+    )
+    .await;
     assert_eq!(revoke.status, StatusCode::OK);
     assert_eq!(revoke.body["notices"], 4);
 }

@@ -63,7 +63,8 @@ async fn leases_expire_and_notices_are_handed_out_again_until_acknowledged() {
     let ack = app.ack(&[first[0]["id"].as_i64().expect("id")]).await;
     assert_eq!(ack.body, json!({"acknowledged": 1}));
     let again = app.claim(json!({"wait_ms": 5000})).await;
-    let ids: Vec<i64> = again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    let ids: Vec<i64> =
+        again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
     let expected: Vec<i64> = [&first[1], &rest[0]].iter().map(|n| n["id"].as_i64().expect("id")).collect();
     assert_eq!(ids, expected, "the unacknowledged notices are re-delivered, oldest first");
 
