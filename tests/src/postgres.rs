@@ -219,3 +219,33 @@ impl Drop for Postgres {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a process still runs (a defunct postmaster waiting to be reaped counts as gone).
+    fn alive(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_serves_fresh_databases_and_is_gone_after_drop() {
+        let postgres = Postgres::start().expect("starts");
+        let (pid, folder) = (postgres.pid, postgres.path().to_owned());
+        assert!(alive(pid));
+        let first = postgres.fresh_database().await.expect("database");
+        let second = postgres.fresh_database().await.expect("database");
+        assert_ne!(first, second);
+        let mut conn = sqlx::PgConnection::connect(&first).await.expect("connects");
+        let (one,): (i32,) = sqlx::query_as("SELECT 1").fetch_one(&mut conn).await.expect("query");
+        assert_eq!(one, 1);
+        conn.close().await.expect("closes");
+        drop(postgres);
+        assert!(!alive(pid), "postmaster {pid} still runs");
+        assert!(!folder.exists(), "{} was not removed", folder.display());
+    }
+}

@@ -59,7 +59,8 @@ async fn leases_expire_and_notices_are_handed_out_again_until_acknowledged() {
     assert_eq!(rest.len(), 1, "leased notices are not handed out twice");
     assert!(app.claim_now().await.is_empty());
 
-    // Acknowledge the first one only; after the lease the other two come back.
+    // Acknowledge the first one only; after the lease the other two come back. Nothing
+    // NOTIFYs a lease running out: the waiting claim finds them through its periodic sweep.
     let ack = app.ack(&[first[0]["id"].as_i64().expect("id")]).await;
     assert_eq!(ack.body, json!({"acknowledged": 1}));
     let again = app.claim(json!({"wait_ms": 5000})).await;
