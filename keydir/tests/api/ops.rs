@@ -309,7 +309,10 @@ async fn schemathesis_finds_no_failures() {
 async fn run_schemathesis(binary: &Path, schema: &str, tag: &'static str, token: &'static str) -> std::process::Output {
     let (binary, schema) = (binary.to_owned(), schema.to_owned());
     tokio::task::spawn_blocking(move || {
+        // schemathesis keeps a cache in its working folder: give it a throwaway one.
+        let workdir = keyward_tests::temp_dir("keydir-schemathesis").expect("temp dir");
         let mut command = Command::new(binary);
+        command.current_dir(workdir.path());
         command.arg("--config-file").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml"));
         command.args(["run", &schema, "--include-tag", tag, "--checks", "all", "--max-examples", "30"]);
         command.args(["--phases", "examples,coverage,fuzzing", "--seed", "1", "--no-color", "--workers", "1"]);
