@@ -5,7 +5,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use keyward_tests::net::{free_port, http_get};
+use keyward_tests::free_port;
+use keyward_tests::net::http_get;
 use keyward_tests::prosody::{Prosody, ProsodyOptions};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;

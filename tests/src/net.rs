@@ -1,19 +1,13 @@
-//! Small network helpers for fixtures: free loopback ports, waiting for a port, a tiny HTTP GET.
+//! Async network helpers for fixtures: waiting for a port without blocking the runtime, a tiny HTTP GET.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A loopback port that was free a moment ago (bind to port 0, then release).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Waits until something accepts TCP connections on `addr`.
+/// Waits until something accepts TCP connections on `addr` (async: sleeps on the runtime's timer).
 pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {

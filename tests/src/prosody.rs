@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::net::{free_port, wait_for_port};
+use crate::free_port;
+use crate::net::wait_for_port;
 
 /// How long Prosody may take to open its ports.
 const START_TIMEOUT: Duration = Duration::from_secs(15);

@@ -23,7 +23,7 @@ pub const PASSWORD: &str = "correct horse";
 
 /// A keydir URL where nothing listens: every keydir call fails fast.
 pub fn dead_keydir_url() -> String {
-    let port = keyward_tests::net::free_port().expect("free port");
+    let port = keyward_tests::free_port().expect("free port");
     format!("http://127.0.0.1:{port}")
 }
 

@@ -1,0 +1,223 @@
+//! The component through a real Prosody AND a real keydir on a real Postgres: every request
+//! end to end, key relay and revocation notices delivered to real clients, keydir stopped and
+//! restarted (service-unavailable quickly, then recovery, no notice lost).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Answer, Identity, Stack, statuses};
+use keyward_proto::elements::{KeyRelay, Revoked};
+use keyward_proto::{SecretBlob, XmlElement};
+use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, settings};
+use keyward_tests::postgres::Postgres;
+
+const NS: &str = "urn:keyward:0";
+
+async fn keydir() -> Keydir {
+    let postgres = Postgres::shared().expect("postgres");
+    let url = postgres.fresh_database().await.expect("database");
+    Keydir::start(settings(&url).expect("settings")).await.expect("keydir")
+}
+
+/// The admin revokes `jid` through keydir's admin API.
+async fn revoke(keydir: &Keydir, jid: &str, reason: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v0/admin/accounts/{jid}/revoke", keydir.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "reason": reason }))
+        .send()
+        .await
+        .expect("revoke request");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+}
+
+fn keyward_payload(message: &tokio_xmpp::parsers::message::Message) -> tokio_xmpp::minidom::Element {
+    message.payloads.iter().find(|p| p.ns() == NS).cloned().expect("keyward payload")
+}
+
+fn has_store_hint(message: &tokio_xmpp::parsers::message::Message) -> bool {
+    message.payloads.iter().any(|p| p.is("store", "urn:xmpp:hints"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_end_to_end_with_relay_and_revocation() {
+    let keydir = keydir().await;
+    let stack = Stack::start(true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let mut bob = stack.user("bob").await.expect("bob");
+    let mut carol = stack.user("carol").await.expect("carol");
+    let alice_id = Identity::new(&alice.jid);
+
+    // publish: created, idempotent, then a different bundle conflicts.
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("again").payload().expect("idempotent");
+    let other = Identity::new(&alice.jid);
+    assert_eq!(alice.set(&keys, &other.publish_xml()).await.expect("other").condition(), Some("conflict"));
+
+    // secret: only ever the sender's own.
+    let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret").payload().expect("ok");
+    let secret = SecretBlob::parse(String::from(&secret.expect("secret element")).as_bytes()).expect("blob");
+    assert_eq!(secret, alice_id.secret);
+    let asks_for_alice = "<secret xmlns='urn:keyward:0' jid='alice@example.test'/>";
+    assert_eq!(bob.get(&keys, asks_for_alice).await.expect("bob").condition(), Some("item-not-found"));
+
+    // keys: alice active with her bundle, dave none.
+    let answer = bob
+        .get(
+            &keys,
+            "<keys xmlns='urn:keyward:0'><item jid='alice@example.test'/><item jid='dave@example.test'/></keys>",
+        )
+        .await
+        .expect("keys")
+        .payload()
+        .expect("ok")
+        .expect("keys element");
+    assert_eq!(
+        statuses(&answer),
+        vec![("alice@example.test".into(), "active".into(), true), ("dave@example.test".into(), "none".into(), false)]
+    );
+
+    // roster-keys through XEP-0356: carol's roster holds alice and dave.
+    carol.add_contact("alice@example.test").await.expect("roster");
+    carol.add_contact("dave@example.test").await.expect("roster");
+    let roster = carol
+        .get(&keys, "<roster-keys xmlns='urn:keyward:0'/>")
+        .await
+        .expect("roster-keys")
+        .payload()
+        .expect("ok")
+        .expect("roster-keys element");
+    assert_eq!(
+        statuses(&roster),
+        vec![("alice@example.test".into(), "active".into(), true), ("dave@example.test".into(), "none".into(), false)]
+    );
+
+    // relay: bob gets a stored key-relay message with alice's bundle.
+    alice
+        .set(&keys, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>")
+        .await
+        .expect("relay")
+        .payload()
+        .expect("ok");
+    let message = bob.message_with(NS, Duration::from_secs(10)).await.expect("key-relay");
+    assert_eq!(message.type_, tokio_xmpp::parsers::message::MessageType::Normal);
+    assert!(has_store_hint(&message));
+    let relay = KeyRelay::parse(String::from(&keyward_payload(&message)).as_bytes()).expect("key-relay");
+    assert_eq!(relay.from, alice.jid);
+    assert_eq!(relay.bundle, alice_id.bundle);
+    // A sender without a bundle cannot relay.
+    let carol_relay = carol.set(&keys, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>").await.expect("relay");
+    assert_eq!(carol_relay.condition(), Some("item-not-found"));
+    // The rate limit: 30 a minute per sender (bob's own relays; alice's one above does not count).
+    let bob_id = Identity::new(&bob.jid);
+    bob.set(&keys, &bob_id.publish_xml()).await.expect("publish").payload().expect("bob published");
+    let mut allowed = 0;
+    loop {
+        let answer = bob.set(&keys, "<relay xmlns='urn:keyward:0' to='dave@example.test'/>").await.expect("relay");
+        match answer {
+            Answer::Result(_) => allowed += 1,
+            Answer::Error { ref condition, .. } => {
+                assert_eq!(condition, "policy-violation", "{answer:?}");
+                break;
+            }
+        }
+        assert!(allowed <= 30, "more than 30 relays allowed");
+    }
+    assert_eq!(allowed, 30);
+
+    // Revocation: bob (relay, keys) and carol (roster-keys) hold alice's key; all three hear of it.
+    revoke(&keydir, "alice@example.test", "laptop stolen").await;
+    let alice_jid = alice.jid.clone();
+    for (user, who) in [(&mut bob, "bob"), (&mut carol, "carol"), (&mut alice, "alice")] {
+        let message = loop {
+            let message = user.message_with(NS, Duration::from_secs(15)).await.unwrap_or_else(|e| panic!("{who}: {e}"));
+            if keyward_payload(&message).name() == "revoked" {
+                break message;
+            }
+        };
+        assert!(has_store_hint(&message));
+        let revoked = Revoked::parse(String::from(&keyward_payload(&message)).as_bytes()).expect("revoked");
+        assert_eq!(revoked.jid, alice_jid);
+        assert_eq!(revoked.fp, alice_id.bundle.fingerprint());
+        assert_eq!(revoked.reason, "laptop stolen");
+    }
+    let answer = bob
+        .get(&keys, "<keys xmlns='urn:keyward:0'><item jid='alice@example.test'/></keys>")
+        .await
+        .expect("keys")
+        .payload()
+        .expect("ok")
+        .expect("keys element");
+    assert_eq!(statuses(&answer), vec![("alice@example.test".into(), "revoked".into(), true)]);
+    for (case, set, xml) in [
+        ("publish", true, alice_id.publish_xml()),
+        ("secret", false, "<secret xmlns='urn:keyward:0'/>".to_owned()),
+        ("relay", true, "<relay xmlns='urn:keyward:0' to='bob@example.test'/>".to_owned()),
+    ] {
+        let answer = alice.iq(&keys, set, &xml).await.expect(case);
+        assert_eq!(answer.condition(), Some("not-allowed"), "{case} after revocation: {answer:?}");
+    }
+    let page = stack.component.metrics().await.expect("metrics");
+    assert!(page.contains("keyward_component_notices_sent_total{kind=\"key-relay\"}"), "{page}");
+    assert!(page.contains("keyward_component_notices_sent_total{kind=\"revoked\"}"), "{page}");
+    stack.component.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keydir_down_answers_quickly_and_no_notice_is_lost() {
+    let mut keydir = keydir().await;
+    let mut stack = Stack::start(true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let mut bob = stack.user("bob").await.expect("bob");
+    let alice_id = Identity::new(&alice.jid);
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+    let lookup = "<keys xmlns='urn:keyward:0'><item jid='alice@example.test'/></keys>";
+    bob.get(&keys, lookup).await.expect("keys").payload().expect("bob now holds alice's key");
+
+    // The component goes away; alice is revoked meanwhile; then keydir crashes.
+    let config = stack.component.config().clone();
+    stack.component.stop().await.expect("stop component");
+    revoke(&keydir, "alice@example.test", "compromised").await;
+    keydir.abort().await;
+
+    // The component comes back with keydir down: the stream is up, requests fail fast.
+    stack.component = keyward_tests::component::Component::start_up(config).await.expect("component");
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = bob.get(&keys, lookup).await.expect("keys while keydir is down");
+        assert_eq!(answer.condition(), Some("service-unavailable"), "{answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    assert!(stack.component.is_up().await);
+
+    // keydir returns: requests work again and the queued notices arrive.
+    keydir.restart().await.expect("keydir restart");
+    let recovered = Instant::now();
+    let revoked = bob.message_with(NS, Duration::from_secs(20)).await.expect("revoked notice after recovery");
+    let revoked = Revoked::parse(String::from(&keyward_payload(&revoked)).as_bytes()).expect("revoked");
+    assert_eq!(revoked.jid, alice.jid);
+    let to_alice = alice.message_with(NS, Duration::from_secs(20)).await.expect("alice hears of it too");
+    assert_eq!(keyward_payload(&to_alice).name(), "revoked");
+    println!("notices delivered {:?} after keydir came back", recovered.elapsed());
+    let answer = bob.get(&keys, lookup).await.expect("keys after recovery").payload().expect("ok").expect("keys");
+    assert_eq!(statuses(&answer), vec![("alice@example.test".into(), "revoked".into(), true)]);
+    stack.component.stop().await.expect("stop");
+    keydir.stop().await.expect("keydir stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_component_token_is_an_internal_error_not_a_revocation() {
+    let keydir = keydir().await;
+    let stack = Stack::start(true, &keydir.url(), "not-the-token").await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let publish = Identity::new(&alice.jid).publish_xml();
+    let answer = alice.set(&keys, &publish).await.expect("publish");
+    assert_eq!(answer.condition(), Some("internal-server-error"), "{answer:?}");
+    let page = stack.component.metrics().await.expect("metrics");
+    assert!(!page.contains("not-the-token"));
+    stack.component.stop().await.expect("stop");
+}

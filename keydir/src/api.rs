@@ -1,0 +1,67 @@
+//! The HTTP surface: routes of both APIs, health, the OpenAPI document, and the metrics router.
+
+pub mod admin;
+pub mod component;
+mod extract;
+pub mod health;
+pub mod openapi;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use crate::{auth, metrics};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post, put};
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+
+/// Largest request body, in bytes (a bundle and a secret blob with room to spare).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Longest any request may take; above the longest claim wait.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// The API router: component and admin routes, health, and `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let component_api = Router::new()
+        .route("/v0/component/accounts/{jid}", put(component::publish))
+        .route("/v0/component/accounts/{jid}/secret", get(component::secret))
+        .route("/v0/component/lookup", post(component::lookup))
+        .route("/v0/component/relays", post(component::relay))
+        .route("/v0/component/notices/claim", post(component::claim))
+        .route("/v0/component/notices/ack", post(component::ack))
+        .route_layer(from_fn_with_state(state.clone(), auth::component));
+    let admin_api = Router::new()
+        .route("/v0/admin/accounts", get(admin::list))
+        .route("/v0/admin/accounts/{jid}", get(admin::account))
+        .route("/v0/admin/accounts/{jid}/revoke", post(admin::revoke))
+        .route("/v0/admin/audit", get(admin::audit))
+        .route_layer(from_fn_with_state(state.clone(), auth::admin));
+    Router::new()
+        .merge(component_api)
+        .merge(admin_api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .with_state(state)
+}
+
+/// The metrics router: `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::render)).fallback(not_found).with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// RFC 3339 text of a time (what every JSON time field holds).
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}

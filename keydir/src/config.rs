@@ -1,0 +1,169 @@
+//! Configuration from flags and environment; tokens and the database URL in types that never print.
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// A bearer token. Its `Debug` is redacted and it has no `Display`, so it
+/// cannot end up in a log line; comparison is constant-time.
+#[derive(Clone)]
+pub struct Token {
+    /// SHA-256 of the token: comparing digests of equal length keeps the
+    /// comparison constant-time whatever the presented token's length.
+    digest: [u8; 32],
+}
+
+impl Token {
+    /// Wraps a token. Refuses tokens shorter than 16 bytes.
+    pub fn new(secret: &str) -> Result<Self, crate::Error> {
+        if secret.len() < 16 {
+            return Err(crate::Error::Config("tokens must be at least 16 bytes long".into()));
+        }
+        Ok(Self { digest: Sha256::digest(secret.as_bytes()).into() })
+    }
+
+    /// Whether `presented` is this token, in constant time.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        self.digest.ct_eq(&digest).into()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token([redacted])")
+    }
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Human,
+}
+
+/// Everything `serve` needs, from flags or environment variables.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Postgres URL, e.g. postgres://keydir@db/keyward.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+    /// Bearer token of the admin API.
+    #[arg(long, env = "KEYWARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: SecretString,
+    /// Bearer token of the component API.
+    #[arg(long, env = "KEYWARD_COMPONENT_TOKEN", hide_env_values = true)]
+    pub component_token: SecretString,
+    /// host:port of the HTTP API.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// host:port of the Prometheus metrics endpoint.
+    #[arg(long, env = "KEYWARD_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: String,
+    /// Largest database connection pool.
+    #[arg(long, env = "KEYWARD_DB_POOL_MAX", default_value_t = 10)]
+    pub db_pool_max: u32,
+    /// How often a waiting claim re-checks the outbox even without a NOTIFY (milliseconds).
+    #[arg(long, env = "KEYWARD_SWEEP_MS", default_value_t = 2000)]
+    pub sweep_ms: u64,
+    /// Longest a claim waits (milliseconds, at most 30000), whatever it asks for.
+    #[arg(long, env = "KEYWARD_MAX_CLAIM_WAIT_MS", default_value_t = 30_000)]
+    pub max_claim_wait_ms: u64,
+}
+
+/// Connection string for the database, never printed.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub SecretString);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl([redacted])")
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL, for the driver only.
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Validated settings of a running key directory.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the database is.
+    pub database_url: DatabaseUrl,
+    /// The admin API's token.
+    pub admin_token: Token,
+    /// The component API's token.
+    pub component_token: Token,
+    /// Largest pool size.
+    pub db_pool_max: u32,
+    /// Fallback re-check period of a waiting claim.
+    pub sweep: Duration,
+    /// Longest a claim waits, whatever it asks for.
+    pub max_claim_wait: Duration,
+}
+
+impl Settings {
+    /// Settings with defaults for everything but the URL and tokens.
+    pub fn new(database_url: &str, admin_token: &str, component_token: &str) -> Result<Self, crate::Error> {
+        if admin_token == component_token {
+            return Err(crate::Error::Config("the admin and component tokens must differ".into()));
+        }
+        Ok(Self {
+            database_url: DatabaseUrl(SecretString::from(database_url.to_owned())),
+            admin_token: Token::new(admin_token)?,
+            component_token: Token::new(component_token)?,
+            db_pool_max: 10,
+            sweep: Duration::from_secs(2),
+            max_claim_wait: Duration::from_secs(30),
+        })
+    }
+
+    /// Settings from `serve`'s flags.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, crate::Error> {
+        let mut settings = Self::new(
+            args.database_url.expose_secret(),
+            args.admin_token.expose_secret(),
+            args.component_token.expose_secret(),
+        )?;
+        if args.db_pool_max == 0 {
+            return Err(crate::Error::Config("KEYWARD_DB_POOL_MAX must be at least 1".into()));
+        }
+        settings.db_pool_max = args.db_pool_max;
+        settings.sweep = Duration::from_millis(args.sweep_ms.clamp(50, 60_000));
+        settings.max_claim_wait = Duration::from_millis(args.max_claim_wait_ms.min(30_000));
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_and_never_print() {
+        let token = Token::new("0123456789abcdef-admin").expect("long enough");
+        assert!(token.matches(b"0123456789abcdef-admin"));
+        assert!(!token.matches(b"0123456789abcdef-admiN"));
+        assert!(!token.matches(b""));
+        assert_eq!(format!("{token:?}"), "Token([redacted])");
+        let settings =
+            Settings::new("postgres://user:pw@host/db", "0123456789abcdef-a", "0123456789abcdef-c").expect("valid");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("pw@host") && !printed.contains("abcdef-a"), "{printed}");
+    }
+
+    #[test]
+    fn short_or_equal_tokens_are_refused() {
+        assert!(Token::new("short").is_err());
+        assert!(Settings::new("postgres://x", "0123456789abcdef", "0123456789abcdef").is_err());
+    }
+}

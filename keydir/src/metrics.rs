@@ -1,0 +1,147 @@
+//! Prometheus metrics: one registry per running key directory, served on its own listener.
+
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::time::{Duration, Instant};
+
+/// The key directory's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: CounterVec,
+    latency: HistogramVec,
+    /// Accounts revoked (calls that changed something).
+    pub revocations: Counter,
+    /// Notices queued, by kind.
+    pub notices_queued: CounterVec,
+    /// Notices acknowledged.
+    pub notices_acked: Counter,
+    notices_pending: IntGauge,
+    oldest_pending: Gauge,
+    pool: GaugeVec,
+    database_up: IntGauge,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("keyward_keydir")
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new(pool_max: u32) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = CounterVec::new(
+            opts("http_requests_total", "HTTP requests answered, by route, method and status."),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to answer an HTTP request, by route and method.")
+                .namespace("keyward_keydir")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["route", "method"],
+        )?;
+        let revocations = Counter::with_opts(opts("revocations_total", "Accounts revoked by an admin."))?;
+        let notices_queued =
+            CounterVec::new(opts("notices_queued_total", "Notices written to the outbox, by kind."), &["kind"])?;
+        let notices_acked = Counter::with_opts(opts("notices_acked_total", "Outbox notices acknowledged."))?;
+        let notices_pending =
+            IntGauge::with_opts(opts("notices_pending", "Outbox notices not yet acknowledged (at the last scrape)."))?;
+        let oldest_pending = Gauge::with_opts(opts(
+            "notices_oldest_pending_age_seconds",
+            "Age of the oldest unacknowledged outbox notice, 0 when there is none.",
+        ))?;
+        let pool = GaugeVec::new(
+            opts("db_pool_connections", "Database pool connections, by state (idle or in_use)."),
+            &["state"],
+        )?;
+        let pool_max_gauge =
+            IntGauge::with_opts(opts("db_pool_max_connections", "Largest size of the database pool."))?;
+        let database_up =
+            IntGauge::with_opts(opts("database_up", "1 if the last scrape could query the database, else 0."))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(notices_queued.clone()))?;
+        registry.register(Box::new(notices_acked.clone()))?;
+        registry.register(Box::new(notices_pending.clone()))?;
+        registry.register(Box::new(oldest_pending.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(pool_max_gauge.clone()))?;
+        registry.register(Box::new(database_up.clone()))?;
+        pool_max_gauge.set(i64::from(pool_max));
+        for kind in ["key-relay", "revoked"] {
+            notices_queued.with_label_values(&[kind]);
+        }
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            revocations,
+            notices_queued,
+            notices_acked,
+            notices_pending,
+            oldest_pending,
+            pool,
+            database_up,
+        })
+    }
+
+    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.latency.with_label_values(&[route, method]).observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Middleware counting and timing every request by its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(&route, &method, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Reads the outbox and pool gauges, then renders every metric.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    let size = state.pool.size();
+    let idle = u32::try_from(state.pool.num_idle()).unwrap_or(size);
+    metrics.pool.with_label_values(&["idle"]).set(f64::from(idle));
+    metrics.pool.with_label_values(&["in_use"]).set(f64::from(size.saturating_sub(idle)));
+    let outbox = tokio::time::timeout(Duration::from_secs(2), crate::store::notices::backlog(&state.pool)).await;
+    match outbox {
+        Ok(Ok(backlog)) => {
+            metrics.database_up.set(1);
+            metrics.notices_pending.set(backlog.pending);
+            metrics.oldest_pending.set(backlog.oldest_age_seconds);
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(cause = %err, "metrics: outbox query failed");
+            metrics.database_up.set(0);
+        }
+        Err(_) => {
+            tracing::warn!("metrics: outbox query timed out");
+            metrics.database_up.set(0);
+        }
+    }
+    let mut body = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&metrics.registry.gather(), &mut body) {
+        tracing::error!(cause = %err, "metrics encoding failed");
+        return crate::problem::ApiError::Internal.into_response();
+    }
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}

@@ -1,0 +1,70 @@
+//! Starting and stopping: the pool, migrations, and `run` with graceful shutdown.
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// A pool that connects lazily: the service starts (and answers `/readyz`
+/// with 503) while the database is down.
+pub fn connect(settings: &Settings) -> Result<PgPool, Error> {
+    let options = PgConnectOptions::from_str(settings.database_url.expose()).map_err(Error::DatabaseConfig)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.db_pool_max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options))
+}
+
+/// Applies the pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
+    crate::MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Serves the API on `api` and metrics on `metrics` until `shutdown`
+/// completes, then finishes in-flight requests (waiting claims return
+/// at once) and returns.
+pub async fn run(
+    settings: Settings,
+    api: TcpListener,
+    metrics: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let pool = connect(&settings)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        pool: pool.clone(),
+        metrics: Arc::new(Metrics::new(settings.db_pool_max)?),
+        settings: Arc::new(settings),
+        wake: Arc::new(Notify::new()),
+        stopping: stop_rx.clone(),
+    };
+    let listener_task = tokio::spawn(crate::wake::listen(pool.clone(), state.wake.clone()));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tracing::info!(api = %api.local_addr()?, metrics = %metrics.local_addr()?, "keydir serving");
+    let api_server =
+        axum::serve(api, crate::api::router(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let metrics_server =
+        axum::serve(metrics, crate::api::metrics_router(state.clone())).with_graceful_shutdown(stopped(stop_rx));
+    let (api_result, metrics_result) = tokio::join!(api_server, metrics_server);
+    listener_task.abort();
+    pool.close().await;
+    tracing::info!("keydir stopped");
+    api_result?;
+    metrics_result?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The state every handler shares: pool, settings, metrics and the outbox wake-up.
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+
+/// Cheap to clone: everything is behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// Tokens and tuning.
+    pub settings: Arc<Settings>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Woken when Postgres says notices were queued.
+    pub wake: Arc<Notify>,
+    /// Becomes true when the service shuts down: waiting claims return.
+    pub stopping: watch::Receiver<bool>,
+}

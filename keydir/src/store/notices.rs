@@ -1,0 +1,69 @@
+//! The notice outbox: leased claims, acknowledgements, and the backlog for metrics.
+
+use crate::problem::ApiResult;
+use sqlx::PgPool;
+use std::time::Duration;
+use tracing::instrument;
+
+/// A claimed notice.
+#[derive(sqlx::FromRow)]
+pub struct Claimed {
+    /// Its id, to acknowledge it with.
+    pub id: i64,
+    /// Who must receive it.
+    pub recipient: String,
+    /// `key-relay` or `revoked`.
+    pub kind: String,
+    /// The XML element to send.
+    pub payload: String,
+}
+
+/// Leases up to `max` due notices (never acknowledged, lease absent or run
+/// out) for `lease`, oldest first. Concurrent claimers get disjoint sets.
+#[instrument(skip(pool))]
+pub async fn claim(pool: &PgPool, max: i64, lease: Duration) -> ApiResult<Vec<Claimed>> {
+    let mut rows: Vec<Claimed> = sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM notices
+              WHERE acked_at IS NULL AND (lease_until IS NULL OR lease_until <= now())
+              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         UPDATE notices n SET lease_until = now() + make_interval(secs => $2), attempts = n.attempts + 1
+           FROM due WHERE n.id = due.id
+         RETURNING n.id, n.recipient, n.kind, n.payload",
+    )
+    .bind(max)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    rows.sort_by_key(|row| row.id);
+    Ok(rows)
+}
+
+/// Marks notices delivered; returns how many were not already.
+#[instrument(skip(pool), fields(count = ids.len()))]
+pub async fn ack(pool: &PgPool, ids: &[i64]) -> ApiResult<u64> {
+    let done = sqlx::query("UPDATE notices SET acked_at = now() WHERE id = ANY($1) AND acked_at IS NULL")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The outbox backlog.
+pub struct Backlog {
+    /// Unacknowledged notices.
+    pub pending: i64,
+    /// Age of the oldest one, 0 if none.
+    pub oldest_age_seconds: f64,
+}
+
+/// Counts unacknowledged notices and the age of the oldest.
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
+    let (pending, oldest_age_seconds): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
+           FROM notices WHERE acked_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Backlog { pending, oldest_age_seconds })
+}

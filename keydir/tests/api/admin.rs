@@ -1,0 +1,254 @@
+//! The admin API: revocation fan-out, idempotence and races, account reads, lists and the audit log.
+
+use crate::helpers::{Account, Auth, TestApp, metric};
+use keyward_proto::elements::Revoked;
+use keyward_proto::{Fingerprint, XmlElement};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+#[tokio::test]
+async fn revocation_notifies_every_holder_and_the_account_once() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    app.account("bob@example.test").await;
+    // Holders through a relay and through lookups (one from another domain).
+    assert_eq!(app.relay("alice@example.test", "bob@example.test").await.status, StatusCode::ACCEPTED);
+    app.lookup(Some("carol@example.test"), &["alice@example.test", "bob@example.test"]).await;
+    app.lookup(Some("dave@elsewhere.test"), &["alice@example.test"]).await;
+    let relayed: Vec<i64> = app.claim_now().await.iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    assert_eq!(app.ack(&relayed).await.status, StatusCode::OK);
+    let before = app.metrics().await;
+
+    let reply = app.revoke("alice@example.test", "laptop stolen").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["jid"], "alice@example.test");
+    assert_eq!(reply.body["status"], "revoked");
+    assert_eq!(reply.body["reason"], "laptop stolen");
+    assert_eq!(reply.body["notices"], 4);
+    assert_eq!(reply.body["changed"], true);
+    let at = reply.body["revoked_at"].as_str().expect("time").to_owned();
+
+    let notices = app.claim_now().await;
+    let recipients: BTreeSet<&str> = notices.iter().map(|n| n["to"].as_str().expect("to")).collect();
+    assert_eq!(
+        recipients,
+        BTreeSet::from(["alice@example.test", "bob@example.test", "carol@example.test", "dave@elsewhere.test"])
+    );
+    for notice in &notices {
+        assert_eq!(notice["kind"], "revoked");
+        let revoked = Revoked::parse(notice["payload"].as_str().expect("xml").as_bytes()).expect("parses");
+        assert_eq!(revoked.jid, alice.jid);
+        assert_eq!(revoked.fp, Fingerprint::from_hex(&alice.fingerprint()).expect("hex"));
+        assert_eq!(revoked.reason, "laptop stolen");
+        assert_eq!(revoked.at.format(&time::format_description::well_known::Rfc3339).expect("fmt"), at);
+    }
+
+    // Idempotent: the second call changes nothing and says so, with the first time and reason.
+    let again = app.revoke("alice@example.test", "another reason").await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["changed"], false);
+    assert_eq!(again.body["revoked_at"], at.as_str());
+    assert_eq!(again.body["reason"], "laptop stolen");
+    assert_eq!(again.body["notices"], 4);
+    assert!(app.claim_now().await.is_empty(), "no new notices (the first ones are leased, none added)");
+
+    let account = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
+    assert_eq!(account.body["status"], "revoked");
+    assert_eq!(account.body["revoked_at"], at.as_str());
+    assert_eq!(account.body["reason"], "laptop stolen");
+    assert_eq!(account.body["fingerprint"], alice.fingerprint());
+    assert_eq!(account.body["holders"], 3);
+
+    let audit = app.send(Method::GET, "/v0/admin/audit", Auth::Admin, None).await;
+    let entries = audit.body["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "one audit row: the second call changed nothing");
+    assert_eq!(entries[0]["action"], "revoke");
+    assert_eq!(entries[0]["jid"], "alice@example.test");
+    assert_eq!(entries[0]["detail"]["reason"], "laptop stolen");
+    assert_eq!(entries[0]["detail"]["notices"], 4);
+
+    let after = app.metrics().await;
+    assert_eq!(
+        metric(&after, "keyward_keydir_revocations_total") - metric(&before, "keyward_keydir_revocations_total"),
+        1.0
+    );
+    let queued = r#"keyward_keydir_notices_queued_total{kind="revoked"}"#;
+    assert_eq!(metric(&after, queued) - metric(&before, queued), 4.0);
+    assert_eq!(metric(&after, "keyward_keydir_notices_pending"), 4.0);
+}
+
+#[tokio::test]
+async fn revoked_account_cannot_publish_fetch_its_secret_or_relay() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    app.revoke("alice@example.test", "compromised").await;
+    app.publish(&alice).await.assert_problem(403, "revoked");
+    app.publish(&Account::new("alice@example.test")).await.assert_problem(403, "revoked");
+    app.send(Method::GET, "/v0/component/accounts/alice@example.test/secret", Auth::Component, None)
+        .await
+        .assert_problem(403, "revoked");
+    app.relay("alice@example.test", "bob@example.test").await.assert_problem(403, "revoked");
+}
+
+#[tokio::test]
+async fn two_concurrent_revocations_change_the_account_once() {
+    let app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    for i in 0..20 {
+        app.lookup(Some(&format!("holder{i}@example.test")), &["alice@example.test"]).await;
+    }
+    let (a, b) = tokio::join!(app.revoke("alice@example.test", "first"), app.revoke("alice@example.test", "second"));
+    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+    let changed: Vec<bool> = [&a, &b].iter().map(|r| r.body["changed"].as_bool().expect("bool")).collect();
+    assert_eq!(changed.iter().filter(|c| **c).count(), 1, "exactly one call revoked: {a:?} {b:?}");
+    assert_eq!(a.body["revoked_at"], b.body["revoked_at"]);
+    assert_eq!(a.body["reason"], b.body["reason"]);
+    assert_eq!(app.claim_now().await.len(), 21);
+    let audit = app.send(Method::GET, "/v0/admin/audit", Auth::Admin, None).await;
+    assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 1);
+}
+
+#[tokio::test]
+async fn a_lookup_racing_a_revocation_is_never_missed() {
+    // Either the lookup sees "revoked", or its requester gets a revoked notice.
+    let app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    let lookups = async {
+        let mut seen_active = Vec::new();
+        for i in 0..30 {
+            let requester = format!("racer{i}@example.test");
+            let reply = app.lookup(Some(&requester), &["alice@example.test"]).await;
+            if reply.body["items"][0]["status"] == "active" {
+                seen_active.push(requester);
+            }
+        }
+        seen_active
+    };
+    let revoke = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        app.revoke("alice@example.test", "race").await
+    };
+    let (seen_active, _) = tokio::join!(lookups, revoke);
+    let notified: BTreeSet<String> =
+        app.claim_now().await.iter().map(|n| n["to"].as_str().expect("to").to_owned()).collect();
+    for requester in seen_active {
+        assert!(notified.contains(&requester), "{requester} got an active bundle but no revocation notice");
+    }
+}
+
+#[tokio::test]
+async fn revoke_errors() {
+    let app = TestApp::spawn().await;
+    app.revoke("nobody@example.test", "why").await.assert_problem(404, "not-found");
+    app.account("alice@example.test").await;
+    app.revoke("alice@example.test", "").await.assert_problem(400, "bad-request");
+    app.revoke("alice@example.test", &"x".repeat(1025)).await.assert_problem(400, "bad-request");
+    app.revoke("alice@example.test", "bad\u{0}reason").await.assert_problem(400, "bad-request");
+    app.revoke("not a jid", "why").await.assert_problem(400, "bad-request");
+    app.send(Method::POST, "/v0/admin/accounts/alice@example.test/revoke", Auth::Admin, Some(json!({})))
+        .await
+        .assert_problem(400, "bad-request");
+    // 1024 bytes of multi-byte text is fine.
+    let reply = app.revoke("alice@example.test", &"é".repeat(512)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+}
+
+#[tokio::test]
+async fn account_read_and_404() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    let reply = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["jid"], "alice@example.test");
+    assert_eq!(reply.body["status"], "active");
+    assert_eq!(reply.body["fingerprint"], alice.fingerprint());
+    assert!(reply.body["created_at"].is_string());
+    assert!(reply.body["revoked_at"].is_null() && reply.body["reason"].is_null());
+    assert_eq!(reply.body["holders"], 0);
+    app.send(Method::GET, "/v0/admin/accounts/bob@example.test", Auth::Admin, None)
+        .await
+        .assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn account_list_pages_with_a_cursor_and_filters_by_status() {
+    let app = TestApp::spawn().await;
+    for i in 0..7 {
+        app.account(&format!("user{i}@example.test")).await;
+    }
+    app.revoke("user3@example.test", "gone").await;
+    app.revoke("user5@example.test", "gone").await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v0/admin/accounts?limit=3&cursor={c}"),
+            None => "/v0/admin/accounts?limit=3".to_owned(),
+        };
+        let page = app.send(Method::GET, &path, Auth::Admin, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let accounts = page.body["accounts"].as_array().expect("accounts");
+        assert!(accounts.len() <= 3);
+        seen.extend(accounts.iter().map(|a| a["jid"].as_str().expect("jid").to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("user{i}@example.test")).collect();
+    assert_eq!(seen, expected);
+
+    let revoked = app.send(Method::GET, "/v0/admin/accounts?status=revoked", Auth::Admin, None).await;
+    let jids: Vec<&str> =
+        revoked.body["accounts"].as_array().expect("list").iter().map(|a| a["jid"].as_str().expect("jid")).collect();
+    assert_eq!(jids, ["user3@example.test", "user5@example.test"]);
+    assert!(revoked.body["next_cursor"].is_null());
+    let active = app.send(Method::GET, "/v0/admin/accounts?status=active&limit=200", Auth::Admin, None).await;
+    assert_eq!(active.body["accounts"].as_array().expect("list").len(), 5);
+
+    for bad in ["?cursor=", "?cursor=not%20a%20jid", "?limit=0", "?limit=201", "?limit=x", "?status=deleted"] {
+        let path = format!("/v0/admin/accounts{bad}");
+        app.send(Method::GET, &path, Auth::Admin, None).await.assert_problem(400, "bad-request");
+    }
+}
+
+#[tokio::test]
+async fn audit_log_pages_newest_first_and_filters_by_jid() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        let jid = format!("user{i}@example.test");
+        app.account(&jid).await;
+        app.revoke(&jid, &format!("reason {i}")).await;
+    }
+    let first = app.send(Method::GET, "/v0/admin/audit?limit=2", Auth::Admin, None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let entries = first.body["entries"].as_array().expect("entries");
+    assert_eq!(entries[0]["jid"], "user4@example.test");
+    assert_eq!(entries[1]["jid"], "user3@example.test");
+    let mut all: Vec<String> = entries.iter().map(|e| e["jid"].as_str().expect("jid").to_owned()).collect();
+    let mut cursor = first.body["next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let page = app.send(Method::GET, &format!("/v0/admin/audit?limit=2&cursor={c}"), Auth::Admin, None).await;
+        all.extend(
+            page.body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .map(|e| e["jid"].as_str().expect("jid").to_owned()),
+        );
+        cursor = page.body["next_cursor"].as_str().map(str::to_owned);
+    }
+    let expected: Vec<String> = (0..5).rev().map(|i| format!("user{i}@example.test")).collect();
+    assert_eq!(all, expected);
+    let one = app.send(Method::GET, "/v0/admin/audit?jid=user2@example.test", Auth::Admin, None).await;
+    let entries = one.body["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["detail"]["reason"], "reason 2");
+    for bad in ["?cursor=abc", "?cursor=99999999999999999999", "?limit=0", "?jid=not%20a%20jid"] {
+        app.send(Method::GET, &format!("/v0/admin/audit{bad}"), Auth::Admin, None)
+            .await
+            .assert_problem(400, "bad-request");
+    }
+}

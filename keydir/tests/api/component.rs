@@ -1,0 +1,176 @@
+//! The component API: publish, secret, lookup and relay, with their errors.
+
+use crate::helpers::{Account, Auth, TestApp};
+use keyward_proto::elements::KeyRelay;
+use keyward_proto::{Bundle, XmlElement};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn publish_creates_then_is_idempotent_and_replaces_the_secret() {
+    let app = TestApp::spawn().await;
+    let alice = Account::new("Alice@Example.test");
+    let first = app.publish(&alice).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_eq!(first.body["jid"], "alice@example.test");
+    assert_eq!(first.body["fingerprint"], alice.fingerprint());
+    let again = app.publish(&alice).await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+
+    // Same bundle, new secret (a passphrase change): 200 and the new blob is served.
+    let mut changed = Account::new("alice@example.test");
+    changed.bundle = alice.bundle.clone();
+    assert_eq!(app.publish(&changed).await.status, StatusCode::OK);
+    let secret = app.send(Method::GET, "/v0/component/accounts/alice@example.test/secret", Auth::Component, None).await;
+    assert_eq!(secret.status, StatusCode::OK, "{secret:?}");
+    assert_eq!(secret.body["secret"], changed.secret);
+}
+
+#[tokio::test]
+async fn publish_refuses_a_different_bundle_with_409() {
+    let app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    let other = Account::new("alice@example.test");
+    app.publish(&other).await.assert_problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn publish_refuses_bad_bundles_and_secrets() {
+    let app = TestApp::spawn().await;
+    let alice = Account::new("alice@example.test");
+    let mallory = Account::new("mallory@example.test");
+    let path = "/v0/component/accounts/alice@example.test";
+    let cases = [
+        // Bundle of another account.
+        (mallory.bundle.clone(), alice.secret.clone(), 400, "bad-bundle"),
+        // Forged: jid rewritten, signature no longer verifies.
+        (mallory.bundle.replace("mallory@", "alice@"), alice.secret.clone(), 400, "bad-bundle"),
+        // Not XML at all.
+        ("<bundle".to_owned(), alice.secret.clone(), 400, "bad-bundle"),
+        // Over the 1 KiB bundle limit.
+        (format!("{}{}", alice.bundle, " ".repeat(1100)), alice.secret.clone(), 413, "too-large"),
+        (alice.bundle.clone(), "<secret xmlns='urn:keyward:0'/>".to_owned(), 400, "bad-secret"),
+        (alice.bundle.clone(), alice.secret.replace("argon2id", "scrypt"), 400, "bad-secret"),
+        (alice.bundle.clone(), "x".repeat(5000), 413, "too-large"),
+    ];
+    for (bundle, secret, status, name) in cases {
+        let reply =
+            app.send(Method::PUT, path, Auth::Component, Some(json!({"bundle": bundle, "secret": secret}))).await;
+        reply.assert_problem(status, name);
+    }
+    // Nothing was stored.
+    let lookup = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(lookup.body["items"][0]["status"], "none");
+}
+
+#[tokio::test]
+async fn bad_json_bad_jids_and_oversized_bodies_are_refused() {
+    let app = TestApp::spawn().await;
+    let path = "/v0/component/accounts/alice@example.test";
+    app.send_raw(Method::PUT, path, Auth::Component, "application/json", b"{not json".to_vec())
+        .await
+        .assert_problem(400, "bad-request");
+    app.send_raw(Method::PUT, path, Auth::Component, "application/json", br#"{"bundle": 1}"#.to_vec())
+        .await
+        .assert_problem(400, "bad-request");
+    app.send_raw(
+        Method::PUT,
+        path,
+        Auth::Component,
+        "application/json",
+        br#"{"bundle":"","secret":"","x":1}"#.to_vec(),
+    )
+    .await
+    .assert_problem(400, "bad-request");
+    app.send_raw(Method::PUT, path, Auth::Component, "text/plain", b"{}".to_vec())
+        .await
+        .assert_problem(415, "unsupported-media-type");
+    let huge = json!({"bundle": "x".repeat(70 * 1024), "secret": ""}).to_string().into_bytes();
+    app.send_raw(Method::PUT, path, Auth::Component, "application/json", huge).await.assert_problem(413, "too-large");
+    let alice = Account::new("alice@example.test");
+    let body = Some(json!({"bundle": alice.bundle, "secret": alice.secret}));
+    for bad in ["no%20spaces@example.test", "alice@example.test%2Flaptop", "@example.test", "a%3Cb@example.test"] {
+        let path = format!("/v0/component/accounts/{bad}");
+        app.send(Method::PUT, &path, Auth::Component, body.clone()).await.assert_problem(400, "bad-request");
+    }
+    app.send(Method::GET, "/v0/nothing/here", Auth::Component, None).await.assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn secret_answers_404_for_unknown_accounts() {
+    let app = TestApp::spawn().await;
+    app.send(Method::GET, "/v0/component/accounts/nobody@example.test/secret", Auth::Component, None)
+        .await
+        .assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn lookup_answers_in_request_order_and_records_holders() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    let carol = app.account("carol@example.test").await;
+    assert_eq!(app.revoke("carol@example.test", "lost").await.status, StatusCode::OK);
+    let reply = app
+        .lookup(Some("bob@example.test"), &["nobody@example.test", "carol@example.test", "ALICE@example.test"])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let items = reply.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0], json!({"jid": "nobody@example.test", "status": "none"}));
+    assert_eq!(items[1]["jid"], "carol@example.test");
+    assert_eq!(items[1]["status"], "revoked");
+    assert_eq!(items[1]["reason"], "lost");
+    assert!(items[1]["revoked_at"].is_string());
+    assert_eq!(items[1]["bundle"], carol.bundle);
+    assert_eq!(items[2]["jid"], "alice@example.test");
+    assert_eq!(items[2]["status"], "active");
+    assert_eq!(items[2]["bundle"], alice.bundle);
+    let bundle = Bundle::parse(items[2]["bundle"].as_str().expect("xml").as_bytes()).expect("parses");
+    bundle.verify_for(&alice.jid).expect("verifies");
+
+    // bob now holds alice's key (not carol's: she was already revoked).
+    let alice_admin = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
+    assert_eq!(alice_admin.body["holders"], 1);
+    let carol_admin = app.send(Method::GET, "/v0/admin/accounts/carol@example.test", Auth::Admin, None).await;
+    assert_eq!(carol_admin.body["holders"], 0);
+    // A second lookup records nothing new; a lookup without requester records nothing.
+    app.lookup(Some("bob@example.test"), &["alice@example.test"]).await;
+    app.lookup(None, &["alice@example.test"]).await;
+    let alice_admin = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
+    assert_eq!(alice_admin.body["holders"], 1);
+}
+
+#[tokio::test]
+async fn lookup_limits() {
+    let app = TestApp::spawn().await;
+    app.lookup(None, &[]).await.assert_problem(400, "bad-request");
+    let many: Vec<String> = (0..101).map(|i| format!("user{i}@example.test")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    app.lookup(None, &many).await.assert_problem(413, "too-large");
+    assert_eq!(app.lookup(None, &many[..100]).await.status, StatusCode::OK);
+    app.lookup(None, &["not a jid"]).await.assert_problem(400, "bad-request");
+    app.lookup(Some("bad requester@x"), &["alice@example.test"]).await.assert_problem(400, "bad-request");
+}
+
+#[tokio::test]
+async fn relay_records_the_holder_and_queues_a_key_relay() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    let reply = app.relay("alice@example.test", "bob@other.test").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    let id = reply.body["notice_id"].as_i64().expect("notice id");
+    let notices = app.claim_now().await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0]["id"], id);
+    assert_eq!(notices[0]["to"], "bob@other.test");
+    assert_eq!(notices[0]["kind"], "key-relay");
+    let relay = KeyRelay::parse(notices[0]["payload"].as_str().expect("xml").as_bytes()).expect("parses");
+    assert_eq!(relay.from, alice.jid);
+    relay.bundle.verify_for(&alice.jid).expect("the relayed bundle verifies");
+    let admin = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
+    assert_eq!(admin.body["holders"], 1);
+
+    app.relay("nobody@example.test", "bob@other.test").await.assert_problem(404, "not-found");
+    app.relay("alice@example.test", "alice@example.test").await.assert_problem(400, "bad-request");
+    app.relay("alice@example.test", "not a jid").await.assert_problem(400, "bad-request");
+}

@@ -1,0 +1,8 @@
+//! keydir's integration tests: a real keydir over a real Postgres, spoken to over real HTTP.
+
+mod admin;
+mod auth;
+mod component;
+mod helpers;
+mod ops;
+mod outbox;

@@ -1,0 +1,100 @@
+//! The notice outbox: long-poll claims woken by LISTEN/NOTIFY, leases, acknowledgements.
+
+use crate::helpers::{Auth, TestApp};
+use keyward_tests::postgres::Postgres;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn a_waiting_claim_is_woken_by_notify_not_by_the_sweep() {
+    // A sweep of a minute: only the NOTIFY can wake the claim in time.
+    let postgres = Postgres::shared().expect("postgres");
+    let url = postgres.fresh_database().await.expect("database");
+    let mut settings = keyward_tests::keydir::settings(&url).expect("settings");
+    settings.sweep = Duration::from_secs(60);
+    let app = TestApp::with_settings(settings, url).await;
+    app.account("alice@example.test").await;
+    let started = Instant::now();
+    let (claimed, relayed) = tokio::join!(app.claim(json!({"wait_ms": 20000})), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.relay("alice@example.test", "bob@example.test").await
+    });
+    let waited = started.elapsed();
+    assert_eq!(relayed.status, StatusCode::ACCEPTED);
+    assert_eq!(claimed.status, StatusCode::OK, "{claimed:?}");
+    let notices = claimed.body["notices"].as_array().expect("notices");
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0]["id"], relayed.body["notice_id"]);
+    assert!(waited >= Duration::from_millis(450), "returned before the notice existed: {waited:?}");
+    assert!(waited < Duration::from_secs(5), "NOTIFY did not wake the claim: {waited:?}");
+}
+
+#[tokio::test]
+async fn an_empty_claim_returns_after_wait_ms() {
+    let app = TestApp::spawn().await;
+    let started = Instant::now();
+    let reply = app.claim(json!({"wait_ms": 600})).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, json!({"notices": []}));
+    assert!(waited >= Duration::from_millis(550) && waited < Duration::from_secs(3), "{waited:?}");
+    // Every field is optional.
+    let reply = app.claim(json!({"wait_ms": 0})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn leases_expire_and_notices_are_handed_out_again_until_acknowledged() {
+    let app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    for to in ["bob@example.test", "carol@example.test", "dave@example.test"] {
+        app.relay("alice@example.test", to).await;
+    }
+    let first = app.claim(json!({"max": 2, "wait_ms": 0, "lease_ms": 1000})).await;
+    let first = first.body["notices"].as_array().expect("notices").clone();
+    assert_eq!(first.len(), 2, "max is respected");
+    let rest = app.claim(json!({"wait_ms": 0, "lease_ms": 1000})).await;
+    let rest = rest.body["notices"].as_array().expect("notices").clone();
+    assert_eq!(rest.len(), 1, "leased notices are not handed out twice");
+    assert!(app.claim_now().await.is_empty());
+
+    // Acknowledge the first one only; after the lease the other two come back. Nothing
+    // NOTIFYs a lease running out: the waiting claim finds them through its periodic sweep.
+    let ack = app.ack(&[first[0]["id"].as_i64().expect("id")]).await;
+    assert_eq!(ack.body, json!({"acknowledged": 1}));
+    let again = app.claim(json!({"wait_ms": 5000})).await;
+    let ids: Vec<i64> =
+        again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    let expected: Vec<i64> = [&first[1], &rest[0]].iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    assert_eq!(ids, expected, "the unacknowledged notices are re-delivered, oldest first");
+
+    // Acknowledging twice is harmless; unknown ids are ignored.
+    let ack = app.ack(&ids).await;
+    assert_eq!(ack.body, json!({"acknowledged": 2}));
+    let ack = app.ack(&[ids[0], ids[1], 999_999]).await;
+    assert_eq!(ack.body, json!({"acknowledged": 0}));
+    let ack = app.ack(&[]).await;
+    assert_eq!(ack.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn claim_and_ack_validate_their_fields() {
+    let app = TestApp::spawn().await;
+    for body in [
+        json!({"max": 0}),
+        json!({"max": 1001}),
+        json!({"wait_ms": 30001}),
+        json!({"lease_ms": 999}),
+        json!({"lease_ms": 600001}),
+        json!({"wait_ms": -1}),
+        json!({"surprise": true}),
+    ] {
+        app.claim(body).await.assert_problem(400, "bad-request");
+    }
+    let many: Vec<i64> = (0..1001).collect();
+    app.ack(&many).await.assert_problem(400, "bad-request");
+    app.send(Method::POST, "/v0/component/notices/ack", Auth::Component, Some(json!({"ids": ["x"]})))
+        .await
+        .assert_problem(400, "bad-request");
+}
