@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use keyward_tests::free_port;
 use keyward_tests::net::http_get;
-use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use keyward_tests::xmpp::ServerOptions;
+use keyward_tests::xmpp::{ServerKind, XmppServer};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
@@ -15,7 +16,7 @@ const TOKEN: &str = "token-that-must-not-appear-in-logs";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_from_the_environment_and_stop_on_sigterm() {
-    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
     let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port().expect("port")).parse().expect("addr");
     let keydir_port = free_port().expect("port");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward-component"))

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq};
 use keyward_proto::{BareJid, XmlElement};
 use keyward_tests::component::{Component, config_for};
-use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use keyward_tests::xmpp::ServerOptions;
+use keyward_tests::xmpp::{ServerKind, XmppServer};
 use tokio::io::AsyncWriteExt;
 
 const TOKEN: &str = "component-token";
@@ -235,7 +236,7 @@ async fn reconnects_after_prosody_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_keeps_the_stream_down_and_retrying() {
-    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
     let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
     config.component_secret = keyward_component::Secret::new("not the secret");
     config.reconnect_min = Duration::from_millis(50);
@@ -288,7 +289,7 @@ async fn shutdown_finishes_in_flight_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_is_bounded() {
-    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
     let mut config = config_for(&prosody, &hung_keydir().await, TOKEN).expect("config");
     config.max_in_flight = 2;
     let component = Component::start_up(config).await.expect("component");
@@ -314,7 +315,7 @@ async fn concurrency_is_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_of_other_domains_cannot_store_keys() {
-    let prosody = Prosody::start(ProsodyOptions::default()).await.expect("prosody");
+    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
     let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
     config.served_domains = vec!["other.test".into()];
     let component = Component::start_up(config).await.expect("component");

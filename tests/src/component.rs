@@ -10,16 +10,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::net::http_get;
-use crate::prosody::Prosody;
+use crate::xmpp::XmppServer;
 
-/// A configuration for the component attached to `prosody`, talking to keydir at `keydir_url`.
+/// A configuration for the component attached to `server`, talking to keydir at `keydir_url`.
 ///
 /// Reconnect delays are the production defaults; change fields before starting as needed.
-pub fn config_for(prosody: &Prosody, keydir_url: &str, token: &str) -> anyhow::Result<Config> {
+pub fn config_for(server: &XmppServer, keydir_url: &str, token: &str) -> anyhow::Result<Config> {
     let config = Config::new(
-        prosody.component_addr().to_string(),
-        prosody.component_jid(),
-        Secret::new(prosody.secret()),
+        server.component_addr().to_string(),
+        server.component_jid(),
+        Secret::new(server.secret()),
         keydir_url,
         Secret::new(token),
     )?;

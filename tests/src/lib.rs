@@ -5,10 +5,12 @@
 //! error naming the Debian package to install, never a silent skip.
 
 pub mod component;
+pub mod ejabberd;
 pub mod keydir;
 pub mod net;
 pub mod postgres;
 pub mod prosody;
+pub mod xmpp;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

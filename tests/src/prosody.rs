@@ -16,39 +16,16 @@ use tokio::process::{Child, Command};
 
 use crate::free_port;
 use crate::net::wait_for_port;
+use crate::xmpp::ServerOptions;
 
 /// How long Prosody may take to open its ports.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// What to configure.
-#[derive(Debug, Clone)]
-pub struct ProsodyOptions {
-    /// The user domain (VirtualHost).
-    pub domain: String,
-    /// The component's JID.
-    pub component: String,
-    /// The component's shared secret.
-    pub secret: String,
-    /// Grant the component XEP-0356 roster get/set, outgoing messages and roster presence.
-    pub privilege: bool,
-}
-
-impl Default for ProsodyOptions {
-    fn default() -> Self {
-        Self {
-            domain: "example.test".into(),
-            component: "keys.example.test".into(),
-            secret: format!("secret-{}", std::process::id()),
-            privilege: true,
-        }
-    }
-}
 
 /// A running (or stopped, between restarts) Prosody.
 #[derive(Debug)]
 pub struct Prosody {
     dir: TempDir,
-    options: ProsodyOptions,
+    options: ServerOptions,
     c2s_port: u16,
     component_port: u16,
     child: Option<Child>,
@@ -82,7 +59,7 @@ fn lua_string(value: &str) -> String {
 
 impl Prosody {
     /// Writes a config in a new temp folder and starts Prosody on free loopback ports.
-    pub async fn start(options: ProsodyOptions) -> anyhow::Result<Self> {
+    pub async fn start(options: ServerOptions) -> anyhow::Result<Self> {
         which("prosody").with_context(missing_packages)?;
         which("prosodyctl").with_context(missing_packages)?;
         let dir = tempfile::Builder::new().prefix("keyward-prosody-").tempdir()?;
@@ -128,8 +105,8 @@ https_ports = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
-allow_registration = false
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "offline" }}
+allow_registration = {registration}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "offline"; "register" }}
 modules_disabled = {{ "s2s"; "tls" }}
 
 VirtualHost {domain}
@@ -150,6 +127,7 @@ Component {component_jid}
             domain = lua_string(&o.domain),
             component_jid = lua_string(&o.component),
             secret = lua_string(&o.secret),
+            registration = o.registration,
         ))
     }
 
@@ -197,6 +175,16 @@ Component {component_jid}
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.component_port))
     }
 
+    /// The options it was started with.
+    pub fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    /// The folder holding its data (users, rosters, offline messages) and its log.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
     /// The user domain.
     pub fn domain(&self) -> &str {
         &self.options.domain
@@ -223,7 +211,11 @@ Component {component_jid}
     }
 
     /// Registers `user@domain` with `password` (prosodyctl; works while the server runs).
+    /// Fails if the user exists already (`prosodyctl register` alone would reset the password).
     pub async fn register(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        if self.account_file(user).exists() {
+            bail!("{user}@{} is already registered", self.options.domain);
+        }
         let output = Command::new("prosodyctl")
             .arg("--config")
             .arg(self.config_path())
@@ -239,6 +231,28 @@ Component {component_jid}
             );
         }
         Ok(format!("{user}@{}", self.options.domain))
+    }
+
+    /// Where Prosody's internal storage keeps an account (names are percent-encoded).
+    fn account_file(&self, user: &str) -> PathBuf {
+        let encode =
+            |text: &str| -> String {
+                text.bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b == b'_' {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02x}")
+                        }
+                    })
+                    .collect()
+            };
+        self.dir
+            .path()
+            .join("data")
+            .join(encode(&self.options.domain))
+            .join("accounts")
+            .join(format!("{}.dat", encode(user)))
     }
 
     /// Stops the server with SIGTERM (SIGKILL after 10 s), by PID.

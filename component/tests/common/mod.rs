@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
 use keyward_tests::component::{Component, config_for};
-use keyward_tests::prosody::{Prosody, ProsodyOptions};
+use keyward_tests::xmpp::ServerOptions;
+use keyward_tests::xmpp::{ServerKind, XmppServer};
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::minidom::Element;
@@ -29,14 +30,15 @@ pub fn dead_keydir_url() -> String {
 
 /// Prosody with the component attached.
 pub struct Stack {
-    pub prosody: Prosody,
+    pub prosody: XmppServer,
     pub component: Component,
 }
 
 impl Stack {
     /// Starts Prosody (with or without the roster privilege) and the component, and waits for the stream.
     pub async fn start(privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
-        let prosody = Prosody::start(ProsodyOptions { privilege, ..ProsodyOptions::default() }).await?;
+        let prosody =
+            XmppServer::start(ServerKind::Prosody, ServerOptions { privilege, ..ServerOptions::default() }).await?;
         let mut config = config_for(&prosody, keydir_url, token)?;
         config.keydir_timeout = Duration::from_millis(1500);
         let component = Component::start_up(config).await?;
@@ -144,13 +146,13 @@ async fn drive(mut client: Client, mut commands: mpsc::Receiver<Command>, messag
 
 impl User {
     /// Registers `name` with prosodyctl, logs in over plain TCP and sends initial presence.
-    pub async fn login(prosody: &Prosody, name: &str) -> anyhow::Result<Self> {
+    pub async fn login(prosody: &XmppServer, name: &str) -> anyhow::Result<Self> {
         let jid = prosody.register(name, PASSWORD).await?;
         Self::connect(prosody, &jid).await
     }
 
     /// Logs in an already registered account.
-    pub async fn connect(prosody: &Prosody, jid: &str) -> anyhow::Result<Self> {
+    pub async fn connect(prosody: &XmppServer, jid: &str) -> anyhow::Result<Self> {
         let xmpp_jid: tokio_xmpp::jid::BareJid = jid.parse().context("jid")?;
         let mut client = Client::new_plaintext(
             xmpp_jid,

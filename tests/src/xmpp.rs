@@ -1,0 +1,157 @@
+//! The XMPP servers keyward is tested against, behind one interface: Prosody and ejabberd.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::ejabberd::Ejabberd;
+use crate::prosody::Prosody;
+
+/// What a test server is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The user domain (VirtualHost).
+    pub domain: String,
+    /// The component's JID.
+    pub component: String,
+    /// The component's shared secret.
+    pub secret: String,
+    /// Grant the component XEP-0356 roster access, outgoing messages and roster presence.
+    pub privilege: bool,
+    /// Allow in-band registration (XEP-0077) from clients.
+    pub registration: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            domain: "example.test".into(),
+            component: "keys.example.test".into(),
+            secret: format!("secret-{}", std::process::id()),
+            privilege: true,
+            registration: false,
+        }
+    }
+}
+
+/// Which server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Prosody 0.12 (Debian packages `prosody prosody-modules`).
+    Prosody,
+    /// ejabberd 23.01 (Debian package `ejabberd`).
+    Ejabberd,
+}
+
+impl ServerKind {
+    /// Every server the suites run against.
+    pub const ALL: [ServerKind; 2] = [ServerKind::Prosody, ServerKind::Ejabberd];
+
+    /// Parses `prosody` or `ejabberd`.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "prosody" => Ok(Self::Prosody),
+            "ejabberd" => Ok(Self::Ejabberd),
+            other => anyhow::bail!("unknown XMPP server {other:?}: use prosody or ejabberd"),
+        }
+    }
+
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prosody => "prosody",
+            Self::Ejabberd => "ejabberd",
+        }
+    }
+}
+
+/// A running test server of either kind.
+#[derive(Debug)]
+pub enum XmppServer {
+    /// A Prosody fixture.
+    Prosody(Prosody),
+    /// An ejabberd fixture.
+    Ejabberd(Ejabberd),
+}
+
+/// Forwards a method to whichever server runs.
+macro_rules! either {
+    ($self:ident, $server:ident => $body:expr) => {
+        match $self {
+            XmppServer::Prosody($server) => $body,
+            XmppServer::Ejabberd($server) => $body,
+        }
+    };
+}
+
+impl XmppServer {
+    /// Starts a server of `kind` on free loopback ports in a temp folder.
+    pub async fn start(kind: ServerKind, options: ServerOptions) -> anyhow::Result<Self> {
+        Ok(match kind {
+            ServerKind::Prosody => Self::Prosody(Prosody::start(options).await?),
+            ServerKind::Ejabberd => Self::Ejabberd(Ejabberd::start(options).await?),
+        })
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> ServerKind {
+        match self {
+            Self::Prosody(_) => ServerKind::Prosody,
+            Self::Ejabberd(_) => ServerKind::Ejabberd,
+        }
+    }
+
+    /// The c2s address (plain TCP on loopback).
+    pub fn c2s_addr(&self) -> SocketAddr {
+        either!(self, s => s.c2s_addr())
+    }
+
+    /// The component port's address.
+    pub fn component_addr(&self) -> SocketAddr {
+        either!(self, s => s.component_addr())
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &ServerOptions {
+        either!(self, s => s.options())
+    }
+
+    /// The user domain.
+    pub fn domain(&self) -> &str {
+        &self.options().domain
+    }
+
+    /// The component's JID.
+    pub fn component_jid(&self) -> &str {
+        &self.options().component
+    }
+
+    /// The component's shared secret.
+    pub fn secret(&self) -> &str {
+        &self.options().secret
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        either!(self, s => s.log_path())
+    }
+
+    /// The folder holding everything the server stores (users, rosters, offline messages, logs).
+    pub fn data_dir(&self) -> PathBuf {
+        either!(self, s => s.data_dir())
+    }
+
+    /// Registers `user@domain` with `password`; returns the bare JID.
+    pub async fn register(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        either!(self, s => s.register(user, password).await)
+    }
+
+    /// Stops the server.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        either!(self, s => s.stop().await)
+    }
+
+    /// Stops and starts it again on the same ports with the same data.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        either!(self, s => s.restart().await)
+    }
+}
