@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use keyward_proto::BareJid;
 use keyward_proto::xml::Element;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::keydir::KeydirClient;
@@ -29,6 +31,9 @@ pub struct Shared {
     pub relay_limit: RateLimiter,
 }
 
+/// How long after the handshake a server may take to send its privilege advertisement.
+const ADVERTISEMENT_WAIT: Duration = Duration::from_secs(2);
+
 /// A request the component sent to the server, waiting for its answer.
 #[derive(Debug)]
 struct Waiting {
@@ -45,12 +50,13 @@ pub struct SessionContext {
     pub outbox: Outbox,
     privileges: Mutex<HashMap<String, Privileges>>,
     waiting: Mutex<HashMap<String, Waiting>>,
+    started: Instant,
 }
 
 impl SessionContext {
     /// The context of a new stream.
     pub fn new(shared: Arc<Shared>, outbox: Outbox) -> Self {
-        Self { shared, outbox, privileges: Mutex::default(), waiting: Mutex::default() }
+        Self { shared, outbox, privileges: Mutex::default(), waiting: Mutex::default(), started: Instant::now() }
     }
 
     /// Records what `domain` granted.
@@ -63,6 +69,21 @@ impl SessionContext {
     /// What `domain` granted on this stream.
     pub fn privileges(&self, domain: &str) -> Privileges {
         self.privileges.lock().ok().and_then(|map| map.get(domain).copied()).unwrap_or_default()
+    }
+
+    /// What `domain` granted, waiting (briefly, just after the handshake) for its advertisement
+    /// when none arrived yet: servers send it right after the handshake, but not always before
+    /// the component has work to do.
+    pub async fn settled_privileges(&self, domain: &str) -> Privileges {
+        let deadline = self.started + ADVERTISEMENT_WAIT;
+        loop {
+            let known = self.privileges.lock().ok().and_then(|map| map.get(domain).copied());
+            match known {
+                Some(privileges) => return privileges,
+                None if Instant::now() >= deadline => return Privileges::default(),
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Hands an IQ result or error to the request waiting for it; `false` if none was.

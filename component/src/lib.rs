@@ -20,6 +20,7 @@ pub mod connection;
 mod context;
 mod error;
 mod handlers;
+pub mod healthcheck;
 pub mod keydir;
 pub mod metrics;
 mod notices;
@@ -41,6 +42,7 @@ use tracing::{info, warn};
 
 pub use config::{Config, Secret, ServeArgs};
 pub use error::{Error, Result};
+pub use healthcheck::HealthcheckArgs;
 pub use metrics::Metrics;
 
 use context::Shared;

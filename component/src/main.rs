@@ -1,8 +1,8 @@
-//! The `keyward-component` binary: `serve` runs the component.
+//! The `keyward-component` binary: `serve` runs the component, `healthcheck` asks a running one.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use keyward_component::{Config, ServeArgs};
+use keyward_component::{Config, HealthcheckArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// keyward's XEP-0114 external component.
@@ -17,19 +17,35 @@ struct Cli {
 enum Command {
     /// Connect to the XMPP server and serve keyward requests.
     Serve(ServeArgs),
+    /// GET /healthz of the component on KEYWARD_METRICS_LISTEN: exit 0 when the stream is up, else 1.
+    Healthcheck(HealthcheckArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Healthcheck(args) => std::process::exit(healthcheck(&args).await),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let Command::Serve(args) = Cli::parse().command;
     let config = Config::from_args(&args).context("invalid configuration")?;
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding the metrics listener {}", args.metrics_listen))?;
     keyward_component::run(config, listener, shutdown_signal()).await.context("component failed")
+}
+
+/// Exits 0 when `/healthz` answers 200, else 1 (with the reason on standard error).
+async fn healthcheck(args: &HealthcheckArgs) -> i32 {
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    match keyward_component::healthcheck::healthz_status(args.metrics_listen, timeout).await {
+        Ok(200) => return 0,
+        Ok(status) => eprintln!("unhealthy: /healthz answered {status}"),
+        Err(err) => eprintln!("unhealthy: {err}"),
+    }
+    1
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -3,8 +3,14 @@
 //! A notice is acknowledged only after its message was written to the stream, so
 //! delivery is at-least-once: a notice claimed but not acknowledged (the stream or
 //! the component went down) is handed out again by keydir when its lease expires.
+//!
+//! A `revoked` notice addressed to the revoked account itself also goes to that account's
+//! roster contacts, where its server granted the component roster access (XEP-0356): the
+//! roster is read and the same `<revoked/>` is sent to each contact (bounded, skipping those
+//! the same batch already notifies as key holders) before the notice is acknowledged.
 
 use core::time::Duration;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use keyward_proto::elements::{KeyRelay, NS, Revoked, StoreHint};
@@ -15,24 +21,31 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
-use crate::context::Shared;
+use crate::context::{SessionContext, Shared};
 use crate::error::{Error, Result};
+use crate::handlers::roster::{NS_ROSTER, roster_contacts};
 use crate::keydir::Notice;
+use crate::stanza::Condition;
 use crate::stream::NS_COMPONENT;
-use crate::writer::Outbox;
 
 /// Most notices claimed at once.
 const CLAIM_MAX: u32 = 100;
 /// Attempts to acknowledge a batch.
 const ACK_ATTEMPTS: u32 = 3;
+/// Most roster contacts told of one revocation.
+const ROSTER_FAN_OUT_MAX: usize = keyward_proto::limits::ROSTER_ITEMS;
 
 /// Delivers notices while a stream is up, until `stop` (finishing the batch in hand).
-pub async fn run(shared: Arc<Shared>, mut streams: watch::Receiver<Option<Outbox>>, stop: CancellationToken) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut streams: watch::Receiver<Option<Arc<SessionContext>>>,
+    stop: CancellationToken,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        let outbox = loop {
-            if let Some(outbox) = streams.borrow_and_update().clone() {
-                break outbox;
+        let session = loop {
+            if let Some(session) = streams.borrow_and_update().clone() {
+                break session;
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -47,7 +60,7 @@ pub async fn run(shared: Arc<Shared>, mut streams: watch::Receiver<Option<Outbox
         match claimed {
             Ok(notices) => {
                 backoff.reset();
-                deliver(&shared, &outbox, notices).await;
+                deliver(&session, notices).await;
             }
             Err(err) => {
                 warn!(cause = %err, "claiming notices failed");
@@ -62,16 +75,25 @@ pub async fn run(shared: Arc<Shared>, mut streams: watch::Receiver<Option<Outbox
 }
 
 /// Sends a batch in order and acknowledges what was written.
-async fn deliver(shared: &Shared, outbox: &Outbox, notices: Vec<Notice>) {
+async fn deliver(session: &SessionContext, notices: Vec<Notice>) {
+    let shared = &session.shared;
+    let outbox = &session.outbox;
+    let holders = revoked_recipients(&notices);
     let mut done = Vec::with_capacity(notices.len());
-    for notice in notices {
-        match message_for(&notice, &shared.config.component_jid) {
+    for notice in &notices {
+        match message_for(notice, &shared.config.component_jid) {
             Ok(message) => {
                 if outbox.send_written(&message).await.is_err() {
                     debug!("stream went down; the rest of the batch is delivered after its lease");
                     break;
                 }
                 shared.metrics.notices_sent.with_label_values(&[notice.kind.as_str()]).inc();
+                if let Some(owner) = revoked_owner(notice)
+                    && tell_roster(session, notice.id, &owner, &message, &holders).await.is_err()
+                {
+                    debug!("roster fan-out incomplete; the notice is delivered again after its lease");
+                    break;
+                }
                 done.push(notice.id);
             }
             Err(err) => {
@@ -96,6 +118,75 @@ async fn deliver(shared: &Shared, outbox: &Outbox, notices: Vec<Notice>) {
         }
     }
     shared.metrics.errors.with_label_values(&["notice-ack-failed"]).inc();
+}
+
+/// `(revoked account, recipient)` of every `revoked` notice in a batch.
+fn revoked_recipients(notices: &[Notice]) -> HashSet<(BareJid, BareJid)> {
+    notices
+        .iter()
+        .filter(|n| n.kind == "revoked")
+        .filter_map(|n| {
+            let revoked = Revoked::parse(n.payload.as_bytes()).ok()?;
+            Some((revoked.jid, BareJid::parse(&n.to).ok()?))
+        })
+        .collect()
+}
+
+/// The revoked account, when `notice` is a `revoked` notice addressed to that account itself.
+fn revoked_owner(notice: &Notice) -> Option<BareJid> {
+    if notice.kind != "revoked" {
+        return None;
+    }
+    let revoked = Revoked::parse(notice.payload.as_bytes()).ok()?;
+    let to = BareJid::parse(&notice.to).ok()?;
+    (revoked.jid == to).then_some(to)
+}
+
+/// The fan-out could not finish now (the stream went down or the server did not answer in
+/// time): the notice must not be acknowledged.
+#[derive(Debug)]
+struct Unfinished;
+
+/// Sends `message` (the `revoked` notice sent to `owner`) to each of `owner`'s roster contacts,
+/// where `owner`'s server granted roster access. Contacts in `holders` (notified by the same
+/// batch) are skipped. A refused roster read is final (logged); a timeout is [`Unfinished`].
+async fn tell_roster(
+    session: &SessionContext,
+    notice_id: i64,
+    owner: &BareJid,
+    message: &Element,
+    holders: &HashSet<(BareJid, BareJid)>,
+) -> Result<(), Unfinished> {
+    let shared = &session.shared;
+    if !shared.config.serves(owner.domain()) || !session.settled_privileges(owner.domain()).await.roster_get {
+        return Ok(());
+    }
+    let roster = match session.ask_server(owner, Element::new("query", NS_ROSTER)).await {
+        Ok(answer) => answer,
+        Err(error) if matches!(error.condition, Condition::FeatureNotImplemented) => {
+            warn!(domain = owner.domain(), "the server refused to read a revoked account's roster");
+            shared.metrics.errors.with_label_values(&["roster-read-refused"]).inc();
+            return Ok(());
+        }
+        Err(_) => return Err(Unfinished),
+    };
+    let mut contacts = roster_contacts(&roster.element);
+    contacts.retain(|c| c != owner && !holders.contains(&(owner.clone(), c.clone())));
+    if contacts.len() > ROSTER_FAN_OUT_MAX {
+        warn!(contacts = contacts.len(), max = ROSTER_FAN_OUT_MAX, "roster too large: telling the first contacts only");
+        contacts.truncate(ROSTER_FAN_OUT_MAX);
+    }
+    for (n, contact) in contacts.iter().enumerate() {
+        let mut copy = message.clone();
+        copy.set_attr("to", contact.as_str());
+        copy.set_attr("id", format!("kw-notice-{notice_id}-r{n}"));
+        if session.outbox.send_written(&copy).await.is_err() {
+            return Err(Unfinished);
+        }
+        shared.metrics.notices_sent.with_label_values(&["revoked-roster"]).inc();
+    }
+    debug!(contacts = contacts.len(), "revocation sent to roster contacts");
+    Ok(())
 }
 
 /// The `<message type='normal'>` carrying a notice, with a store hint.

@@ -17,14 +17,14 @@ use crate::handlers;
 use crate::privilege;
 use crate::stanza::{Condition, ErrorType, Iq, IqType, StanzaError};
 use crate::stream::{Frame, StreamCondition};
-use crate::writer::{self, Outbox};
+use crate::writer;
 
 /// Queue length between handlers and the writer.
 const WRITER_QUEUE: usize = 256;
 
 /// Runs an authenticated stream until it breaks or `stop` is cancelled.
 ///
-/// `on_up` receives the session's outbox once it is ready (for notice delivery).
+/// `on_up` receives the session's context once it is ready (for notice delivery).
 /// On `stop`, the session stops taking new requests, keeps reading so that
 /// in-flight requests can finish (within the configured grace), then closes the stream.
 pub async fn run(
@@ -32,14 +32,14 @@ pub async fn run(
     socket: tokio::net::tcp::OwnedWriteHalf,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    on_up: impl FnOnce(Outbox),
+    on_up: impl FnOnce(Arc<SessionContext>),
 ) -> Result<()> {
     let (outbox, queue) = writer::channel(WRITER_QUEUE);
     let mut writer: JoinHandle<Result<()>> = tokio::spawn(writer::run(socket, queue, shared.config.keepalive));
     let ctx = Arc::new(SessionContext::new(shared.clone(), outbox.clone()));
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
-    on_up(outbox.clone());
+    on_up(ctx.clone());
     let mut draining: Option<tokio::time::Instant> = None;
     let mut writer_done = false;
     let result = loop {

@@ -9,16 +9,15 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::connection::Connection;
-use crate::context::Shared;
+use crate::context::{SessionContext, Shared};
 use crate::session;
 use crate::stream::DecoderLimits;
-use crate::writer::Outbox;
 
 /// A stream that stayed up this long resets the backoff.
 const STABLE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Connects and reconnects until `stop`; publishes the current stream's outbox on `streams`.
-pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Outbox>>, stop: CancellationToken) {
+/// Connects and reconnects until `stop`; publishes the current stream's context on `streams`.
+pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Arc<SessionContext>>>, stop: CancellationToken) {
     let config = &shared.config;
     let metrics = &shared.metrics;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
@@ -45,8 +44,8 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Outbox>>, st
                 }
                 metrics.connected.set(1);
                 let up_at = Instant::now();
-                let ended = session::run(connection, socket, shared.clone(), stop.clone(), |outbox| {
-                    streams.send_replace(Some(outbox));
+                let ended = session::run(connection, socket, shared.clone(), stop.clone(), |ctx| {
+                    streams.send_replace(Some(ctx));
                 })
                 .await;
                 streams.send_replace(None);

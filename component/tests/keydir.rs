@@ -1,4 +1,4 @@
-//! The component through a real Prosody AND a real keydir on a real Postgres: every request
+//! The component through a real XMPP server (Prosody and ejabberd) AND a real keydir on a real Postgres: every request
 //! end to end, key relay and revocation notices delivered to real clients, keydir stopped and
 //! restarted (service-unavailable quickly, then recovery, no notice lost).
 
@@ -11,6 +11,7 @@ use keyward_proto::elements::{KeyRelay, Revoked};
 use keyward_proto::{SecretBlob, XmlElement};
 use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, settings};
 use keyward_tests::postgres::Postgres;
+use keyward_tests::xmpp::ServerKind;
 
 const NS: &str = "urn:keyward:0";
 
@@ -40,10 +41,9 @@ fn has_store_hint(message: &tokio_xmpp::parsers::message::Message) -> bool {
     message.payloads.iter().any(|p| p.is("store", "urn:xmpp:hints"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_request_end_to_end_with_relay_and_revocation() {
+async fn every_request_end_to_end_with_relay_and_revocation(kind: ServerKind) {
     let keydir = keydir().await;
-    let stack = Stack::start(true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let stack = Stack::start(kind, true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let mut bob = stack.user("bob").await.expect("bob");
@@ -165,10 +165,9 @@ async fn every_request_end_to_end_with_relay_and_revocation() {
     stack.component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keydir_down_answers_quickly_and_no_notice_is_lost() {
+async fn keydir_down_answers_quickly_and_no_notice_is_lost(kind: ServerKind) {
     let mut keydir = keydir().await;
-    let mut stack = Stack::start(true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let mut stack = Stack::start(kind, true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let mut bob = stack.user("bob").await.expect("bob");
@@ -208,10 +207,9 @@ async fn keydir_down_answers_quickly_and_no_notice_is_lost() {
     keydir.stop().await.expect("keydir stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_component_token_is_an_internal_error_not_a_revocation() {
+async fn a_wrong_component_token_is_an_internal_error_not_a_revocation(kind: ServerKind) {
     let keydir = keydir().await;
-    let stack = Stack::start(true, &keydir.url(), "not-the-token").await.expect("stack");
+    let stack = Stack::start(kind, true, &keydir.url(), "not-the-token").await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let publish = Identity::new(&alice.jid).publish_xml();
@@ -220,4 +218,109 @@ async fn a_wrong_component_token_is_an_internal_error_not_a_revocation() {
     let page = stack.component.metrics().await.expect("metrics");
     assert!(!page.contains("not-the-token"));
     stack.component.stop().await.expect("stop");
+}
+
+/// The `<revoked/>` notices among `messages`.
+fn revoked_notices(messages: &[tokio_xmpp::parsers::message::Message]) -> Vec<Revoked> {
+    messages
+        .iter()
+        .map(keyward_payload)
+        .filter(|p| p.name() == "revoked")
+        .map(|p| Revoked::parse(String::from(&p).as_bytes()).expect("revoked"))
+        .collect()
+}
+
+async fn roster_contacts_hear_of_a_revocation(kind: ServerKind) {
+    let keydir = keydir().await;
+    let stack = Stack::start(kind, true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let mut bob = stack.user("bob").await.expect("bob");
+    let mut dave = stack.user("dave").await.expect("dave");
+    let mut erin = stack.user("erin").await.expect("erin");
+    let alice_id = Identity::new(&alice.jid);
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+    // bob holds alice's key (a lookup) and is in her roster; dave is in her roster and never
+    // looked her up; erin is neither.
+    let lookup = "<keys xmlns='urn:keyward:0'><item jid='alice@example.test'/></keys>";
+    bob.get(&keys, lookup).await.expect("keys").payload().expect("bob holds alice's key");
+    alice.add_contact("bob@example.test").await.expect("roster");
+    alice.add_contact("dave@example.test").await.expect("roster");
+
+    let alice_jid = alice.jid.clone();
+    revoke(&keydir, "alice@example.test", "account closed").await;
+    let quiet = Duration::from_secs(2);
+    for (user, who) in [(&mut dave, "dave"), (&mut bob, "bob"), (&mut alice, "alice")] {
+        let first = user.message_with(NS, Duration::from_secs(15)).await.unwrap_or_else(|e| panic!("{who}: {e}"));
+        let mut messages = vec![first];
+        messages.extend(user.messages_with(NS, quiet).await);
+        let notices = revoked_notices(&messages);
+        assert_eq!(notices.len(), 1, "{kind:?}: {who} got {} revoked notices", notices.len());
+        assert_eq!(notices[0].jid, alice_jid);
+        assert_eq!(notices[0].fp, alice_id.bundle.fingerprint());
+        assert_eq!(notices[0].reason, "account closed");
+    }
+    assert!(erin.messages_with(NS, Duration::from_millis(300)).await.is_empty(), "erin is not told");
+    let page = stack.component.metrics().await.expect("metrics");
+    assert!(page.contains("keyward_component_notices_sent_total{kind=\"revoked-roster\"} 1"), "{page}");
+    stack.component.stop().await.expect("stop");
+}
+
+async fn without_the_roster_privilege_only_holders_hear_of_a_revocation(kind: ServerKind) {
+    let keydir = keydir().await;
+    let stack = Stack::start(kind, false, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let mut dave = stack.user("dave").await.expect("dave");
+    alice.set(&keys, &Identity::new(&alice.jid).publish_xml()).await.expect("publish").payload().expect("published");
+    alice.add_contact("dave@example.test").await.expect("roster");
+    revoke(&keydir, "alice@example.test", "account closed").await;
+    let to_alice = alice.message_with(NS, Duration::from_secs(15)).await.expect("alice hears of it");
+    assert_eq!(keyward_payload(&to_alice).name(), "revoked");
+    // The component waits up to 2 s for a privilege advertisement that never comes.
+    assert!(dave.messages_with(NS, Duration::from_secs(3)).await.is_empty(), "{kind:?}: dave was told");
+    stack.component.stop().await.expect("stop");
+}
+
+/// ejabberd drops the children of a `subscribe` presence to an offline account, so keyward's key
+/// relay never rides on presence: it is a stored `<message type='normal'>`, which both servers
+/// keep for an offline account and deliver at login.
+async fn a_key_relay_to_an_offline_account_arrives_at_login(kind: ServerKind) {
+    let keydir = keydir().await;
+    let stack = Stack::start(kind, true, &keydir.url(), COMPONENT_TOKEN).await.expect("stack");
+    let keys = stack.keys().to_owned();
+    let mut alice = stack.user("alice").await.expect("alice");
+    let bob_jid = stack.server.register("bob", common::PASSWORD).await.expect("bob registers");
+    let alice_id = Identity::new(&alice.jid);
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+    alice
+        .set(&keys, &format!("<relay xmlns='urn:keyward:0' to='{bob_jid}'/>"))
+        .await
+        .expect("relay")
+        .payload()
+        .expect("ok");
+    // The notice is written to the stream (and stored by the server) before bob logs in.
+    let started = std::time::Instant::now();
+    while !stack.component.metrics().await.expect("metrics").contains("notices_sent_total{kind=\"key-relay\"} 1") {
+        assert!(started.elapsed() < Duration::from_secs(15), "the key-relay notice was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Written to the stream is not yet stored: ejabberd routes and stores asynchronously, and a
+    // login racing the store finds the message only at the next login. A user logs in later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut bob = common::User::connect(&stack.server, &bob_jid).await.expect("bob logs in");
+    let message = bob.message_with(NS, Duration::from_secs(10)).await.expect("stored key-relay");
+    let relay = KeyRelay::parse(String::from(&keyward_payload(&message)).as_bytes()).expect("key-relay");
+    assert_eq!(relay.from, alice.jid);
+    assert_eq!(relay.bundle, alice_id.bundle);
+    stack.component.stop().await.expect("stop");
+}
+
+on_both_servers! {
+    a_key_relay_to_an_offline_account_arrives_at_login => a_key_relay_to_an_offline_account_arrives_at_login_prosody, a_key_relay_to_an_offline_account_arrives_at_login_ejabberd;
+    roster_contacts_hear_of_a_revocation => roster_contacts_hear_of_a_revocation_prosody, roster_contacts_hear_of_a_revocation_ejabberd;
+    without_the_roster_privilege_only_holders_hear_of_a_revocation => without_the_roster_privilege_only_holders_hear_of_a_revocation_prosody, without_the_roster_privilege_only_holders_hear_of_a_revocation_ejabberd;
+    every_request_end_to_end_with_relay_and_revocation => every_request_end_to_end_with_relay_and_revocation_prosody, every_request_end_to_end_with_relay_and_revocation_ejabberd;
+    keydir_down_answers_quickly_and_no_notice_is_lost => keydir_down_answers_quickly_and_no_notice_is_lost_prosody, keydir_down_answers_quickly_and_no_notice_is_lost_ejabberd;
+    a_wrong_component_token_is_an_internal_error_not_a_revocation => a_wrong_component_token_is_an_internal_error_not_a_revocation_prosody, a_wrong_component_token_is_an_internal_error_not_a_revocation_ejabberd;
 }

@@ -7,7 +7,7 @@ mod disco;
 mod keys;
 mod publish;
 mod relay;
-mod roster;
+pub(crate) mod roster;
 mod secret;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use crate::context::SessionContext;
 use crate::stanza::{Condition, Iq, StanzaError};
 
 /// The roster namespace.
-const NS_ROSTER: &str = "jabber:iq:roster";
+pub(crate) const NS_ROSTER: &str = "jabber:iq:roster";
 
 /// Reads the roster only where the sender's server granted roster get.
 pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome {
@@ -26,9 +26,9 @@ pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome
     Ok(Some(RosterKeys { items }.to_element()))
 }
 
-/// The contacts in a roster result (unparseable items are skipped, duplicates removed).
-fn roster_jids(result: &Element) -> Result<Vec<BareJid>, StanzaError> {
-    let Some(query) = result.get_child("query", NS_ROSTER) else { return Ok(Vec::new()) };
+/// The contacts in a roster result (unparseable items are skipped, duplicates removed), sorted.
+pub(crate) fn roster_contacts(result: &Element) -> Vec<BareJid> {
+    let Some(query) = result.get_child("query", NS_ROSTER) else { return Vec::new() };
     let mut jids: Vec<BareJid> = query
         .children()
         .iter()
@@ -37,6 +37,12 @@ fn roster_jids(result: &Element) -> Result<Vec<BareJid>, StanzaError> {
         .collect();
     jids.sort();
     jids.dedup();
+    jids
+}
+
+/// The contacts in a roster result, refusing rosters over the limit.
+fn roster_jids(result: &Element) -> Result<Vec<BareJid>, StanzaError> {
+    let jids = roster_contacts(result);
     if jids.len() > ROSTER_ITEMS {
         return Err(StanzaError::new(Condition::PolicyViolation).text("roster too large"));
     }

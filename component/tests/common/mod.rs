@@ -1,5 +1,5 @@
 //! Shared helpers of the component's integration tests: a real XMPP client (tokio-xmpp over
-//! plain TCP on loopback) and a stack of real Prosody + the component.
+//! plain TCP on loopback) and a stack of a real XMPP server (Prosody or ejabberd) + the component.
 
 #![allow(dead_code)]
 
@@ -20,7 +20,7 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
 
 /// The password of every test user.
-pub const PASSWORD: &str = "correct horse";
+pub const PASSWORD: &str = "correct-horse";
 
 /// A keydir URL where nothing listens: every keydir call fails fast.
 pub fn dead_keydir_url() -> String {
@@ -28,31 +28,57 @@ pub fn dead_keydir_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Prosody with the component attached.
+/// Generates one `#[tokio::test]` per XMPP server for a test body `async fn(ServerKind)`:
+/// `on_both_servers!(body => body_prosody, body_ejabberd);`.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($($body:ident => $prosody:ident, $ejabberd:ident);+ $(;)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $prosody() {
+            $body(keyward_tests::xmpp::ServerKind::Prosody).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $ejabberd() {
+            $body(keyward_tests::xmpp::ServerKind::Ejabberd).await;
+        }
+    )+};
+}
+
+/// An XMPP server of either kind with the component attached.
 pub struct Stack {
-    pub prosody: XmppServer,
+    pub server: XmppServer,
     pub component: Component,
 }
 
+/// Starts a server of `kind` with default options except `privilege`.
+pub async fn server(kind: ServerKind, privilege: bool) -> anyhow::Result<XmppServer> {
+    XmppServer::start(kind, ServerOptions { privilege, ..ServerOptions::default() }).await
+}
+
 impl Stack {
-    /// Starts Prosody (with or without the roster privilege) and the component, and waits for the stream.
-    pub async fn start(privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
-        let prosody =
-            XmppServer::start(ServerKind::Prosody, ServerOptions { privilege, ..ServerOptions::default() }).await?;
-        let mut config = config_for(&prosody, keydir_url, token)?;
+    /// Starts a server of `kind` (with or without the roster privilege) and the component, and waits for the stream.
+    pub async fn start(kind: ServerKind, privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
+        let server = server(kind, privilege).await?;
+        let mut config = config_for(&server, keydir_url, token)?;
         config.keydir_timeout = Duration::from_millis(1500);
         let component = Component::start_up(config).await?;
-        Ok(Self { prosody, component })
+        Ok(Self { server, component })
+    }
+
+    /// Which server runs.
+    pub fn kind(&self) -> ServerKind {
+        self.server.kind()
     }
 
     /// Registers `name` and logs in (with initial presence).
     pub async fn user(&self, name: &str) -> anyhow::Result<User> {
-        User::login(&self.prosody, name).await
+        User::login(&self.server, name).await
     }
 
     /// The component's JID.
     pub fn keys(&self) -> &str {
-        self.prosody.component_jid()
+        self.server.component_jid()
     }
 }
 
@@ -145,19 +171,19 @@ async fn drive(mut client: Client, mut commands: mpsc::Receiver<Command>, messag
 }
 
 impl User {
-    /// Registers `name` with prosodyctl, logs in over plain TCP and sends initial presence.
-    pub async fn login(prosody: &XmppServer, name: &str) -> anyhow::Result<Self> {
-        let jid = prosody.register(name, PASSWORD).await?;
-        Self::connect(prosody, &jid).await
+    /// Registers `name` on the server, logs in over plain TCP and sends initial presence.
+    pub async fn login(server: &XmppServer, name: &str) -> anyhow::Result<Self> {
+        let jid = server.register(name, PASSWORD).await?;
+        Self::connect(server, &jid).await
     }
 
     /// Logs in an already registered account.
-    pub async fn connect(prosody: &XmppServer, jid: &str) -> anyhow::Result<Self> {
+    pub async fn connect(server: &XmppServer, jid: &str) -> anyhow::Result<Self> {
         let xmpp_jid: tokio_xmpp::jid::BareJid = jid.parse().context("jid")?;
         let mut client = Client::new_plaintext(
             xmpp_jid,
             PASSWORD,
-            DnsConfig::Addr { addr: prosody.c2s_addr().to_string() },
+            DnsConfig::Addr { addr: server.c2s_addr().to_string() },
             Timeouts::tight(),
         );
         tokio::time::timeout(Duration::from_secs(10), async {

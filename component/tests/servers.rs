@@ -1,4 +1,4 @@
-//! The component through a real Prosody, with requests that need no working keydir:
+//! The component through a real Prosody and a real ejabberd, with requests that need no working keydir:
 //! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, metrics.
 //! keydir is unreachable here, so a request that gets past validation must answer
 //! `service-unavailable` quickly.
@@ -13,6 +13,7 @@ use keyward_proto::{BareJid, XmlElement};
 use keyward_tests::component::{Component, config_for};
 use keyward_tests::xmpp::ServerOptions;
 use keyward_tests::xmpp::{ServerKind, XmppServer};
+
 use tokio::io::AsyncWriteExt;
 
 const TOKEN: &str = "component-token";
@@ -42,9 +43,8 @@ async fn promtool_check(page: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_request_valid_and_hostile_through_prosody() {
-    let stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+async fn every_request_valid_and_hostile(kind: ServerKind) {
+    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
 
@@ -171,9 +171,8 @@ async fn every_request_valid_and_hostile_through_prosody() {
     stack.component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roster_keys_needs_the_roster_privilege() {
-    let stack = Stack::start(false, &dead_keydir_url(), TOKEN).await.expect("stack");
+async fn roster_keys_needs_the_roster_privilege(kind: ServerKind) {
+    let stack = Stack::start(kind, false, &dead_keydir_url(), TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
@@ -189,9 +188,8 @@ async fn roster_keys_needs_the_roster_privilege() {
     stack.component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roster_keys_reads_the_roster_through_xep_0356() {
-    let stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+async fn roster_keys_reads_the_roster_through_xep_0356(kind: ServerKind) {
+    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     // An empty roster needs no keydir lookup.
@@ -206,25 +204,27 @@ async fn roster_keys_reads_the_roster_through_xep_0356() {
     stack.component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnects_after_prosody_restarts() {
-    let mut stack = Stack::start(true, &dead_keydir_url(), TOKEN).await.expect("stack");
+async fn reconnects_after_the_server_restarts(kind: ServerKind) {
+    let mut stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
-    let alice_jid = stack.prosody.register("alice", common::PASSWORD).await.expect("register");
+    let alice_jid = stack.server.register("alice", common::PASSWORD).await.expect("register");
     for round in 1..=2 {
         let stopped_at = Instant::now();
-        stack.prosody.stop().await.expect("stop prosody");
+        stack.server.stop().await.expect("stop the server");
         stack.component.wait_down(Duration::from_secs(5)).await.expect("stream seen down");
-        stack.prosody.restart().await.expect("start prosody");
+        stack.server.restart().await.expect("start the server");
         let ports_open = stopped_at.elapsed();
         let waited = stack.component.wait_up(Duration::from_secs(15)).await.expect("stream up again");
         println!(
-            "round {round}: prosody down and up again after {ports_open:?}; component reconnected {waited:?} \
-             after prosody's ports opened ({:?} after the stop)",
+            "{kind:?} round {round}: down and up again after {ports_open:?}; component reconnected {waited:?} \
+             after the server's ports opened ({:?} after the stop)",
             stopped_at.elapsed()
         );
-        assert!(waited < Duration::from_secs(5), "reconnect took {waited:?}");
-        let mut alice = common::User::connect(&stack.prosody, &alice_jid).await.expect("alice");
+        // The backoff doubles while the server is down, so the next attempt comes at most about
+        // as long after the ports open as the server was down (ejabberd takes seconds to boot).
+        let bound = Duration::from_secs(5).max(ports_open * 2);
+        assert!(waited < bound, "reconnect took {waited:?} (bound {bound:?})");
+        let mut alice = common::User::connect(&stack.server, &alice_jid).await.expect("alice");
         let answer = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping after restart");
         assert!(matches!(answer, Answer::Result(None)), "{answer:?}");
         alice.logout().await;
@@ -234,10 +234,9 @@ async fn reconnects_after_prosody_restarts() {
     stack.component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_secret_keeps_the_stream_down_and_retrying() {
-    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
-    let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
+async fn a_wrong_secret_keeps_the_stream_down_and_retrying(kind: ServerKind) {
+    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
+    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
     config.component_secret = keyward_component::Secret::new("not the secret");
     config.reconnect_min = Duration::from_millis(50);
     config.reconnect_max = Duration::from_millis(200);
@@ -271,9 +270,8 @@ async fn hung_keydir() -> String {
     url
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_in_flight_requests() {
-    let stack = Stack::start(true, &hung_keydir().await, TOKEN).await.expect("stack");
+async fn shutdown_finishes_in_flight_requests(kind: ServerKind) {
+    let stack = Stack::start(kind, true, &hung_keydir().await, TOKEN).await.expect("stack");
     let keys = stack.keys().to_owned();
     let mut alice = stack.user("alice").await.expect("alice");
     let pending = alice
@@ -287,14 +285,13 @@ async fn shutdown_finishes_in_flight_requests() {
     stopping.await.expect("join").expect("clean stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrency_is_bounded() {
-    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
-    let mut config = config_for(&prosody, &hung_keydir().await, TOKEN).expect("config");
+async fn concurrency_is_bounded(kind: ServerKind) {
+    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
+    let mut config = config_for(&server, &hung_keydir().await, TOKEN).expect("config");
     config.max_in_flight = 2;
     let component = Component::start_up(config).await.expect("component");
-    let keys = prosody.component_jid().to_owned();
-    let mut alice = common::User::login(&prosody, "alice").await.expect("alice");
+    let keys = server.component_jid().to_owned();
+    let mut alice = common::User::login(&server, "alice").await.expect("alice");
     let lookup = "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>";
     let mut pending = Vec::new();
     for _ in 0..2 {
@@ -313,14 +310,13 @@ async fn concurrency_is_bounded() {
     component.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accounts_of_other_domains_cannot_store_keys() {
-    let prosody = XmppServer::start(ServerKind::Prosody, ServerOptions::default()).await.expect("prosody");
-    let mut config = config_for(&prosody, &dead_keydir_url(), TOKEN).expect("config");
+async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
+    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
+    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
     config.served_domains = vec!["other.test".into()];
     let component = Component::start_up(config).await.expect("component");
-    let keys = prosody.component_jid().to_owned();
-    let mut alice = common::User::login(&prosody, "alice").await.expect("alice");
+    let keys = server.component_jid().to_owned();
+    let mut alice = common::User::login(&server, "alice").await.expect("alice");
     let publish = Identity::new(&alice.jid).publish_xml();
     expect_error(&alice.set(&keys, &publish).await.expect("publish"), "not-allowed", "publish from another domain");
     let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret");
@@ -332,4 +328,15 @@ async fn accounts_of_other_domains_cannot_store_keys() {
     let roster = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&roster, "feature-not-implemented", "roster-keys with an unserved domain's privilege");
     component.stop().await.expect("stop");
+}
+
+on_both_servers! {
+    every_request_valid_and_hostile => every_request_valid_and_hostile_prosody, every_request_valid_and_hostile_ejabberd;
+    roster_keys_needs_the_roster_privilege => roster_keys_needs_the_roster_privilege_prosody, roster_keys_needs_the_roster_privilege_ejabberd;
+    roster_keys_reads_the_roster_through_xep_0356 => roster_keys_reads_the_roster_through_xep_0356_prosody, roster_keys_reads_the_roster_through_xep_0356_ejabberd;
+    reconnects_after_the_server_restarts => reconnects_after_the_server_restarts_prosody, reconnects_after_the_server_restarts_ejabberd;
+    a_wrong_secret_keeps_the_stream_down_and_retrying => a_wrong_secret_keeps_the_stream_down_and_retrying_prosody, a_wrong_secret_keeps_the_stream_down_and_retrying_ejabberd;
+    shutdown_finishes_in_flight_requests => shutdown_finishes_in_flight_requests_prosody, shutdown_finishes_in_flight_requests_ejabberd;
+    concurrency_is_bounded => concurrency_is_bounded_prosody, concurrency_is_bounded_ejabberd;
+    accounts_of_other_domains_cannot_store_keys => accounts_of_other_domains_cannot_store_keys_prosody, accounts_of_other_domains_cannot_store_keys_ejabberd;
 }
