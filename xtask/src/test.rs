@@ -33,7 +33,10 @@ pub(crate) fn run() -> Result<()> {
     for fuzz in ["fuzz", "component/fuzz"] {
         if root.join(fuzz).join("Cargo.toml").exists() {
             let mut check = cargo();
-            check.args(["check", "--quiet", "--manifest-path"]).arg(Path::new(fuzz).join("Cargo.toml"));
+            // One target folder for both fuzz crates, so the second reuses the first's build.
+            check
+                .args(["check", "--quiet", "--target-dir", "target/fuzz-check", "--manifest-path"])
+                .arg(Path::new(fuzz).join("Cargo.toml"));
             steps.push(("fuzz targets build", check));
         }
     }
