@@ -297,7 +297,16 @@ async fn concurrency_is_bounded(kind: ServerKind) {
     for _ in 0..2 {
         pending.push(alice.start_iq(&keys, false, lookup).await.expect("sent"));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until both requests hold their slots (not a fixed sleep: a loaded machine is slow).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = component.metrics().await.expect("metrics");
+        if metrics.lines().any(|l| l.ends_with("requests_in_flight 2")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "two requests never became in flight:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let third = alice.get(&keys, lookup).await.expect("third");
     expect_error(&third, "resource-constraint", "a third request while two are in flight");
     assert!(matches!(&third, Answer::Error { kind, .. } if kind == "wait"));
