@@ -112,18 +112,28 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
-                          xmlns='jabber:component:accept' id='abc' from='keys.example.test'>";
+    /// A stream header with the stream id `id`.
+    fn header(id: &str) -> String {
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+             xmlns='jabber:component:accept' id='{id}' from='keys.example.test'>"
+        )
+    }
 
     /// A scripted server: reads the header, sends ours, reads the handshake, answers `answer`.
     async fn server(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        server_with_id("abc", answer).await
+    }
+
+    /// [`server`] with the stream id `id`.
+    async fn server_with_id(id: &'static str, answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let task = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.expect("accept");
             let mut seen = String::new();
             read_until(&mut socket, &mut seen, "'>").await;
-            socket.write_all(HEADER.as_bytes()).await.expect("write");
+            socket.write_all(header(id).as_bytes()).await.expect("write");
             read_until(&mut socket, &mut seen, "</handshake>").await;
             // Answer and a stanza in the same write, split oddly.
             for part in answer.as_bytes().chunks(7) {
@@ -166,6 +176,19 @@ mod tests {
         assert!(seen.contains("to='keys.example.test'"));
         let Frame::Stanza(message) = connection.read_frame().await.expect("frame") else { panic!("no stanza") };
         assert_eq!(message.get_attr("from"), Some("example.test"));
+    }
+
+    #[tokio::test]
+    async fn any_stream_id_is_hashed_as_sent() {
+        // Prosody sends UUIDs, ejabberd long decimal numbers: both are opaque strings here.
+        for id in ["4db8b0d6-8d2a-4d3e-9b0b-3f1b1c2d3e4f", "13510290741342526395", "0"] {
+            let (addr, task) = server_with_id(id, "<handshake/>").await;
+            Connection::establish(&addr, &jid(), &Secret::new("s"), DecoderLimits::default(), Duration::from_secs(5))
+                .await
+                .expect("authenticated");
+            let seen = task.await.expect("server");
+            assert!(seen.contains(&format!("<handshake>{}</handshake>", encode::handshake_digest(id, "s"))), "{id}");
+        }
     }
 
     #[tokio::test]

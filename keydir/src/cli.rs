@@ -1,6 +1,7 @@
-//! The command line: `keyward-keydir migrate` and `keyward-keydir serve`.
+//! The command line: `keyward-keydir migrate`, `keyward-keydir serve` and `keyward-keydir healthcheck`.
 
 use crate::config::{LogFormat, ServeArgs, Settings};
+use crate::healthcheck::HealthcheckArgs;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +25,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Serve the API and the metrics until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// GET /healthz of the keydir serving on KEYWARD_LISTEN: exit 0 on 200, else 1.
+    Healthcheck(HealthcheckArgs),
 }
 
 /// `migrate` needs only the database.
@@ -37,14 +40,29 @@ pub struct MigrateArgs {
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    if let Command::Healthcheck(args) = &cli.command {
+        std::process::exit(runtime.block_on(healthcheck(args)));
+    }
+    crate::telemetry::init(cli.log_format);
     runtime.block_on(async {
         match cli.command {
             Command::Migrate(args) => migrate(&args).await,
             Command::Serve(args) => serve(&args).await,
+            Command::Healthcheck(_) => Ok(()),
         }
     })
+}
+
+/// 0 when `/healthz` answers 200, else 1 (with the reason on standard error).
+async fn healthcheck(args: &HealthcheckArgs) -> i32 {
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    match crate::healthcheck::healthz_status(&args.listen, timeout).await {
+        Ok(200) => return 0,
+        Ok(status) => eprintln!("unhealthy: /healthz answered {status}"),
+        Err(err) => eprintln!("unhealthy: {err}"),
+    }
+    1
 }
 
 async fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {

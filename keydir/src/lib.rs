@@ -14,6 +14,7 @@ mod auth;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod healthcheck;
 mod metrics;
 mod problem;
 mod server;

@@ -245,6 +245,38 @@ async fn sigterm_answers_waiting_claims_and_exits_cleanly() {
     assert_eq!(reply.body, json!({"notices": []}));
 }
 
+/// Runs `keyward-keydir healthcheck` with `KEYWARD_LISTEN=listen`: (exit 0, stderr).
+fn healthcheck(listen: &str) -> (bool, String) {
+    let started = Instant::now();
+    let output = Command::new(BINARY).arg("healthcheck").env("KEYWARD_LISTEN", listen).output().expect("the binary");
+    assert!(started.elapsed() < Duration::from_secs(5), "healthcheck took {:?}", started.elapsed());
+    let code = output.status.code();
+    assert!(matches!(code, Some(0 | 1)), "exit status {:?}", output.status);
+    (code == Some(0), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_asks_the_running_binary() {
+    let postgres = Postgres::shared().expect("postgres");
+    let url = postgres.fresh_database().await.expect("database");
+    let mut keydir = KeydirProcess::start(Path::new(BINARY), &url).expect("keydir process");
+    let port = keydir.url().rsplit(':').next().expect("port").to_owned();
+    // As in the container image: the listener is given as 0.0.0.0, probed on loopback.
+    let (healthy, stderr) = healthcheck(&format!("0.0.0.0:{port}"));
+    assert!(healthy, "{stderr}");
+    assert!(healthcheck(&format!("127.0.0.1:{port}")).0);
+    // The metrics listener is not the API: its /healthz is a 404.
+    let metrics_port =
+        keydir.metrics_url().split(':').nth(2).and_then(|p| p.split('/').next()).expect("port").to_owned();
+    let (healthy, stderr) = healthcheck(&format!("127.0.0.1:{metrics_port}"));
+    assert!(!healthy);
+    assert!(stderr.contains("404"), "{stderr}");
+    keydir.kill().expect("kill");
+    let (healthy, stderr) = healthcheck(&format!("0.0.0.0:{port}"));
+    assert!(!healthy, "healthy with nothing listening");
+    assert!(stderr.contains("unhealthy"), "{stderr}");
+}
+
 #[tokio::test]
 async fn in_process_keydir_restarts_on_the_same_address() {
     let postgres = Postgres::shared().expect("postgres");
