@@ -58,16 +58,19 @@ enum Command {
     /// Add a contact: ask to see their presence and send them your key.
     Add {
         /// The contact.
+        #[arg(id = "contact", value_name = "JID")]
         jid: String,
     },
     /// Accept a contact's request and send them your key.
     Accept {
         /// The contact.
+        #[arg(id = "contact", value_name = "JID")]
         jid: String,
     },
     /// Send an encrypted message.
     Send {
         /// The contact.
+        #[arg(id = "contact", value_name = "JID")]
         jid: String,
         /// The text.
         text: String,
@@ -83,6 +86,7 @@ enum Command {
     /// Show the safety number with a contact; --confirm marks the key verified.
     Verify {
         /// The contact.
+        #[arg(id = "contact", value_name = "JID")]
         jid: String,
         /// You compared the number with the contact and it matches.
         #[arg(long)]
@@ -280,4 +284,31 @@ async fn verify(cli: &Cli, out: &Output, jid: &BareJid, confirm: bool) -> anyhow
     };
     out.safety(&report, confirmed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contact_argument_never_replaces_the_account() {
+        for args in [
+            &["keyward", "--jid", "carol@example.test", "add", "dave@example.test"][..],
+            &["keyward", "--jid", "carol@example.test", "accept", "dave@example.test"],
+            &["keyward", "--jid", "carol@example.test", "send", "dave@example.test", "hi"],
+            &["keyward", "--jid", "carol@example.test", "verify", "dave@example.test"],
+            &["keyward", "add", "dave@example.test", "--jid", "carol@example.test"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(cli.jid.as_deref(), Some("carol@example.test"), "{args:?}");
+            let contact = match &cli.command {
+                Command::Add { jid }
+                | Command::Accept { jid }
+                | Command::Send { jid, .. }
+                | Command::Verify { jid, .. } => jid,
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(contact, "dave@example.test", "{args:?}");
+        }
+    }
 }

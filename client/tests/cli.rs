@@ -1,11 +1,9 @@
 //! The `keyward` binary against a real Prosody: registration, secrets from env and files, clear errors, JSON output.
 
-mod support;
-
+use keyward_tests::xmpp::{ServerKind, ServerOptions, XmppServer};
 use std::process::{Command, Output};
-use support::Prosody;
 
-fn keyward(prosody: &Prosody, data: &std::path::Path, args: &[&str]) -> Output {
+fn keyward(prosody: &XmppServer, data: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(["--server", &prosody.c2s_addr().to_string(), "--insecure-plaintext", "--data-dir"])
         .arg(data)
@@ -21,9 +19,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
-fn register_errors_and_json() {
-    let prosody = Prosody::start();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_errors_and_json() {
+    let prosody =
+        XmppServer::start(ServerKind::Prosody, ServerOptions { registration: true, ..ServerOptions::default() })
+            .await
+            .expect("prosody starts");
     let data = tempfile::tempdir().expect("dir");
     let password = data.path().join("password");
     std::fs::write(&password, "carol's password\n").expect("writes");

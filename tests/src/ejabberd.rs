@@ -90,6 +90,8 @@ hosts:
 loglevel: info
 auth_method: internal
 auth_password_format: plain
+# Tests register many accounts from 127.0.0.1 in a row; the default allows one per 600 s.
+registration_timeout: infinity
 listen:
   - port: {c2s}
     ip: "127.0.0.1"

@@ -10,6 +10,7 @@ pub mod keydir;
 pub mod net;
 pub mod postgres;
 pub mod prosody;
+pub mod stack;
 pub mod xmpp;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

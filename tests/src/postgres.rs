@@ -26,8 +26,8 @@ pub struct Postgres {
     pid: u32,
 }
 
-/// The folder holding `initdb` and `pg_ctl`.
-fn bindir() -> anyhow::Result<PathBuf> {
+/// The folder of the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_dump`).
+pub fn bindir() -> anyhow::Result<PathBuf> {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
         && out.status.success()
     {

@@ -1,15 +1,15 @@
-//! Client tests through a real Prosody without the component: registration, login
-//! errors, and chat between two clients whose keys were exchanged out of band.
-
-mod support;
+//! Client tests through a real XMPP server (Prosody and ejabberd) without the component:
+//! registration and login errors (both servers), and chat between two clients whose keys were
+//! exchanged out of band (Prosody; on ejabberd a chat message to a session that is connected but
+//! not yet available is not delivered: under investigation, see the e2e suite for full flows).
 
 use keyward_client::keyward_proto::BareJid;
 use keyward_client::keyward_proto::{Bundle, Envelope, KdfParams, KeyPair, Recipient, Sealed};
 use keyward_client::stanzas::sealed_message;
 use keyward_client::{Account, ConnectOptions, Connection, Error, Incoming, KeyEvent, Session, Trust, Warning};
+use keyward_tests::xmpp::{ServerKind, ServerOptions, XmppServer};
 use secrecy::SecretString;
 use std::time::Duration;
-use support::Prosody;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -17,17 +17,17 @@ fn jid(local: &str) -> BareJid {
     BareJid::parse(&format!("{local}@example.test")).expect("valid")
 }
 
-fn options(prosody: &Prosody, local: &str) -> ConnectOptions {
+fn options(server: &XmppServer, local: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(jid(local), SecretString::from(format!("pw-{local}")))
-        .server(prosody.c2s_addr().to_string())
+        .server(server.c2s_addr().to_string())
         .insecure_plaintext();
     options.timeout = WAIT;
     options
 }
 
-fn account(prosody: &Prosody, local: &str, dir: &tempfile::TempDir) -> Account {
+fn account(server: &XmppServer, local: &str, dir: &tempfile::TempDir) -> Account {
     let mut account =
-        Account::new(options(prosody, local), SecretString::from(format!("passphrase of {local}")), dir.path().into());
+        Account::new(options(server, local), SecretString::from(format!("passphrase of {local}")), dir.path().into());
     // The cheapest parameters the strict policy accepts, to keep tests fast.
     account.kdf = KdfParams { m_kib: 19_456, t: 2, p: 1 };
     account
@@ -47,19 +47,35 @@ async fn next_relevant(session: &mut Session) -> Incoming {
     }
 }
 
+/// A server of `kind` with in-band registration and no component.
+async fn server(kind: ServerKind) -> XmppServer {
+    XmppServer::start(kind, ServerOptions { registration: true, ..ServerOptions::default() })
+        .await
+        .expect("server starts")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_and_login_errors_are_clear() {
-    let prosody = Prosody::start();
-    keyward_client::register(&options(&prosody, "alice")).await.expect("registers");
-    match keyward_client::register(&options(&prosody, "alice")).await {
+async fn register_and_login_errors_are_clear_prosody() {
+    register_and_login_errors_are_clear(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_login_errors_are_clear_ejabberd() {
+    register_and_login_errors_are_clear(ServerKind::Ejabberd).await;
+}
+
+async fn register_and_login_errors_are_clear(kind: ServerKind) {
+    let server = server(kind).await;
+    keyward_client::register(&options(&server, "alice")).await.expect("registers");
+    match keyward_client::register(&options(&server, "alice")).await {
         Err(Error::AccountExists(j)) => assert_eq!(j, jid("alice")),
         other => panic!("expected AccountExists, got {other:?}"),
     }
-    let connection = Connection::connect(&options(&prosody, "alice")).await.expect("logs in");
+    let connection = Connection::connect(&options(&server, "alice")).await.expect("logs in");
     assert_eq!(connection.me(), &jid("alice"));
     assert!(connection.bound_jid().to_string().starts_with("alice@example.test/"));
     connection.close().await.expect("closes");
-    let mut wrong = options(&prosody, "alice");
+    let mut wrong = options(&server, "alice");
     wrong.password = SecretString::from("not the password".to_owned());
     match Connection::connect(&wrong).await {
         Err(Error::AuthFailed { jid: j, .. }) => assert_eq!(j, jid("alice")),
@@ -68,19 +84,23 @@ async fn register_and_login_errors_are_clear() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_with_out_of_band_keys_offline_delivery_replay_and_tampering() {
+async fn chat_with_out_of_band_keys_prosody() {
+    chat_with_out_of_band_keys_offline_delivery_replay_and_tampering(ServerKind::Prosody).await;
+}
+
+async fn chat_with_out_of_band_keys_offline_delivery_replay_and_tampering(kind: ServerKind) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEYWARD_LOG"))
         .with_test_writer()
         .try_init();
-    let prosody = Prosody::start();
+    let server = server(kind).await;
     for user in ["alice", "bob", "mallory"] {
-        keyward_client::register(&options(&prosody, user)).await.expect("registers");
+        keyward_client::register(&options(&server, user)).await.expect("registers");
     }
     let (alice_dir, bob_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
     let mut alice =
-        Session::with_local_keys(&account(&prosody, "alice", &alice_dir), seed(1), 100).await.expect("alice");
-    let mut bob = Session::with_local_keys(&account(&prosody, "bob", &bob_dir), seed(3), 100).await.expect("bob");
+        Session::with_local_keys(&account(&server, "alice", &alice_dir), seed(1), 100).await.expect("alice");
+    let mut bob = Session::with_local_keys(&account(&server, "bob", &bob_dir), seed(3), 100).await.expect("bob");
     // Keys exchanged out of band: each pins the other's bundle.
     let pinned = alice.pin_out_of_band(bob.bundle()).expect("pins");
     assert!(matches!(pinned, KeyEvent::Pinned { ref jid, .. } if *jid == self::jid("bob")));
@@ -121,7 +141,7 @@ async fn chat_with_out_of_band_keys_offline_delivery_replay_and_tampering() {
     ));
     bob.close().await.expect("closes");
     alice.connection().send(stanza).await.expect("sends a third time");
-    let mut bob = Session::resume(&account(&prosody, "bob", &bob_dir)).await.expect("bob again");
+    let mut bob = Session::resume(&account(&server, "bob", &bob_dir)).await.expect("bob again");
     bob.go_online().await.expect("online");
     assert!(matches!(
         next_relevant(&mut bob).await,
@@ -164,7 +184,7 @@ async fn chat_with_out_of_band_keys_offline_delivery_replay_and_tampering() {
     );
     let mallory_dir = tempfile::tempdir().expect("dir");
     let mut mallory =
-        Session::with_local_keys(&account(&prosody, "mallory", &mallory_dir), seed(5), 100).await.expect("mallory");
+        Session::with_local_keys(&account(&server, "mallory", &mallory_dir), seed(5), 100).await.expect("mallory");
     mallory.connection().send(mallory_msg).await.expect("sends");
     assert!(matches!(next_relevant(&mut bob).await, Incoming::Rejected { ref from, .. } if *from == jid("mallory")));
     mallory.pin_out_of_band(bob.bundle()).expect("pins");

@@ -1,0 +1,125 @@
+//! The whole flow through the real `keyward` binary, as a script would drive it: register, init,
+//! add, recv, accept, send, recv --json, verify --confirm, and login on a second device.
+
+use std::path::Path;
+use std::process::Output;
+
+use anyhow::{Context, bail};
+use keyward_tests::stack::{Stack, find_binary};
+use keyward_tests::xmpp::ServerKind;
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::on_both_servers;
+use crate::support::stack;
+
+on_both_servers!(cli_flow);
+
+/// One person at one device running `keyward`.
+struct Cli<'a> {
+    stack: &'a Stack,
+    jid: String,
+    data: &'a Path,
+}
+
+impl Cli<'_> {
+    async fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let local = self.jid.split('@').next().unwrap_or_default();
+        let output = Command::new(find_binary("keyward", None)?)
+            .args(["--json", "--insecure-plaintext", "--server", &self.stack.c2s_addr().to_string()])
+            .args(["--component", self.stack.component_jid(), "--jid", &self.jid, "--data-dir"])
+            .arg(self.data)
+            .args(args)
+            .env("KEYWARD_PASSWORD", format!("password of {local}"))
+            .env("KEYWARD_PASSPHRASE", format!("passphrase of {local}, long enough"))
+            .env_remove("KEYWARD_DATA_DIR")
+            .output()
+            .await
+            .context("running keyward")?;
+        Ok(output)
+    }
+
+    /// Runs and returns the JSON lines of a successful run.
+    async fn ok(&self, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+        let output = self.run(args).await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!("keyward {args:?} as {} failed: {}{stdout}", self.jid, String::from_utf8_lossy(&output.stderr));
+        }
+        stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
+            .collect()
+    }
+
+    async fn one(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let mut lines = self.ok(args).await?;
+        if lines.len() != 1 {
+            bail!("keyward {args:?}: expected one JSON line, got {lines:?}");
+        }
+        Ok(lines.remove(0))
+    }
+}
+
+async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (carol_dir, dave_dir, laptop) = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
+    let carol = Cli { stack: &stack, jid: format!("carol@{}", stack.domain()), data: carol_dir.path() };
+    let dave = Cli { stack: &stack, jid: format!("dave@{}", stack.domain()), data: dave_dir.path() };
+
+    for user in [&carol, &dave] {
+        assert_eq!(user.one(&["register"]).await?["registered"], user.jid.as_str());
+    }
+    let carol_init = carol.one(&["init"]).await?;
+    assert_eq!(carol_init["setup"], "first-use");
+    let carol_fp = carol_init["fingerprint"].as_str().context("fingerprint")?.to_owned();
+    let dave_fp = dave.one(&["init"]).await?["fingerprint"].as_str().context("fingerprint")?.to_owned();
+
+    let added = carol.one(&["add", &dave.jid]).await?;
+    assert_eq!(added["notice"], "key-pinned");
+    assert_eq!(added["fingerprint"], dave_fp.as_str());
+
+    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
+    assert!(events.iter().any(|e| e["notice"] == "contact-request" && e["jid"] == carol.jid.as_str()), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["notice"] == "key-pinned" && e["fingerprint"] == carol_fp.as_str()),
+        "carol's key relayed to dave: {events:?}"
+    );
+    let accepted = dave.one(&["accept", &carol.jid]).await?;
+    assert_eq!(accepted["accepted"], true);
+
+    carol.one(&["send", &dave.jid, "hello dave, from the command line"]).await?;
+    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
+    let message = events.iter().find(|e| e["from"] == carol.jid.as_str()).context("carol's message")?;
+    assert_eq!(message["body"], "hello dave, from the command line");
+    assert_eq!(message["verified"], true);
+    assert_eq!(message["trust"], "tofu");
+    assert_eq!(message["warnings"], serde_json::json!([]));
+
+    // Both see the same safety number; dave confirms it.
+    let seen_by_dave = dave.one(&["verify", &carol.jid]).await?;
+    let seen_by_carol = carol.one(&["verify", &dave.jid]).await?;
+    assert_eq!(seen_by_dave["safety_number"], seen_by_carol["safety_number"]);
+    assert_eq!(seen_by_dave["theirs"], carol_fp.as_str());
+    let confirmed = dave.one(&["verify", &carol.jid, "--confirm"]).await?;
+    assert_eq!(confirmed["trust"], "verified");
+    carol.one(&["send", &dave.jid, "and now you know it is me"]).await?;
+    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
+    let message = events.iter().find(|e| e["from"] == carol.jid.as_str()).context("carol's second message")?;
+    assert_eq!(message["body"], "and now you know it is me");
+    assert_eq!(message["verified"], true);
+    assert_eq!(message["trust"], "verified");
+
+    // carol on a second device: login opens her keys with the passphrase.
+    let carol_laptop = Cli { stack: &stack, jid: carol.jid.clone(), data: laptop.path() };
+    let login = carol_laptop.one(&["login"]).await?;
+    assert_eq!(login["setup"], "new-device");
+    assert_eq!(login["fingerprint"], carol_fp.as_str());
+    // ...and `init` there is refused clearly: the account has keys already.
+    let output =
+        Cli { stack: &stack, jid: carol.jid.clone(), data: tempfile::tempdir()?.path() }.run(&["init"]).await?;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already has keyward keys"));
+    Ok(())
+}

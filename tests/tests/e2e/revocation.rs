@@ -1,0 +1,89 @@
+//! Revocation through keydir's admin HTTP API: the notice reaches an online contact at once and an
+//! offline contact when it comes back; both then refuse to send, and later messages are flagged.
+
+use keyward_client::{Error, Incoming, KeyEvent, Setup, Warning};
+use keyward_tests::xmpp::ServerKind;
+
+use crate::on_both_servers;
+use crate::support::{User, expect, revoke, stack};
+
+on_both_servers!(revocation_reaches_online_and_offline_contacts);
+
+fn is_revocation_of<'a>(jid: &'a keyward_client::keyward_proto::BareJid) -> impl FnMut(&Incoming) -> bool + 'a {
+    move |e| matches!(e, Incoming::Key(KeyEvent::Revoked { jid: j, .. }) if j == jid)
+}
+
+async fn revocation_reaches_online_and_offline_contacts(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let alice = User::register(&stack, "alice").await?;
+    let bob = User::register(&stack, "bob").await?;
+    let carol = User::register(&stack, "carol").await?;
+    let mut a = alice.session(Setup::FirstUse).await?;
+    let mut b = bob.session(Setup::FirstUse).await?;
+    let mut c = carol.session(Setup::FirstUse).await?;
+
+    // bob and carol both hold alice's key (relayed to them), and each pinned it.
+    a.add(&bob.jid).await?;
+    a.add(&carol.jid).await?;
+    for (session, who) in [(&mut b, "bob"), (&mut c, "carol")] {
+        session.go_online().await?;
+        expect(
+            session,
+            &format!("alice's key at {who}"),
+            |e| matches!(e, Incoming::Key(KeyEvent::Pinned { jid, .. }) if *jid == alice.jid),
+        )
+        .await?;
+    }
+    // carol goes offline.
+    c.close().await?;
+    a.go_online().await?;
+
+    let answer = revoke(&stack, &alice.jid, "laptop stolen").await?;
+    assert_eq!(answer["status"], "revoked");
+    assert_eq!(answer["changed"], true);
+    assert!(answer["notices"].as_u64().is_some_and(|n| n >= 3), "bob, carol and alice herself: {answer}");
+
+    // Online: bob hears at once, and refuses to encrypt to alice from now on.
+    match expect(&mut b, "alice's revocation", is_revocation_of(&alice.jid)).await? {
+        Incoming::Key(KeyEvent::Revoked { reason, .. }) => assert_eq!(reason, "laptop stolen"),
+        _ => unreachable!(),
+    }
+    assert!(b.store().contacts()?.get(&alice.jid).is_some_and(|c| c.revoked.is_some()));
+    match b.send(&alice.jid, "are you there?").await {
+        Err(Error::Revoked { jid, .. }) => assert_eq!(jid, alice.jid),
+        other => panic!("bob must refuse to send to a revoked contact, got {other:?}"),
+    }
+    // alice hears of it herself.
+    match expect(&mut a, "alice's own revocation", |e| matches!(e, Incoming::SelfRevoked { .. })).await? {
+        Incoming::SelfRevoked { reason, .. } => assert_eq!(reason, "laptop stolen"),
+        _ => unreachable!(),
+    }
+    // Whatever is still signed with alice's key is flagged, not trusted.
+    a.send(&bob.jid, "signed after the revocation").await?;
+    match expect(&mut b, "a message signed after revocation", |e| matches!(e, Incoming::Message(_))).await? {
+        Incoming::Message(m) => {
+            assert!(!m.verified, "signed after the revocation");
+            assert!(m.warnings.iter().any(|w| matches!(w, Warning::SignedAfterRevocation { .. })), "{:?}", m.warnings);
+        }
+        _ => unreachable!(),
+    }
+
+    // Offline: carol finds the notice waiting when she comes back, before any lookup of hers.
+    let mut c = carol.session(Setup::ThisDevice).await?;
+    assert!(c.store().contacts()?.get(&alice.jid).is_some_and(|c| c.revoked.is_none()), "not yet known");
+    c.go_online().await?;
+    expect(&mut c, "alice's revocation at carol", is_revocation_of(&alice.jid)).await?;
+    assert!(c.store().contacts()?.get(&alice.jid).is_some_and(|c| c.revoked.is_some()));
+    assert!(matches!(c.send(&alice.jid, "hello?").await, Err(Error::Revoked { .. })));
+
+    // Revocation is terminal: alice cannot publish new keys for the account.
+    let fresh = tempfile::tempdir()?;
+    match keyward_client::Session::start(&alice.account_on(fresh.path())).await {
+        Err(Error::Revoked { jid, .. }) => assert_eq!(jid, alice.jid),
+        other => panic!("a revoked account must not set up keys again, got {other:?}"),
+    }
+    for session in [a, b, c] {
+        session.close().await?;
+    }
+    Ok(())
+}

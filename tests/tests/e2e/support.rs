@@ -1,0 +1,194 @@
+//! Helpers of the end-to-end suite: a stack per test, users with real client sessions, event waits, the admin API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use keyward_client::keyward_proto::{BareJid, KdfParams, KdfPolicy, KeyPair, SecretBlob};
+use keyward_client::{Account, ConnectOptions, Incoming, Session, Setup};
+use keyward_tests::stack::{Stack, StackOptions};
+use keyward_tests::xmpp::ServerKind;
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+/// How long any single expected event may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The cheapest KDF parameters the client's strict policy accepts: keeps the suite fast.
+pub const FAST_KDF: KdfParams = KdfParams { m_kib: 19_456, t: 2, p: 1 };
+
+/// Generates, for each named `async fn NAME(kind: ServerKind) -> anyhow::Result<()>`, a module
+/// `NAME` with the tests `prosody` and `ejabberd`.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use keyward_tests::xmpp::ServerKind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn prosody() -> anyhow::Result<()> {
+                super::$name(ServerKind::Prosody).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ejabberd() -> anyhow::Result<()> {
+                super::$name(ServerKind::Ejabberd).await
+            }
+        }
+    )+};
+}
+
+/// The whole stack with the XMPP server of `kind`, in-band registration allowed.
+pub async fn stack(kind: ServerKind) -> anyhow::Result<Stack> {
+    tokio::task::spawn_blocking(build_binaries).await??;
+    Stack::start(kind, StackOptions::default()).await
+}
+
+/// Brings the binaries the suite runs (keydir, component, `keyward`) up to date, once per test
+/// process, with the cargo that runs the tests: `cargo test -p keyward-tests` alone does not build
+/// other packages' binaries, and a stale binary would test old code. It selects what
+/// `cargo test --workspace` selects (so features unify the same way and, after that command,
+/// this is a no-op), in the profile of the running test.
+fn build_binaries() -> anyhow::Result<()> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = std::process::Command::new(cargo);
+        command.args(["build", "--workspace", "--bins", "--tests"]);
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        if exe.ancestors().any(|dir| dir.file_name().is_some_and(|name| name == "release")) {
+            command.arg("--release");
+        }
+        let output = command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .map_err(|e| format!("running cargo build: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("cargo build of the binaries failed:\n{}", String::from_utf8_lossy(&output.stderr)));
+        }
+        Ok(())
+    });
+    built.clone().map_err(anyhow::Error::msg)
+}
+
+/// A user of the stack: an XMPP account registered in-band, a passphrase and one device folder.
+pub struct User {
+    pub jid: BareJid,
+    pub password: String,
+    pub passphrase: String,
+    pub device: TempDir,
+    c2s: String,
+    component: BareJid,
+}
+
+impl User {
+    /// Registers `local@domain` in-band (XEP-0077) through the client SDK.
+    pub async fn register(stack: &Stack, local: &str) -> anyhow::Result<Self> {
+        let jid = BareJid::parse(&format!("{local}@{}", stack.domain()))?;
+        let user = Self {
+            jid,
+            password: format!("xmpp password of {local}"),
+            passphrase: format!("passphrase of {local}: correct horse battery staple"),
+            device: tempfile::Builder::new().prefix("keyward-device-").tempdir()?,
+            c2s: stack.c2s_addr().to_string(),
+            component: BareJid::parse(stack.component_jid())?,
+        };
+        keyward_client::register(&user.connect_options()).await.with_context(|| format!("registering {local}"))?;
+        Ok(user)
+    }
+
+    /// How this user connects (plain TCP on loopback).
+    pub fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions::new(self.jid.clone(), SecretString::from(self.password.clone()))
+            .server(self.c2s.clone())
+            .insecure_plaintext()
+            .component(self.component.clone());
+        options.timeout = WAIT;
+        options
+    }
+
+    /// The account on this user's first device.
+    pub fn account(&self) -> Account {
+        self.account_on(self.device.path())
+    }
+
+    /// The account on the device whose data folder is `dir`.
+    pub fn account_on(&self, dir: &Path) -> Account {
+        let mut account =
+            Account::new(self.connect_options(), SecretString::from(self.passphrase.clone()), dir.to_path_buf());
+        account.kdf = FAST_KDF;
+        account
+    }
+
+    /// Opens a session on the first device, expecting how the keys were set up.
+    pub async fn session(&self, expected: Setup) -> anyhow::Result<Session> {
+        let (session, setup) = Session::start(&self.account()).await.with_context(|| format!("{} starts", self.jid))?;
+        if setup != expected {
+            bail!("{}: keys set up as {setup:?}, expected {expected:?}", self.jid);
+        }
+        Ok(session)
+    }
+
+    /// The account's own key pair, opened from the sealed blob cached on the first device
+    /// (as the user's own device would): for tests that craft stanzas as this user.
+    pub fn keys(&self) -> anyhow::Result<KeyPair> {
+        let store = keyward_client::Store::open(self.device.path(), &self.jid)?;
+        let state = store.account()?.context("no keys on the first device")?;
+        let blob: SecretBlob = state.secret()?;
+        Ok(blob.open(self.passphrase.as_bytes(), &self.jid, &KdfPolicy::STRICT)?)
+    }
+}
+
+/// Waits for the first event that `wanted` accepts, within [`WAIT`]; returns it and
+/// every event skipped on the way.
+pub async fn wait_for(
+    session: &mut Session,
+    what: &str,
+    mut wanted: impl FnMut(&Incoming) -> bool,
+) -> anyhow::Result<(Incoming, Vec<Incoming>)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut skipped = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match session.next_event(left).await.with_context(|| format!("{}: waiting for {what}", session.me()))? {
+            Some(event) if wanted(&event) => return Ok((event, skipped)),
+            Some(event) => skipped.push(event),
+            None => bail!("{}: no {what} within {WAIT:?}; got instead: {skipped:?}", session.me()),
+        }
+    }
+}
+
+/// Waits for an event and returns it (skipped events are dropped).
+pub async fn expect(
+    session: &mut Session,
+    what: &str,
+    wanted: impl FnMut(&Incoming) -> bool,
+) -> anyhow::Result<Incoming> {
+    Ok(wait_for(session, what, wanted).await?.0)
+}
+
+/// The admin revokes `jid` through keydir's HTTP admin API; returns the JSON answer.
+pub async fn revoke(stack: &Stack, jid: &BareJid, reason: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/v0/admin/accounts/{jid}/revoke", stack.keydir_url());
+    let body = serde_json::json!({ "reason": reason }).to_string();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(stack.admin_token())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .context("POST revoke")?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("revoke answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// A random marker (16 hex digits), so that plaintexts are unique to one run.
+pub fn marker() -> String {
+    let random = KeyPair::generate().map(|k| k.fingerprint().to_hex()).unwrap_or_default();
+    random.chars().take(16).collect()
+}
