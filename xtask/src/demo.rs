@@ -1,0 +1,250 @@
+//! `cargo xtask demo`: a narrated scenario through a real local stack, run with the real
+//! `keyward` CLI, showing side by side what the clients read and what the servers stored.
+
+use crate::stack::Endpoints;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PASSWORD: &str = "demo-password";
+
+/// One device of one user: an account and a local state folder.
+pub(crate) struct Device {
+    name: &'static str,
+    jid: String,
+    passphrase: &'static str,
+    data_dir: PathBuf,
+}
+
+/// The demo's state: the CLI binary, the stack's addresses, a scratch folder for the devices.
+pub(crate) struct Demo<'e> {
+    keyward: PathBuf,
+    endpoints: &'e Endpoints,
+    scratch: PathBuf,
+}
+
+fn heading(step: usize, text: &str) {
+    println!("\n\x1b[1m── {step}. {text}\x1b[0m");
+}
+
+fn say(text: &str) {
+    println!("   {text}");
+}
+
+fn indent(label: &str, text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        println!("   {label} {line}");
+    }
+}
+
+impl<'e> Demo<'e> {
+    pub(crate) fn new(keyward: PathBuf, endpoints: &'e Endpoints, scratch: PathBuf) -> Self {
+        Self { keyward, endpoints, scratch }
+    }
+
+    fn device(&self, user: &'static str, name: &'static str, passphrase: &'static str) -> Device {
+        Device {
+            name,
+            jid: format!("{user}@{}", self.endpoints.domain),
+            passphrase,
+            data_dir: self.scratch.join(format!("{user}-{name}")),
+        }
+    }
+
+    /// Runs `keyward ARGS` as `device` and returns its output; shows the command line.
+    fn keyward(&self, device: &Device, args: &[&str]) -> Result<Output> {
+        println!("   \x1b[2m$ keyward {}   # {} on {}\x1b[0m", args.join(" "), device.jid, device.name);
+        let output = Command::new(&self.keyward)
+            .args(args)
+            .env("KEYWARD_JID", &device.jid)
+            .env("KEYWARD_SERVER", self.endpoints.c2s_addr.to_string())
+            .env("KEYWARD_COMPONENT", &self.endpoints.component_jid)
+            .env("KEYWARD_DATA_DIR", &device.data_dir)
+            .env("KEYWARD_PASSWORD", PASSWORD)
+            .env("KEYWARD_PASSPHRASE", device.passphrase)
+            .arg("--insecure-plaintext")
+            .output()
+            .with_context(|| format!("running {}", self.keyward.display()))?;
+        Ok(output)
+    }
+
+    /// Runs a command that must succeed, and shows its output.
+    fn ok(&self, device: &Device, args: &[&str]) -> Result<String> {
+        let output = self.keyward(device, args)?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        indent("│", &stdout);
+        if !output.status.success() {
+            indent("│", &String::from_utf8_lossy(&output.stderr));
+            bail!("keyward {} failed for {}", args.join(" "), device.jid);
+        }
+        Ok(stdout)
+    }
+
+    /// Runs a command that must be refused, and shows why.
+    fn refused(&self, device: &Device, args: &[&str]) -> Result<String> {
+        let output = self.keyward(device, args)?;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        indent("│", &String::from_utf8_lossy(&output.stdout));
+        indent("│", &stderr);
+        if output.status.success() {
+            bail!("keyward {} should have been refused for {}", args.join(" "), device.jid);
+        }
+        Ok(stderr)
+    }
+
+    /// The whole scenario.
+    pub(crate) fn run(&self) -> Result<()> {
+        let alice = self.device("alice", "laptop", "alice's long passphrase");
+        let bob = self.device("bob", "phone", "bob's long passphrase");
+        let secret_text = "Meet me at the lighthouse at nine.";
+        let reply_text = "I'll bring the thermos.";
+
+        heading(1, "alice and bob create accounts and keys");
+        say("Each client generates keys, seals the private part with the user's passphrase");
+        say("(Argon2id + XSalsa20-Poly1305) and publishes the bundle and the sealed blob.");
+        for device in [&alice, &bob] {
+            self.ok(device, &["register"])?;
+            self.ok(device, &["init"])?;
+        }
+
+        heading(2, "alice adds bob; bob accepts; the component relays their keys");
+        self.ok(&alice, &["add", &bob.jid])?;
+        self.ok(&bob, &["recv", "--timeout", "2"])?;
+        self.ok(&bob, &["accept", &alice.jid])?;
+        self.ok(&alice, &["recv", "--timeout", "2"])?;
+
+        heading(3, "alice sends bob a message while bob is offline");
+        self.ok(&alice, &["send", &bob.jid, secret_text])?;
+        say("What the servers hold right now, before bob fetches it:");
+        self.show_server_side(secret_text, &[alice.passphrase, bob.passphrase])?;
+
+        heading(4, "bob comes online and reads it");
+        let read = self.ok(&bob, &["recv", "--timeout", "3", "--json"])?;
+        if !read.contains(secret_text) {
+            bail!("bob did not read alice's message");
+        }
+        self.ok(&bob, &["send", &alice.jid, reply_text])?;
+        self.ok(&alice, &["recv", "--timeout", "3"])?;
+
+        heading(5, "they compare safety numbers");
+        self.ok(&alice, &["verify", &bob.jid])?;
+        self.ok(&bob, &["verify", &alice.jid])?;
+        say("The numbers match, so both confirm:");
+        self.ok(&alice, &["verify", &bob.jid, "--confirm"])?;
+        self.ok(&bob, &["verify", &alice.jid, "--confirm"])?;
+        self.ok(&alice, &["contacts"])?;
+
+        heading(6, "alice logs in on a second device with her passphrase");
+        let tablet = self.device("alice", "tablet", alice.passphrase);
+        self.ok(&tablet, &["login"])?;
+        self.ok(&bob, &["send", &alice.jid, "Hello to both of your devices."])?;
+        self.ok(&tablet, &["recv", "--timeout", "3"])?;
+
+        heading(7, "the admin revokes alice's account over HTTP");
+        say(&format!(
+            "$ curl -X POST -H 'Authorization: Bearer $KEYWARD_ADMIN_TOKEN' -H 'Content-Type: application/json' \\\n     -d '{{\"reason\":\"laptop stolen\"}}' {}/v0/admin/accounts/{}/revoke",
+            self.endpoints.keydir_url, alice.jid
+        ));
+        let answer = self.revoke(&alice.jid, "laptop stolen")?;
+        indent("│", &answer);
+
+        heading(8, "bob receives the notice and refuses to send to alice");
+        self.ok(&bob, &["recv", "--timeout", "3"])?;
+        self.refused(&bob, &["send", &alice.jid, "are you there?"])?;
+        self.ok(&bob, &["contacts"])?;
+
+        println!("\n\x1b[1mDone.\x1b[0m The server side never saw a plaintext, a passphrase or a private key.");
+        Ok(())
+    }
+
+    /// Shows what Postgres and the XMPP server's data folder hold, and checks that no plaintext
+    /// or passphrase is among it.
+    fn show_server_side(&self, plaintext: &str, passphrases: &[&str]) -> Result<()> {
+        let psql = crate::stack::pg_tool("psql")?;
+        let query = "SELECT jid, fingerprint, left(xml, 60) || '…' AS bundle FROM bundles ORDER BY jid; \
+                     SELECT jid, kdf_m_kib, kdf_t, left(xml, 70) || '…' AS sealed_private_keys FROM secret_blobs ORDER BY jid;";
+        let output = Command::new(psql).arg(&self.endpoints.database_url).args(["-c", query]).output()?;
+        say("keydir's Postgres (public bundles, passphrase-sealed key blobs):");
+        indent("│", &String::from_utf8_lossy(&output.stdout));
+        say(&format!("the XMPP server's data folder ({}):", self.endpoints.server_data_dir.display()));
+        let mut found = false;
+        for file in files_under(&self.endpoints.server_data_dir) {
+            let Ok(bytes) = std::fs::read(&file) else { continue };
+            let text = String::from_utf8_lossy(&bytes);
+            for needle in std::iter::once(plaintext).chain(passphrases.iter().copied()) {
+                if text.contains(needle) {
+                    bail!("{} contains a plaintext or passphrase", file.display());
+                }
+            }
+            if let Some(at) = text.find("<ct>") {
+                found = true;
+                let end = text[at..].find("</ct>").map_or(text.len(), |e| at + e);
+                let ct = &text[at + 4..end];
+                say(&format!("{}:", file.strip_prefix(&self.endpoints.server_data_dir).unwrap_or(&file).display()));
+                indent(
+                    "│",
+                    &format!("<ct>{}…</ct>  ({} bytes of ciphertext)", &ct[..ct.len().min(64)], ct.len() * 3 / 4),
+                );
+            }
+        }
+        if !found {
+            say("(no stored message found in the server's files)");
+        }
+        say(&format!("searched every server-side file for {plaintext:?} and both passphrases: not found"));
+        Ok(())
+    }
+
+    fn revoke(&self, jid: &str, reason: &str) -> Result<String> {
+        let url = format!("{}/v0/admin/accounts/{jid}/revoke", self.endpoints.keydir_url);
+        let output = Command::new("curl")
+            .args(["-sS", "-X", "POST", "-H", "Content-Type: application/json", "-H"])
+            .arg(format!("Authorization: Bearer {}", self.endpoints.admin_token))
+            .args(["-d", &format!("{{\"reason\":\"{reason}\"}}"), &url])
+            .output()
+            .context("running curl (Debian package `curl`)")?;
+        if !output.status.success() {
+            bail!("curl failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// Every regular file below `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `cargo xtask demo`: installs what is missing, builds the CLI, brings the stack up, narrates.
+pub(crate) fn run(server: keyward_tests::xmpp::ServerKind) -> Result<()> {
+    crate::install::apt_packages(crate::stack::packages(server))?;
+    let bin_dir = crate::stack::build_binaries()?;
+    let keyward = bin_dir.join("keyward");
+    let runtime = crate::runtime()?;
+    let mut stack = runtime.block_on(crate::stack::start(server, bin_dir))?;
+    let endpoints = crate::stack::Endpoints::of(&stack);
+    println!(
+        "local stack up: {} on {}, component {}, keydir {}",
+        server.name(),
+        endpoints.c2s_addr,
+        endpoints.component_jid,
+        endpoints.keydir_url
+    );
+    let scratch = tempfile::Builder::new().prefix("keyward-demo-").tempdir()?;
+    let outcome = Demo::new(keyward, &endpoints, scratch.path().to_path_buf()).run();
+    let stopped = runtime.block_on(stack.stop());
+    outcome.and(stopped)
+}
