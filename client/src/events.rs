@@ -152,6 +152,8 @@ pub enum Incoming {
     },
     /// Someone asks to add us (`keyward accept JID` answers).
     ContactRequest(BareJid),
+    /// Someone we had asked to add asked back, and the client approved it by itself.
+    RequestApproved(BareJid),
     /// Someone accepted our request.
     ContactAccepted(BareJid),
     /// Someone ended the subscription.

@@ -364,7 +364,8 @@ impl Session {
     }
 
     /// Adds a contact: subscribes to its presence, has the component relay our
-    /// key to it, and pins its key if it has one.
+    /// key to it, and pins its key if it has one. When the contact accepts and
+    /// asks back, [`Session::next_event`] approves that request by itself.
     pub async fn add(&mut self, jid: &BareJid) -> Result<KeyEvent> {
         self.check_not_me(jid)?;
         self.conn.send(stanzas::subscription(jid, PresenceType::Subscribe)?).await?;
@@ -430,7 +431,7 @@ impl Session {
             let event = match stanza {
                 Stanza::Message(message) => self.on_message(stanzas::classify_message(&message, &self.component)).await,
                 Stanza::Presence(presence) => match stanzas::classify_presence(&presence) {
-                    Some(Subscription::Request(jid)) => Some(Incoming::ContactRequest(jid)),
+                    Some(Subscription::Request(jid)) => Some(self.on_request(jid).await?),
                     Some(Subscription::Accepted(jid)) => Some(Incoming::ContactAccepted(jid)),
                     Some(Subscription::Ended(jid)) => Some(Incoming::ContactEnded(jid)),
                     None => None,
@@ -441,6 +442,24 @@ impl Session {
                 return Ok(Some(event));
             }
         }
+    }
+
+    /// A contact request: approved at once when we asked for that contact first (it
+    /// accepted us and asks back), else left to the user (`accept`). Not every server
+    /// supports RFC 6121 pre-approval (ejabberd 23.01 does not), so the client does it.
+    async fn on_request(&mut self, jid: BareJid) -> Result<Incoming> {
+        let roster = match self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await {
+            Ok(roster) => roster,
+            Err(e) => {
+                tracing::warn!(cause = %e, "could not read the roster; leaving the request to the user");
+                return Ok(Incoming::ContactRequest(jid));
+            }
+        };
+        if !roster.as_ref().is_some_and(|r| stanzas::roster_we_asked(r, &jid)) {
+            return Ok(Incoming::ContactRequest(jid));
+        }
+        self.conn.send(stanzas::subscription(&jid, PresenceType::Subscribed)?).await?;
+        Ok(Incoming::RequestApproved(jid))
     }
 
     async fn on_message(&mut self, inbound: Inbound) -> Option<Incoming> {

@@ -220,6 +220,18 @@ pub fn roster_jids(answer: &MElement) -> Vec<BareJid> {
         .collect()
 }
 
+/// Whether the roster answer shows that we asked for `jid`'s presence ourselves: a
+/// subscription `to` or `both`, or our request pending (`ask='subscribe'`). Only our own
+/// `subscribe` creates these states; an item someone else caused (e.g. by pre-approving
+/// us) has `none` or `from` and no `ask`, so it never counts.
+pub fn roster_we_asked(answer: &MElement, jid: &BareJid) -> bool {
+    answer
+        .children()
+        .filter(|c| c.is("item", NS_ROSTER))
+        .filter(|c| c.attr("jid").and_then(|j| BareJid::parse(j).ok()).as_ref() == Some(jid))
+        .any(|c| matches!(c.attr("subscription"), Some("to" | "both")) || c.attr("ask") == Some("subscribe"))
+}
+
 /// XEP-0077 registration request for `username` with `password`.
 pub fn register_query(username: &str, password: &str) -> MElement {
     MElement::builder("query", NS_REGISTER)
@@ -355,7 +367,20 @@ mod tests {
             "<query xmlns='jabber:iq:roster'><item jid='bob@example.test'/><item jid='bad jid'/></query>"
                 .parse()
                 .expect("xml");
-        assert_eq!(roster_jids(&answer), vec![bob]);
+        assert_eq!(roster_jids(&answer), vec![bob.clone()]);
+        for (item, asked) in [
+            ("<item jid='bob@example.test' subscription='to'/>", true),
+            ("<item jid='bob@example.test' subscription='both'/>", true),
+            ("<item jid='bob@example.test' subscription='none' ask='subscribe'/>", true),
+            ("<item jid='bob@example.test' subscription='from' ask='subscribe'/>", true),
+            ("<item jid='bob@example.test' subscription='none'/>", false),
+            ("<item jid='bob@example.test' subscription='from'/>", false),
+            ("<item jid='bob@example.test'/>", false),
+            ("<item jid='carol@example.test' subscription='both'/>", false),
+        ] {
+            let answer: MElement = format!("<query xmlns='jabber:iq:roster'>{item}</query>").parse().expect("xml");
+            assert_eq!(roster_we_asked(&answer, &bob), asked, "{item}");
+        }
         let disco: MElement = "<query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:keyward:0'/><feature var='urn:keyward:0#roster-keys'/></query>".parse().expect("xml");
         assert_eq!(disco_features(&disco), vec!["urn:keyward:0", "urn:keyward:0#roster-keys"]);
         let reg = String::from(&register_query("alice", "s3cret"));

@@ -41,7 +41,10 @@ fn seed(byte: u8) -> KeyPair {
 async fn next_relevant(session: &mut Session) -> Incoming {
     loop {
         match session.next_event(WAIT).await.expect("no error").expect("an event in time") {
-            Incoming::ContactRequest(_) | Incoming::ContactAccepted(_) | Incoming::ContactEnded(_) => continue,
+            Incoming::ContactRequest(_)
+            | Incoming::RequestApproved(_)
+            | Incoming::ContactAccepted(_)
+            | Incoming::ContactEnded(_) => continue,
             other => return other,
         }
     }

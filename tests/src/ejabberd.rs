@@ -89,7 +89,7 @@ hosts:
   - {domain:?}
 loglevel: info
 auth_method: internal
-auth_password_format: plain
+auth_password_format: scram
 # Tests register many accounts from 127.0.0.1 in a row; the default allows one per 600 s.
 registration_timeout: infinity
 listen:

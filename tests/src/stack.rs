@@ -16,7 +16,6 @@ use anyhow::{Context, bail};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN};
 use crate::net::{http_get, wait_for_port};
 use crate::postgres::Postgres;
 use crate::xmpp::{ServerKind, ServerOptions, XmppServer};
@@ -199,7 +198,16 @@ pub struct Stack {
     keydir_metrics: SocketAddr,
     component: Service,
     component_metrics: SocketAddr,
+    admin_token: String,
     start_timeout: Duration,
+}
+
+/// A fresh random token (32 bytes, hex): every stack has its own, so a stack left running
+/// on a shared machine cannot be administered with a token from the source code.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(hex::encode(bytes))
 }
 
 impl Drop for Stack {
@@ -221,13 +229,15 @@ impl Stack {
         let dir = tempfile::Builder::new().prefix("keyward-stack-").tempdir().context("creating the stack folder")?;
         let postgres = tokio::task::spawn_blocking(Postgres::shared).await.context("starting Postgres")??;
         let database_url = postgres.fresh_database().await?;
+        let admin_token = random_token()?;
+        let component_token = random_token()?;
 
         let keydir_addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
         let keydir_metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
         let keydir_env = vec![
             ("KEYWARD_DATABASE_URL".to_owned(), database_url.clone()),
-            ("KEYWARD_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
-            ("KEYWARD_COMPONENT_TOKEN".to_owned(), COMPONENT_TOKEN.to_owned()),
+            ("KEYWARD_ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            ("KEYWARD_COMPONENT_TOKEN".to_owned(), component_token.clone()),
             ("KEYWARD_LISTEN".to_owned(), keydir_addr.to_string()),
             ("KEYWARD_METRICS_LISTEN".to_owned(), keydir_metrics.to_string()),
             ("KEYWARD_SWEEP_MS".to_owned(), "500".to_owned()),
@@ -248,7 +258,7 @@ impl Stack {
             ("KEYWARD_COMPONENT_JID".to_owned(), xmpp.component_jid().to_owned()),
             ("KEYWARD_COMPONENT_SECRET".to_owned(), xmpp.secret().to_owned()),
             ("KEYWARD_KEYDIR_URL".to_owned(), format!("http://{keydir_addr}")),
-            ("KEYWARD_COMPONENT_TOKEN".to_owned(), COMPONENT_TOKEN.to_owned()),
+            ("KEYWARD_COMPONENT_TOKEN".to_owned(), component_token.clone()),
             ("KEYWARD_METRICS_LISTEN".to_owned(), component_metrics.to_string()),
             ("KEYWARD_RECONNECT_MIN_MS".to_owned(), "100".to_owned()),
             ("KEYWARD_RECONNECT_MAX_MS".to_owned(), "1000".to_owned()),
@@ -271,6 +281,7 @@ impl Stack {
             keydir_metrics,
             component,
             component_metrics,
+            admin_token,
             start_timeout: options.start_timeout,
         };
         stack.wait_keydir().await?;
@@ -358,9 +369,9 @@ impl Stack {
         self.component_metrics
     }
 
-    /// keydir's admin token.
-    pub fn admin_token(&self) -> &'static str {
-        ADMIN_TOKEN
+    /// keydir's admin token (random, this stack's own).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
     }
 
     /// The database URL (a database of its own in the shared Postgres).

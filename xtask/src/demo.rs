@@ -68,16 +68,18 @@ impl<'e> Demo<'e> {
         Ok(output)
     }
 
-    /// Runs a command that must succeed, and shows its output.
+    /// Runs a command that must succeed, and shows its output (standard error, where the CLI
+    /// puts warnings and notices, after a `!`); returns both.
     fn ok(&self, device: &Device, args: &[&str]) -> Result<String> {
         let output = self.keyward(device, args)?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         indent("│", &stdout);
+        indent("!", &stderr);
         if !output.status.success() {
-            indent("│", &String::from_utf8_lossy(&output.stderr));
             bail!("keyward {} failed for {}", args.join(" "), device.jid);
         }
-        Ok(stdout)
+        Ok(stdout + &stderr)
     }
 
     /// Runs a command that must be refused, and shows why.
@@ -85,7 +87,7 @@ impl<'e> Demo<'e> {
         let output = self.keyward(device, args)?;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         indent("│", &String::from_utf8_lossy(&output.stdout));
-        indent("│", &stderr);
+        indent("!", &stderr);
         if output.status.success() {
             bail!("keyward {} should have been refused for {}", args.join(" "), device.jid);
         }
@@ -149,7 +151,10 @@ impl<'e> Demo<'e> {
         indent("│", &answer);
 
         heading(8, "bob receives the notice and refuses to send to alice");
-        self.ok(&bob, &["recv", "--timeout", "3"])?;
+        let notice = self.ok(&bob, &["recv", "--timeout", "3"])?;
+        if !notice.contains("REVOKED") {
+            bail!("bob did not receive the revocation notice");
+        }
         self.refused(&bob, &["send", &alice.jid, "are you there?"])?;
         self.ok(&bob, &["contacts"])?;
 
@@ -167,7 +172,32 @@ impl<'e> Demo<'e> {
         say("keydir's Postgres (public bundles, passphrase-sealed key blobs):");
         indent("│", &String::from_utf8_lossy(&output.stdout));
         say(&format!("the XMPP server's data folder ({}):", self.endpoints.server_data_dir.display()));
-        let mut found = false;
+        // ejabberd writes offline messages asynchronously: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let stored = loop {
+            let stored = stored_ciphertexts(&self.endpoints.server_data_dir);
+            if !stored.is_empty() || std::time::Instant::now() > deadline {
+                break stored;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        for (file, ct) in &stored {
+            say(&format!(
+                "{} holds a sealed message:",
+                file.strip_prefix(&self.endpoints.server_data_dir).unwrap_or(file).display()
+            ));
+            indent(
+                "│",
+                &format!(
+                    "<ct>{}…</ct>  ({} bytes of ciphertext)",
+                    &ct[..ct.len().min(64)],
+                    ct.len() / 4 * 3 - ct.matches('=').count()
+                ),
+            );
+        }
+        if stored.is_empty() {
+            say("(no stored message found in the server's files)");
+        }
         for file in files_under(&self.endpoints.server_data_dir) {
             let Ok(bytes) = std::fs::read(&file) else { continue };
             let text = String::from_utf8_lossy(&bytes);
@@ -176,19 +206,6 @@ impl<'e> Demo<'e> {
                     bail!("{} contains a plaintext or passphrase", file.display());
                 }
             }
-            if let Some(at) = text.find("<ct>") {
-                found = true;
-                let end = text[at..].find("</ct>").map_or(text.len(), |e| at + e);
-                let ct = &text[at + 4..end];
-                say(&format!("{}:", file.strip_prefix(&self.endpoints.server_data_dir).unwrap_or(&file).display()));
-                indent(
-                    "│",
-                    &format!("<ct>{}…</ct>  ({} bytes of ciphertext)", &ct[..ct.len().min(64)], ct.len() * 3 / 4),
-                );
-            }
-        }
-        if !found {
-            say("(no stored message found in the server's files)");
         }
         say(&format!("searched every server-side file for {plaintext:?} and both passphrases: not found"));
         Ok(())
@@ -207,6 +224,50 @@ impl<'e> Demo<'e> {
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+}
+
+/// The sealed messages stored in the files below `dir`: per file, the ciphertext (base64) of
+/// the first `<ct>` element, in whichever form the server stores stanzas.
+fn stored_ciphertexts(dir: &Path) -> Vec<(PathBuf, String)> {
+    files_under(dir)
+        .into_iter()
+        .filter_map(|file| {
+            let bytes = std::fs::read(&file).ok()?;
+            let ct = ct_in_xml(&bytes).or_else(|| ct_in_lua(&bytes)).or_else(|| ct_in_erlang_terms(&bytes))?;
+            Some((file, String::from_utf8_lossy(ct).into_owned()))
+        })
+        .collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// XML text: `<ct>BASE64</ct>`.
+fn ct_in_xml(bytes: &[u8]) -> Option<&[u8]> {
+    let start = find(bytes, b"<ct>")? + 4;
+    let len = find(&bytes[start..], b"</ct>")?;
+    Some(&bytes[start..start + len])
+}
+
+/// Prosody's internal storage (Lua tables): the text child comes first, then the name:
+/// `{ "BASE64"; ["name"] = "ct"; ... }`.
+fn ct_in_lua(bytes: &[u8]) -> Option<&[u8]> {
+    let name = find(bytes, b"[\"name\"] = \"ct\"")?;
+    let before = &bytes[..name];
+    let close = before.iter().rposition(|&b| b == b'"')?;
+    let open = before[..close].iter().rposition(|&b| b == b'"')?;
+    Some(&before[open + 1..close])
+}
+
+/// ejabberd's Mnesia tables (Erlang external term format): the binary `ct`, then the child
+/// `{xmlcdata, Binary}` with the binary's 32-bit length before its bytes.
+fn ct_in_erlang_terms(bytes: &[u8]) -> Option<&[u8]> {
+    let name = find(bytes, b"m\x00\x00\x00\x02ct")?;
+    let rest = &bytes[name..];
+    let at = find(rest, b"xmlcdatam")? + 9;
+    let len = u32::from_be_bytes(rest.get(at..at + 4)?.try_into().ok()?) as usize;
+    rest.get(at + 4..at + 4 + len)
 }
 
 /// Every regular file below `dir`.
@@ -247,4 +308,59 @@ pub(crate) fn run(server: keyward_tests::xmpp::ServerKind) -> Result<()> {
     let outcome = Demo::new(keyward, &endpoints, scratch.path().to_path_buf()).run();
     let stopped = runtime.block_on(stack.stop());
     outcome.and(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CT: &str =
+        "LqbLCtejnkFifgaHl8FCty1SoaM3Isuom5UtE324ZRpSWPqhO/FA80iJAOCOncR0L+l5TDytIT5kz3geTVjMPEcam7PUNP8wSsJtEkI/5zbO";
+    const WRAP: &str = "gsubzyXhU/iasHu3jlzn698Rihu/+RyKMGCF3cwDWaYX3v4zD9YCf/HfGs4L8+yR"; // 64 chars
+
+    #[test]
+    fn finds_the_ciphertext_in_text_and_in_mnesia_storage() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        // Prosody: the stanza as XML text.
+        std::fs::create_dir(dir.path().join("offline"))?;
+        std::fs::write(
+            dir.path().join("offline/bob.list"),
+            format!(
+                "<message><sealed xmlns='urn:keyward:0' v='0'><key fp='ab'>{WRAP}</key><ct>{CT}</ct></sealed></message>"
+            ),
+        )?;
+        // ejabberd: Erlang's external term format, strings as length-prefixed binaries.
+        let mut mnesia =
+            b"\x00\x05xmlelm\x00\x00\x00\x06sealedl\x00\x00\x00\x02h\x04d\x00\x05xmlelm\x00\x00\x00\x03key".to_vec();
+        mnesia.extend_from_slice(&[b'm', 0, 0, 0, 64]);
+        mnesia.extend_from_slice(WRAP.as_bytes());
+        mnesia.extend_from_slice(b"jh\x04d\x00\x05xmlelm\x00\x00\x00\x02ctjl\x00\x00\x00\x01h\x02d\x00\x08xmlcdatam");
+        mnesia.extend_from_slice(&u32::try_from(CT.len())?.to_be_bytes());
+        mnesia.extend_from_slice(CT.as_bytes());
+        mnesia.extend_from_slice(b"jj");
+        std::fs::write(dir.path().join("offline_msg.DAT"), mnesia)?;
+        // Prosody's internal storage: Lua tables, text before name.
+        std::fs::write(
+            dir.path().join("offline/carol.list"),
+            format!(
+                "item({{ {{ {{ \"{WRAP}\"; [\"name\"] = \"key\"; }}; {{ \"{CT}\"; [\"name\"] = \"ct\"; [\"attr\"] = {{}}; }}; [\"name\"] = \"sealed\"; }} }});"
+            ),
+        )?;
+        // Files without a sealed message.
+        std::fs::write(dir.path().join("roster.DAT"), "bob@example.test subscription both")?;
+        std::fs::write(dir.path().join("other.log"), format!("sealed {WRAP}"))?;
+
+        let found = stored_ciphertexts(dir.path());
+        let names: Vec<_> =
+            found.iter().map(|(f, ct)| (f.strip_prefix(dir.path()).unwrap_or(f).to_owned(), ct.as_str())).collect();
+        assert_eq!(
+            names,
+            vec![
+                (PathBuf::from("offline/bob.list"), CT),
+                (PathBuf::from("offline/carol.list"), CT),
+                (PathBuf::from("offline_msg.DAT"), CT)
+            ]
+        );
+        Ok(())
+    }
 }

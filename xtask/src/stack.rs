@@ -47,6 +47,9 @@ impl Endpoints {
             ("KEYWARD_ADMIN_TOKEN", self.admin_token.clone()),
             ("KEYWARD_DATABASE_URL", self.database_url.clone()),
             ("KEYWARD_SERVER_DATA_DIR", self.server_data_dir.display().to_string()),
+            // The `keyward` CLI's own settings, so that it works once the file is sourced.
+            ("KEYWARD_SERVER", self.c2s_addr.to_string()),
+            ("KEYWARD_COMPONENT", self.component_jid.clone()),
         ]
         .iter()
         .map(|(key, value)| format!("{key}='{}'\n", value.replace('\'', "'\\''")))
@@ -87,19 +90,27 @@ pub(crate) async fn start(server: ServerKind, bin_dir: PathBuf) -> Result<Stack>
     Stack::start(server, options).await.with_context(|| format!("starting the local stack with {}", server.name()))
 }
 
-/// `stack up`: runs until Ctrl-C or SIGTERM, then stops everything and removes the env file.
+/// `stack up`: runs until Ctrl-C or SIGTERM, then stops everything and removes the env file
+/// (the admin and component tokens are random, this run's own).
 pub(crate) async fn up(server: ServerKind, env_file: &Path) -> Result<()> {
     install::apt_packages(packages(server))?;
-    let mut stack = start(server, build_binaries()?).await?;
+    let bin_dir = build_binaries()?;
+    let mut stack = start(server, bin_dir.clone()).await?;
     let endpoints = Endpoints::of(&stack);
     std::fs::write(env_file, endpoints.env_file_text()).with_context(|| format!("writing {}", env_file.display()))?;
     println!("keyward stack is up ({}):", server.name());
     print!("{}", endpoints.env_file_text());
-    println!("\nenv file: {}   (set -a; . {0}; set +a)", env_file.display());
+    println!("\nenv file: {}", env_file.display());
+    println!("try, in another shell:");
+    println!("  set -a; . {}; set +a", env_file.display());
+    println!("  alias keyward={}", bin_dir.join("keyward").display());
     println!(
-        "try: keyward --jid alice@{} --server {} --insecure-plaintext register",
-        endpoints.domain, endpoints.c2s_addr
+        "  keyward --jid alice@{} --insecure-plaintext register   # then init, add, send, recv…",
+        endpoints.domain
     );
+    for log in stack.log_paths() {
+        println!("log: {}", log.display());
+    }
     println!("Ctrl-C stops everything and cleans up.");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -110,4 +121,50 @@ pub(crate) async fn up(server: ServerKind, env_file: &Path) -> Result<()> {
     let stopped = stack.stop().await;
     let _ = std::fs::remove_file(env_file);
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_names_everything_and_quotes_for_the_shell() -> Result<()> {
+        let endpoints = Endpoints {
+            server: ServerKind::Ejabberd,
+            c2s_addr: "127.0.0.1:5222".parse()?,
+            domain: "example.test".into(),
+            component_jid: "keys.example.test".into(),
+            keydir_url: "http://127.0.0.1:8080".into(),
+            admin_token: "it's-secret".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/keyward".into(),
+            server_data_dir: "/tmp/keyward server".into(),
+        };
+        let text = endpoints.env_file_text();
+        for key in [
+            "KEYWARD_C2S_ADDR='127.0.0.1:5222'",
+            "KEYWARD_DOMAIN='example.test'",
+            "KEYWARD_COMPONENT_JID='keys.example.test'",
+            "KEYWARD_KEYDIR_URL='http://127.0.0.1:8080'",
+            "KEYWARD_ADMIN_TOKEN='it'\\''s-secret'",
+            "KEYWARD_DATABASE_URL='postgres://postgres@127.0.0.1:5432/keyward'",
+            "KEYWARD_SERVER_DATA_DIR='/tmp/keyward server'",
+            "KEYWARD_SERVER='127.0.0.1:5222'",
+            "KEYWARD_COMPONENT='keys.example.test'",
+            "KEYWARD_XMPP_SERVER='ejabberd'",
+        ] {
+            assert!(text.lines().any(|line| line == key), "{key} missing from:\n{text}");
+        }
+        // A shell reads it back unchanged.
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), &text)?;
+        let echoed = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                ". '{}' && printf '%s|%s' \"$KEYWARD_ADMIN_TOKEN\" \"$KEYWARD_SERVER_DATA_DIR\"",
+                file.path().display()
+            ))
+            .output()?;
+        assert_eq!(String::from_utf8_lossy(&echoed.stdout), "it's-secret|/tmp/keyward server");
+        Ok(())
+    }
 }

@@ -165,6 +165,7 @@ impl Output {
                 Incoming::Key(key) => key_event_json(key),
                 Incoming::SelfRevoked { at, reason } => json!({"notice": "self-revoked", "at": at, "reason": reason}),
                 Incoming::ContactRequest(jid) => json!({"notice": "contact-request", "jid": jid.as_str()}),
+                Incoming::RequestApproved(jid) => json!({"notice": "request-approved", "jid": jid.as_str()}),
                 Incoming::ContactAccepted(jid) => json!({"notice": "contact-accepted", "jid": jid.as_str()}),
                 Incoming::ContactEnded(jid) => json!({"notice": "contact-ended", "jid": jid.as_str()}),
                 Incoming::Rejected { from, error } => {
@@ -191,6 +192,7 @@ impl Output {
                 eprintln!("YOUR ACCOUNT WAS REVOKED at {at} ({reason}); create a new account")
             }
             Incoming::ContactRequest(jid) => println!("{jid} wants to add you: `keyward accept {jid}`"),
+            Incoming::RequestApproved(jid) => println!("{jid} asked back; approved, since you added them"),
             Incoming::ContactAccepted(jid) => println!("{jid} accepted your request"),
             Incoming::ContactEnded(jid) => println!("{jid} ended the subscription"),
             Incoming::Rejected { from, error } => eprintln!("REFUSED a message from {from}: {error}"),

@@ -5,7 +5,7 @@ use keyward_client::{Incoming, KeyEvent, Setup, Trust};
 use keyward_tests::xmpp::ServerKind;
 
 use crate::on_both_servers;
-use crate::support::{User, expect, stack};
+use crate::support::{User, expect, stack, wait_for};
 
 on_both_servers!(whole_flow, offline_delivery);
 
@@ -55,9 +55,15 @@ async fn whole_flow(kind: ServerKind) -> anyhow::Result<()> {
 
     // bob accepts: his key is relayed back; alice already pinned it, so it is unchanged.
     assert_eq!(b.accept(&alice.jid).await?, KeyEvent::Unchanged { jid: alice.jid.clone() });
+    // alice asked for bob first, so her client approves bob's request back by itself: she gets
+    // bob's key and, through the chat below, never a request to accept.
     a.go_online().await?;
-    expect(&mut a, "bob's relayed key", |e| matches!(e, Incoming::Key(KeyEvent::Unchanged { jid }) if *jid == bob.jid))
-        .await?;
+    let (_, mut seen_by_alice) = wait_for(
+        &mut a,
+        "bob's relayed key",
+        |e| matches!(e, Incoming::Key(KeyEvent::Unchanged { jid }) if *jid == bob.jid),
+    )
+    .await?;
 
     // Chat: verified against the pinned key, trust on first use.
     a.send(&bob.jid, "hello bob, this is alice").await?;
@@ -71,10 +77,20 @@ async fn whole_flow(kind: ServerKind) -> anyhow::Result<()> {
         _ => unreachable!(),
     }
     b.send(&alice.jid, "hi alice").await?;
-    match expect(&mut a, "bob's answer", is_message_from(&bob.jid)).await? {
+    let (answer, skipped) = wait_for(&mut a, "bob's answer", is_message_from(&bob.jid)).await?;
+    match answer {
         Incoming::Message(m) => assert!(m.body == "hi alice" && m.verified && m.trust == Trust::Tofu),
         _ => unreachable!(),
     }
+    seen_by_alice.extend(skipped);
+    assert!(
+        !seen_by_alice.iter().any(|e| matches!(e, Incoming::ContactRequest(_))),
+        "alice was asked to accept bob although she added him: {seen_by_alice:?}"
+    );
+    assert!(
+        seen_by_alice.iter().any(|e| matches!(e, Incoming::RequestApproved(j) if *j == bob.jid)),
+        "alice's client did not approve bob's request back: {seen_by_alice:?}"
+    );
 
     // Both see the same safety number; bob confirms it and alice's key becomes verified.
     let seen_by_alice = a.safety_number(&bob.jid).await?;
