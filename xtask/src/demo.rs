@@ -158,7 +158,11 @@ impl<'e> Demo<'e> {
         self.refused(&bob, &["send", &alice.jid, "are you there?"])?;
         self.ok(&bob, &["contacts"])?;
 
-        println!("\n\x1b[1mDone.\x1b[0m The server side never saw a plaintext, a passphrase or a private key.");
+        heading(9, "what the server side kept");
+        let messages = [secret_text, reply_text, "Hello to both of your devices."];
+        self.sweep_server_side(&messages, &[alice.passphrase, bob.passphrase])?;
+
+        println!("\n\x1b[1mDone.\x1b[0m The server side never saw a plaintext or a passphrase.");
         Ok(())
     }
 
@@ -208,6 +212,44 @@ impl<'e> Demo<'e> {
             }
         }
         say(&format!("searched every server-side file for {plaintext:?} and both passphrases: not found"));
+        Ok(())
+    }
+
+    /// Searches everything the server side holds (a `pg_dump` of keydir's database, every file
+    /// of the XMPP server, every log of the XMPP server, keydir and the component) for the
+    /// plaintexts and passphrases.
+    fn sweep_server_side(&self, messages: &[&str], passphrases: &[&str]) -> Result<()> {
+        let dump = Command::new(crate::stack::pg_tool("pg_dump")?)
+            .arg(&self.endpoints.database_url)
+            .output()
+            .context("running pg_dump")?;
+        if !dump.status.success() {
+            bail!("pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr));
+        }
+        let mut haystacks = vec![("pg_dump of keydir's database".to_owned(), dump.stdout)];
+        let files = files_under(&self.endpoints.server_data_dir).into_iter().chain(self.endpoints.log_paths.clone());
+        for file in files {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            haystacks.push((file.display().to_string(), bytes));
+        }
+        let total: usize = haystacks.iter().map(|(_, bytes)| bytes.len()).sum();
+        for (name, bytes) in &haystacks {
+            for secret in messages.iter().chain(passphrases) {
+                if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                    bail!("{name} contains {secret:?}");
+                }
+            }
+        }
+        say(&format!(
+            "searched a pg_dump, the XMPP server's files and every server-side log ({} files, {} KiB in all)",
+            haystacks.len() - 1,
+            total / 1024
+        ));
+        say(&format!(
+            "for the {} messages and the {} passphrases: none of them is there.",
+            messages.len(),
+            passphrases.len()
+        ));
         Ok(())
     }
 

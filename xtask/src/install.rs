@@ -22,23 +22,43 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|out| out.stdout.trim_ascii() == b"0").unwrap_or(false)
 }
 
+/// What to do about missing Debian packages: nothing, install them (as root), or tell the
+/// user the exact command (anyone else).
+#[derive(Debug, PartialEq, Eq)]
+enum AptPlan {
+    Nothing,
+    Install(Vec<String>),
+    Ask(String),
+}
+
+fn apt_plan(missing: &[&str], root: bool) -> AptPlan {
+    if missing.is_empty() {
+        return AptPlan::Nothing;
+    }
+    if root {
+        return AptPlan::Install(missing.iter().map(|p| (*p).to_owned()).collect());
+    }
+    AptPlan::Ask(format!(
+        "missing Debian packages: {0}\nrun: sudo apt-get update && sudo apt-get install -y --no-install-recommends {0}",
+        missing.join(" ")
+    ))
+}
+
 /// Installs the missing Debian packages with apt-get (as root), or says exactly what to run.
 pub(crate) fn apt_packages(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
-    if missing.is_empty() {
-        return Ok(());
+    match apt_plan(&missing, is_root()) {
+        AptPlan::Nothing => Ok(()),
+        AptPlan::Ask(message) => bail!(message),
+        AptPlan::Install(missing) => {
+            eprintln!("xtask: installing {}", missing.join(" "));
+            run(Command::new("apt-get").arg("update").arg("-qq"))?;
+            run(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing))
+        }
     }
-    let command = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
-    if !is_root() {
-        bail!("missing Debian packages: {}\nrun: sudo apt-get update && sudo {command}", missing.join(" "));
-    }
-    eprintln!("xtask: installing {}", missing.join(" "));
-    run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    run(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing))?;
-    Ok(())
 }
 
 /// Creates `.venv/` and installs the missing Python tools; returns the venv's `bin` folder.
@@ -68,4 +88,31 @@ pub(crate) fn run(command: &mut Command) -> Result<()> {
         bail!("{shown} failed with {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_installs_and_anyone_else_gets_the_exact_command() {
+        assert_eq!(apt_plan(&[], false), AptPlan::Nothing);
+        assert_eq!(apt_plan(&[], true), AptPlan::Nothing);
+        assert_eq!(
+            apt_plan(&["prosody", "ejabberd"], true),
+            AptPlan::Install(vec!["prosody".into(), "ejabberd".into()])
+        );
+        let AptPlan::Ask(message) = apt_plan(&["prosody", "ejabberd"], false) else { panic!("expected a command") };
+        assert!(
+            message
+                .ends_with("sudo apt-get update && sudo apt-get install -y --no-install-recommends prosody ejabberd"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn asks_dpkg_what_is_installed() {
+        assert!(is_installed("dpkg"), "dpkg itself is installed on any Debian machine");
+        assert!(!is_installed("keyward-no-such-package"));
+    }
 }

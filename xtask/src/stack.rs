@@ -20,6 +20,8 @@ pub(crate) struct Endpoints {
     pub(crate) admin_token: String,
     pub(crate) database_url: String,
     pub(crate) server_data_dir: PathBuf,
+    /// Every server-side log: the XMPP server's, keydir's, the component's.
+    pub(crate) log_paths: Vec<PathBuf>,
 }
 
 impl Endpoints {
@@ -33,6 +35,7 @@ impl Endpoints {
             admin_token: stack.admin_token().to_owned(),
             database_url: stack.database_url().to_owned(),
             server_data_dir: stack.server_data_dir(),
+            log_paths: stack.log_paths(),
         }
     }
 
@@ -108,7 +111,7 @@ pub(crate) async fn up(server: ServerKind, env_file: &Path) -> Result<()> {
         "  keyward --jid alice@{} --insecure-plaintext register   # then init, add, send, recv…",
         endpoints.domain
     );
-    for log in stack.log_paths() {
+    for log in &endpoints.log_paths {
         println!("log: {}", log.display());
     }
     println!("Ctrl-C stops everything and cleans up.");
@@ -138,6 +141,7 @@ mod tests {
             admin_token: "it's-secret".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/keyward".into(),
             server_data_dir: "/tmp/keyward server".into(),
+            log_paths: Vec::new(),
         };
         let text = endpoints.env_file_text();
         for key in [

@@ -151,10 +151,10 @@ impl Output {
         }
     }
 
+    /// Says that `recv` listens, for people: not for scripts (`--json`) nor with `--timeout`.
     pub(crate) fn listening(&self, me: &BareJid, bounded: bool) {
-        if !self.json {
-            let until = if bounded { "" } else { " (Ctrl-C to stop)" };
-            eprintln!("receiving for {me}{until}");
+        if !self.json && !bounded {
+            eprintln!("receiving for {me} (Ctrl-C to stop)");
         }
     }
 
