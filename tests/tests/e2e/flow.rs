@@ -7,7 +7,7 @@ use keyward_tests::xmpp::ServerKind;
 use crate::on_both_servers;
 use crate::support::{User, expect, stack, wait_for};
 
-on_both_servers!(whole_flow, offline_delivery);
+on_both_servers!(whole_flow, offline_delivery, message_while_only_a_command_runs);
 
 fn is_message_from<'a>(from: &'a keyward_client::keyward_proto::BareJid) -> impl FnMut(&Incoming) -> bool + 'a {
     move |event| matches!(event, Incoming::Message(m) if &m.from == from)
@@ -159,5 +159,27 @@ async fn offline_delivery(kind: ServerKind) -> anyhow::Result<()> {
         expect(&mut b, "alice's relayed key", |e| matches!(e, Incoming::Key(KeyEvent::Unchanged { .. }))).await?;
     }
     b.close().await?;
+    Ok(())
+}
+
+/// A message that arrives while the recipient's only connection is a command (`keyward send`,
+/// `contacts`: connected, no presence) is kept for the next `recv`, not lost.
+async fn message_while_only_a_command_runs(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let alice = User::register(&stack, "alice").await?;
+    let bob = User::register(&stack, "bob").await?;
+    let mut a = alice.session(Setup::FirstUse).await?;
+    let b = bob.session(Setup::FirstUse).await?;
+    a.add(&bob.jid).await?;
+    a.send(&bob.jid, "while you were busy").await?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    b.close().await?;
+
+    let mut b = bob.session(Setup::ThisDevice).await?;
+    b.go_online().await?;
+    match expect(&mut b, "the message sent during the command", is_message_from(&alice.jid)).await? {
+        Incoming::Message(m) => assert_eq!(m.body, "while you were busy"),
+        _ => unreachable!(),
+    }
     Ok(())
 }
