@@ -1,5 +1,6 @@
 //! The c2s connection: connect with SASL SCRAM over STARTTLS, direct TLS or (loopback only) plain TCP; IQs, stanzas, events.
 
+use crate::binding::BindingAsOffered;
 use crate::error::{Error, Result};
 use crate::stanzas::{self, NS_ROSTER};
 use futures::{SinkExt, StreamExt};
@@ -131,8 +132,13 @@ fn xmpp_jid(bare: &BareJid) -> Result<Jid> {
 }
 
 /// Logs in once with SCRAM only, so a wrong password or a server without SCRAM
-/// is a clear error instead of the library's endless reconnect loop.
-async fn check_login<C: ServerConnector>(connector: &C, options: &ConnectOptions, timeouts: Timeouts) -> Result<()> {
+/// is a clear error instead of the library's endless reconnect loop. Returns the
+/// mechanisms the server offered, for [`BindingAsOffered`].
+async fn check_login<C: ServerConnector>(
+    connector: &C,
+    options: &ConnectOptions,
+    timeouts: Timeouts,
+) -> Result<BTreeSet<String>> {
     let jid = xmpp_jid(&options.jid)?;
     let (pending, binding) = connector.connect(&jid, ns::JABBER_CLIENT, timeouts).await.map_err(connection_error)?;
     let (features, stream) = pending.recv_features::<FallibleStreamElement>().await.map_err(connection_error)?;
@@ -145,14 +151,28 @@ async fn check_login<C: ServerConnector>(connector: &C, options: &ConnectOptions
     let creds = sasl::common::Credentials::default()
         .with_username(username)
         .with_password(options.password.expose_secret())
-        .with_channel_binding(binding);
-    match tokio_xmpp::client_login(stream, scram, creds).await {
-        Ok(_) => Ok(()),
+        .with_channel_binding(crate::binding::binding_for(binding, &scram));
+    match tokio_xmpp::client_login(stream, scram.clone(), creds).await {
+        Ok(_) => Ok(scram),
         Err(tokio_xmpp::Error::Auth(AuthError::Fail(condition))) => {
             Err(Error::AuthFailed { jid: options.jid.clone(), condition: format!("{condition:?}") })
         }
         Err(e) => Err(connection_error(e)),
     }
+}
+
+/// Checks the login once with SCRAM, then hands the connector to the library's stream
+/// (which reconnects by itself), with the channel binding the server can do.
+async fn login<C: ServerConnector>(
+    connector: C,
+    jid: Jid,
+    options: &ConnectOptions,
+    timeouts: Timeouts,
+) -> Result<StanzaStream> {
+    let offered_mechanisms = with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
+    let connector = BindingAsOffered { inner: connector, offered_mechanisms };
+    let password = options.password.expose_secret().to_owned();
+    Ok(StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH))
 }
 
 /// An authenticated, bound c2s session.
@@ -181,24 +201,15 @@ impl Connection {
         };
         let dns = dns_config(options).await?;
         let jid = xmpp_jid(&options.jid)?;
-        let password = options.password.expose_secret().to_owned();
         let stream = match options.transport {
-            Transport::InsecurePlaintext => {
-                let connector = TcpServerConnector::from(dns);
-                with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
-            }
+            Transport::InsecurePlaintext => login(TcpServerConnector::from(dns), jid, options, timeouts).await?,
             #[cfg(feature = "tls")]
             Transport::StartTls => {
-                let connector = tokio_xmpp::connect::StartTlsServerConnector::from(dns);
-                with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
+                login(tokio_xmpp::connect::StartTlsServerConnector::from(dns), jid, options, timeouts).await?
             }
             #[cfg(feature = "tls")]
             Transport::DirectTls => {
-                let connector = tokio_xmpp::connect::DirectTlsServerConnector::from(dns);
-                with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-                StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH)
+                login(tokio_xmpp::connect::DirectTlsServerConnector::from(dns), jid, options, timeouts).await?
             }
             #[cfg(not(feature = "tls"))]
             _ => {

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod binding;
 pub mod cli;
 mod connection;
 mod contacts;

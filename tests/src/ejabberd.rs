@@ -65,6 +65,9 @@ struct Running {
 impl Ejabberd {
     /// Writes a config in a new temp folder and starts ejabberd on free loopback ports.
     pub async fn start(options: ServerOptions) -> anyhow::Result<Self> {
+        if options.tls.is_some() {
+            anyhow::bail!("the ejabberd fixture serves plain c2s only; TLS is tested on Prosody");
+        }
         let dir = tempfile::Builder::new().prefix("keyward-ejabberd-").tempdir()?;
         let mut server = Self { dir, options, c2s_port: free_port()?, component_port: free_port()?, process: None };
         std::fs::write(server.config_path(), server.config_text())?;

@@ -11,6 +11,7 @@ pub mod net;
 pub mod postgres;
 pub mod prosody;
 pub mod stack;
+pub mod tls;
 pub mod xmpp;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -27,6 +27,7 @@ pub struct Prosody {
     dir: TempDir,
     options: ServerOptions,
     c2s_port: u16,
+    direct_tls_port: u16,
     component_port: u16,
     child: Option<Child>,
 }
@@ -64,7 +65,14 @@ impl Prosody {
         which("prosodyctl").with_context(missing_packages)?;
         let dir = tempfile::Builder::new().prefix("keyward-prosody-").tempdir()?;
         std::fs::create_dir_all(dir.path().join("data"))?;
-        let mut prosody = Self { dir, options, c2s_port: free_port()?, component_port: free_port()?, child: None };
+        let mut prosody = Self {
+            dir,
+            options,
+            c2s_port: free_port()?,
+            component_port: free_port()?,
+            direct_tls_port: free_port()?,
+            child: None,
+        };
         std::fs::write(prosody.config_path(), prosody.config_text()?)?;
         prosody.launch().await?;
         Ok(prosody)
@@ -86,6 +94,27 @@ impl Prosody {
         } else {
             ("", "", "")
         };
+        // Without TLS: plain c2s on loopback. With it: STARTTLS required, direct TLS on its own
+        // port, and no plaintext authentication at all.
+        let (encryption, disabled) = match &o.tls {
+            None => {
+                ("c2s_require_encryption = false\nallow_unencrypted_plain_auth = true".to_owned(), "\"s2s\"; \"tls\"")
+            }
+            Some(tls) => {
+                // Prosody finds certificates by host name in its `certificates` folder.
+                let certs = dir.join("certs");
+                std::fs::create_dir_all(&certs)?;
+                std::fs::copy(&tls.cert, certs.join(format!("{}.crt", o.domain)))?;
+                std::fs::copy(&tls.key, certs.join(format!("{}.key", o.domain)))?;
+                (
+                    format!(
+                        "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\nc2s_direct_tls_ports = {{ {} }}",
+                        self.direct_tls_port
+                    ),
+                    "\"s2s\"",
+                )
+            }
+        };
         Ok(format!(
             r#"-- keyward test fixture
 run_as_root = true
@@ -102,12 +131,11 @@ component_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+{encryption}
 authentication = "internal_hashed"
 allow_registration = {registration}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "offline"; "register" }}
-modules_disabled = {{ "s2s"; "tls" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "offline"; "register" }}
+modules_disabled = {{ {disabled} }}
 
 VirtualHost {domain}
     {host_modules}
@@ -123,6 +151,8 @@ Component {component_jid}
             certs = lua_string(&dir.join("certs").display().to_string()),
             log = lua_string(&dir.join("prosody.log").display().to_string()),
             c2s = self.c2s_port,
+            encryption = encryption,
+            disabled = disabled,
             component = self.component_port,
             domain = lua_string(&o.domain),
             component_jid = lua_string(&o.component),
@@ -144,7 +174,7 @@ Component {component_jid}
             .spawn()
             .with_context(missing_packages)?;
         self.child = Some(child);
-        for addr in [self.c2s_addr(), self.component_addr()] {
+        for addr in [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()) {
             if let Err(err) = wait_for_port(addr, START_TIMEOUT).await {
                 let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
@@ -168,6 +198,11 @@ Component {component_jid}
     /// The c2s address (plain TCP, PLAIN auth allowed).
     pub fn c2s_addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.c2s_port))
+    }
+
+    /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
+    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
+        self.options.tls.as_ref().map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, self.direct_tls_port)))
     }
 
     /// The component port's address.

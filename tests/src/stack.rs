@@ -339,9 +339,14 @@ impl Stack {
         &self.xmpp
     }
 
-    /// The c2s address (plain TCP on loopback).
+    /// The c2s address (plain TCP on loopback; STARTTLS required with [`ServerOptions::tls`]).
     pub fn c2s_addr(&self) -> SocketAddr {
         self.xmpp.c2s_addr()
+    }
+
+    /// The direct TLS c2s address, when the server was started with [`ServerOptions::tls`].
+    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
+        self.xmpp.direct_tls_addr()
     }
 
     /// The user domain.

@@ -19,6 +19,9 @@ pub struct ServerOptions {
     pub privilege: bool,
     /// Allow in-band registration (XEP-0077) from clients.
     pub registration: bool,
+    /// Serve c2s over TLS with these files: STARTTLS required on the c2s port, and direct TLS
+    /// (XEP-0368) on a port of its own. Prosody only; without it c2s is plain TCP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for ServerOptions {
@@ -29,6 +32,7 @@ impl Default for ServerOptions {
             secret: format!("secret-{}", std::process::id()),
             privilege: true,
             registration: false,
+            tls: None,
         }
     }
 }
@@ -108,6 +112,14 @@ impl XmppServer {
     /// The component port's address.
     pub fn component_addr(&self) -> SocketAddr {
         either!(self, s => s.component_addr())
+    }
+
+    /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
+    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Prosody(s) => s.direct_tls_addr(),
+            Self::Ejabberd(_) => None,
+        }
     }
 
     /// The options it was started with.

@@ -14,3 +14,4 @@ mod flow;
 mod hostile;
 mod revocation;
 mod support;
+mod tls;

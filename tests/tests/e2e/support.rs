@@ -40,8 +40,13 @@ macro_rules! on_both_servers {
 
 /// The whole stack with the XMPP server of `kind`, in-band registration allowed.
 pub async fn stack(kind: ServerKind) -> anyhow::Result<Stack> {
+    stack_with(kind, StackOptions::default()).await
+}
+
+/// The whole stack with the XMPP server of `kind`, started with `options`.
+pub async fn stack_with(kind: ServerKind, options: StackOptions) -> anyhow::Result<Stack> {
     tokio::task::spawn_blocking(build_binaries).await??;
-    Stack::start(kind, StackOptions::default()).await
+    Stack::start(kind, options).await
 }
 
 /// Brings the binaries the suite runs (keydir, component, `keyward`) up to date, once per test

@@ -1,0 +1,66 @@
+//! A throwaway certificate authority and a server certificate for a test domain, so that
+//! clients verify TLS exactly as they would against a real server (no verification turned off).
+
+use anyhow::Context;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// The PEM files a TLS server needs, and the CA certificate its clients must trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (leaf then CA), PEM.
+    pub cert: PathBuf,
+    /// The server's private key, PEM (PKCS#8).
+    pub key: PathBuf,
+    /// The CA certificate, PEM: what a client trusts (e.g. through `SSL_CERT_FILE`).
+    pub ca: PathBuf,
+}
+
+/// A CA made for one test run and a certificate for `domain` signed by it, in a folder that
+/// is removed on drop.
+#[derive(Debug)]
+pub struct TestCa {
+    dir: TempDir,
+    files: TlsFiles,
+}
+
+impl TestCa {
+    /// Makes the CA and a server certificate for `domain` (and `*.domain`).
+    pub fn new(domain: &str) -> anyhow::Result<Self> {
+        let dir = crate::temp_dir("keyward-tls-")?;
+        let files = Self::write(dir.path(), domain)?;
+        Ok(Self { dir, files })
+    }
+
+    fn write(dir: &Path, domain: &str) -> anyhow::Result<TlsFiles> {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.distinguished_name.push(DnType::CommonName, "keyward test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate()?;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut leaf_params = CertificateParams::new(vec![domain.to_owned(), format!("*.{domain}")])?;
+        leaf_params.distinguished_name.push(DnType::CommonName, domain);
+        let leaf_key = KeyPair::generate()?;
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
+
+        let files = TlsFiles { cert: dir.join("server.crt"), key: dir.join("server.key"), ca: dir.join("ca.crt") };
+        std::fs::write(&files.cert, format!("{}{}", leaf.pem(), ca_cert.pem())).context("writing the certificate")?;
+        std::fs::write(&files.key, leaf_key.serialize_pem()).context("writing the key")?;
+        std::fs::write(&files.ca, ca_cert.pem()).context("writing the CA certificate")?;
+        Ok(files)
+    }
+
+    /// The files.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// The folder holding them.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
