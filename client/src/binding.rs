@@ -1,25 +1,40 @@
 //! SCRAM channel binding that follows what the server offers (RFC 5802 §6).
 //!
 //! tokio-xmpp names its SCRAM mechanisms after the channel binding the TLS layer can give
-//! (`SCRAM-SHA-1-PLUS` with TLS 1.3's `tls-exporter`) and then finds no match on a server
-//! that offers SCRAM without `-PLUS` (Prosody 0.12 over TLS 1.3). RFC 5802 says what to do:
-//! a client that supports binding but sees no `-PLUS` offer uses plain SCRAM with the `y`
-//! flag, so a server that did offer `-PLUS` (and had it stripped by an attacker) notices.
+//! (`SCRAM-SHA-1-PLUS` with TLS 1.3's `tls-exporter`), which goes wrong both ways on real
+//! servers over TLS 1.3:
+//! - Prosody 0.12 offers SCRAM without `-PLUS`: no mechanism would match. RFC 5802: a
+//!   client that could bind but sees no `-PLUS` uses plain SCRAM with the `y` flag (so a
+//!   server whose `-PLUS` offer an attacker stripped notices).
+//! - ejabberd 23.01 offers `-PLUS` but binds with `tls-unique` only, which TLS 1.3 lacks:
+//!   binding with `tls-exporter` fails the login. A server says which types it binds with
+//!   in XEP-0440's `<sasl-channel-binding/>`; without our type there, the client binds
+//!   with nothing (the `n` flag), which every SCRAM server accepts.
 
 use sasl::common::ChannelBinding;
 use std::collections::BTreeSet;
 use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::jid::Jid;
+use tokio_xmpp::parsers::sasl_cb::Type as CbType;
 use tokio_xmpp::xmlstream::{PendingFeaturesRecv, Timeouts};
 
-/// The binding to use, given what the TLS layer offers and the mechanisms the server offers.
-pub(crate) fn binding_for(offered_by_tls: ChannelBinding, offered_mechanisms: &BTreeSet<String>) -> ChannelBinding {
+/// The binding to use, given what the TLS layer offers, the mechanisms the server offers and
+/// the binding types it announces (XEP-0440), if it does.
+pub(crate) fn binding_for(
+    offered_by_tls: ChannelBinding,
+    offered_mechanisms: &BTreeSet<String>,
+    server_types: Option<&[CbType]>,
+) -> ChannelBinding {
     let server_binds = offered_mechanisms.iter().any(|m| m.starts_with("SCRAM-") && m.ends_with("-PLUS"));
-    match offered_by_tls {
-        ChannelBinding::None => ChannelBinding::None,
-        binding if server_binds => binding,
-        _ => ChannelBinding::Unsupported,
+    let ours = match offered_by_tls {
+        ChannelBinding::TlsExporter(_) => CbType::TlsExporter,
+        ChannelBinding::TlsUnique(_) => CbType::TlsUnique,
+        _ => return ChannelBinding::None,
+    };
+    if !server_binds {
+        return ChannelBinding::Unsupported;
     }
+    if server_types.is_some_and(|types| types.contains(&ours)) { offered_by_tls } else { ChannelBinding::None }
 }
 
 /// A connector whose channel binding follows [`binding_for`], given the mechanisms the server
@@ -28,6 +43,8 @@ pub(crate) fn binding_for(offered_by_tls: ChannelBinding, offered_mechanisms: &B
 pub(crate) struct BindingAsOffered<C> {
     pub(crate) inner: C,
     pub(crate) offered_mechanisms: BTreeSet<String>,
+    /// The XEP-0440 channel-binding types the server announced, if it did.
+    pub(crate) server_types: Option<Vec<CbType>>,
 }
 
 impl<C: ServerConnector> ServerConnector for BindingAsOffered<C> {
@@ -42,9 +59,10 @@ impl<C: ServerConnector> ServerConnector for BindingAsOffered<C> {
     {
         let connecting = self.inner.connect(jid, ns, timeouts);
         let offered = self.offered_mechanisms.clone();
+        let types = self.server_types.clone();
         async move {
             let (pending, binding) = connecting.await?;
-            Ok((pending, binding_for(binding, &offered)))
+            Ok((pending, binding_for(binding, &offered, types.as_deref())))
         }
     }
 }
@@ -58,16 +76,22 @@ mod tests {
     }
 
     #[test]
-    fn binds_only_when_the_server_offers_plus() {
+    fn binds_only_with_a_type_the_server_announces() {
         let exporter = || ChannelBinding::TlsExporter(vec![7; 32]);
+        let plus = offered(&["SCRAM-SHA-1", "SCRAM-SHA-1-PLUS"]);
+        let announced = [CbType::TlsUnique, CbType::TlsExporter];
         assert!(matches!(
-            binding_for(exporter(), &offered(&["SCRAM-SHA-1", "SCRAM-SHA-1-PLUS"])),
+            binding_for(exporter(), &plus, Some(&announced)),
             ChannelBinding::TlsExporter(ref data) if data == &[7; 32]
         ));
-        // TLS could bind, the server offers no -PLUS: plain SCRAM with the `y` flag.
-        let y = binding_for(exporter(), &offered(&["PLAIN", "SCRAM-SHA-1"]));
+        // -PLUS offered, but only tls-unique announced, or nothing announced (ejabberd 23.01
+        // over TLS 1.3): no binding, the `n` flag.
+        assert_eq!(binding_for(exporter(), &plus, Some(&[CbType::TlsUnique])).header(), b"n,,");
+        assert_eq!(binding_for(exporter(), &plus, None).header(), b"n,,");
+        // TLS could bind, the server offers no -PLUS (Prosody 0.12): plain SCRAM, the `y` flag.
+        let y = binding_for(exporter(), &offered(&["PLAIN", "SCRAM-SHA-1"]), None);
         assert_eq!(y.header(), b"y,,");
         // No binding from TLS (TLS 1.2 here, or plain TCP): the `n` flag, whatever is offered.
-        assert_eq!(binding_for(ChannelBinding::None, &offered(&["SCRAM-SHA-1-PLUS"])).header(), b"n,,");
+        assert_eq!(binding_for(ChannelBinding::None, &plus, Some(&announced)).header(), b"n,,");
     }
 }

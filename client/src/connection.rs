@@ -15,6 +15,7 @@ use tokio_xmpp::minidom::Element as MElement;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::parsers::sasl_cb::Type as CbType;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use tokio_xmpp::stanzastream::{Event as StreamItem, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, Timeouts, XmppStreamElement};
@@ -133,16 +134,17 @@ fn xmpp_jid(bare: &BareJid) -> Result<Jid> {
 
 /// Logs in once with SCRAM only, so a wrong password or a server without SCRAM
 /// is a clear error instead of the library's endless reconnect loop. Returns the
-/// mechanisms the server offered, for [`BindingAsOffered`].
+/// mechanisms and channel-binding types the server offered, for [`BindingAsOffered`].
 async fn check_login<C: ServerConnector>(
     connector: &C,
     options: &ConnectOptions,
     timeouts: Timeouts,
-) -> Result<BTreeSet<String>> {
+) -> Result<(BTreeSet<String>, Option<Vec<CbType>>)> {
     let jid = xmpp_jid(&options.jid)?;
     let (pending, binding) = connector.connect(&jid, ns::JABBER_CLIENT, timeouts).await.map_err(connection_error)?;
     let (features, stream) = pending.recv_features::<FallibleStreamElement>().await.map_err(connection_error)?;
     let offered = features.sasl_mechanisms;
+    let server_types = features.sasl_cb.map(|cb| cb.types);
     let scram: BTreeSet<String> = offered.iter().filter(|m| m.starts_with("SCRAM-")).cloned().collect();
     if scram.is_empty() {
         return Err(Error::NoScram { offered: offered.into_iter().collect::<Vec<_>>().join(", ") });
@@ -151,9 +153,9 @@ async fn check_login<C: ServerConnector>(
     let creds = sasl::common::Credentials::default()
         .with_username(username)
         .with_password(options.password.expose_secret())
-        .with_channel_binding(crate::binding::binding_for(binding, &scram));
+        .with_channel_binding(crate::binding::binding_for(binding, &scram, server_types.as_deref()));
     match tokio_xmpp::client_login(stream, scram.clone(), creds).await {
-        Ok(_) => Ok(scram),
+        Ok(_) => Ok((scram, server_types)),
         Err(tokio_xmpp::Error::Auth(AuthError::Fail(condition))) => {
             Err(Error::AuthFailed { jid: options.jid.clone(), condition: format!("{condition:?}") })
         }
@@ -169,8 +171,9 @@ async fn login<C: ServerConnector>(
     options: &ConnectOptions,
     timeouts: Timeouts,
 ) -> Result<StanzaStream> {
-    let offered_mechanisms = with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-    let connector = BindingAsOffered { inner: connector, offered_mechanisms };
+    let (offered_mechanisms, server_types) =
+        with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
+    let connector = BindingAsOffered { inner: connector, offered_mechanisms, server_types };
     let password = options.password.expose_secret().to_owned();
     Ok(StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH))
 }

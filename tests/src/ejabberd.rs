@@ -50,6 +50,7 @@ pub struct Ejabberd {
     dir: TempDir,
     options: ServerOptions,
     c2s_port: u16,
+    direct_tls_port: u16,
     component_port: u16,
     process: Option<Running>,
 }
@@ -65,11 +66,15 @@ struct Running {
 impl Ejabberd {
     /// Writes a config in a new temp folder and starts ejabberd on free loopback ports.
     pub async fn start(options: ServerOptions) -> anyhow::Result<Self> {
-        if options.tls.is_some() {
-            anyhow::bail!("the ejabberd fixture serves plain c2s only; TLS is tested on Prosody");
-        }
         let dir = tempfile::Builder::new().prefix("keyward-ejabberd-").tempdir()?;
-        let mut server = Self { dir, options, c2s_port: free_port()?, component_port: free_port()?, process: None };
+        let mut server = Self {
+            dir,
+            options,
+            c2s_port: free_port()?,
+            component_port: free_port()?,
+            direct_tls_port: free_port()?,
+            process: None,
+        };
         std::fs::write(server.config_path(), server.config_text())?;
         server.launch().await?;
         Ok(server)
@@ -86,6 +91,21 @@ impl Ejabberd {
         } else {
             ""
         };
+        // Without TLS: plain c2s. With it: STARTTLS required, and direct TLS on its own port.
+        let (certfiles, c2s_tls) = match &o.tls {
+            None => (String::new(), "    starttls: false\n".to_owned()),
+            Some(tls) => (
+                format!(
+                    "certfiles:\n  - {:?}\n  - {:?}\n",
+                    tls.cert.display().to_string(),
+                    tls.key.display().to_string()
+                ),
+                format!(
+                    "    starttls_required: true\n  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    tls: true\n",
+                    self.direct_tls_port
+                ),
+            ),
+        };
         format!(
             r#"# keyward test fixture
 hosts:
@@ -95,12 +115,11 @@ auth_method: internal
 auth_password_format: scram
 # Tests register many accounts from 127.0.0.1 in a row; the default allows one per 600 s.
 registration_timeout: infinity
-listen:
+{certfiles}listen:
   - port: {c2s}
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    starttls: false
-  - port: {component}
+{c2s_tls}  - port: {component}
     ip: "127.0.0.1"
     module: ejabberd_service
     hosts:
@@ -128,6 +147,8 @@ modules:
 {privilege}"#,
             domain = o.domain,
             c2s = self.c2s_port,
+            certfiles = certfiles,
+            c2s_tls = c2s_tls,
             component = self.component_port,
             component_jid = o.component,
             secret = o.secret,
@@ -181,7 +202,7 @@ modules:
         let outcome = match outcome {
             Ok(()) => {
                 let mut waited = Ok(());
-                for addr in [self.c2s_addr(), self.component_addr()] {
+                for addr in [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()) {
                     waited = waited.and(wait_for_port(addr, START_TIMEOUT).await);
                 }
                 waited
@@ -198,6 +219,11 @@ modules:
     /// The c2s address (plain TCP, PLAIN auth allowed).
     pub fn c2s_addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.c2s_port))
+    }
+
+    /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
+    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
+        self.options.tls.as_ref().map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, self.direct_tls_port)))
     }
 
     /// The component port's address.
@@ -262,6 +288,11 @@ impl Drop for Ejabberd {
     fn drop(&mut self) {
         if let Some(process) = self.process.as_mut() {
             let _ = process.child.start_kill();
+        }
+        if std::env::var_os("KEYWARD_TEST_KEEP").is_some() {
+            eprintln!("keeping the ejabberd folder {}", self.dir.path().display());
+            let dir = std::mem::replace(&mut self.dir, TempDir::new().unwrap_or_else(|_| std::process::abort()));
+            let _ = dir.keep();
         }
     }
 }

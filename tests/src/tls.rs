@@ -6,6 +6,12 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
+/// From a day ago to thirty days ahead.
+fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let now = time::OffsetDateTime::now_utc();
+    (now - time::Duration::days(1), now + time::Duration::days(30))
+}
+
 /// The PEM files a TLS server needs, and the CA certificate its clients must trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -38,12 +44,19 @@ impl TestCa {
         ca_params.distinguished_name.push(DnType::CommonName, "keyward test CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // rcgen's default validity (1975 to 4096) makes Erlang's pkix (ejabberd) call the
+        // certificates expired: a short validity around now, as a real CA would give.
+        let (not_before, not_after) = validity();
+        ca_params.not_before = not_before;
+        ca_params.not_after = not_after;
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
         let mut leaf_params = CertificateParams::new(vec![domain.to_owned(), format!("*.{domain}")])?;
         leaf_params.distinguished_name.push(DnType::CommonName, domain);
+        leaf_params.not_before = not_before;
+        leaf_params.not_after = not_after;
         let leaf_key = KeyPair::generate()?;
         let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
 

@@ -20,7 +20,7 @@ pub struct ServerOptions {
     /// Allow in-band registration (XEP-0077) from clients.
     pub registration: bool,
     /// Serve c2s over TLS with these files: STARTTLS required on the c2s port, and direct TLS
-    /// (XEP-0368) on a port of its own. Prosody only; without it c2s is plain TCP.
+    /// (XEP-0368) on a port of its own. Without it c2s is plain TCP.
     pub tls: Option<crate::tls::TlsFiles>,
 }
 
@@ -116,10 +116,7 @@ impl XmppServer {
 
     /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
     pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Self::Prosody(s) => s.direct_tls_addr(),
-            Self::Ejabberd(_) => None,
-        }
+        either!(self, s => s.direct_tls_addr())
     }
 
     /// The options it was started with.
