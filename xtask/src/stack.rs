@@ -68,11 +68,10 @@ pub(crate) fn packages(server: ServerKind) -> &'static [&'static str] {
     }
 }
 
-/// A PostgreSQL client or server program (they are not on PATH on Debian).
+/// A PostgreSQL client or server program (they are not on PATH on Debian), from the same
+/// folder the Postgres fixture runs.
 pub(crate) fn pg_tool(name: &str) -> Result<PathBuf> {
-    let output =
-        Command::new("pg_config").arg("--bindir").output().context("pg_config (Debian package `postgresql`)")?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join(name))
+    Ok(keyward_tests::postgres::bindir()?.join(name))
 }
 
 /// Builds the service binaries (and the `keyward` CLI) that the stack and the demo run.
