@@ -643,6 +643,11 @@ check "Containerfile builds both binaries with SQLX_OFFLINE=true and runs them a
   grep -q "^USER 65532:65532$" "$f" &&
   [ "$(grep -c "^HEALTHCHECK" "$f")" -eq 2 ]' _ "$HERE/Containerfile"
 
+check "build context (.dockerignore): leaves out target/, .venv/ and .git, keeps .sqlx/ and migrations/" bash -c '
+  f="$1"
+  for x in .git target "**/target" .venv; do grep -qxF -- "$x" "$f" || exit 1; done
+  ! grep -v "^#" "$f" | grep -qE "sqlx|migrations|Cargo|src"' _ "$HERE/../.dockerignore"
+
 # ---------------------------------------------------------------- server snippets
 check "Prosody snippet is valid Lua (luac -p)" luac -p "$HERE/prosody/keyward.cfg.lua"
 check "Prosody snippet enables mod_privilege on the VirtualHost and the Component" bash -c '
