@@ -30,7 +30,7 @@ pub async fn healthz() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let probe = sqlx::query("SELECT 1").execute(&state.pool);
+    let probe = sqlx::query_scalar!("SELECT 1").fetch_one(&state.pool);
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(_)) => Ok(Json(Health { status: "ready" })),
         Ok(Err(err)) => {

@@ -3,7 +3,7 @@
 use crate::problem::{ApiError, ApiResult};
 use keyward_proto::elements::KeyRelay;
 use keyward_proto::{BareJid, Bundle, SecretBlob, VerifiedBundle, XmlElement};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -56,7 +56,6 @@ impl NewSecret {
 }
 
 /// The locked account row and its bundle's fields, if it has one.
-#[derive(sqlx::FromRow)]
 struct Current {
     status: String,
     ik: Option<Vec<u8>>,
@@ -70,19 +69,9 @@ struct Current {
 #[instrument(skip_all, fields(jid = %bundle.jid))]
 pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> ApiResult<bool> {
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO accounts (jid) VALUES ($1) ON CONFLICT (jid) DO NOTHING")
-        .bind(bundle.jid.as_str())
-        .execute(&mut *tx)
-        .await?;
+    insert_account(&mut tx, &bundle.jid).await?;
     // The row lock serialises publishes and revocations of this account.
-    let current: Current = sqlx::query_as(
-        "SELECT a.status, b.ik, b.ek, b.created_unix, b.sig
-           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
-          WHERE a.jid = $1 FOR UPDATE OF a",
-    )
-    .bind(bundle.jid.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    let current = lock_for_publish(&mut tx, &bundle.jid).await?;
     if current.status != "active" {
         return Err(ApiError::Revoked);
     }
@@ -98,49 +87,86 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
             false
         }
         None => {
-            sqlx::query(
-                "INSERT INTO bundles (jid, fingerprint, ik, ek, created_unix, sig, xml)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(bundle.jid.as_str())
-            .bind(&bundle.fingerprint)
-            .bind(&bundle.ik)
-            .bind(&bundle.ek)
-            .bind(bundle.created)
-            .bind(&bundle.sig)
-            .bind(&bundle.xml)
-            .execute(&mut *tx)
-            .await?;
+            insert_bundle(&mut tx, bundle).await?;
             true
         }
     };
-    sqlx::query(
+    upsert_secret(&mut tx, &bundle.jid, secret).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Adds the account row, if it is not there yet.
+#[instrument(skip_all)]
+async fn insert_account(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<()> {
+    sqlx::query!("INSERT INTO accounts (jid) VALUES ($1) ON CONFLICT (jid) DO NOTHING", jid.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Locks the account row (`FOR UPDATE`) and reads it with its bundle's fields.
+#[instrument(skip_all)]
+async fn lock_for_publish(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Current> {
+    sqlx::query_as!(
+        Current,
+        r#"SELECT a.status, b.ik AS "ik?", b.ek AS "ek?", b.created_unix AS "created_unix?", b.sig AS "sig?"
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = $1 FOR UPDATE OF a"#,
+        jid.as_str()
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// Stores a new bundle.
+#[instrument(skip_all)]
+async fn insert_bundle(tx: &mut PgConnection, bundle: &NewBundle) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO bundles (jid, fingerprint, ik, ek, created_unix, sig, xml)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        bundle.jid.as_str(),
+        bundle.fingerprint,
+        bundle.ik,
+        bundle.ek,
+        bundle.created,
+        bundle.sig,
+        bundle.xml,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores the secret blob, replacing the previous one.
+#[instrument(skip_all)]
+async fn upsert_secret(tx: &mut PgConnection, jid: &BareJid, secret: &NewSecret) -> sqlx::Result<()> {
+    sqlx::query!(
         "INSERT INTO secret_blobs (jid, kdf_m_kib, kdf_t, kdf_p, xml) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (jid) DO UPDATE
             SET kdf_m_kib = excluded.kdf_m_kib, kdf_t = excluded.kdf_t, kdf_p = excluded.kdf_p,
                 xml = excluded.xml, updated_at = now()",
+        jid.as_str(),
+        secret.m_kib,
+        secret.t,
+        secret.p,
+        secret.xml,
     )
-    .bind(bundle.jid.as_str())
-    .bind(secret.m_kib)
-    .bind(secret.t)
-    .bind(secret.p)
-    .bind(&secret.xml)
-    .execute(&mut *tx)
+    .execute(tx)
     .await?;
-    tx.commit().await?;
-    Ok(created)
+    Ok(())
 }
 
 /// The account's secret blob.
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT a.status, s.xml FROM accounts a LEFT JOIN secret_blobs s ON s.jid = a.jid WHERE a.jid = $1",
+    let row = sqlx::query!(
+        r#"SELECT a.status, s.xml AS "xml?" FROM accounts a LEFT JOIN secret_blobs s ON s.jid = a.jid WHERE a.jid = $1"#,
+        jid.as_str()
     )
-    .bind(jid.as_str())
     .fetch_optional(pool)
     .await?;
-    match row {
+    match row.map(|row| (row.status, row.xml)) {
         None | Some((_, None)) => Err(ApiError::NotFound("no secret is stored for this account".into())),
         Some((status, _)) if status != "active" => Err(ApiError::Revoked),
         Some((_, Some(xml))) => Ok(xml),
@@ -148,7 +174,6 @@ pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
 }
 
 /// What the directory knows of one account, for a lookup.
-#[derive(sqlx::FromRow)]
 pub struct Known {
     /// The account.
     pub jid: String,
@@ -169,16 +194,7 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
     wanted.sort_unstable();
     wanted.dedup();
     let mut tx = pool.begin().await?;
-    // FOR SHARE: a revocation of one of these waits until the holder edges are
-    // committed, so its fan-out includes this requester.
-    let rows: Vec<Known> = sqlx::query_as(
-        "SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS bundle
-           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
-          WHERE a.jid = ANY($1) ORDER BY a.jid FOR SHARE OF a",
-    )
-    .bind(&wanted)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = share_known(&mut tx, &wanted).await?;
     if let Some(requester) = requester {
         let held: Vec<&str> = rows
             .iter()
@@ -186,32 +202,48 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
             .map(|row| row.jid.as_str())
             .collect();
         if !held.is_empty() {
-            sqlx::query(
-                "INSERT INTO holders (jid, holder) SELECT j, $2 FROM unnest($1::text[]) AS j ORDER BY j
-                 ON CONFLICT (jid, holder) DO NOTHING",
-            )
-            .bind(&held)
-            .bind(requester.as_str())
-            .execute(&mut *tx)
-            .await?;
+            insert_holders(&mut tx, &held, requester).await?;
         }
     }
     tx.commit().await?;
     Ok(rows)
 }
 
+/// Reads the accounts among `jids` (sorted, distinct) that exist, in JID order.
+/// FOR SHARE: a revocation of one of these waits until the holder edges are
+/// committed, so its fan-out includes this requester.
+#[instrument(skip_all)]
+async fn share_known(tx: &mut PgConnection, jids: &[&str]) -> sqlx::Result<Vec<Known>> {
+    sqlx::query_as!(
+        Known,
+        r#"SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS "bundle?"
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = ANY($1) ORDER BY a.jid FOR SHARE OF a"#,
+        jids as &[&str]
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// Records that `holder` holds the keys of each of `jids`.
+#[instrument(skip_all)]
+async fn insert_holders(tx: &mut PgConnection, jids: &[&str], holder: &BareJid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO holders (jid, holder) SELECT j, $2 FROM unnest($1::text[]) AS j ORDER BY j
+         ON CONFLICT (jid, holder) DO NOTHING",
+        jids as &[&str],
+        holder.as_str()
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Records that `to` holds `from`'s key and queues a key-relay notice to `to`.
 #[instrument(skip(pool), fields(from = %from, to = %to))]
 pub async fn relay(pool: &PgPool, from: &BareJid, to: &BareJid) -> ApiResult<i64> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT a.status, b.xml FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
-          WHERE a.jid = $1 FOR SHARE OF a",
-    )
-    .bind(from.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let xml = match row {
+    let xml = match share_bundle(&mut tx, from).await? {
         None | Some((_, None)) => return Err(ApiError::NotFound("the sender has no bundle".into())),
         Some((status, _)) if status != "active" => return Err(ApiError::Revoked),
         Some((_, Some(xml))) => xml,
@@ -221,19 +253,47 @@ pub async fn relay(pool: &PgPool, from: &BareJid, to: &BareJid) -> ApiResult<i64
         ApiError::Internal
     })?;
     let payload = KeyRelay { from: from.clone(), bundle }.to_xml();
-    sqlx::query("INSERT INTO holders (jid, holder) VALUES ($1, $2) ON CONFLICT (jid, holder) DO NOTHING")
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO notices (recipient, kind, subject, payload) VALUES ($1, 'key-relay', $2, $3) RETURNING id",
-    )
-    .bind(to.as_str())
-    .bind(from.as_str())
-    .bind(&payload)
-    .fetch_one(&mut *tx)
-    .await?;
+    insert_holder(&mut tx, from, to).await?;
+    let id = insert_relay_notice(&mut tx, from, to, &payload).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// The account's status and bundle, if it exists, locked `FOR SHARE`.
+#[instrument(skip_all)]
+async fn share_bundle(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Option<(String, Option<String>)>> {
+    let row = sqlx::query!(
+        r#"SELECT a.status, b.xml AS "xml?" FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = $1 FOR SHARE OF a"#,
+        jid.as_str()
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|row| (row.status, row.xml)))
+}
+
+/// Records that `holder` holds `jid`'s key.
+#[instrument(skip_all)]
+async fn insert_holder(tx: &mut PgConnection, jid: &BareJid, holder: &BareJid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO holders (jid, holder) VALUES ($1, $2) ON CONFLICT (jid, holder) DO NOTHING",
+        jid.as_str(),
+        holder.as_str()
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues a key-relay notice about `from` to `to`; returns its id.
+#[instrument(skip_all)]
+async fn insert_relay_notice(tx: &mut PgConnection, from: &BareJid, to: &BareJid, payload: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        "INSERT INTO notices (recipient, kind, subject, payload) VALUES ($1, 'key-relay', $2, $3) RETURNING id",
+        to.as_str(),
+        from.as_str(),
+        payload
+    )
+    .fetch_one(tx)
+    .await
 }

@@ -4,7 +4,7 @@ use crate::problem::{ApiError, ApiResult};
 use keyward_proto::elements::Revoked;
 use keyward_proto::{BareJid, Fingerprint, XmlElement};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -20,7 +20,6 @@ pub struct Revocation {
     pub changed: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct Locked {
     status: String,
     revoked_at: Option<OffsetDateTime>,
@@ -41,22 +40,11 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
     let mut tx = pool.begin().await?;
     // The row lock makes concurrent revocations (and publishes, lookups,
     // relays) of this account wait for this transaction.
-    let locked: Option<Locked> = sqlx::query_as(
-        "SELECT a.status, a.revoked_at, a.reason, b.fingerprint
-           FROM accounts a JOIN bundles b ON b.jid = a.jid
-          WHERE a.jid = $1 FOR UPDATE OF a",
-    )
-    .bind(jid.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(locked) = locked else {
+    let Some(locked) = lock_for_revoke(&mut tx, jid).await? else {
         return Err(ApiError::NotFound("no such account".into()));
     };
     if locked.status == "revoked" {
-        let (notices,): (i64,) = sqlx::query_as("SELECT count(*) FROM notices WHERE subject = $1 AND kind = 'revoked'")
-            .bind(jid.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+        let notices = count_revoked_notices(&mut tx, jid).await?;
         tx.commit().await?;
         let (Some(at), Some(reason)) = (locked.revoked_at, locked.reason) else {
             tracing::error!("a revoked account lacks its time or reason");
@@ -70,41 +58,87 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
     })?;
     let at = now_micros();
     let payload = Revoked { jid: jid.clone(), fp, at, reason: reason.to_owned() }.to_xml();
-    sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = $3 WHERE jid = $1")
-        .bind(jid.as_str())
-        .bind(at)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-    let notices = sqlx::query(
-        "INSERT INTO notices (recipient, kind, subject, payload)
-         SELECT recipient, 'revoked', $1, $2
-           FROM (SELECT holder AS recipient FROM holders WHERE jid = $1 UNION SELECT $1) AS r
-          ORDER BY recipient
-         ON CONFLICT (subject, recipient) WHERE kind = 'revoked' DO NOTHING",
-    )
-    .bind(jid.as_str())
-    .bind(&payload)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    mark_revoked(&mut tx, jid, at, reason).await?;
+    let notices = insert_revoked_notices(&mut tx, jid, &payload).await?;
     let notices = i64::try_from(notices).unwrap_or(i64::MAX);
     let detail = serde_json::json!({
         "reason": reason,
         "fingerprint": locked.fingerprint,
         "notices": notices,
     });
-    sqlx::query("INSERT INTO audit_log (action, jid, detail) VALUES ('revoke', $1, $2)")
-        .bind(jid.as_str())
-        .bind(&detail)
-        .execute(&mut *tx)
-        .await?;
+    insert_audit(&mut tx, jid, &detail).await?;
     tx.commit().await?;
     Ok(Revocation { at, reason: reason.to_owned(), notices, changed: true })
 }
 
+/// Locks the account row (`FOR UPDATE`) and reads it with its fingerprint;
+/// `None` if it has no bundle.
+#[instrument(skip_all)]
+async fn lock_for_revoke(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Option<Locked>> {
+    sqlx::query_as!(
+        Locked,
+        "SELECT a.status, a.revoked_at, a.reason, b.fingerprint
+           FROM accounts a JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = $1 FOR UPDATE OF a",
+        jid.as_str()
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// How many `revoked` notices are about `jid`.
+#[instrument(skip_all)]
+async fn count_revoked_notices(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM notices WHERE subject = $1 AND kind = 'revoked'"#,
+        jid.as_str()
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// Sets the account's status to `revoked`, with when and why.
+#[instrument(skip_all)]
+async fn mark_revoked(tx: &mut PgConnection, jid: &BareJid, at: OffsetDateTime, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = $3 WHERE jid = $1",
+        jid.as_str(),
+        at,
+        reason
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues `payload` for every holder of `jid`'s key and for `jid`, once each;
+/// returns how many were queued.
+#[instrument(skip_all)]
+async fn insert_revoked_notices(tx: &mut PgConnection, jid: &BareJid, payload: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "INSERT INTO notices (recipient, kind, subject, payload)
+         SELECT recipient, 'revoked', $1, $2
+           FROM (SELECT holder AS recipient FROM holders WHERE jid = $1 UNION SELECT $1) AS r
+          ORDER BY recipient
+         ON CONFLICT (subject, recipient) WHERE kind = 'revoked' DO NOTHING",
+        jid.as_str(),
+        payload
+    )
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Appends the audit row of a revocation.
+#[instrument(skip_all)]
+async fn insert_audit(tx: &mut PgConnection, jid: &BareJid, detail: &Value) -> sqlx::Result<()> {
+    sqlx::query!("INSERT INTO audit_log (action, jid, detail) VALUES ('revoke', $1, $2)", jid.as_str(), detail)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// An account as the admin API shows it.
-#[derive(sqlx::FromRow)]
 pub struct AccountRow {
     /// The account.
     pub jid: String,
@@ -122,23 +156,19 @@ pub struct AccountRow {
     pub holders: i64,
 }
 
-/// The account query with a `WHERE` (and more) appended: a literal, as sqlx wants.
-macro_rules! select_accounts {
-    ($rest:literal) => {
-        concat!(
-            "SELECT a.jid, a.status, b.fingerprint, a.created_at, a.revoked_at, a.reason,
-                    (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS holders
-               FROM accounts a JOIN bundles b ON b.jid = a.jid ",
-            $rest
-        )
-    };
-}
-
 /// One account.
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {
-    let row: Option<AccountRow> =
-        sqlx::query_as(select_accounts!("WHERE a.jid = $1")).bind(jid.as_str()).fetch_optional(pool).await?;
+    let row = sqlx::query_as!(
+        AccountRow,
+        r#"SELECT a.jid, a.status, b.fingerprint, a.created_at, a.revoked_at, a.reason,
+                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
+             FROM accounts a JOIN bundles b ON b.jid = a.jid
+            WHERE a.jid = $1"#,
+        jid.as_str()
+    )
+    .fetch_optional(pool)
+    .await?;
     row.ok_or_else(|| ApiError::NotFound("no such account".into()))
 }
 
@@ -151,19 +181,23 @@ pub async fn accounts(
     after: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<AccountRow>> {
-    let rows = sqlx::query_as(select_accounts!(
-        "WHERE ($1::text IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.jid > $2) ORDER BY a.jid LIMIT $3"
-    ))
-    .bind(status)
-    .bind(after)
-    .bind(limit + 1)
+    let rows = sqlx::query_as!(
+        AccountRow,
+        r#"SELECT a.jid, a.status, b.fingerprint, a.created_at, a.revoked_at, a.reason,
+                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
+             FROM accounts a JOIN bundles b ON b.jid = a.jid
+            WHERE ($1::text IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.jid > $2)
+            ORDER BY a.jid LIMIT $3"#,
+        status,
+        after,
+        limit + 1
+    )
     .fetch_all(pool)
     .await?;
     Ok(rows)
 }
 
 /// One audit log entry.
-#[derive(sqlx::FromRow)]
 pub struct AuditRow {
     /// Increasing id.
     pub id: i64,
@@ -181,14 +215,15 @@ pub struct AuditRow {
 /// one more than `limit` when there are more.
 #[instrument(skip(pool))]
 pub async fn audit(pool: &PgPool, jid: Option<&str>, before: Option<i64>, limit: i64) -> ApiResult<Vec<AuditRow>> {
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        AuditRow,
         "SELECT id, at, action, jid, detail FROM audit_log
           WHERE ($1::text IS NULL OR jid = $1) AND ($2::bigint IS NULL OR id < $2)
           ORDER BY id DESC LIMIT $3",
+        jid,
+        before,
+        limit + 1
     )
-    .bind(jid)
-    .bind(before)
-    .bind(limit + 1)
     .fetch_all(pool)
     .await?;
     Ok(rows)

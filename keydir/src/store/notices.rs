@@ -6,7 +6,6 @@ use std::time::Duration;
 use tracing::instrument;
 
 /// A claimed notice.
-#[derive(sqlx::FromRow)]
 pub struct Claimed {
     /// Its id, to acknowledge it with.
     pub id: i64,
@@ -22,7 +21,8 @@ pub struct Claimed {
 /// out) for `lease`, oldest first. Concurrent claimers get disjoint sets.
 #[instrument(skip(pool))]
 pub async fn claim(pool: &PgPool, max: i64, lease: Duration) -> ApiResult<Vec<Claimed>> {
-    let mut rows: Vec<Claimed> = sqlx::query_as(
+    let mut rows = sqlx::query_as!(
+        Claimed,
         "WITH due AS (
              SELECT id FROM notices
               WHERE acked_at IS NULL AND (lease_until IS NULL OR lease_until <= now())
@@ -30,9 +30,9 @@ pub async fn claim(pool: &PgPool, max: i64, lease: Duration) -> ApiResult<Vec<Cl
          UPDATE notices n SET lease_until = now() + make_interval(secs => $2), attempts = n.attempts + 1
            FROM due WHERE n.id = due.id
          RETURNING n.id, n.recipient, n.kind, n.payload",
+        max,
+        lease.as_secs_f64()
     )
-    .bind(max)
-    .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?;
     rows.sort_by_key(|row| row.id);
@@ -42,8 +42,7 @@ pub async fn claim(pool: &PgPool, max: i64, lease: Duration) -> ApiResult<Vec<Cl
 /// Marks notices delivered; returns how many were not already.
 #[instrument(skip(pool), fields(count = ids.len()))]
 pub async fn ack(pool: &PgPool, ids: &[i64]) -> ApiResult<u64> {
-    let done = sqlx::query("UPDATE notices SET acked_at = now() WHERE id = ANY($1) AND acked_at IS NULL")
-        .bind(ids)
+    let done = sqlx::query!("UPDATE notices SET acked_at = now() WHERE id = ANY($1) AND acked_at IS NULL", ids)
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
@@ -59,11 +58,12 @@ pub struct Backlog {
 
 /// Counts unacknowledged notices and the age of the oldest.
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
-    let (pending, oldest_age_seconds): (i64, f64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
-           FROM notices WHERE acked_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "pending!",
+                  COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS "oldest_age_seconds!"
+             FROM notices WHERE acked_at IS NULL"#
     )
     .fetch_one(pool)
     .await?;
-    Ok(Backlog { pending, oldest_age_seconds })
+    Ok(Backlog { pending: row.pending, oldest_age_seconds: row.oldest_age_seconds })
 }

@@ -4,5 +4,6 @@ mod admin;
 mod auth;
 mod component;
 mod helpers;
+mod offline;
 mod ops;
 mod outbox;
