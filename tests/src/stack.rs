@@ -169,24 +169,6 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Starts the XMPP server, choosing new ports when another process took the chosen ones first.
-async fn start_xmpp(kind: ServerKind, options: &ServerOptions) -> anyhow::Result<XmppServer> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match XmppServer::start(kind, options.clone()).await {
-            Ok(server) => return Ok(server),
-            Err(err) if attempt < 4 && is_port_taken(&err) => continue,
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-fn is_port_taken(err: &anyhow::Error) -> bool {
-    let text = format!("{err:#}");
-    text.contains("eaddrinuse") || text.contains("could not bind") || text.contains("Address already in use")
-}
-
 /// A running keyward stack. Everything stops when it is dropped.
 #[derive(Debug)]
 pub struct Stack {
@@ -250,7 +232,7 @@ impl Stack {
         keydir.run_once(&["migrate"]).await?;
         keydir.spawn()?;
 
-        let xmpp = start_xmpp(kind, &options.server).await?;
+        let xmpp = XmppServer::start(kind, options.server.clone()).await?;
 
         let component_metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
         let component_env = vec![

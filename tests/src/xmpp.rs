@@ -37,6 +37,12 @@ impl Default for ServerOptions {
     }
 }
 
+/// Whether a server failed to start because one of its ports was taken.
+fn is_port_taken(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    text.contains("eaddrinuse") || text.contains("could not bind") || text.contains("Address already in use")
+}
+
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
@@ -88,12 +94,22 @@ macro_rules! either {
 }
 
 impl XmppServer {
-    /// Starts a server of `kind` on free loopback ports in a temp folder.
+    /// Starts a server of `kind` on free loopback ports in a temp folder. A port is picked
+    /// free and bound a moment later by the server: when another process (a parallel test)
+    /// took it in between, it starts again on new ports, up to four times.
     pub async fn start(kind: ServerKind, options: ServerOptions) -> anyhow::Result<Self> {
-        Ok(match kind {
-            ServerKind::Prosody => Self::Prosody(Prosody::start(options).await?),
-            ServerKind::Ejabberd => Self::Ejabberd(Ejabberd::start(options).await?),
-        })
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = match kind {
+                ServerKind::Prosody => Prosody::start(options.clone()).await.map(Self::Prosody),
+                ServerKind::Ejabberd => Ejabberd::start(options.clone()).await.map(Self::Ejabberd),
+            };
+            match started {
+                Err(err) if attempt < 4 && is_port_taken(&err) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Which server this is.
