@@ -173,6 +173,9 @@ impl<'e> Demo<'e> {
         let query = "SELECT jid, fingerprint, left(xml, 60) || '…' AS bundle FROM bundles ORDER BY jid; \
                      SELECT jid, kdf_m_kib, kdf_t, left(xml, 70) || '…' AS sealed_private_keys FROM secret_blobs ORDER BY jid;";
         let output = Command::new(psql).arg(&self.endpoints.database_url).args(["-c", query]).output()?;
+        if !output.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
         say("keydir's Postgres (public bundles, passphrase-sealed key blobs):");
         indent("│", &String::from_utf8_lossy(&output.stdout));
         say(&format!("the XMPP server's data folder ({}):", self.endpoints.server_data_dir.display()));
@@ -194,7 +197,7 @@ impl<'e> Demo<'e> {
                 "│",
                 &format!(
                     "<ct>{}…</ct>  ({} bytes of ciphertext)",
-                    &ct[..ct.len().min(64)],
+                    ct.chars().take(64).collect::<String>(),
                     ct.len() / 4 * 3 - ct.matches('=').count()
                 ),
             );
@@ -229,7 +232,12 @@ impl<'e> Demo<'e> {
         let mut haystacks = vec![("pg_dump of keydir's database".to_owned(), dump.stdout)];
         let files = files_under(&self.endpoints.server_data_dir).into_iter().chain(self.endpoints.log_paths.clone());
         for file in files {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                // The server may rotate a file away between the listing and the read.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+            };
             haystacks.push((file.display().to_string(), bytes));
         }
         let total: usize = haystacks.iter().map(|(_, bytes)| bytes.len()).sum();
