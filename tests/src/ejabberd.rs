@@ -110,7 +110,7 @@ impl Ejabberd {
             r#"# keyward test fixture
 hosts:
   - {domain:?}
-loglevel: info
+loglevel: debug
 auth_method: internal
 auth_password_format: scram
 # Tests register many accounts from 127.0.0.1 in a row; the default allows one per 600 s.
