@@ -5,7 +5,6 @@
 //! It runs `erl` directly (no ejabberdctl, no epmd, no node name). Needs the Debian package
 //! `ejabberd`; without it `start` fails with an error that names it.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,9 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::free_port;
 use crate::net::wait_for_port;
-use crate::xmpp::ServerOptions;
+use crate::xmpp::{Ports, ServerOptions};
 
 /// How long ejabberd may take to start (about 1.5 s on an idle machine, far more under load).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -49,9 +47,7 @@ fn erl_libs() -> anyhow::Result<PathBuf> {
 pub struct Ejabberd {
     dir: TempDir,
     options: ServerOptions,
-    c2s_port: u16,
-    direct_tls_port: u16,
-    component_port: u16,
+    ports: Ports,
     process: Option<Running>,
 }
 
@@ -67,14 +63,8 @@ impl Ejabberd {
     /// Writes a config in a new temp folder and starts ejabberd on free loopback ports.
     pub async fn start(options: ServerOptions) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("keyward-ejabberd-").tempdir()?;
-        let mut server = Self {
-            dir,
-            options,
-            c2s_port: free_port()?,
-            component_port: free_port()?,
-            direct_tls_port: free_port()?,
-            process: None,
-        };
+        let ports = Ports::pick(&options)?;
+        let mut server = Self { dir, options, ports, process: None };
         std::fs::write(server.config_path(), server.config_text())?;
         server.launch().await?;
         Ok(server)
@@ -92,9 +82,8 @@ impl Ejabberd {
             ""
         };
         // Without TLS: plain c2s. With it: STARTTLS required, and direct TLS on its own port.
-        let (certfiles, c2s_tls) = match &o.tls {
-            None => (String::new(), "    starttls: false\n".to_owned()),
-            Some(tls) => (
+        let (certfiles, c2s_tls) = match (&o.tls, self.ports.direct_tls) {
+            (Some(tls), Some(direct_tls)) => (
                 format!(
                     "certfiles:\n  - {:?}\n  - {:?}\n",
                     tls.cert.display().to_string(),
@@ -102,9 +91,10 @@ impl Ejabberd {
                 ),
                 format!(
                     "    starttls_required: true\n  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    tls: true\n",
-                    self.direct_tls_port
+                    direct_tls
                 ),
             ),
+            _ => (String::new(), "    starttls: false\n".to_owned()),
         };
         format!(
             r#"# keyward test fixture
@@ -146,10 +136,10 @@ modules:
     ip_access: all
 {privilege}"#,
             domain = o.domain,
-            c2s = self.c2s_port,
+            c2s = self.ports.c2s,
             certfiles = certfiles,
             c2s_tls = c2s_tls,
-            component = self.component_port,
+            component = self.ports.component,
             component_jid = o.component,
             secret = o.secret,
         )
@@ -202,7 +192,7 @@ modules:
         let outcome = match outcome {
             Ok(()) => {
                 let mut waited = Ok(());
-                for addr in [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()) {
+                for addr in self.ports.addrs() {
                     waited = waited.and(wait_for_port(addr, START_TIMEOUT).await);
                 }
                 waited
@@ -216,19 +206,9 @@ modules:
         })
     }
 
-    /// The c2s address (plain TCP, PLAIN auth allowed).
-    pub fn c2s_addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.c2s_port))
-    }
-
-    /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
-    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
-        self.options.tls.as_ref().map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, self.direct_tls_port)))
-    }
-
-    /// The component port's address.
-    pub fn component_addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.component_port))
+    /// The ports it listens on.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
     }
 
     /// The options it was started with.

@@ -5,7 +5,6 @@
 //! Needs the Debian packages `prosody` and `prosody-modules`; without them `start` fails
 //! with an error that names them.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,9 +13,8 @@ use anyhow::{Context, bail};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::free_port;
 use crate::net::wait_for_port;
-use crate::xmpp::ServerOptions;
+use crate::xmpp::{Ports, ServerOptions};
 
 /// How long Prosody may take to open its ports.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,9 +24,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Prosody {
     dir: TempDir,
     options: ServerOptions,
-    c2s_port: u16,
-    direct_tls_port: u16,
-    component_port: u16,
+    ports: Ports,
     child: Option<Child>,
 }
 
@@ -65,14 +61,8 @@ impl Prosody {
         which("prosodyctl").with_context(missing_packages)?;
         let dir = tempfile::Builder::new().prefix("keyward-prosody-").tempdir()?;
         std::fs::create_dir_all(dir.path().join("data"))?;
-        let mut prosody = Self {
-            dir,
-            options,
-            c2s_port: free_port()?,
-            component_port: free_port()?,
-            direct_tls_port: free_port()?,
-            child: None,
-        };
+        let ports = Ports::pick(&options)?;
+        let mut prosody = Self { dir, options, ports, child: None };
         std::fs::write(prosody.config_path(), prosody.config_text()?)?;
         prosody.launch().await?;
         Ok(prosody)
@@ -96,11 +86,8 @@ impl Prosody {
         };
         // Without TLS: plain c2s on loopback. With it: STARTTLS required, direct TLS on its own
         // port, and no plaintext authentication at all.
-        let (encryption, disabled) = match &o.tls {
-            None => {
-                ("c2s_require_encryption = false\nallow_unencrypted_plain_auth = true".to_owned(), "\"s2s\"; \"tls\"")
-            }
-            Some(tls) => {
+        let (encryption, disabled) = match (&o.tls, self.ports.direct_tls) {
+            (Some(tls), Some(direct_tls)) => {
                 // Prosody finds certificates by host name in its `certificates` folder.
                 let certs = dir.join("certs");
                 std::fs::create_dir_all(&certs)?;
@@ -109,11 +96,12 @@ impl Prosody {
                 (
                     format!(
                         "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\nc2s_direct_tls_ports = {{ {} }}",
-                        self.direct_tls_port
+                        direct_tls
                     ),
                     "\"s2s\"",
                 )
             }
+            _ => ("c2s_require_encryption = false\nallow_unencrypted_plain_auth = true".to_owned(), "\"s2s\"; \"tls\""),
         };
         Ok(format!(
             r#"-- keyward test fixture
@@ -150,10 +138,10 @@ Component {component_jid}
             plugins = lua_string(&plugin_path()?.display().to_string()),
             certs = lua_string(&dir.join("certs").display().to_string()),
             log = lua_string(&dir.join("prosody.log").display().to_string()),
-            c2s = self.c2s_port,
+            c2s = self.ports.c2s,
             encryption = encryption,
             disabled = disabled,
-            component = self.component_port,
+            component = self.ports.component,
             domain = lua_string(&o.domain),
             component_jid = lua_string(&o.component),
             secret = lua_string(&o.secret),
@@ -174,7 +162,7 @@ Component {component_jid}
             .spawn()
             .with_context(missing_packages)?;
         self.child = Some(child);
-        for addr in [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()) {
+        for addr in self.ports.addrs() {
             if let Err(err) = wait_for_port(addr, START_TIMEOUT).await {
                 let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
@@ -195,19 +183,9 @@ Component {component_jid}
         Ok(())
     }
 
-    /// The c2s address (plain TCP, PLAIN auth allowed).
-    pub fn c2s_addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.c2s_port))
-    }
-
-    /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
-    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
-        self.options.tls.as_ref().map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, self.direct_tls_port)))
-    }
-
-    /// The component port's address.
-    pub fn component_addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.component_port))
+    /// The ports it listens on.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
     }
 
     /// The options it was started with.

@@ -1,6 +1,6 @@
 //! The XMPP servers keyward is tested against, behind one interface: Prosody and ejabberd.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::ejabberd::Ejabberd;
@@ -35,6 +35,53 @@ impl Default for ServerOptions {
             tls: None,
         }
     }
+}
+
+/// The loopback ports a server fixture listens on, picked free when it is first started and
+/// kept across restarts.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// c2s: plain TCP, or STARTTLS required with [`ServerOptions::tls`].
+    pub c2s: u16,
+    /// XEP-0114 components.
+    pub component: u16,
+    /// Direct TLS c2s (XEP-0368), only with [`ServerOptions::tls`].
+    pub direct_tls: Option<u16>,
+}
+
+impl Ports {
+    /// Picks free ports for a server started with `options`.
+    pub fn pick(options: &ServerOptions) -> std::io::Result<Self> {
+        let direct_tls = match options.tls {
+            Some(_) => Some(crate::free_port()?),
+            None => None,
+        };
+        Ok(Self { c2s: crate::free_port()?, component: crate::free_port()?, direct_tls })
+    }
+
+    /// The c2s address.
+    pub fn c2s_addr(&self) -> SocketAddr {
+        loopback(self.c2s)
+    }
+
+    /// The component port's address.
+    pub fn component_addr(&self) -> SocketAddr {
+        loopback(self.component)
+    }
+
+    /// The direct TLS c2s address, if there is one.
+    pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
+        self.direct_tls.map(loopback)
+    }
+
+    /// Every address the server listens on: what its start waits for.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()).collect()
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 /// Whether a server failed to start because one of its ports was taken.
@@ -122,17 +169,17 @@ impl XmppServer {
 
     /// The c2s address (plain TCP on loopback).
     pub fn c2s_addr(&self) -> SocketAddr {
-        either!(self, s => s.c2s_addr())
+        either!(self, s => s.ports().c2s_addr())
     }
 
     /// The component port's address.
     pub fn component_addr(&self) -> SocketAddr {
-        either!(self, s => s.component_addr())
+        either!(self, s => s.ports().component_addr())
     }
 
     /// The direct TLS c2s address, when started with [`ServerOptions::tls`].
     pub fn direct_tls_addr(&self) -> Option<SocketAddr> {
-        either!(self, s => s.direct_tls_addr())
+        either!(self, s => s.ports().direct_tls_addr())
     }
 
     /// The options it was started with.
