@@ -18,7 +18,7 @@ use keyward_client::{Incoming, Session, Setup};
 use keyward_tests::xmpp::ServerKind;
 
 use crate::on_both_servers;
-use crate::support::{User, expect, marker, stack};
+use crate::support::{expect, marker, mutual_contacts, stack};
 
 on_both_servers!(the_server_side_never_sees_plaintext_passphrases_or_private_keys);
 
@@ -118,17 +118,10 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: ServerKind) -> anyhow::Result<()> {
     let mut stack = stack(kind).await?;
-    let alice = User::register(&stack, "alice").await?;
-    let bob = User::register(&stack, "bob").await?;
     let run = marker();
     let texts: Vec<String> = (0..6).map(|i| format!("plaintext {i} of run {run}: meet at the old mill")).collect();
 
-    let mut a = alice.session(Setup::FirstUse).await?;
-    let mut b = bob.session(Setup::FirstUse).await?;
-    a.add(&bob.jid).await?;
-    b.accept(&alice.jid).await?;
-    a.go_online().await?;
-    b.go_online().await?;
+    let (alice, bob, mut a, mut b) = mutual_contacts(&stack).await?;
     for pair in texts[..4].chunks(2) {
         a.send(&bob.jid, &pair[0]).await?;
         expect(&mut b, "alice's message", |e| matches!(e, Incoming::Message(m) if m.body == pair[0])).await?;

@@ -6,29 +6,16 @@ use keyward_client::keyward_proto::{
     BareJid, Bundle, Envelope, KeyPair, Recipient, SafetyNumber, Sealed, VerifiedBundle, XmlElement,
 };
 use keyward_client::stanzas::{sealed_message, to_minidom};
-use keyward_client::{Error, Incoming, KeyEvent, Session, Setup, Trust, Warning};
+use keyward_client::{Error, Incoming, KeyEvent, Setup, Trust, Warning};
 use keyward_tests::xmpp::ServerKind;
 use sqlx::Connection;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
 use crate::on_both_servers;
-use crate::support::{User, expect, stack};
+use crate::support::{User, expect, mutual_contacts, stack};
 
 on_both_servers!(server_swaps_a_key, user_forges_a_key_relay, tampered_forwarded_and_replayed_ciphertext);
-
-/// alice and bob, each with the other's key pinned (through add, accept and the relays).
-async fn contacts(stack: &keyward_tests::stack::Stack) -> anyhow::Result<(User, User, Session, Session)> {
-    let alice = User::register(stack, "alice").await?;
-    let bob = User::register(stack, "bob").await?;
-    let mut a = alice.session(Setup::FirstUse).await?;
-    let mut b = bob.session(Setup::FirstUse).await?;
-    a.add(&bob.jid).await?;
-    b.accept(&alice.jid).await?;
-    a.go_online().await?;
-    b.go_online().await?;
-    Ok((alice, bob, a, b))
-}
 
 /// What a hostile directory does: replaces `jid`'s bundle row with `forged`.
 async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
@@ -53,7 +40,7 @@ async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Res
 
 async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
     let stack = stack(kind).await?;
-    let (alice, bob, mut a, mut b) = contacts(&stack).await?;
+    let (alice, bob, mut a, mut b) = mutual_contacts(&stack).await?;
     let genuine = a.fingerprint();
 
     // The server's operator replaces alice's bundle with one of a key it holds (validly self-signed).
@@ -133,7 +120,7 @@ async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
 
 async fn user_forges_a_key_relay(kind: ServerKind) -> anyhow::Result<()> {
     let stack = stack(kind).await?;
-    let (alice, bob, a, mut b) = contacts(&stack).await?;
+    let (alice, bob, a, mut b) = mutual_contacts(&stack).await?;
     let mallory = User::register(&stack, "mallory").await?;
     let mut m = mallory.session(Setup::FirstUse).await?;
 
@@ -196,7 +183,7 @@ fn tamper(message: &mut Message, sealed: &Sealed, name: &str) -> anyhow::Result<
 
 async fn tampered_forwarded_and_replayed_ciphertext(kind: ServerKind) -> anyhow::Result<()> {
     let stack = stack(kind).await?;
-    let (alice, bob, mut a, mut b) = contacts(&stack).await?;
+    let (alice, bob, mut a, mut b) = mutual_contacts(&stack).await?;
     let alice_keys = alice.keys()?;
     assert_eq!(alice_keys.fingerprint(), a.fingerprint());
     let bob_bundle = b.bundle().clone();

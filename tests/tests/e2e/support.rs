@@ -197,3 +197,16 @@ pub fn marker() -> String {
     let random = KeyPair::generate().map(|k| k.fingerprint().to_hex()).unwrap_or_default();
     random.chars().take(16).collect()
 }
+
+/// alice and bob, each with the other's key pinned (through add, accept and the relays).
+pub async fn mutual_contacts(stack: &Stack) -> anyhow::Result<(User, User, Session, Session)> {
+    let alice = User::register(stack, "alice").await?;
+    let bob = User::register(stack, "bob").await?;
+    let mut a = alice.session(Setup::FirstUse).await?;
+    let mut b = bob.session(Setup::FirstUse).await?;
+    a.add(&bob.jid).await?;
+    b.accept(&alice.jid).await?;
+    a.go_online().await?;
+    b.go_online().await?;
+    Ok((alice, bob, a, b))
+}
