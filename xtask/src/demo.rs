@@ -205,15 +205,8 @@ impl<'e> Demo<'e> {
         if stored.is_empty() {
             say("(no stored message found in the server's files)");
         }
-        for file in files_under(&self.endpoints.server_data_dir) {
-            let Ok(bytes) = std::fs::read(&file) else { continue };
-            let text = String::from_utf8_lossy(&bytes);
-            for needle in std::iter::once(plaintext).chain(passphrases.iter().copied()) {
-                if text.contains(needle) {
-                    bail!("{} contains a plaintext or passphrase", file.display());
-                }
-            }
-        }
+        let secrets: Vec<&str> = std::iter::once(plaintext).chain(passphrases.iter().copied()).collect();
+        refuse_secrets(&read_files(files_under(&self.endpoints.server_data_dir))?, &secrets)?;
         say(&format!("searched every server-side file for {plaintext:?} and both passphrases: not found"));
         Ok(())
     }
@@ -231,23 +224,10 @@ impl<'e> Demo<'e> {
         }
         let mut haystacks = vec![("pg_dump of keydir's database".to_owned(), dump.stdout)];
         let files = files_under(&self.endpoints.server_data_dir).into_iter().chain(self.endpoints.log_paths.clone());
-        for file in files {
-            let bytes = match std::fs::read(&file) {
-                Ok(bytes) => bytes,
-                // The server may rotate a file away between the listing and the read.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
-            };
-            haystacks.push((file.display().to_string(), bytes));
-        }
+        haystacks.extend(read_files(files)?);
         let total: usize = haystacks.iter().map(|(_, bytes)| bytes.len()).sum();
-        for (name, bytes) in &haystacks {
-            for secret in messages.iter().chain(passphrases) {
-                if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
-                    bail!("{name} contains {secret:?}");
-                }
-            }
-        }
+        let secrets: Vec<&str> = messages.iter().chain(passphrases).copied().collect();
+        refuse_secrets(&haystacks, &secrets)?;
         say(&format!(
             "searched a pg_dump, the XMPP server's files and every server-side log ({} files, {} KiB in all)",
             haystacks.len() - 1,
@@ -320,6 +300,32 @@ fn ct_in_erlang_terms(bytes: &[u8]) -> Option<&[u8]> {
     rest.get(at + 4..at + 4 + len)
 }
 
+/// Each file's name and bytes. A file the server rotated away between the listing and the
+/// read is skipped; any other failure to read is an error.
+fn read_files(files: impl IntoIterator<Item = PathBuf>) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut read = Vec::new();
+    for file in files {
+        match std::fs::read(&file) {
+            Ok(bytes) => read.push((file.display().to_string(), bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        }
+    }
+    Ok(read)
+}
+
+/// Fails naming the first haystack that holds one of `secrets`.
+fn refuse_secrets(haystacks: &[(String, Vec<u8>)], secrets: &[&str]) -> Result<()> {
+    for (name, bytes) in haystacks {
+        for secret in secrets {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                bail!("{name} contains {secret:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every regular file below `dir`.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -367,6 +373,17 @@ mod tests {
     const CT: &str =
         "LqbLCtejnkFifgaHl8FCty1SoaM3Isuom5UtE324ZRpSWPqhO/FA80iJAOCOncR0L+l5TDytIT5kz3geTVjMPEcam7PUNP8wSsJtEkI/5zbO";
     const WRAP: &str = "gsubzyXhU/iasHu3jlzn698Rihu/+RyKMGCF3cwDWaYX3v4zD9YCf/HfGs4L8+yR"; // 64 chars
+
+    #[test]
+    fn a_secret_anywhere_is_refused_by_name() {
+        let haystacks = vec![
+            ("pg_dump".to_owned(), b"COPY bundles ... <ct>q1Dk</ct>".to_vec()),
+            ("prosody.log".to_owned(), b"\x00\xffmeet at nine\x00".to_vec()),
+        ];
+        assert!(refuse_secrets(&haystacks, &["passphrase", "lighthouse"]).is_ok());
+        let refused = refuse_secrets(&haystacks, &["lighthouse", "meet at nine"]).expect_err("a secret is there");
+        assert_eq!(refused.to_string(), "prosody.log contains \"meet at nine\"");
+    }
 
     #[test]
     fn finds_the_ciphertext_in_text_and_in_mnesia_storage() -> Result<()> {
