@@ -46,6 +46,10 @@ impl FromStr for Secret {
     }
 }
 
+/// The largest accepted `max_in_flight` and `max_queued`: a guard against typos (a queued
+/// request holds its stanza, up to 64 KiB, so the default 1024 is at most 64 MiB).
+pub const MAX_REQUESTS_LIMIT: usize = 65_536;
+
 /// The flags of `keyward-component serve` (each also read from its environment variable).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -71,9 +75,13 @@ pub struct ServeArgs {
     /// domain of the component JID.
     #[arg(long, env = "KEYWARD_SERVED_DOMAINS", value_delimiter = ',')]
     pub served_domains: Vec<String>,
-    /// Requests handled at once; more are answered with resource-constraint.
+    /// Requests handled at once; more wait in a queue (see `max_queued`).
     #[arg(long, env = "KEYWARD_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Requests waiting (in arrival order) for an in-flight slot; more are answered with
+    /// resource-constraint. 0 refuses as soon as every slot is busy.
+    #[arg(long, env = "KEYWARD_MAX_QUEUED", default_value_t = 1024)]
+    pub max_queued: usize,
     /// Timeout of one keydir request, in milliseconds.
     #[arg(long, env = "KEYWARD_KEYDIR_TIMEOUT_MS", default_value_t = 3000)]
     pub keydir_timeout_ms: u64,
@@ -108,6 +116,8 @@ pub struct Config {
     pub served_domains: Vec<String>,
     /// Requests handled at once.
     pub max_in_flight: usize,
+    /// Requests waiting for an in-flight slot; more are refused with `resource-constraint`.
+    pub max_queued: usize,
     /// Timeout of one keydir request.
     pub keydir_timeout: Duration,
     /// Relays allowed per sender and minute.
@@ -156,6 +166,7 @@ impl Config {
             component_token,
             served_domains: vec![parent],
             max_in_flight: 64,
+            max_queued: 1024,
             keydir_timeout: Duration::from_secs(3),
             relay_per_minute: 30,
             keepalive: Duration::from_secs(60),
@@ -194,10 +205,19 @@ impl Config {
         if args.max_in_flight == 0 {
             return Err(Error::Config("max in flight must be at least 1".into()));
         }
+        if args.max_in_flight > MAX_REQUESTS_LIMIT {
+            return Err(Error::Config(format!("max in flight must be at most {MAX_REQUESTS_LIMIT}")));
+        }
+        if args.max_queued > MAX_REQUESTS_LIMIT {
+            return Err(Error::Config(format!(
+                "max queued must be at most {MAX_REQUESTS_LIMIT} (0 disables the queue)"
+            )));
+        }
         if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
         }
         config.max_in_flight = args.max_in_flight;
+        config.max_queued = args.max_queued;
         config.keydir_timeout = Duration::from_millis(args.keydir_timeout_ms.max(1));
         config.relay_per_minute = args.relay_per_minute;
         config.keepalive = Duration::from_secs(args.keepalive_secs.max(1));
@@ -230,6 +250,40 @@ mod tests {
         assert!(!config.serves("other.test"));
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("tok3n"), "{printed}");
+    }
+
+    /// `serve`'s flags, parsed like the binary does (flags only: the environment is process-wide).
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn from_flags(extra: &[&str]) -> Result<Config> {
+        use clap::Parser;
+        let mut argv = vec![
+            "serve",
+            "--xmpp-addr=127.0.0.1:5347",
+            "--component-jid=keys.example.test",
+            "--component-secret=s",
+            "--keydir-url=http://127.0.0.1:8080",
+            "--component-token=t",
+        ];
+        argv.extend_from_slice(extra);
+        Config::from_args(&Cli::try_parse_from(argv).expect("flags parse").args)
+    }
+
+    #[test]
+    fn request_limits_default_validate_and_allow_no_queue() {
+        let config = from_flags(&[]).expect("defaults");
+        assert_eq!((config.max_in_flight, config.max_queued), (64, 1024));
+        let config = from_flags(&["--max-in-flight=1", "--max-queued=0"]).expect("no queue is valid");
+        assert_eq!((config.max_in_flight, config.max_queued), (1, 0));
+        let config = from_flags(&["--max-queued=65536"]).expect("the largest queue");
+        assert_eq!(config.max_queued, MAX_REQUESTS_LIMIT);
+        for bad in [&["--max-in-flight=0"][..], &["--max-in-flight=65537"], &["--max-queued=65537"]] {
+            assert!(matches!(from_flags(bad), Err(Error::Config(_))), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //!
 //! Layers, from the wire up: [`stream`] (pure codec, no I/O), [`connection`] (owns the
 //! socket's read side), [`writer`] (the one writer), `session` (one connected stream:
-//! dispatch with bounded concurrency, graceful shutdown), `supervisor` (reconnects),
-//! `handlers` (one module per request), [`keydir`] (the HTTP client), `notices`
-//! (outbox delivery), [`metrics`], and [`run`], which ties them together.
+//! dispatch with bounded concurrency and a bounded FIFO queue, `backlog`, graceful
+//! shutdown), `supervisor` (reconnects), `handlers` (one module per request), [`keydir`]
+//! (the HTTP client), `notices` (outbox delivery), [`metrics`], and [`run`], which ties
+//! them together.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backlog;
 mod backoff;
 pub mod config;
 pub mod connection;
@@ -52,14 +54,16 @@ use ratelimit::RateLimiter;
 /// Runs the component until `shutdown` completes: the XMPP stream (reconnecting as
 /// needed), notice delivery, and `/metrics` + `/healthz` on `metrics_listener`.
 ///
-/// On shutdown it stops claiming notices (finishing the batch in hand), finishes
-/// in-flight requests, closes the stream, then stops the metrics listener.
+/// On shutdown it stops claiming notices (finishing the batch in hand), answers queued
+/// requests `service-unavailable`, finishes in-flight requests, closes the stream, then
+/// stops the metrics listener.
 pub async fn run(
     config: Config,
     metrics_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
+    metrics.set_limits(config.max_in_flight, config.max_queued);
     let keydir = KeydirClient::new(&config.keydir_url, config.component_token.clone(), config.keydir_timeout)?;
     let shared = Arc::new(Shared {
         relay_limit: RateLimiter::new(config.relay_per_minute),

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub notices_sent: IntCounterVec,
     /// Requests being handled.
     pub in_flight: IntGauge,
+    /// Requests waiting for an in-flight slot.
+    pub queued: IntGauge,
+    /// The configured most requests handled at once.
+    pub max_in_flight: IntGauge,
+    /// The configured most requests waiting for a slot.
+    pub max_queued: IntGauge,
+    /// Requests refused with `resource-constraint` because every slot was busy and the queue full.
+    pub refused: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -73,11 +81,37 @@ impl Metrics {
             IntCounter::new("reconnects_total", "Reconnections after the XMPP stream went away.")
                 .unwrap_or_else(|_| unreachable_metric()),
         );
-        let in_flight = register(
+        let gauge = |name: &str, help: &str| {
+            register(&registry, IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric()))
+        };
+        let in_flight = gauge("requests_in_flight", "Requests being handled.");
+        let queued = gauge("requests_queued", "Requests waiting, in arrival order, for an in-flight slot.");
+        let max_in_flight =
+            gauge("requests_max_in_flight", "Configured most requests handled at once (KEYWARD_MAX_IN_FLIGHT).");
+        let max_queued =
+            gauge("requests_max_queued", "Configured most requests waiting for a slot (KEYWARD_MAX_QUEUED).");
+        let refused = register(
             &registry,
-            IntGauge::new("requests_in_flight", "Requests being handled.").unwrap_or_else(|_| unreachable_metric()),
+            IntCounter::new(
+                "requests_refused_total",
+                "Requests answered resource-constraint: every in-flight slot busy and the queue full.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
         );
-        Self { registry, stanzas, request_seconds, errors, connected, reconnects, notices_sent, in_flight }
+        Self {
+            registry,
+            stanzas,
+            request_seconds,
+            errors,
+            connected,
+            reconnects,
+            notices_sent,
+            in_flight,
+            queued,
+            max_in_flight,
+            max_queued,
+            refused,
+        }
     }
 
     /// The text exposition of every metric.
@@ -86,6 +120,12 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Publishes the configured request limits.
+    pub fn set_limits(&self, max_in_flight: usize, max_queued: usize) {
+        self.max_in_flight.set(i64::try_from(max_in_flight).unwrap_or(i64::MAX));
+        self.max_queued.set(i64::try_from(max_queued).unwrap_or(i64::MAX));
     }
 
     /// Whether the XMPP stream is up.
@@ -135,6 +175,9 @@ mod tests {
         metrics.errors.with_label_values(&["bad-request"]).inc();
         metrics.notices_sent.with_label_values(&["revoked"]).inc();
         metrics.reconnects.inc();
+        metrics.set_limits(64, 1024);
+        metrics.queued.set(3);
+        metrics.refused.inc();
         let page = metrics.render();
         for name in [
             "keyward_component_stanzas_total{kind=\"iq\"} 1",
@@ -143,6 +186,11 @@ mod tests {
             "keyward_component_connected 0",
             "keyward_component_reconnects_total 1",
             "keyward_component_notices_sent_total{kind=\"revoked\"} 1",
+            "keyward_component_requests_in_flight 0",
+            "keyward_component_requests_queued 3",
+            "keyward_component_requests_max_in_flight 64",
+            "keyward_component_requests_max_queued 1024",
+            "keyward_component_requests_refused_total 1",
         ] {
             assert!(page.contains(name), "{name} missing from\n{page}");
         }

@@ -1,19 +1,21 @@
-//! One connected stream: reads frames, dispatches requests (bounded), and shuts down gracefully.
+//! One connected stream: reads frames, dispatches requests (bounded, queued), and shuts down gracefully.
 
 use std::sync::Arc;
 
 use keyward_proto::BareJid;
 use keyward_proto::xml::Element;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::backlog::Backlog;
 use crate::connection::{Connection, frame_kind};
 use crate::context::{SessionContext, Shared};
 use crate::error::{Error, Result};
 use crate::handlers;
+use crate::metrics::Metrics;
 use crate::privilege;
 use crate::stanza::{Condition, ErrorType, Iq, IqType, StanzaError};
 use crate::stream::{Frame, StreamCondition};
@@ -25,8 +27,12 @@ const WRITER_QUEUE: usize = 256;
 /// Runs an authenticated stream until it breaks or `stop` is cancelled.
 ///
 /// `on_up` receives the session's context once it is ready (for notice delivery).
-/// On `stop`, the session stops taking new requests, keeps reading so that
-/// in-flight requests can finish (within the configured grace), then closes the stream.
+/// Requests beyond `max_in_flight` wait in a FIFO queue of `max_queued` (holding no slot,
+/// while the stream keeps being read); beyond that they get `resource-constraint`.
+/// On `stop`, the session stops taking new requests, answers the queued ones
+/// `service-unavailable` (wait) at once, keeps reading so that in-flight requests can finish
+/// (within the configured grace), then closes the stream. When the stream breaks, queued
+/// requests go with it: no answer can reach their senders any more.
 pub async fn run(
     mut connection: Connection,
     socket: tokio::net::tcp::OwnedWriteHalf,
@@ -38,7 +44,7 @@ pub async fn run(
     let mut writer: JoinHandle<Result<()>> = tokio::spawn(writer::run(socket, queue, shared.config.keepalive));
     let ctx = Arc::new(SessionContext::new(shared.clone(), outbox.clone()));
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
+    let mut backlog = Backlog::new(shared.config.max_in_flight, shared.config.max_queued);
     on_up(ctx.clone());
     let mut draining: Option<tokio::time::Instant> = None;
     let mut writer_done = false;
@@ -46,9 +52,20 @@ pub async fn run(
         let deadline = draining.unwrap_or_else(|| tokio::time::Instant::now() + shared.config.shutdown_grace);
         tokio::select! {
             () = stop.cancelled(), if draining.is_none() => {
-                info!("shutting down: finishing in-flight requests");
+                info!(queued = backlog.queued(), "shutting down: finishing in-flight requests, refusing queued ones");
                 tracker.close();
                 draining = Some(tokio::time::Instant::now() + shared.config.shutdown_grace);
+                let queued: Vec<Iq> = backlog.drain().collect();
+                shared.metrics.queued.set(0);
+                for iq in &queued {
+                    refuse(iq, &ctx, shutting_down()).await;
+                }
+            }
+            ready = backlog.ready(), if backlog.has_waiting() && draining.is_none() => {
+                if let Some((iq, slot)) = ready {
+                    start(iq, slot, &ctx, &tracker);
+                }
+                start_ready(&mut backlog, &ctx, &tracker);
             }
             () = tracker.wait(), if draining.is_some() => break Ok(()),
             () = tokio::time::sleep_until(deadline), if draining.is_some() => {
@@ -64,7 +81,7 @@ pub async fn run(
                 };
             }
             frame = connection.read_frame() => match frame {
-                Ok(Frame::Stanza(stanza)) => dispatch(stanza, &ctx, &tracker, &permits, draining.is_some()).await,
+                Ok(Frame::Stanza(stanza)) => dispatch(stanza, &ctx, &tracker, &mut backlog, draining.is_some()).await,
                 Ok(Frame::Oversize { head }) => oversize(head, &ctx).await,
                 Ok(Frame::StreamError { condition, text }) => break Err(Error::ServerStreamError { condition, text }),
                 Ok(Frame::Close) => break Err(Error::Closed),
@@ -81,6 +98,7 @@ pub async fn run(
         _ => None,
     };
     tracker.close();
+    shared.metrics.queued.set(0);
     if !writer_done {
         outbox.close(stream_error).await;
         drop(outbox);
@@ -97,7 +115,7 @@ async fn dispatch(
     stanza: Element,
     ctx: &Arc<SessionContext>,
     tracker: &TaskTracker,
-    permits: &Arc<Semaphore>,
+    backlog: &mut Backlog<Iq>,
     draining: bool,
 ) {
     let metrics = &ctx.shared.metrics;
@@ -115,20 +133,13 @@ async fn dispatch(
                         debug!("answer to no pending request");
                     }
                 }
-                IqType::Get | IqType::Set if draining => {
-                    refuse(&iq, ctx, StanzaError::new(Condition::ServiceUnavailable).kind(ErrorType::Wait)).await;
-                }
-                IqType::Get | IqType::Set => match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let ctx = ctx.clone();
-                        tracker.spawn(async move {
-                            ctx.shared.metrics.in_flight.inc();
-                            handlers::handle(iq, ctx.clone()).await;
-                            ctx.shared.metrics.in_flight.dec();
-                            drop(permit);
-                        });
+                IqType::Get | IqType::Set if draining => refuse(&iq, ctx, shutting_down()).await,
+                IqType::Get | IqType::Set => match backlog.offer(iq) {
+                    Ok(()) => start_ready(backlog, ctx, tracker),
+                    Err(iq) => {
+                        metrics.refused.inc();
+                        refuse(&iq, ctx, StanzaError::new(Condition::ResourceConstraint)).await;
                     }
-                    Err(_) => refuse(&iq, ctx, StanzaError::new(Condition::ResourceConstraint)).await,
                 },
             }
         }
@@ -144,6 +155,48 @@ async fn dispatch(
             }
         }
         _ => {}
+    }
+}
+
+/// The answer to a request the session will not handle because it is shutting down.
+fn shutting_down() -> StanzaError {
+    StanzaError::new(Condition::ServiceUnavailable).kind(ErrorType::Wait).text("the component is shutting down")
+}
+
+/// Starts every queued request that has a free slot, oldest first, and updates the queue gauge.
+fn start_ready(backlog: &mut Backlog<Iq>, ctx: &Arc<SessionContext>, tracker: &TaskTracker) {
+    while let Some((iq, slot)) = backlog.next_ready() {
+        start(iq, slot, ctx, tracker);
+    }
+    ctx.shared.metrics.queued.set(i64::try_from(backlog.queued()).unwrap_or(i64::MAX));
+}
+
+/// Handles `iq` in a task of its own, holding `slot` until it is answered.
+fn start(iq: Iq, slot: OwnedSemaphorePermit, ctx: &Arc<SessionContext>, tracker: &TaskTracker) {
+    let in_flight = InFlight::new(slot, ctx.shared.metrics.clone());
+    let ctx = ctx.clone();
+    tracker.spawn(async move {
+        handlers::handle(iq, ctx).await;
+        drop(in_flight);
+    });
+}
+
+/// A request's slot, counted in `requests_in_flight` until dropped (also if its handler panics).
+struct InFlight {
+    _slot: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl InFlight {
+    fn new(slot: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.in_flight.inc();
+        Self { _slot: slot, metrics }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
     }
 }
 

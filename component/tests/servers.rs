@@ -1,5 +1,5 @@
 //! The component through a real Prosody and a real ejabberd, with requests that need no working keydir:
-//! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, metrics.
+//! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, backpressure, metrics.
 //! keydir is unreachable here, so a request that gets past validation must answer
 //! `service-unavailable` quickly.
 
@@ -8,7 +8,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq};
+use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq, wait_for_metric};
 use keyward_proto::{BareJid, XmlElement};
 use keyward_tests::component::{Component, config_for};
 use keyward_tests::xmpp::ServerOptions;
@@ -285,38 +285,68 @@ async fn shutdown_finishes_in_flight_requests(kind: ServerKind) {
     stopping.await.expect("join").expect("clean stop");
 }
 
-async fn concurrency_is_bounded(kind: ServerKind) {
+async fn requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown(kind: ServerKind) {
     let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
     let mut config = config_for(&server, &hung_keydir().await, TOKEN).expect("config");
-    config.max_in_flight = 2;
+    config.max_in_flight = 1;
+    config.max_queued = 2;
+    // keydir holds every call: the request in flight keeps its slot until this timeout, long
+    // enough that it still waits when the component is stopped below.
+    config.keydir_timeout = Duration::from_secs(8);
     let component = Component::start_up(config).await.expect("component");
     let keys = server.component_jid().to_owned();
     let mut alice = common::User::login(&server, "alice").await.expect("alice");
     let lookup = "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>";
-    let mut pending = Vec::new();
+    let wait = Duration::from_secs(10);
+
+    // One request takes the slot, the next two wait in the queue (conditions, not sleeps: a
+    // loaded machine is slow).
+    let in_flight = alice.start_iq(&keys, false, lookup).await.expect("sent");
+    wait_for_metric(&component, "keyward_component_requests_in_flight 1", wait).await;
+    let mut queued = Vec::new();
     for _ in 0..2 {
-        pending.push(alice.start_iq(&keys, false, lookup).await.expect("sent"));
+        queued.push(alice.start_iq(&keys, false, lookup).await.expect("sent"));
     }
-    // Wait until both requests hold their slots (not a fixed sleep: a loaded machine is slow).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = component.metrics().await.expect("metrics");
-        if metrics.lines().any(|l| l.ends_with("requests_in_flight 2")) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "two requests never became in flight:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let third = alice.get(&keys, lookup).await.expect("third");
-    expect_error(&third, "resource-constraint", "a third request while two are in flight");
-    assert!(matches!(&third, Answer::Error { kind, .. } if kind == "wait"));
-    // Ping is a request too, but the slots free up once keydir times out.
-    for token in pending {
-        expect_error(&finish_iq(token).await.expect("answered"), "service-unavailable", "slow keydir");
-    }
+    wait_for_metric(&component, "keyward_component_requests_queued 2", wait).await;
+
+    // The queue is full: the next requests are refused at once (ping too, a request like any other),
+    // and the stream is still read meanwhile.
+    let refused = alice.get(&keys, lookup).await.expect("fourth");
+    expect_error(&refused, "resource-constraint", "a lookup with the slot busy and the queue full");
+    assert!(matches!(&refused, Answer::Error { kind, .. } if kind == "wait"), "{refused:?}");
     let ping = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
-    assert!(matches!(ping, Answer::Result(None)), "{ping:?}");
-    component.stop().await.expect("stop");
+    expect_error(&ping, "resource-constraint", "a ping with the slot busy and the queue full");
+    let page = wait_for_metric(&component, "keyward_component_requests_refused_total 2", wait).await;
+    for line in [
+        "keyward_component_requests_max_in_flight 1",
+        "keyward_component_requests_max_queued 2",
+        "keyward_component_requests_in_flight 1",
+        "keyward_component_requests_queued 2",
+        "keyward_component_errors_total{condition=\"resource-constraint\"} 2",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+    }
+    promtool_check(&page).await;
+
+    // Shutdown: the queued requests are answered service-unavailable right away, never served
+    // and never dropped; the one in flight finishes (keydir's timeout: service-unavailable too).
+    let stopping = tokio::spawn(component.stop());
+    for token in queued {
+        let answer = finish_iq(token).await.expect("a queued request is answered at shutdown");
+        expect_error(&answer, "service-unavailable", "queued at shutdown");
+        assert!(
+            matches!(&answer, Answer::Error { kind, text, .. }
+                if kind == "wait" && text.as_deref() == Some("the component is shutting down")),
+            "{answer:?}"
+        );
+    }
+    let answer = finish_iq(in_flight).await.expect("the request in flight is answered");
+    expect_error(&answer, "service-unavailable", "in flight at shutdown, keydir silent");
+    assert!(
+        matches!(&answer, Answer::Error { text, .. } if text.as_deref() != Some("the component is shutting down")),
+        "the request in flight was handled, not refused: {answer:?}"
+    );
+    stopping.await.expect("join").expect("clean stop");
 }
 
 async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
@@ -346,6 +376,6 @@ on_both_servers! {
     reconnects_after_the_server_restarts => reconnects_after_the_server_restarts_prosody, reconnects_after_the_server_restarts_ejabberd;
     a_wrong_secret_keeps_the_stream_down_and_retrying => a_wrong_secret_keeps_the_stream_down_and_retrying_prosody, a_wrong_secret_keeps_the_stream_down_and_retrying_ejabberd;
     shutdown_finishes_in_flight_requests => shutdown_finishes_in_flight_requests_prosody, shutdown_finishes_in_flight_requests_ejabberd;
-    concurrency_is_bounded => concurrency_is_bounded_prosody, concurrency_is_bounded_ejabberd;
+    requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown => requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown_prosody, requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown_ejabberd;
     accounts_of_other_domains_cannot_store_keys => accounts_of_other_domains_cannot_store_keys_prosody, accounts_of_other_domains_cannot_store_keys_ejabberd;
 }

@@ -317,6 +317,20 @@ pub fn statuses(answer: &Element) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// Waits (polling, up to `timeout`) until the component's `/metrics` page has the line `line`
+/// exactly, e.g. `keyward_component_requests_queued 2`; returns that page.
+pub async fn wait_for_metric(component: &Component, line: &str, timeout: Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let page = component.metrics().await.expect("metrics");
+        if page.lines().any(|l| l == line) {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "no `{line}` within {timeout:?}:\n{page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for the answer to an IQ sent with [`User::start_iq`].
 pub async fn finish_iq(token: IqResponseToken) -> anyhow::Result<Answer> {
     let response = tokio::time::timeout(Duration::from_secs(10), token)
