@@ -1,17 +1,20 @@
 //! The component through a real XMPP server (Prosody and ejabberd) AND a real keydir on a real Postgres: every request
 //! end to end, key relay and revocation notices delivered to real clients, keydir stopped and
-//! restarted (service-unavailable quickly, then recovery, no notice lost).
+//! restarted (service-unavailable quickly, then recovery, no notice lost), 128 requests in flight at once.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Answer, Identity, Stack, statuses};
+use common::{Answer, Identity, Stack, finish_iq, statuses, wait_for_metric};
 use keyward_proto::elements::{KeyRelay, Revoked};
 use keyward_proto::{SecretBlob, XmlElement};
+use keyward_tests::component::{Component, config_for};
 use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, settings};
 use keyward_tests::postgres::Postgres;
 use keyward_tests::xmpp::ServerKind;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 const NS: &str = "urn:keyward:0";
 
@@ -316,7 +319,79 @@ async fn a_key_relay_to_an_offline_account_arrives_at_login(kind: ServerKind) {
     stack.component.stop().await.expect("stop");
 }
 
+/// A TCP gate in front of keydir: connections made while it is closed wait, unanswered, until it
+/// opens, then pass through to keydir untouched. Nothing in it answers for keydir.
+async fn gate(keydir_url: &str) -> (String, watch::Sender<bool>) {
+    let upstream = keydir_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (open, opened) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut opened = opened.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if opened.wait_for(|open| *open).await.is_err() {
+                    return;
+                }
+                let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (url, open)
+}
+
+/// 4 clients with 32 requests each, all in flight at once through the real server: the
+/// component takes 64 (its default in flight), queues the other 64 (its default queue holds
+/// 1024) and answers every one correctly, refusing none.
+async fn four_clients_with_32_requests_each_in_flight_are_all_answered(kind: ServerKind) {
+    let keydir = keydir().await;
+    let (gate_url, open) = gate(&keydir.url()).await;
+    let server = common::server(kind, false).await.expect("server");
+    let mut config = config_for(&server, &gate_url, COMPONENT_TOKEN).expect("config");
+    // The gate holds the first calls while the other requests arrive: no keydir timeout meanwhile.
+    config.keydir_timeout = Duration::from_secs(60);
+    assert_eq!((config.max_in_flight, config.max_queued), (64, 1024), "the defaults are what is tested");
+    let component = Component::start_up(config).await.expect("component");
+    let keys = server.component_jid().to_owned();
+    let mut users = Vec::new();
+    for c in 0..4 {
+        users.push(common::User::login(&server, &format!("user{c}")).await.expect("login"));
+    }
+    let mut pending = Vec::new();
+    for (c, user) in users.iter_mut().enumerate() {
+        for i in 0..32 {
+            let jid = format!("nobody-{c}-{i}@example.test");
+            let lookup = format!("<keys xmlns='urn:keyward:0'><item jid='{jid}'/></keys>");
+            pending.push((jid, user.start_iq(&keys, false, &lookup).await.expect("sent")));
+        }
+    }
+    // All 128 are at the component at once: 64 hold a slot (their keydir calls wait at the gate),
+    // 64 wait in the queue.
+    let wait = Duration::from_secs(30);
+    let page = wait_for_metric(&component, "keyward_component_requests_queued 64", wait).await;
+    assert!(page.lines().any(|l| l == "keyward_component_requests_in_flight 64"), "{page}");
+    open.send_replace(true);
+    // Each answer is keydir's, for exactly the account asked (nobody published: status none).
+    for (jid, token) in pending {
+        let answer = finish_iq(token).await.expect("answered");
+        let answer = answer.payload().expect("a result, not an error").expect("keys element");
+        assert_eq!(statuses(&answer), vec![(jid, "none".to_owned(), false)]);
+    }
+    let page = wait_for_metric(&component, "keyward_component_requests_in_flight 0", wait).await;
+    for line in ["keyward_component_requests_queued 0", "keyward_component_requests_refused_total 0"] {
+        assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+    }
+    assert!(!page.contains("errors_total{condition=\"resource-constraint\"}"), "{page}");
+    for user in users {
+        user.logout().await;
+    }
+    component.stop().await.expect("stop");
+}
+
 on_both_servers! {
+    four_clients_with_32_requests_each_in_flight_are_all_answered => four_clients_with_32_requests_each_in_flight_are_all_answered_prosody, four_clients_with_32_requests_each_in_flight_are_all_answered_ejabberd;
     a_key_relay_to_an_offline_account_arrives_at_login => a_key_relay_to_an_offline_account_arrives_at_login_prosody, a_key_relay_to_an_offline_account_arrives_at_login_ejabberd;
     roster_contacts_hear_of_a_revocation => roster_contacts_hear_of_a_revocation_prosody, roster_contacts_hear_of_a_revocation_ejabberd;
     without_the_roster_privilege_only_holders_hear_of_a_revocation => without_the_roster_privilege_only_holders_hear_of_a_revocation_prosody, without_the_roster_privilege_only_holders_hear_of_a_revocation_ejabberd;
