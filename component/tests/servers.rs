@@ -278,7 +278,8 @@ async fn shutdown_finishes_in_flight_requests(kind: ServerKind) {
         .start_iq(&keys, false, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>")
         .await
         .expect("sent");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop once the request is in flight (a fixed sleep lost this race on a loaded machine).
+    wait_for_metric(&stack.component, "keyward_component_requests_in_flight 1", Duration::from_secs(10)).await;
     let stopping = tokio::spawn(stack.component.stop());
     let answer = finish_iq(pending).await.expect("the in-flight request was answered");
     expect_error(&answer, "service-unavailable", "in flight during shutdown");
