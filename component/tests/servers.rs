@@ -1,22 +1,24 @@
 //! The component through a real Prosody and a real ejabberd, with requests that need no working keydir:
 //! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, metrics.
 //! keydir is unreachable here, so a request that gets past validation must answer
-//! `service-unavailable` quickly.
+//! `service-unavailable` quickly (except in the shutdown test, which needs keydir's real answer).
 
 mod common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq};
+use common::{Answer, Identity, User, dead_keydir, finish_iq, options, stack, statuses};
 use keyward_proto::{BareJid, XmlElement};
-use keyward_tests::component::{Component, config_for};
-use keyward_tests::xmpp::ServerOptions;
-use keyward_tests::xmpp::{ServerKind, XmppServer};
+use keyward_tests::component::{Component, ComponentOptions};
+use keyward_tests::gate::Gate;
+use keyward_tests::keydir::{COMPONENT_TOKEN, Keydir, KeydirOptions};
+use keyward_tests::on_both_servers;
+use keyward_tests::postgres::Postgres;
+use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
+use keyward_tests::xmpp::{ServerKind, ServerOptions, XmppServer};
 
 use tokio::io::AsyncWriteExt;
-
-const TOKEN: &str = "component-token";
 
 fn expect_error(answer: &Answer, condition: &str, case: &str) {
     assert_eq!(answer.condition(), Some(condition), "{case}: {answer:?}");
@@ -44,9 +46,9 @@ async fn promtool_check(page: &str) {
 }
 
 async fn every_request_valid_and_hostile(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
 
     // Ping and disco#info.
     assert!(matches!(alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping"), Answer::Result(None)));
@@ -154,8 +156,8 @@ async fn every_request_valid_and_hostile(kind: ServerKind) {
     }
 
     // The stream survived all of it.
-    assert!(stack.component.is_up().await);
-    let page = stack.component.metrics().await.expect("metrics");
+    assert!(stack.component().is_up().await);
+    let page = stack.component().metrics().await.expect("metrics");
     for needle in [
         "keyward_component_connected 1",
         "keyward_component_stanzas_total{kind=\"iq\"}",
@@ -168,13 +170,13 @@ async fn every_request_valid_and_hostile(kind: ServerKind) {
     }
     promtool_check(&page).await;
     alice.logout().await;
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn roster_keys_needs_the_roster_privilege(kind: ServerKind) {
-    let stack = Stack::start(kind, false, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, false, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&answer, "feature-not-implemented", "roster-keys without privilege");
     let info = alice
@@ -185,13 +187,13 @@ async fn roster_keys_needs_the_roster_privilege(kind: ServerKind) {
         .expect("result")
         .expect("query");
     assert!(info.children().all(|f| f.attr("var") != Some("urn:keyward:0#roster-keys")));
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn roster_keys_reads_the_roster_through_xep_0356(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     // An empty roster needs no keydir lookup.
     let empty = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     let empty = empty.payload().expect("result").expect("roster-keys element");
@@ -201,20 +203,20 @@ async fn roster_keys_reads_the_roster_through_xep_0356(kind: ServerKind) {
     alice.add_contact("bob@example.test").await.expect("roster add");
     let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&answer, "service-unavailable", "roster-keys with a contact, keydir down");
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn reconnects_after_the_server_restarts(kind: ServerKind) {
-    let mut stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let alice_jid = stack.server.register("alice", common::PASSWORD).await.expect("register");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let alice_jid = stack.xmpp().register("alice", common::PASSWORD).await.expect("register");
     for round in 1..=2 {
         let stopped_at = Instant::now();
-        stack.server.stop().await.expect("stop the server");
-        stack.component.wait_down(Duration::from_secs(5)).await.expect("stream seen down");
-        stack.server.restart().await.expect("start the server");
+        stack.xmpp_mut().stop().await.expect("stop the server");
+        stack.component().wait_down(Duration::from_secs(5)).await.expect("stream seen down");
+        stack.xmpp_mut().restart().await.expect("start the server");
         let ports_open = stopped_at.elapsed();
-        let waited = stack.component.wait_up(Duration::from_secs(15)).await.expect("stream up again");
+        let waited = stack.component().wait_up(Duration::from_secs(15)).await.expect("stream up again");
         println!(
             "{kind:?} round {round}: down and up again after {ports_open:?}; component reconnected {waited:?} \
              after the server's ports opened ({:?} after the stop)",
@@ -224,36 +226,39 @@ async fn reconnects_after_the_server_restarts(kind: ServerKind) {
         // as long after the ports open as the server was down (ejabberd takes seconds to boot).
         let bound = Duration::from_secs(5).max(ports_open * 2);
         assert!(waited < bound, "reconnect took {waited:?} (bound {bound:?})");
-        let mut alice = common::User::connect(&stack.server, &alice_jid).await.expect("alice");
+        let mut alice = User::connect(stack.xmpp(), &alice_jid).await.expect("alice");
         let answer = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping after restart");
         assert!(matches!(answer, Answer::Result(None)), "{answer:?}");
         alice.logout().await;
     }
-    let page = stack.component.metrics().await.expect("metrics");
+    let page = stack.component().metrics().await.expect("metrics");
     assert!(page.contains("keyward_component_reconnects_total 2"), "{page}");
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn a_wrong_secret_keeps_the_stream_down_and_retrying(kind: ServerKind) {
     let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
-    config.component_secret = keyward_component::Secret::new("not the secret");
-    config.reconnect_min = Duration::from_millis(50);
-    config.reconnect_max = Duration::from_millis(200);
-    let component = Component::start(config).await.expect("component");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let KeydirChoice::External { url, token } = dead_keydir() else { unreachable!("dead_keydir is external") };
+    let options = ComponentOptions {
+        secret: "not the secret".into(),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(200),
+        ..ComponentOptions::for_server(&server, &url, &token)
+    };
+    let mut component = Component::start(options).await.expect("component");
+    let page = component
+        .wait_for_metrics("3 failed connection attempts", |line| {
+            line.strip_prefix("keyward_component_errors_total{condition=\"connect-failed\"} ")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|failures| failures >= 3)
+        })
+        .await
+        .expect("retries");
+    assert!(!page.contains("not the secret"));
     assert!(!component.is_up().await);
     let (status, body) = keyward_tests::net::http_get(component.metrics_addr(), "/healthz").await.expect("healthz");
     assert_eq!((status, body.trim()), (503, "stream down"));
-    let page = component.metrics().await.expect("metrics");
-    let failures: u64 = page
-        .lines()
-        .find(|l| l.starts_with("keyward_component_errors_total{condition=\"connect-failed\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(failures >= 3, "only {failures} attempts:\n{page}");
-    assert!(!page.contains("not the secret"));
+    assert!(!component.process().has_exited(), "the component gave up");
     component.stop().await.expect("stop");
 }
 
@@ -271,27 +276,56 @@ async fn hung_keydir() -> String {
 }
 
 async fn shutdown_finishes_in_flight_requests(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &hung_keydir().await, TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    // A real keydir behind a gate that holds its answers: alice's lookup stays in flight for as
+    // long as the test needs, then gets keydir's real answer, during the shutdown.
+    let postgres = tokio::task::spawn_blocking(Postgres::shared).await.expect("joins").expect("postgres");
+    let database = postgres.fresh_database().await.expect("database");
+    let keydir = Keydir::start(KeydirOptions::new(&database)).await.expect("keydir");
+    let gate = Gate::start(keydir.addr(), false).await.expect("gate");
+    let held = KeydirChoice::External { url: gate.url(), token: COMPONENT_TOKEN.into() };
+    let mut stack = stack(kind, true, held).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
+    let mut bob = User::login(stack.xmpp(), "bob").await.expect("bob");
     let pending = alice
         .start_iq(&keys, false, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>")
         .await
         .expect("sent");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stopping = tokio::spawn(stack.component.stop());
-    let answer = finish_iq(pending).await.expect("the in-flight request was answered");
-    expect_error(&answer, "service-unavailable", "in flight during shutdown");
-    stopping.await.expect("join").expect("clean stop");
+    stack
+        .component()
+        .wait_for_metrics("one request in flight", |line| line == "keyward_component_requests_in_flight 1")
+        .await
+        .expect("in flight");
+
+    let (stopped, answer) = tokio::join!(stack.component_mut().terminate(Duration::from_secs(20)), async {
+        // The component is draining once it refuses new requests; only then do keydir's answers flow.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ping = bob.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
+            if ping.condition() == Some("service-unavailable") {
+                break;
+            }
+            assert!(matches!(ping, Answer::Result(None)), "{ping:?}");
+            assert!(std::time::Instant::now() < deadline, "the component never started draining");
+        }
+        gate.open();
+        finish_iq(pending).await
+    });
+    let answer = answer.expect("the in-flight request was answered");
+    let payload = answer.payload().expect("keydir's answer, not an error, while shutting down");
+    let items = statuses(&payload.expect("a keys payload"));
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].0, "bob@example.test");
+    let status = stopped.expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
 }
 
 async fn concurrency_is_bounded(kind: ServerKind) {
-    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &hung_keydir().await, TOKEN).expect("config");
-    config.max_in_flight = 2;
-    let component = Component::start_up(config).await.expect("component");
-    let keys = server.component_jid().to_owned();
-    let mut alice = common::User::login(&server, "alice").await.expect("alice");
+    let hung = KeydirChoice::External { url: hung_keydir().await, token: common::TOKEN.into() };
+    let options = StackOptions { component: |c| c.max_in_flight = Some(2), ..options(true, hung) };
+    let mut stack = Stack::start(kind, options).await.expect("stack");
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let lookup = "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>";
     let mut pending = Vec::new();
     for _ in 0..2 {
@@ -300,7 +334,7 @@ async fn concurrency_is_bounded(kind: ServerKind) {
     // Wait until both requests hold their slots (not a fixed sleep: a loaded machine is slow).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = component.metrics().await.expect("metrics");
+        let metrics = stack.component().metrics().await.expect("metrics");
         if metrics.lines().any(|l| l.ends_with("requests_in_flight 2")) {
             break;
         }
@@ -316,16 +350,15 @@ async fn concurrency_is_bounded(kind: ServerKind) {
     }
     let ping = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
     assert!(matches!(ping, Answer::Result(None)), "{ping:?}");
-    component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
-    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
-    config.served_domains = vec!["other.test".into()];
-    let component = Component::start_up(config).await.expect("component");
-    let keys = server.component_jid().to_owned();
-    let mut alice = common::User::login(&server, "alice").await.expect("alice");
+    let options =
+        StackOptions { component: |c| c.served_domains = vec!["other.test".into()], ..options(true, dead_keydir()) };
+    let mut stack = Stack::start(kind, options).await.expect("stack");
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let publish = Identity::new(&alice.jid).publish_xml();
     expect_error(&alice.set(&keys, &publish).await.expect("publish"), "not-allowed", "publish from another domain");
     let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret");
@@ -336,16 +369,16 @@ async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
     // The privilege advertisement of a domain the component does not serve is not believed.
     let roster = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&roster, "feature-not-implemented", "roster-keys with an unserved domain's privilege");
-    component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
-on_both_servers! {
-    every_request_valid_and_hostile => every_request_valid_and_hostile_prosody, every_request_valid_and_hostile_ejabberd;
-    roster_keys_needs_the_roster_privilege => roster_keys_needs_the_roster_privilege_prosody, roster_keys_needs_the_roster_privilege_ejabberd;
-    roster_keys_reads_the_roster_through_xep_0356 => roster_keys_reads_the_roster_through_xep_0356_prosody, roster_keys_reads_the_roster_through_xep_0356_ejabberd;
-    reconnects_after_the_server_restarts => reconnects_after_the_server_restarts_prosody, reconnects_after_the_server_restarts_ejabberd;
-    a_wrong_secret_keeps_the_stream_down_and_retrying => a_wrong_secret_keeps_the_stream_down_and_retrying_prosody, a_wrong_secret_keeps_the_stream_down_and_retrying_ejabberd;
-    shutdown_finishes_in_flight_requests => shutdown_finishes_in_flight_requests_prosody, shutdown_finishes_in_flight_requests_ejabberd;
-    concurrency_is_bounded => concurrency_is_bounded_prosody, concurrency_is_bounded_ejabberd;
-    accounts_of_other_domains_cannot_store_keys => accounts_of_other_domains_cannot_store_keys_prosody, accounts_of_other_domains_cannot_store_keys_ejabberd;
-}
+on_both_servers!(
+    every_request_valid_and_hostile,
+    roster_keys_needs_the_roster_privilege,
+    roster_keys_reads_the_roster_through_xep_0356,
+    reconnects_after_the_server_restarts,
+    a_wrong_secret_keeps_the_stream_down_and_retrying,
+    shutdown_finishes_in_flight_requests,
+    concurrency_is_bounded,
+    accounts_of_other_domains_cannot_store_keys,
+);

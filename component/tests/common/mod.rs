@@ -1,5 +1,5 @@
 //! Shared helpers of the component's integration tests: a real XMPP client (tokio-xmpp over
-//! plain TCP on loopback) and a stack of a real XMPP server (Prosody or ejabberd) + the component.
+//! plain TCP on loopback) and the stack (a real XMPP server, the component binary, keydir) they run.
 
 #![allow(dead_code)]
 
@@ -8,9 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
-use keyward_tests::component::{Component, config_for};
-use keyward_tests::xmpp::ServerOptions;
-use keyward_tests::xmpp::{ServerKind, XmppServer};
+use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
+use keyward_tests::xmpp::{ServerOptions, XmppServer};
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::minidom::Element;
@@ -19,67 +18,34 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
 
+pub use keyward_tests::xmpp::ServerKind;
+
 /// The password of every test user.
 pub const PASSWORD: &str = "correct-horse";
 
+/// The component token when keydir is not the stack's own.
+pub const TOKEN: &str = "component-token";
+
 /// A keydir URL where nothing listens: every keydir call fails fast.
-pub fn dead_keydir_url() -> String {
+pub fn dead_keydir() -> KeydirChoice {
     let port = keyward_tests::free_port().expect("free port");
-    format!("http://127.0.0.1:{port}")
+    KeydirChoice::External { url: format!("http://127.0.0.1:{port}"), token: TOKEN.into() }
 }
 
-/// Generates one `#[tokio::test]` per XMPP server for a test body `async fn(ServerKind)`:
-/// `on_both_servers!(body => body_prosody, body_ejabberd);`.
-#[macro_export]
-macro_rules! on_both_servers {
-    ($($body:ident => $prosody:ident, $ejabberd:ident);+ $(;)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $prosody() {
-            $body(keyward_tests::xmpp::ServerKind::Prosody).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $ejabberd() {
-            $body(keyward_tests::xmpp::ServerKind::Ejabberd).await;
-        }
-    )+};
+/// The options of a stack with the server of the given privilege and `keydir`.
+pub fn options(privilege: bool, keydir: KeydirChoice) -> StackOptions {
+    StackOptions {
+        server: ServerOptions { privilege, ..ServerOptions::default() },
+        log_filter: "info".into(),
+        keydir,
+        ..StackOptions::default()
+    }
 }
 
-/// An XMPP server of either kind with the component attached.
-pub struct Stack {
-    pub server: XmppServer,
-    pub component: Component,
-}
-
-/// Starts a server of `kind` with default options except `privilege`.
-pub async fn server(kind: ServerKind, privilege: bool) -> anyhow::Result<XmppServer> {
-    XmppServer::start(kind, ServerOptions { privilege, ..ServerOptions::default() }).await
-}
-
-impl Stack {
-    /// Starts a server of `kind` (with or without the roster privilege) and the component, and waits for the stream.
-    pub async fn start(kind: ServerKind, privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
-        let server = server(kind, privilege).await?;
-        let mut config = config_for(&server, keydir_url, token)?;
-        config.keydir_timeout = Duration::from_millis(1500);
-        let component = Component::start_up(config).await?;
-        Ok(Self { server, component })
-    }
-
-    /// Which server runs.
-    pub fn kind(&self) -> ServerKind {
-        self.server.kind()
-    }
-
-    /// Registers `name` and logs in (with initial presence).
-    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
-        User::login(&self.server, name).await
-    }
-
-    /// The component's JID.
-    pub fn keys(&self) -> &str {
-        self.server.component_jid()
-    }
+/// Starts a stack: a server of `kind` (with or without the roster privilege), the component
+/// binary attached to it, and `keydir`; waits until the component's stream is up.
+pub async fn stack(kind: ServerKind, privilege: bool, keydir: KeydirChoice) -> Stack {
+    Stack::start(kind, options(privilege, keydir)).await.expect("stack")
 }
 
 /// An IQ answer as the client saw it.
