@@ -6,39 +6,27 @@ use std::time::Duration;
 
 use keyward_client::keyward_proto::{BareJid, KdfParams};
 use keyward_client::{Account, ConnectOptions, Session};
-use keyward_tests::component::{Component, config_for};
-use keyward_tests::keydir::{COMPONENT_TOKEN, Keydir, settings};
-use keyward_tests::postgres::Postgres;
-use keyward_tests::xmpp::{ServerKind, ServerOptions, XmppServer};
+use keyward_tests::stack::{Stack, StackOptions};
+use keyward_tests::xmpp::{ServerKind, ServerOptions};
 use secrecy::SecretString;
 use tokio_xmpp::IqRequest;
 use tokio_xmpp::minidom::Element;
 
 const PASSWORD: &str = "pw-contacts";
 
-struct Stack {
-    server: XmppServer,
-    component: Component,
-    _keydir: Keydir,
-}
-
 async fn stack(kind: ServerKind, privilege: bool) -> Stack {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let keydir = Keydir::start(settings(&url).expect("settings")).await.expect("keydir");
-    let server =
-        XmppServer::start(kind, ServerOptions { privilege, ..ServerOptions::default() }).await.expect("server");
-    let config = config_for(&server, &keydir.url(), COMPONENT_TOKEN).expect("config");
-    let component = Component::start_up(config).await.expect("component");
-    Stack { server, component, _keydir: keydir }
+    let server = ServerOptions { privilege, ..ServerOptions::default() };
+    Stack::start(kind, StackOptions { server, log_filter: "info".into(), ..StackOptions::default() })
+        .await
+        .expect("stack")
 }
 
 async fn account(stack: &Stack, local: &str, dir: &tempfile::TempDir) -> Account {
-    let jid = stack.server.register(local, PASSWORD).await.expect("register");
+    let jid = stack.xmpp().register(local, PASSWORD).await.expect("register");
     let mut options = ConnectOptions::new(BareJid::parse(&jid).expect("jid"), SecretString::from(PASSWORD))
-        .server(stack.server.c2s_addr().to_string())
+        .server(stack.xmpp().c2s_addr().to_string())
         .insecure_plaintext()
-        .component(BareJid::parse(stack.server.component_jid()).expect("component jid"));
+        .component(BareJid::parse(stack.xmpp().component_jid()).expect("component jid"));
     options.timeout = Duration::from_secs(10);
     let mut account =
         Account::new(options, SecretString::from(format!("passphrase of {local}")), dir.path().join(local));
@@ -53,13 +41,13 @@ fn requests(page: &str, request: &str) -> u64 {
 }
 
 async fn contacts_lists_the_roster_with_key_status(kind: ServerKind, privilege: bool) {
-    let stack = stack(kind, privilege).await;
+    let mut stack = stack(kind, privilege).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // bob has published keys, carol has not.
     let bob = Session::first_use(&account(&stack, "bob", &dir).await).await.expect("bob first use");
     let bob_fp = bob.fingerprint();
     bob.close().await.expect("bob closes");
-    stack.server.register("carol", PASSWORD).await.expect("carol registers");
+    stack.xmpp().register("carol", PASSWORD).await.expect("carol registers");
     let mut alice = Session::first_use(&account(&stack, "alice", &dir).await).await.expect("alice first use");
     // alice's roster (RFC 6121 roster sets, one item each; no subscription needed).
     for contact in ["bob@example.test", "carol@example.test"] {
@@ -68,7 +56,7 @@ async fn contacts_lists_the_roster_with_key_status(kind: ServerKind, privilege: 
         alice.connection().iq(None, IqRequest::Set(item), "roster set").await.expect("roster set");
     }
 
-    let before = stack.component.metrics().await.expect("metrics");
+    let before = stack.component().metrics().await.expect("metrics");
     let mut contacts = alice.contacts().await.expect("contacts");
     contacts.sort_by(|a, b| a.jid.cmp(&b.jid));
     let listed: Vec<(&str, &str)> = contacts.iter().map(|c| (c.jid.as_str(), c.status)).collect();
@@ -77,7 +65,7 @@ async fn contacts_lists_the_roster_with_key_status(kind: ServerKind, privilege: 
     assert_eq!(contacts[1].fingerprint, None);
 
     // Which path was taken, as the component counted it.
-    let after = stack.component.metrics().await.expect("metrics");
+    let after = stack.component().metrics().await.expect("metrics");
     let roster_keys = requests(&after, "roster-keys") - requests(&before, "roster-keys");
     let keys = requests(&after, "keys") - requests(&before, "keys");
     if privilege {
@@ -86,25 +74,15 @@ async fn contacts_lists_the_roster_with_key_status(kind: ServerKind, privilege: 
         assert_eq!((roster_keys, keys), (0, 1), "{kind:?}: the keys fallback expected\n{after}");
     }
     alice.close().await.expect("alice closes");
-    stack.component.stop().await.expect("component stops");
+    stack.stop().await.expect("the stack stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_through_roster_keys_prosody() {
-    contacts_lists_the_roster_with_key_status(ServerKind::Prosody, true).await;
+async fn contacts_through_roster_keys(kind: ServerKind) {
+    contacts_lists_the_roster_with_key_status(kind, true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_through_roster_keys_ejabberd() {
-    contacts_lists_the_roster_with_key_status(ServerKind::Ejabberd, true).await;
+async fn contacts_fall_back_to_keys(kind: ServerKind) {
+    contacts_lists_the_roster_with_key_status(kind, false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_fall_back_to_keys_prosody() {
-    contacts_lists_the_roster_with_key_status(ServerKind::Prosody, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_fall_back_to_keys_ejabberd() {
-    contacts_lists_the_roster_with_key_status(ServerKind::Ejabberd, false).await;
-}
+keyward_tests::on_both_servers!(contacts_through_roster_keys, contacts_fall_back_to_keys);

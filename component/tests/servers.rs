@@ -1,22 +1,24 @@
 //! The component through a real Prosody and a real ejabberd, with requests that need no working keydir:
 //! every RFC 6120 error path, hostile input, roster privilege, reconnects, shutdown, backpressure, metrics.
 //! keydir is unreachable here, so a request that gets past validation must answer
-//! `service-unavailable` quickly.
+//! `service-unavailable` quickly (except in the shutdown test, which needs keydir's real answer).
 
 mod common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Identity, Stack, dead_keydir_url, finish_iq, wait_for_metric};
+use common::{Answer, Identity, User, dead_keydir, finish_iq, options, stack, statuses, wait_for_metric};
 use keyward_proto::{BareJid, XmlElement};
-use keyward_tests::component::{Component, config_for};
-use keyward_tests::xmpp::ServerOptions;
-use keyward_tests::xmpp::{ServerKind, XmppServer};
+use keyward_tests::component::{Component, ComponentOptions};
+use keyward_tests::gate::Gate;
+use keyward_tests::keydir::{COMPONENT_TOKEN, Keydir, KeydirOptions};
+use keyward_tests::on_both_servers;
+use keyward_tests::postgres::Postgres;
+use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
+use keyward_tests::xmpp::{ServerKind, ServerOptions, XmppServer};
 
 use tokio::io::AsyncWriteExt;
-
-const TOKEN: &str = "component-token";
 
 fn expect_error(answer: &Answer, condition: &str, case: &str) {
     assert_eq!(answer.condition(), Some(condition), "{case}: {answer:?}");
@@ -44,9 +46,9 @@ async fn promtool_check(page: &str) {
 }
 
 async fn every_request_valid_and_hostile(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
 
     // Ping and disco#info.
     assert!(matches!(alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping"), Answer::Result(None)));
@@ -154,8 +156,8 @@ async fn every_request_valid_and_hostile(kind: ServerKind) {
     }
 
     // The stream survived all of it.
-    assert!(stack.component.is_up().await);
-    let page = stack.component.metrics().await.expect("metrics");
+    assert!(stack.component().is_up().await);
+    let page = stack.component().metrics().await.expect("metrics");
     for needle in [
         "keyward_component_connected 1",
         "keyward_component_stanzas_total{kind=\"iq\"}",
@@ -168,13 +170,13 @@ async fn every_request_valid_and_hostile(kind: ServerKind) {
     }
     promtool_check(&page).await;
     alice.logout().await;
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn roster_keys_needs_the_roster_privilege(kind: ServerKind) {
-    let stack = Stack::start(kind, false, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, false, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&answer, "feature-not-implemented", "roster-keys without privilege");
     let info = alice
@@ -185,13 +187,13 @@ async fn roster_keys_needs_the_roster_privilege(kind: ServerKind) {
         .expect("result")
         .expect("query");
     assert!(info.children().all(|f| f.attr("var") != Some("urn:keyward:0#roster-keys")));
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn roster_keys_reads_the_roster_through_xep_0356(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     // An empty roster needs no keydir lookup.
     let empty = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     let empty = empty.payload().expect("result").expect("roster-keys element");
@@ -201,20 +203,20 @@ async fn roster_keys_reads_the_roster_through_xep_0356(kind: ServerKind) {
     alice.add_contact("bob@example.test").await.expect("roster add");
     let answer = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&answer, "service-unavailable", "roster-keys with a contact, keydir down");
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn reconnects_after_the_server_restarts(kind: ServerKind) {
-    let mut stack = Stack::start(kind, true, &dead_keydir_url(), TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let alice_jid = stack.server.register("alice", common::PASSWORD).await.expect("register");
+    let mut stack = stack(kind, true, dead_keydir()).await;
+    let keys = stack.component_jid().to_owned();
+    let alice_jid = stack.xmpp().register("alice", common::PASSWORD).await.expect("register");
     for round in 1..=2 {
         let stopped_at = Instant::now();
-        stack.server.stop().await.expect("stop the server");
-        stack.component.wait_down(Duration::from_secs(5)).await.expect("stream seen down");
-        stack.server.restart().await.expect("start the server");
+        stack.xmpp_mut().stop().await.expect("stop the server");
+        stack.component().wait_down(Duration::from_secs(5)).await.expect("stream seen down");
+        stack.xmpp_mut().restart().await.expect("start the server");
         let ports_open = stopped_at.elapsed();
-        let waited = stack.component.wait_up(Duration::from_secs(15)).await.expect("stream up again");
+        let waited = stack.component().wait_up(Duration::from_secs(15)).await.expect("stream up again");
         println!(
             "{kind:?} round {round}: down and up again after {ports_open:?}; component reconnected {waited:?} \
              after the server's ports opened ({:?} after the stop)",
@@ -224,100 +226,129 @@ async fn reconnects_after_the_server_restarts(kind: ServerKind) {
         // as long after the ports open as the server was down (ejabberd takes seconds to boot).
         let bound = Duration::from_secs(5).max(ports_open * 2);
         assert!(waited < bound, "reconnect took {waited:?} (bound {bound:?})");
-        let mut alice = common::User::connect(&stack.server, &alice_jid).await.expect("alice");
+        let mut alice = User::connect(stack.xmpp(), &alice_jid).await.expect("alice");
         let answer = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping after restart");
         assert!(matches!(answer, Answer::Result(None)), "{answer:?}");
         alice.logout().await;
     }
-    let page = stack.component.metrics().await.expect("metrics");
+    let page = stack.component().metrics().await.expect("metrics");
     assert!(page.contains("keyward_component_reconnects_total 2"), "{page}");
-    stack.component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn a_wrong_secret_keeps_the_stream_down_and_retrying(kind: ServerKind) {
     let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
-    config.component_secret = keyward_component::Secret::new("not the secret");
-    config.reconnect_min = Duration::from_millis(50);
-    config.reconnect_max = Duration::from_millis(200);
-    let component = Component::start(config).await.expect("component");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let KeydirChoice::External { url, token } = dead_keydir() else { unreachable!("dead_keydir is external") };
+    let options = ComponentOptions {
+        secret: "not the secret".into(),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(200),
+        ..ComponentOptions::for_server(&server, &url, &token)
+    };
+    let mut component = Component::start(options).await.expect("component");
+    let page = component
+        .wait_for_metrics("3 failed connection attempts", |line| {
+            line.strip_prefix("keyward_component_errors_total{condition=\"connect-failed\"} ")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|failures| failures >= 3)
+        })
+        .await
+        .expect("retries");
+    assert!(!page.contains("not the secret"));
     assert!(!component.is_up().await);
     let (status, body) = keyward_tests::net::http_get(component.metrics_addr(), "/healthz").await.expect("healthz");
     assert_eq!((status, body.trim()), (503, "stream down"));
-    let page = component.metrics().await.expect("metrics");
-    let failures: u64 = page
-        .lines()
-        .find(|l| l.starts_with("keyward_component_errors_total{condition=\"connect-failed\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(failures >= 3, "only {failures} attempts:\n{page}");
-    assert!(!page.contains("not the secret"));
+    assert!(!component.process().has_exited(), "the component gave up");
     component.stop().await.expect("stop");
 }
 
-/// A keydir that accepts connections and never answers: each call waits for the timeout.
-async fn hung_keydir() -> String {
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", hung.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let mut sockets = Vec::new();
-        while let Ok((socket, _)) = hung.accept().await {
-            sockets.push(socket);
-        }
-    });
-    url
+/// A real keydir on a fresh database, and a gate in front of it that holds its answers.
+async fn held_keydir() -> (Keydir, Gate) {
+    let postgres = tokio::task::spawn_blocking(Postgres::shared).await.expect("joins").expect("postgres");
+    let database = postgres.fresh_database().await.expect("database");
+    let keydir = Keydir::start(KeydirOptions::new(&database)).await.expect("keydir");
+    let gate = Gate::start(keydir.addr(), false).await.expect("gate");
+    (keydir, gate)
 }
 
 async fn shutdown_finishes_in_flight_requests(kind: ServerKind) {
-    let stack = Stack::start(kind, true, &hung_keydir().await, TOKEN).await.expect("stack");
-    let keys = stack.keys().to_owned();
-    let mut alice = stack.user("alice").await.expect("alice");
+    // A real keydir behind a gate that holds its answers: alice's lookup stays in flight for as
+    // long as the test needs, then gets keydir's real answer, during the shutdown.
+    let (_keydir, gate) = held_keydir().await;
+    let held = KeydirChoice::External { url: gate.url(), token: COMPONENT_TOKEN.into() };
+    let mut stack = stack(kind, true, held).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
+    let mut bob = User::login(stack.xmpp(), "bob").await.expect("bob");
     let pending = alice
         .start_iq(&keys, false, "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>")
         .await
         .expect("sent");
-    // Stop once the request is in flight (a fixed sleep lost this race on a loaded machine).
-    wait_for_metric(&stack.component, "keyward_component_requests_in_flight 1", Duration::from_secs(10)).await;
-    let stopping = tokio::spawn(stack.component.stop());
-    let answer = finish_iq(pending).await.expect("the in-flight request was answered");
-    expect_error(&answer, "service-unavailable", "in flight during shutdown");
-    stopping.await.expect("join").expect("clean stop");
+    stack
+        .component()
+        .wait_for_metrics("one request in flight", |line| line == "keyward_component_requests_in_flight 1")
+        .await
+        .expect("in flight");
+
+    let (stopped, answer) = tokio::join!(stack.component_mut().terminate(Duration::from_secs(20)), async {
+        // The component is draining once it refuses new requests; only then do keydir's answers flow.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ping = bob.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
+            if ping.condition() == Some("service-unavailable") {
+                break;
+            }
+            assert!(matches!(ping, Answer::Result(None)), "{ping:?}");
+            assert!(std::time::Instant::now() < deadline, "the component never started draining");
+        }
+        gate.open();
+        finish_iq(pending).await
+    });
+    let answer = answer.expect("the in-flight request was answered");
+    let payload = answer.payload().expect("keydir's answer, not an error, while shutting down");
+    let items = statuses(&payload.expect("a keys payload"));
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].0, "bob@example.test");
+    let status = stopped.expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
 }
 
 async fn requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown(kind: ServerKind) {
-    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &hung_keydir().await, TOKEN).expect("config");
-    config.max_in_flight = 1;
-    config.max_queued = 2;
-    // keydir holds every call: the request in flight keeps its slot until this timeout, long
-    // enough that it still waits when the component is stopped below.
-    config.keydir_timeout = Duration::from_secs(8);
-    let component = Component::start_up(config).await.expect("component");
-    let keys = server.component_jid().to_owned();
-    let mut alice = common::User::login(&server, "alice").await.expect("alice");
+    // keydir's answers wait at the gate: the request in flight keeps its slot for as long as
+    // the test needs (no keydir timeout can end it early), then gets keydir's real answer.
+    let (_keydir, gate) = held_keydir().await;
+    let held = KeydirChoice::External { url: gate.url(), token: COMPONENT_TOKEN.into() };
+    let options = StackOptions {
+        component: |c| {
+            c.max_in_flight = Some(1);
+            c.max_queued = Some(2);
+            c.keydir_timeout = Some(Duration::from_secs(60));
+        },
+        ..options(true, held)
+    };
+    let mut stack = Stack::start(kind, options).await.expect("stack");
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let lookup = "<keys xmlns='urn:keyward:0'><item jid='bob@example.test'/></keys>";
-    let wait = Duration::from_secs(10);
 
     // One request takes the slot, the next two wait in the queue (conditions, not sleeps: a
     // loaded machine is slow).
     let in_flight = alice.start_iq(&keys, false, lookup).await.expect("sent");
-    wait_for_metric(&component, "keyward_component_requests_in_flight 1", wait).await;
+    wait_for_metric(stack.component(), "keyward_component_requests_in_flight 1").await;
     let mut queued = Vec::new();
     for _ in 0..2 {
         queued.push(alice.start_iq(&keys, false, lookup).await.expect("sent"));
     }
-    wait_for_metric(&component, "keyward_component_requests_queued 2", wait).await;
+    wait_for_metric(stack.component(), "keyward_component_requests_queued 2").await;
 
-    // The queue is full: the next requests are refused at once (ping too, a request like any other),
-    // and the stream is still read meanwhile.
+    // The queue is full: the next requests are refused at once (ping too, a request like any
+    // other), and the stream is still read meanwhile.
     let refused = alice.get(&keys, lookup).await.expect("fourth");
     expect_error(&refused, "resource-constraint", "a lookup with the slot busy and the queue full");
     assert!(matches!(&refused, Answer::Error { kind, .. } if kind == "wait"), "{refused:?}");
     let ping = alice.get(&keys, "<ping xmlns='urn:xmpp:ping'/>").await.expect("ping");
     expect_error(&ping, "resource-constraint", "a ping with the slot busy and the queue full");
-    let page = wait_for_metric(&component, "keyward_component_requests_refused_total 2", wait).await;
+    let page = wait_for_metric(stack.component(), "keyward_component_requests_refused_total 2").await;
     for line in [
         "keyward_component_requests_max_in_flight 1",
         "keyward_component_requests_max_queued 2",
@@ -330,33 +361,82 @@ async fn requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutd
     promtool_check(&page).await;
 
     // Shutdown: the queued requests are answered service-unavailable right away, never served
-    // and never dropped; the one in flight finishes (keydir's timeout: service-unavailable too).
-    let stopping = tokio::spawn(component.stop());
-    for token in queued {
-        let answer = finish_iq(token).await.expect("a queued request is answered at shutdown");
-        expect_error(&answer, "service-unavailable", "queued at shutdown");
-        assert!(
-            matches!(&answer, Answer::Error { kind, text, .. }
-                if kind == "wait" && text.as_deref() == Some("the component is shutting down")),
-            "{answer:?}"
-        );
+    // and never dropped; the one in flight finishes with keydir's answer once the gate opens.
+    let (stopped, in_flight_answer) = tokio::join!(stack.component_mut().terminate(Duration::from_secs(20)), async {
+        for token in queued {
+            let answer = finish_iq(token).await.expect("a queued request is answered at shutdown");
+            expect_error(&answer, "service-unavailable", "queued at shutdown");
+            assert!(
+                matches!(&answer, Answer::Error { kind, text, .. }
+                    if kind == "wait" && text.as_deref() == Some("the component is shutting down")),
+                "{answer:?}"
+            );
+        }
+        gate.open();
+        finish_iq(in_flight).await
+    });
+    let answer = in_flight_answer.expect("the request in flight is answered");
+    let payload = answer.payload().expect("keydir's answer, not a refusal").expect("a keys payload");
+    assert_eq!(statuses(&payload), vec![("bob@example.test".to_owned(), "none".to_owned(), false)]);
+    let status = stopped.expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+/// 4 clients with 32 requests each, all in flight at once through the real server: the
+/// component takes 64 (its default in flight), queues the other 64 (its default queue holds
+/// 1024) and answers every one with keydir's answer, refusing none.
+async fn four_clients_with_32_requests_each_in_flight_are_all_answered(kind: ServerKind) {
+    let (_keydir, gate) = held_keydir().await;
+    let held = KeydirChoice::External { url: gate.url(), token: COMPONENT_TOKEN.into() };
+    // The gate holds the first calls while the other requests arrive: no keydir timeout meanwhile.
+    let options =
+        StackOptions { component: |c| c.keydir_timeout = Some(Duration::from_secs(60)), ..options(false, held) };
+    let mut stack = Stack::start(kind, options).await.expect("stack");
+    let page = stack.component().metrics().await.expect("metrics");
+    for line in ["keyward_component_requests_max_in_flight 64", "keyward_component_requests_max_queued 1024"] {
+        assert!(page.lines().any(|l| l == line), "the defaults are what is tested: {line} missing from\n{page}");
     }
-    let answer = finish_iq(in_flight).await.expect("the request in flight is answered");
-    expect_error(&answer, "service-unavailable", "in flight at shutdown, keydir silent");
-    assert!(
-        matches!(&answer, Answer::Error { text, .. } if text.as_deref() != Some("the component is shutting down")),
-        "the request in flight was handled, not refused: {answer:?}"
-    );
-    stopping.await.expect("join").expect("clean stop");
+    let keys = stack.component_jid().to_owned();
+    let mut users = Vec::new();
+    for c in 0..4 {
+        users.push(User::login(stack.xmpp(), &format!("user{c}")).await.expect("login"));
+    }
+    let mut pending = Vec::new();
+    for (c, user) in users.iter_mut().enumerate() {
+        for i in 0..32 {
+            let jid = format!("nobody-{c}-{i}@example.test");
+            let lookup = format!("<keys xmlns='urn:keyward:0'><item jid='{jid}'/></keys>");
+            pending.push((jid, user.start_iq(&keys, false, &lookup).await.expect("sent")));
+        }
+    }
+    // All 128 are at the component at once: 64 hold a slot (their keydir calls wait at the
+    // gate), 64 wait in the queue.
+    let page = wait_for_metric(stack.component(), "keyward_component_requests_queued 64").await;
+    assert!(page.lines().any(|l| l == "keyward_component_requests_in_flight 64"), "{page}");
+    gate.open();
+    // Each answer is keydir's, for exactly the account asked (nobody published: status none).
+    for (jid, token) in pending {
+        let answer = finish_iq(token).await.expect("answered");
+        let answer = answer.payload().expect("a result, not an error").expect("keys element");
+        assert_eq!(statuses(&answer), vec![(jid, "none".to_owned(), false)]);
+    }
+    let page = wait_for_metric(stack.component(), "keyward_component_requests_in_flight 0").await;
+    for line in ["keyward_component_requests_queued 0", "keyward_component_requests_refused_total 0"] {
+        assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+    }
+    assert!(!page.contains("errors_total{condition=\"resource-constraint\"}"), "{page}");
+    for user in users {
+        user.logout().await;
+    }
+    stack.component_mut().stop().await.expect("stop");
 }
 
 async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
-    let server = XmppServer::start(kind, ServerOptions::default()).await.expect("server");
-    let mut config = config_for(&server, &dead_keydir_url(), TOKEN).expect("config");
-    config.served_domains = vec!["other.test".into()];
-    let component = Component::start_up(config).await.expect("component");
-    let keys = server.component_jid().to_owned();
-    let mut alice = common::User::login(&server, "alice").await.expect("alice");
+    let options =
+        StackOptions { component: |c| c.served_domains = vec!["other.test".into()], ..options(true, dead_keydir()) };
+    let mut stack = Stack::start(kind, options).await.expect("stack");
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let publish = Identity::new(&alice.jid).publish_xml();
     expect_error(&alice.set(&keys, &publish).await.expect("publish"), "not-allowed", "publish from another domain");
     let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret");
@@ -367,16 +447,17 @@ async fn accounts_of_other_domains_cannot_store_keys(kind: ServerKind) {
     // The privilege advertisement of a domain the component does not serve is not believed.
     let roster = alice.get(&keys, "<roster-keys xmlns='urn:keyward:0'/>").await.expect("roster-keys");
     expect_error(&roster, "feature-not-implemented", "roster-keys with an unserved domain's privilege");
-    component.stop().await.expect("stop");
+    stack.component_mut().stop().await.expect("stop");
 }
 
-on_both_servers! {
-    every_request_valid_and_hostile => every_request_valid_and_hostile_prosody, every_request_valid_and_hostile_ejabberd;
-    roster_keys_needs_the_roster_privilege => roster_keys_needs_the_roster_privilege_prosody, roster_keys_needs_the_roster_privilege_ejabberd;
-    roster_keys_reads_the_roster_through_xep_0356 => roster_keys_reads_the_roster_through_xep_0356_prosody, roster_keys_reads_the_roster_through_xep_0356_ejabberd;
-    reconnects_after_the_server_restarts => reconnects_after_the_server_restarts_prosody, reconnects_after_the_server_restarts_ejabberd;
-    a_wrong_secret_keeps_the_stream_down_and_retrying => a_wrong_secret_keeps_the_stream_down_and_retrying_prosody, a_wrong_secret_keeps_the_stream_down_and_retrying_ejabberd;
-    shutdown_finishes_in_flight_requests => shutdown_finishes_in_flight_requests_prosody, shutdown_finishes_in_flight_requests_ejabberd;
-    requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown => requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown_prosody, requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown_ejabberd;
-    accounts_of_other_domains_cannot_store_keys => accounts_of_other_domains_cannot_store_keys_prosody, accounts_of_other_domains_cannot_store_keys_ejabberd;
-}
+on_both_servers!(
+    every_request_valid_and_hostile,
+    roster_keys_needs_the_roster_privilege,
+    roster_keys_reads_the_roster_through_xep_0356,
+    reconnects_after_the_server_restarts,
+    a_wrong_secret_keeps_the_stream_down_and_retrying,
+    shutdown_finishes_in_flight_requests,
+    requests_beyond_the_queue_are_refused_and_queued_ones_answered_at_shutdown,
+    four_clients_with_32_requests_each_in_flight_are_all_answered,
+    accounts_of_other_domains_cannot_store_keys,
+);

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub notices_queued: CounterVec,
     /// Notices acknowledged.
     pub notices_acked: Counter,
+    /// Claims waiting for a notice (long-polls parked until a NOTIFY, the sweep or their deadline).
+    pub claims_waiting: IntGauge,
     notices_pending: IntGauge,
     oldest_pending: Gauge,
     pool: GaugeVec,
@@ -49,6 +51,10 @@ impl Metrics {
         let notices_queued =
             CounterVec::new(opts("notices_queued_total", "Notices written to the outbox, by kind."), &["kind"])?;
         let notices_acked = Counter::with_opts(opts("notices_acked_total", "Outbox notices acknowledged."))?;
+        let claims_waiting = IntGauge::with_opts(opts(
+            "claims_waiting",
+            "Notice claims parked until a notice arrives or their wait ends (the component's long-polls).",
+        ))?;
         let notices_pending =
             IntGauge::with_opts(opts("notices_pending", "Outbox notices not yet acknowledged (at the last scrape)."))?;
         let oldest_pending = Gauge::with_opts(opts(
@@ -68,6 +74,7 @@ impl Metrics {
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(notices_queued.clone()))?;
         registry.register(Box::new(notices_acked.clone()))?;
+        registry.register(Box::new(claims_waiting.clone()))?;
         registry.register(Box::new(notices_pending.clone()))?;
         registry.register(Box::new(oldest_pending.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -84,6 +91,7 @@ impl Metrics {
             revocations,
             notices_queued,
             notices_acked,
+            claims_waiting,
             notices_pending,
             oldest_pending,
             pool,

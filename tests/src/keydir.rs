@@ -1,64 +1,163 @@
-//! A real keydir for tests: in-process on port 0 (via `keyward_keydir::run`) or as the built binary.
+//! A real keydir for tests: the `keyward-keydir` binary, migrated and serving on free loopback ports.
 //!
-//! Both can be stopped and restarted against the same database; the process
-//! form can also be killed (SIGKILL) or terminated (SIGTERM).
+//! It can be stopped (SIGTERM), killed (SIGKILL) and started again on the same ports and
+//! database. The stack, the keydir suite and the component's and client's tests all use it.
 
-use anyhow::{Context, bail};
-use keyward_keydir::Settings;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
 
-/// The admin token every test keydir uses.
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::process::{ServiceProcess, find_binary, is_port_taken};
+
+/// The admin token of a test keydir (the stack uses random tokens instead).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-/// The component token every test keydir uses.
+/// The component token of a test keydir (the stack uses random tokens instead).
 pub const COMPONENT_TOKEN: &str = "test-component-token-0123456789";
 
-/// Settings for a test keydir on `database_url`, with a short outbox sweep.
-pub fn settings(database_url: &str) -> anyhow::Result<Settings> {
-    let mut settings = Settings::new(database_url, ADMIN_TOKEN, COMPONENT_TOKEN)?;
-    settings.sweep = Duration::from_millis(200);
-    Ok(settings)
+/// How a test keydir is configured (each field becomes the environment variable an operator sets).
+#[derive(Debug, Clone)]
+pub struct KeydirOptions {
+    /// `KEYWARD_DATABASE_URL`.
+    pub database_url: String,
+    /// `KEYWARD_ADMIN_TOKEN`.
+    pub admin_token: String,
+    /// `KEYWARD_COMPONENT_TOKEN`.
+    pub component_token: String,
+    /// `KEYWARD_SWEEP_MS`: how often waiting claims look at the outbox without a NOTIFY.
+    pub sweep: Duration,
+    /// `KEYWARD_MAX_CLAIM_WAIT_MS`, when set.
+    pub max_claim_wait: Option<Duration>,
+    /// `KEYWARD_DB_POOL_MAX`, when set.
+    pub pool_max: Option<u32>,
+    /// `RUST_LOG`; by default `KEYWARD_TEST_LOG`, else `warn`.
+    pub log_filter: String,
+    /// Any other variables (TLS files, say).
+    pub env: Vec<(String, String)>,
+    /// Where the log goes; by default a temp folder of the keydir's own.
+    pub log: Option<PathBuf>,
+    /// The folder holding the binary (see [`find_binary`]).
+    pub bin_dir: Option<PathBuf>,
 }
 
-/// Applies keydir's migrations to `database_url`.
-pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    let pool = keyward_keydir::connect(&settings(database_url)?)?;
-    keyward_keydir::migrate(&pool).await?;
-    pool.close().await;
-    Ok(())
+impl KeydirOptions {
+    /// The test defaults on `database_url`: fixed test tokens, a 200 ms sweep.
+    pub fn new(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            admin_token: ADMIN_TOKEN.to_owned(),
+            component_token: COMPONENT_TOKEN.to_owned(),
+            sweep: Duration::from_millis(200),
+            max_claim_wait: None,
+            pool_max: None,
+            log_filter: std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            env: Vec::new(),
+            log: None,
+            bin_dir: None,
+        }
+    }
+
+    fn environment(&self, api: SocketAddr, metrics: SocketAddr) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("KEYWARD_DATABASE_URL".to_owned(), self.database_url.clone()),
+            ("KEYWARD_ADMIN_TOKEN".to_owned(), self.admin_token.clone()),
+            ("KEYWARD_COMPONENT_TOKEN".to_owned(), self.component_token.clone()),
+            ("KEYWARD_LISTEN".to_owned(), api.to_string()),
+            ("KEYWARD_METRICS_LISTEN".to_owned(), metrics.to_string()),
+            ("KEYWARD_SWEEP_MS".to_owned(), self.sweep.as_millis().to_string()),
+            ("KEYWARD_LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("RUST_LOG".to_owned(), self.log_filter.clone()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        if let Some(wait) = self.max_claim_wait {
+            env.push(("KEYWARD_MAX_CLAIM_WAIT_MS".to_owned(), wait.as_millis().to_string()));
+        }
+        if let Some(max) = self.pool_max {
+            env.push(("KEYWARD_DB_POOL_MAX".to_owned(), max.to_string()));
+        }
+        env.extend(self.env.iter().cloned());
+        env
+    }
 }
 
-/// A keydir running in this process.
+/// A running `keyward-keydir serve`. Killed when dropped.
+#[derive(Debug)]
 pub struct Keydir {
-    settings: Settings,
+    process: ServiceProcess,
     api: SocketAddr,
     metrics: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), keyward_keydir::Error>>>,
+    _dir: Option<TempDir>,
 }
 
 impl Keydir {
-    /// Migrates the database, then serves on free loopback ports.
-    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
-        let pool = keyward_keydir::connect(&settings)?;
-        keyward_keydir::migrate(&pool).await.context("migrating")?;
-        pool.close().await;
-        Self::serve(settings, "127.0.0.1:0".parse()?, "127.0.0.1:0".parse()?).await
+    /// Runs `keyward-keydir migrate`, then `serve` on free loopback ports, and waits until both
+    /// listeners accept connections (trying new ports if a parallel test took the picked ones).
+    pub async fn start(options: KeydirOptions) -> anyhow::Result<Self> {
+        let binary = find_binary("keyward-keydir", options.bin_dir.as_deref())?;
+        let (dir, log) = match &options.log {
+            Some(log) => (None, log.clone()),
+            None => {
+                let dir = crate::temp_dir("keyward-keydir-").context("creating the keydir folder")?;
+                let log = dir.path().join("keydir.log");
+                (Some(dir), log)
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+            let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+            let env = options.environment(api, metrics);
+            let process = ServiceProcess::new("keyward-keydir", binary.clone(), &["serve"], env, log.clone());
+            if attempt == 1 {
+                process.run_once(&["migrate"]).await?;
+            }
+            let mut keydir = Self { process, api, metrics, _dir: None };
+            match keydir.start_again().await {
+                Ok(()) => {
+                    keydir._dir = dir;
+                    return Ok(keydir);
+                }
+                Err(err) if attempt < 5 && is_port_taken(&err) => continue,
+                Err(err) => return Err(err),
+            }
+        }
     }
 
-    async fn serve(settings: Settings, api: SocketAddr, metrics: SocketAddr) -> anyhow::Result<Self> {
-        let api = tokio::net::TcpListener::bind(api).await.context("binding the API")?;
-        let metrics = tokio::net::TcpListener::bind(metrics).await.context("binding metrics")?;
-        let (api_addr, metrics_addr) = (api.local_addr()?, metrics.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(keyward_keydir::run(settings.clone(), api, metrics, async move {
-            let _ = stopped.await;
-        }));
-        Ok(Self { settings, api: api_addr, metrics: metrics_addr, stop: Some(stop), task: Some(task) })
+    /// Starts the process again (after [`stop`](Self::stop) or [`kill`](Self::kill)) on the
+    /// same ports and database, and waits until it listens.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        self.process.spawn()?;
+        self.process.wait_listening(&[self.api, self.metrics], Duration::from_secs(30)).await
+    }
+
+    /// Kills it (SIGKILL) and starts it again.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await?;
+        self.start_again().await
+    }
+
+    /// SIGKILL: no shutdown at all, as a crash.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.process.kill().await
+    }
+
+    /// SIGTERM and wait (graceful: waiting claims are answered first).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.process.stop().await
+    }
+
+    /// SIGTERM, then waits at most `timeout` for the exit, and returns the exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        self.process.terminate(timeout).await
+    }
+
+    /// Whether it was started and not stopped or killed.
+    pub fn is_started(&self) -> bool {
+        self.process.is_started()
     }
 
     /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
@@ -66,160 +165,33 @@ impl Keydir {
         format!("http://{}", self.api)
     }
 
-    /// URL of the metrics page.
-    pub fn metrics_url(&self) -> String {
-        format!("http://{}/metrics", self.metrics)
-    }
-
-    /// Graceful shutdown: waits until in-flight requests are answered.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task).await.context("keydir did not stop")???;
-        }
-        Ok(())
-    }
-
-    /// Stops abruptly, as a crash would: in-flight requests are dropped.
-    pub async fn abort(&mut self) {
-        self.stop.take();
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// Starts again on the same addresses and database (after [`stop`](Self::stop) or [`abort`](Self::abort)).
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.abort().await;
-        let fresh = Self::serve(self.settings.clone(), self.api, self.metrics).await?;
-        *self = fresh;
-        Ok(())
-    }
-}
-
-impl Drop for Keydir {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-/// The built `keyward-keydir` binary next to the running test executable
-/// (`target/<profile>/`); tests of the keydir crate pass `CARGO_BIN_EXE_keyward-keydir` instead.
-pub fn binary_next_to_tests() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().and_then(Path::parent).context("no target folder")?;
-    let binary = profile_dir.join("keyward-keydir");
-    if !binary.exists() {
-        bail!("{} is missing: build it with `cargo build -p keyward-keydir`", binary.display());
-    }
-    Ok(binary)
-}
-
-/// A keydir running as its own process (the real binary).
-pub struct KeydirProcess {
-    binary: PathBuf,
-    database_url: String,
-    api: SocketAddr,
-    metrics: SocketAddr,
-    child: Option<Child>,
-}
-
-impl KeydirProcess {
-    /// Runs `binary migrate`, then `binary serve` on free ports, and waits until it answers.
-    pub fn start(binary: &Path, database_url: &str) -> anyhow::Result<Self> {
-        let status = Command::new(binary)
-            .arg("migrate")
-            .env("KEYWARD_DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .status()
-            .context("running keyward-keydir migrate")?;
-        if !status.success() {
-            bail!("keyward-keydir migrate failed: {status}");
-        }
-        let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-        let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-        let mut process =
-            Self { binary: binary.to_owned(), database_url: database_url.to_owned(), api, metrics, child: None };
-        process.spawn()?;
-        Ok(process)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let child = Command::new(&self.binary)
-            .arg("serve")
-            .env("KEYWARD_DATABASE_URL", &self.database_url)
-            .env("KEYWARD_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("KEYWARD_COMPONENT_TOKEN", COMPONENT_TOKEN)
-            .env("KEYWARD_LISTEN", self.api.to_string())
-            .env("KEYWARD_METRICS_LISTEN", self.metrics.to_string())
-            .env("KEYWARD_SWEEP_MS", "200")
-            .env("KEYWARD_LOG_FORMAT", "json")
-            .env("RUST_LOG", std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting keyward-keydir serve")?;
-        self.child = Some(child);
-        crate::wait_for_port(self.api, Duration::from_secs(10))?;
-        crate::wait_for_port(self.metrics, Duration::from_secs(10))
-    }
-
-    /// Base URL of the API.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.api)
+    /// The API's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.api
     }
 
     /// URL of the metrics page.
     pub fn metrics_url(&self) -> String {
         format!("http://{}/metrics", self.metrics)
+    }
+
+    /// The metrics listener's address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
     }
 
     /// Its process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
-    /// SIGKILL: no shutdown at all.
-    pub fn kill(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
+    /// Its log (stdout and stderr, `migrate` included).
+    pub fn log_path(&self) -> PathBuf {
+        self.process.log_path().to_path_buf()
     }
 
-    /// SIGTERM, then waits (at most `timeout`) for it to exit.
-    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        let mut child = self.child.take().context("not running")?;
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("keyward-keydir did not exit within {timeout:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Starts it again on the same ports and database.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill()?;
-        self.spawn()
-    }
-}
-
-impl Drop for KeydirProcess {
-    fn drop(&mut self) {
-        let _ = self.kill();
+    /// The underlying process (to check whether it exited, read its log...).
+    pub fn process(&mut self) -> &mut ServiceProcess {
+        &mut self.process
     }
 }

@@ -6,16 +6,17 @@
 
 pub mod component;
 pub mod ejabberd;
+pub mod gate;
 pub mod keydir;
 pub mod net;
 pub mod postgres;
+pub mod process;
 pub mod prosody;
 pub mod stack;
 pub mod tls;
 pub mod xmpp;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
 
 /// A loopback port that was free a moment ago (bind port 0, read it, release it).
 pub fn free_port() -> std::io::Result<u16> {
@@ -27,16 +28,40 @@ pub fn temp_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix(prefix).tempdir()
 }
 
-/// Waits until something accepts TCP connections on `addr`, or fails after `timeout`.
-pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+/// Generates, for each named `async fn NAME(kind: ServerKind)` (returning `()` or a `Result`),
+/// a module `NAME` holding two tests, `prosody` and `ejabberd`: every server-facing behaviour is
+/// checked against both servers. Used as `on_both_servers!(first_test, second_test);`.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn prosody() {
+                $crate::TestOutcome::check(super::$name($crate::xmpp::ServerKind::Prosody).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ejabberd() {
+                $crate::TestOutcome::check(super::$name($crate::xmpp::ServerKind::Ejabberd).await);
+            }
         }
-        if Instant::now() >= deadline {
-            anyhow::bail!("nothing listens on {addr} after {timeout:?}");
+    )+};
+}
+
+/// What a test body of [`on_both_servers!`] returns: nothing (it panics on failure) or a `Result`.
+pub trait TestOutcome {
+    /// Panics, with the error, on a failure.
+    fn check(self);
+}
+
+impl TestOutcome for () {
+    fn check(self) {}
+}
+
+impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
+    fn check(self) {
+        if let Err(err) = self {
+            panic!("{err:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -84,12 +84,6 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// Whether a server failed to start because one of its ports was taken.
-fn is_port_taken(err: &anyhow::Error) -> bool {
-    let text = format!("{err:#}");
-    text.contains("eaddrinuse") || text.contains("could not bind") || text.contains("Address already in use")
-}
-
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
@@ -153,7 +147,7 @@ impl XmppServer {
                 ServerKind::Ejabberd => Ejabberd::start(options.clone()).await.map(Self::Ejabberd),
             };
             match started {
-                Err(err) if attempt < 4 && is_port_taken(&err) => continue,
+                Err(err) if attempt < 4 && crate::process::is_port_taken(&err) => continue,
                 other => return other,
             }
         }

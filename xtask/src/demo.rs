@@ -352,7 +352,7 @@ pub(crate) fn run(server: keyward_tests::xmpp::ServerKind) -> Result<()> {
     let keyward = bin_dir.join("keyward");
     let runtime = crate::runtime()?;
     let mut stack = runtime.block_on(crate::stack::start(server, bin_dir))?;
-    let endpoints = crate::stack::Endpoints::of(&stack);
+    let endpoints = crate::stack::Endpoints::of(&stack)?;
     println!(
         "local stack up: {} on {}, component {}, keydir {}",
         server.name(),

@@ -3,7 +3,8 @@
 
 use crate::install;
 use anyhow::{Context, Result};
-use keyward_tests::stack::{BINARIES, Stack, StackOptions};
+use keyward_tests::process::BINARIES;
+use keyward_tests::stack::{Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,18 +26,18 @@ pub(crate) struct Endpoints {
 }
 
 impl Endpoints {
-    pub(crate) fn of(stack: &Stack) -> Self {
-        Self {
+    pub(crate) fn of(stack: &Stack) -> Result<Self> {
+        Ok(Self {
             server: stack.kind(),
             c2s_addr: stack.c2s_addr(),
             domain: stack.domain().to_owned(),
             component_jid: stack.component_jid().to_owned(),
             keydir_url: stack.keydir_url(),
             admin_token: stack.admin_token().to_owned(),
-            database_url: stack.database_url().to_owned(),
+            database_url: stack.database_url()?.to_owned(),
             server_data_dir: stack.server_data_dir(),
             log_paths: stack.log_paths(),
-        }
+        })
     }
 
     /// The env file: `KEY=value` lines a shell can `source` or `set -a; . FILE`.
@@ -79,7 +80,7 @@ pub(crate) fn build_binaries() -> Result<PathBuf> {
     println!("building keyward…");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build.current_dir(crate::repo_root()).args(["build", "--quiet"]);
-    for bin in BINARIES.iter().chain(&["keyward"]) {
+    for bin in BINARIES {
         build.args(["--bin", bin]);
     }
     install::run(&mut build)?;
@@ -98,7 +99,7 @@ pub(crate) async fn up(server: ServerKind, env_file: &Path) -> Result<()> {
     install::apt_packages(packages(server))?;
     let bin_dir = build_binaries()?;
     let mut stack = start(server, bin_dir.clone()).await?;
-    let endpoints = Endpoints::of(&stack);
+    let endpoints = Endpoints::of(&stack)?;
     std::fs::write(env_file, endpoints.env_file_text()).with_context(|| format!("writing {}", env_file.display()))?;
     println!("keyward stack is up ({}):", server.name());
     print!("{}", endpoints.env_file_text());

@@ -27,6 +27,11 @@ pub(crate) fn run() -> Result<()> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     steps.push(("clippy", clippy));
+    // The tests run the service binaries and the CLI as processes: build them first (no test
+    // builds anything), with the same selection as the tests so that features unify alike.
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins", "--tests"]);
+    steps.push(("build", build));
     let mut tests = cargo();
     tests.args(["test", "--workspace"]).env("PATH", &path);
     steps.push(("tests", tests));

@@ -1,5 +1,5 @@
 //! Shared helpers of the component's integration tests: a real XMPP client (tokio-xmpp over
-//! plain TCP on loopback) and a stack of a real XMPP server (Prosody or ejabberd) + the component.
+//! plain TCP on loopback) and the stack (a real XMPP server, the component binary, keydir) they run.
 
 #![allow(dead_code)]
 
@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
-use keyward_tests::component::{Component, config_for};
-use keyward_tests::xmpp::ServerOptions;
-use keyward_tests::xmpp::{ServerKind, XmppServer};
+use keyward_tests::component::Component;
+use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
+use keyward_tests::xmpp::{ServerOptions, XmppServer};
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::minidom::Element;
@@ -19,67 +19,38 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
 
+pub use keyward_tests::xmpp::ServerKind;
+
+/// The longest a login or an IQ answer may take: generous, because a loaded 2-core machine
+/// running the whole suite is slow, and only a failure ever waits this long.
+pub const WAIT: Duration = Duration::from_secs(30);
+
 /// The password of every test user.
 pub const PASSWORD: &str = "correct-horse";
 
+/// The component token when keydir is not the stack's own.
+pub const TOKEN: &str = "component-token";
+
 /// A keydir URL where nothing listens: every keydir call fails fast.
-pub fn dead_keydir_url() -> String {
+pub fn dead_keydir() -> KeydirChoice {
     let port = keyward_tests::free_port().expect("free port");
-    format!("http://127.0.0.1:{port}")
+    KeydirChoice::External { url: format!("http://127.0.0.1:{port}"), token: TOKEN.into() }
 }
 
-/// Generates one `#[tokio::test]` per XMPP server for a test body `async fn(ServerKind)`:
-/// `on_both_servers!(body => body_prosody, body_ejabberd);`.
-#[macro_export]
-macro_rules! on_both_servers {
-    ($($body:ident => $prosody:ident, $ejabberd:ident);+ $(;)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $prosody() {
-            $body(keyward_tests::xmpp::ServerKind::Prosody).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $ejabberd() {
-            $body(keyward_tests::xmpp::ServerKind::Ejabberd).await;
-        }
-    )+};
+/// The options of a stack with the server of the given privilege and `keydir`.
+pub fn options(privilege: bool, keydir: KeydirChoice) -> StackOptions {
+    StackOptions {
+        server: ServerOptions { privilege, ..ServerOptions::default() },
+        log_filter: "info".into(),
+        keydir,
+        ..StackOptions::default()
+    }
 }
 
-/// An XMPP server of either kind with the component attached.
-pub struct Stack {
-    pub server: XmppServer,
-    pub component: Component,
-}
-
-/// Starts a server of `kind` with default options except `privilege`.
-pub async fn server(kind: ServerKind, privilege: bool) -> anyhow::Result<XmppServer> {
-    XmppServer::start(kind, ServerOptions { privilege, ..ServerOptions::default() }).await
-}
-
-impl Stack {
-    /// Starts a server of `kind` (with or without the roster privilege) and the component, and waits for the stream.
-    pub async fn start(kind: ServerKind, privilege: bool, keydir_url: &str, token: &str) -> anyhow::Result<Self> {
-        let server = server(kind, privilege).await?;
-        let mut config = config_for(&server, keydir_url, token)?;
-        config.keydir_timeout = Duration::from_millis(1500);
-        let component = Component::start_up(config).await?;
-        Ok(Self { server, component })
-    }
-
-    /// Which server runs.
-    pub fn kind(&self) -> ServerKind {
-        self.server.kind()
-    }
-
-    /// Registers `name` and logs in (with initial presence).
-    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
-        User::login(&self.server, name).await
-    }
-
-    /// The component's JID.
-    pub fn keys(&self) -> &str {
-        self.server.component_jid()
-    }
+/// Starts a stack: a server of `kind` (with or without the roster privilege), the component
+/// binary attached to it, and `keydir`; waits until the component's stream is up.
+pub async fn stack(kind: ServerKind, privilege: bool, keydir: KeydirChoice) -> Stack {
+    Stack::start(kind, options(privilege, keydir)).await.expect("stack")
 }
 
 /// An IQ answer as the client saw it.
@@ -186,7 +157,7 @@ impl User {
             DnsConfig::Addr { addr: server.c2s_addr().to_string() },
             Timeouts::tight(),
         );
-        tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::time::timeout(WAIT, async {
             loop {
                 match client.next().await {
                     Some(event) if event.is_online() => return Ok(()),
@@ -317,25 +288,17 @@ pub fn statuses(answer: &Element) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-/// Waits (polling, up to `timeout`) until the component's `/metrics` page has the line `line`
-/// exactly, e.g. `keyward_component_requests_queued 2`; returns that page.
-pub async fn wait_for_metric(component: &Component, line: &str, timeout: Duration) -> String {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let page = component.metrics().await.expect("metrics");
-        if page.lines().any(|l| l == line) {
-            return page;
-        }
-        assert!(std::time::Instant::now() < deadline, "no `{line}` within {timeout:?}:\n{page}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until the component's `/metrics` page has the line `line` exactly, e.g.
+/// `keyward_component_requests_queued 2`; returns that page.
+pub async fn wait_for_metric(component: &Component, line: &str) -> String {
+    component.wait_for_metrics(line, |l| l == line).await.expect("metrics")
 }
 
 /// Waits for the answer to an IQ sent with [`User::start_iq`].
 pub async fn finish_iq(token: IqResponseToken) -> anyhow::Result<Answer> {
-    let response = tokio::time::timeout(Duration::from_secs(10), token)
+    let response = tokio::time::timeout(WAIT, token)
         .await
-        .context("no answer within 10 s")?
+        .with_context(|| format!("no answer within {WAIT:?}"))?
         .map_err(|e| anyhow::anyhow!("iq failed: {e}"))?;
     Ok(match response {
         IqResponse::Result(payload) => Answer::Result(payload),

@@ -346,11 +346,28 @@ pub async fn claim(State(state): State<AppState>, Body(body): Body<ClaimRequest>
             return Ok(Json(ClaimResponse { notices }));
         }
         let sweep = state.settings.sweep.min(deadline - now);
+        let _parked = Parked::new(&state.metrics.claims_waiting);
         tokio::select! {
             () = &mut woken => {}
             () = tokio::time::sleep(sweep) => {}
             _ = stopping.wait_for(|stop| *stop) => {}
         }
+    }
+}
+
+/// Counts a claim in `claims_waiting` while it is parked, however the wait ends (even cancelled).
+struct Parked<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

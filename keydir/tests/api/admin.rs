@@ -6,6 +6,8 @@ use keyward_proto::{Fingerprint, XmlElement};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 #[tokio::test]
 async fn revocation_notifies_every_holder_and_the_account_once() {
@@ -109,32 +111,77 @@ async fn two_concurrent_revocations_change_the_account_once() {
     assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 1);
 }
 
+/// One lookup of the racing test: who asked, when it was in flight, what it saw.
+struct RacingLookup {
+    requester: String,
+    started: Instant,
+    ended: Instant,
+    status: String,
+}
+
 #[tokio::test]
 async fn a_lookup_racing_a_revocation_is_never_missed() {
-    // Either the lookup sees "revoked", or its requester gets a revoked notice.
+    // Either the lookup sees "revoked", or its requester gets a revoked notice. Lookups from four
+    // concurrent requesters run before, during and after the revocation; the test insists that
+    // the race really happened (a lookup in flight while the revocation was) and tries again
+    // with a fresh account when it did not.
     let app = TestApp::spawn().await;
-    app.account("alice@example.test").await;
-    let lookups = async {
-        let mut seen_active = Vec::new();
-        for i in 0..30 {
-            let requester = format!("racer{i}@example.test");
-            let reply = app.lookup(Some(&requester), &["alice@example.test"]).await;
-            if reply.body["items"][0]["status"] == "active" {
-                seen_active.push(requester);
+    for attempt in 0..5 {
+        let target = format!("alice{attempt}@example.test");
+        app.account(&target).await;
+        let active_seen = AtomicUsize::new(0);
+        let revoked = AtomicBool::new(false);
+        let worker = |w: usize| {
+            let (app, target, active_seen, revoked) = (&app, &target, &active_seen, &revoked);
+            async move {
+                let mut lookups = Vec::new();
+                let mut after = 0;
+                for i in 0..500 {
+                    let requester = format!("racer{attempt}-{w}-{i}@example.test");
+                    let started = Instant::now();
+                    let reply = app.lookup(Some(&requester), &[target]).await;
+                    let status = reply.body["items"][0]["status"].as_str().unwrap_or_default().to_owned();
+                    if status == "active" {
+                        active_seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    lookups.push(RacingLookup { requester, started, ended: Instant::now(), status });
+                    if revoked.load(Ordering::SeqCst) {
+                        after += 1;
+                        if after == 3 {
+                            break;
+                        }
+                    }
+                }
+                lookups
             }
+        };
+        let revoke = async {
+            while active_seen.load(Ordering::SeqCst) < 8 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            let started = Instant::now();
+            let reply = app.revoke(&target, "race").await;
+            let ended = Instant::now();
+            revoked.store(true, Ordering::SeqCst);
+            assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+            (started, ended)
+        };
+        let (a, b, c, d, (revoke_started, revoke_ended)) =
+            tokio::join!(worker(0), worker(1), worker(2), worker(3), revoke);
+        let lookups: Vec<RacingLookup> = [a, b, c, d].into_iter().flatten().collect();
+        assert!(lookups.iter().all(|l| l.status == "active" || l.status == "revoked"), "unexpected status");
+        assert!(lookups.iter().any(|l| l.status == "revoked"), "lookups after the revocation see it");
+        let notified: BTreeSet<String> =
+            app.claim_now().await.iter().map(|n| n["to"].as_str().expect("to").to_owned()).collect();
+        for lookup in lookups.iter().filter(|l| l.status == "active") {
+            assert!(notified.contains(&lookup.requester), "{} got an active bundle but no notice", lookup.requester);
         }
-        seen_active
-    };
-    let revoke = async {
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        app.revoke("alice@example.test", "race").await
-    };
-    let (seen_active, _) = tokio::join!(lookups, revoke);
-    let notified: BTreeSet<String> =
-        app.claim_now().await.iter().map(|n| n["to"].as_str().expect("to").to_owned()).collect();
-    for requester in seen_active {
-        assert!(notified.contains(&requester), "{requester} got an active bundle but no revocation notice");
+        let raced = lookups.iter().filter(|l| l.started < revoke_ended && l.ended > revoke_started).count();
+        if raced > 0 {
+            return;
+        }
     }
+    panic!("in five attempts no lookup was ever in flight during the revocation: the race was never tested");
 }
 
 #[tokio::test]

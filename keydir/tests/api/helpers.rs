@@ -1,7 +1,7 @@
 //! `TestApp`: a keydir on a fresh database of the shared throwaway cluster, with request helpers.
 
 use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
-use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir};
+use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, KeydirOptions};
 use keyward_tests::postgres::Postgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -70,17 +70,15 @@ impl Reply {
 }
 
 impl TestApp {
-    /// A keydir (in-process) on a fresh database.
+    /// A keydir (the real binary) on a fresh database, with the test defaults.
     pub async fn spawn() -> Self {
-        let postgres = Postgres::shared().expect("throwaway Postgres");
-        let database_url = postgres.fresh_database().await.expect("fresh database");
-        let settings = keyward_tests::keydir::settings(&database_url).expect("settings");
-        Self::with_settings(settings, database_url).await
+        Self::start(KeydirOptions::new(&fresh_database().await)).await
     }
 
-    /// A keydir with these settings.
-    pub async fn with_settings(settings: keyward_keydir::Settings, database_url: String) -> Self {
-        let keydir = Keydir::start(settings).await.expect("keydir starts");
+    /// A keydir with these options (see [`fresh_database`]).
+    pub async fn start(options: KeydirOptions) -> Self {
+        let database_url = options.database_url.clone();
+        let keydir = Keydir::start(options).await.expect("keydir starts");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
         Self { keydir, database_url, client }
     }
@@ -173,6 +171,12 @@ impl TestApp {
     }
 }
 
+/// A fresh database in the shared throwaway cluster.
+pub async fn fresh_database() -> String {
+    let postgres = tokio::task::spawn_blocking(Postgres::shared).await.expect("joins").expect("throwaway Postgres");
+    postgres.fresh_database().await.expect("fresh database")
+}
+
 /// Reads a response whole; the body as JSON (or a JSON string of the text).
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status();
@@ -192,4 +196,18 @@ pub fn metric(page: &str, series: &str) -> f64 {
             (name == series).then(|| value.parse().ok()).flatten()
         })
         .unwrap_or(0.0)
+}
+
+/// Waits until the metrics page at `url` shows `series` at `value`, or panics after 10 s: how a
+/// test knows that something is in a given state (a claim parked, say) without sleeping.
+pub async fn wait_for_metric(url: &str, series: &str, value: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = reqwest::get(url).await.expect("metrics").text().await.expect("text");
+        if metric(&page, series) == value {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{series} never reached {value}:\n{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

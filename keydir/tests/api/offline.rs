@@ -87,8 +87,8 @@ async fn stale(conn: &mut PgConnection, entries: &[Entry]) -> Vec<String> {
 async fn migrated() -> PgConnection {
     let postgres = Postgres::shared().expect("throwaway Postgres");
     let url = postgres.fresh_database().await.expect("fresh database");
-    keyward_tests::keydir::migrate(&url).await.expect("migrations apply");
     let mut conn = PgConnection::connect(&url).await.expect("connects");
+    keyward_keydir::MIGRATOR.run(&mut conn).await.expect("migrations apply");
     // The macros describe with generic plans: nullability inferred from the
     // EXPLAIN of a custom plan (all parameters NULL) would differ.
     conn.execute("SET SESSION plan_cache_mode = 'force_generic_plan'").await.expect("sets the plan cache mode");

@@ -1,8 +1,8 @@
 //! Operations: health, readiness, metrics (checked by promtool), the OpenAPI document (checked by
 //! schemathesis), a SIGKILL and restart that loses nothing, and graceful shutdown on SIGTERM.
 
-use crate::helpers::{Account, Auth, TestApp, metric, read};
-use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, KeydirProcess};
+use crate::helpers::{Account, Auth, TestApp, fresh_database, metric, read, wait_for_metric};
+use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, KeydirOptions};
 use keyward_tests::postgres::Postgres;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ async fn health_and_readiness() {
 async fn without_its_database_keydir_is_not_ready_and_answers_503() {
     let mut postgres = Postgres::start().expect("own cluster");
     let url = postgres.fresh_database().await.expect("database");
-    let app = TestApp::with_settings(keyward_tests::keydir::settings(&url).expect("settings"), url).await;
+    let app = TestApp::start(KeydirOptions::new(&url)).await;
     app.account("alice@example.test").await;
     postgres.stop();
     app.send(Method::GET, "/readyz", Auth::None, None).await.assert_problem(503, "unavailable");
@@ -53,6 +53,8 @@ async fn metrics_move_and_pass_promtool() {
     app.relay("alice@example.test", "bob@example.test").await;
     app.lookup(Some("carol@example.test"), &["alice@example.test"]).await;
     app.send(Method::GET, "/v0/admin/audit", Auth::None, None).await;
+    // Not a wait for an event: the relay's notice must be at least a second old for the
+    // oldest-pending-age gauge to read >= 1 below.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.revoke("alice@example.test", "test").await;
     let page = app.metrics().await;
@@ -133,11 +135,9 @@ async fn openapi_document_describes_exactly_the_real_routes() {
 
 #[tokio::test]
 async fn killed_and_restarted_keydir_loses_nothing() {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let mut keydir = KeydirProcess::start(Path::new(BINARY), &url).expect("keydir process");
+    let mut app = TestApp::spawn().await;
     let client = reqwest::Client::new();
-    let base = keydir.url();
+    let base = app.keydir.url();
     let call = |method: Method, path: &str, token: &str, body: Value| {
         client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send()
     };
@@ -149,21 +149,29 @@ async fn killed_and_restarted_keydir_loses_nothing() {
         json!({"bundle": alice.bundle, "secret": alice.secret}),
     );
     assert_eq!(put.await.expect("publish").status(), StatusCode::CREATED);
+    let mut relayed = BTreeSet::new();
     for to in ["bob@example.test", "carol@example.test", "dave@example.test"] {
-        let reply = call(
-            Method::POST,
-            "/v0/component/relays",
-            COMPONENT_TOKEN,
-            json!({"from": "alice@example.test", "to": to}),
-        );
-        assert_eq!(reply.await.expect("relay").status(), StatusCode::ACCEPTED);
+        let reply = read(
+            call(
+                Method::POST,
+                "/v0/component/relays",
+                COMPONENT_TOKEN,
+                json!({"from": "alice@example.test", "to": to}),
+            )
+            .await
+            .expect("relay"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        relayed.insert(reply.body["notice_id"].as_i64().expect("notice id"));
     }
+    // All three leased for a second, the first acknowledged.
     let claimed = read(
         call(
             Method::POST,
             "/v0/component/notices/claim",
             COMPONENT_TOKEN,
-            json!({"wait_ms": 0, "max": 2, "lease_ms": 1000}),
+            json!({"wait_ms": 0, "max": 3, "lease_ms": 1000}),
         )
         .await
         .expect("claim"),
@@ -171,7 +179,7 @@ async fn killed_and_restarted_keydir_loses_nothing() {
     .await;
     let claimed: Vec<i64> =
         claimed.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
-    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed.iter().copied().collect::<BTreeSet<_>>(), relayed);
     let ack = read(
         call(Method::POST, "/v0/component/notices/ack", COMPONENT_TOKEN, json!({"ids": [claimed[0]]}))
             .await
@@ -179,31 +187,36 @@ async fn killed_and_restarted_keydir_loses_nothing() {
     )
     .await;
     assert_eq!(ack.body["acknowledged"], 1);
-    // A claim is waiting when the process dies.
+    // A claim is parked (nothing is due) when the process dies.
     let waiting = tokio::spawn(call(
         Method::POST,
         "/v0/component/notices/claim",
         COMPONENT_TOKEN,
         json!({"wait_ms": 20000, "max": 1, "lease_ms": 1000}),
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // The unclaimed third notice went to the waiting claim (or is still due); kill it now.
-    keydir.kill().expect("SIGKILL");
-    let _ = waiting.await;
-    keydir.restart().expect("restarts");
+    wait_for_metric(&app.keydir.metrics_url(), "keyward_keydir_claims_waiting", 1.0).await;
+    app.keydir.kill().await.expect("SIGKILL");
+    assert!(waiting.await.expect("joined").is_err(), "a killed keydir answered the parked claim");
+    app.keydir.start_again().await.expect("restarts");
 
-    // After the leases run out, every unacknowledged notice is handed out again; the acked one never.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = read(
-        call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 0})).await.expect("claim"),
-    )
-    .await;
-    let mut ids: Vec<i64> =
-        again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
-    ids.sort_unstable();
-    assert_eq!(ids.len(), 2, "{again:?}");
-    assert!(!ids.contains(&claimed[0]), "an acknowledged notice came back");
-    assert!(ids.contains(&claimed[1]), "a leased, unacknowledged notice was lost");
+    // Once the leases run out, every unacknowledged notice is handed out again; the acked one never.
+    let unacknowledged: BTreeSet<i64> = claimed[1..].iter().copied().collect();
+    let mut again = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while again != unacknowledged {
+        assert!(Instant::now() < deadline, "only {again:?} of {unacknowledged:?} came back");
+        let reply = read(
+            call(Method::POST, "/v0/component/notices/claim", COMPONENT_TOKEN, json!({"wait_ms": 500}))
+                .await
+                .expect("claim"),
+        )
+        .await;
+        for notice in reply.body["notices"].as_array().expect("notices") {
+            let id = notice["id"].as_i64().expect("id");
+            assert!(unacknowledged.contains(&id), "notice {id} came back (acknowledged: {})", claimed[0]);
+            assert!(again.insert(id), "notice {id} handed out twice within its lease");
+        }
+    }
     // The account, its holders and the revocation still work after the restart.
     let revoke = read(
         call(
@@ -222,24 +235,20 @@ async fn killed_and_restarted_keydir_loses_nothing() {
 
 #[tokio::test]
 async fn sigterm_answers_waiting_claims_and_exits_cleanly() {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let mut keydir = KeydirProcess::start(Path::new(BINARY), &url).expect("keydir process");
-    let client = reqwest::Client::new();
-    let waiting = client
-        .post(format!("{}/v0/component/notices/claim", keydir.url()))
+    let mut app = TestApp::spawn().await;
+    let waiting = app
+        .client
+        .post(format!("{}/v0/component/notices/claim", app.keydir.url()))
         .bearer_auth(COMPONENT_TOKEN)
         .json(&json!({"wait_ms": 30000}))
         .send();
     let waiting = tokio::spawn(waiting);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_metric(&app.keydir.metrics_url(), "keyward_keydir_claims_waiting", 1.0).await;
     let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || keydir.terminate(Duration::from_secs(10)))
-        .await
-        .expect("joined")
-        .expect("exits after SIGTERM");
+    let status = app.keydir.terminate(Duration::from_secs(10)).await.expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+    // The parked claim is answered at once, not at its 30 s deadline.
+    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
     let reply = read(waiting.await.expect("joined").expect("the waiting claim was answered")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"notices": []}));
@@ -257,37 +266,33 @@ fn healthcheck(listen: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn the_healthcheck_subcommand_asks_the_running_binary() {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let mut keydir = KeydirProcess::start(Path::new(BINARY), &url).expect("keydir process");
-    let port = keydir.url().rsplit(':').next().expect("port").to_owned();
+    let mut app = TestApp::spawn().await;
+    let port = app.keydir.addr().port();
     // As in the container image: the listener is given as 0.0.0.0, probed on loopback.
     let (healthy, stderr) = healthcheck(&format!("0.0.0.0:{port}"));
     assert!(healthy, "{stderr}");
     assert!(healthcheck(&format!("127.0.0.1:{port}")).0);
     // The metrics listener is not the API: its /healthz is a 404.
-    let metrics_port =
-        keydir.metrics_url().split(':').nth(2).and_then(|p| p.split('/').next()).expect("port").to_owned();
-    let (healthy, stderr) = healthcheck(&format!("127.0.0.1:{metrics_port}"));
+    let (healthy, stderr) = healthcheck(&app.keydir.metrics_addr().to_string());
     assert!(!healthy);
     assert!(stderr.contains("404"), "{stderr}");
-    keydir.kill().expect("kill");
+    app.keydir.kill().await.expect("kill");
     let (healthy, stderr) = healthcheck(&format!("0.0.0.0:{port}"));
     assert!(!healthy, "healthy with nothing listening");
     assert!(stderr.contains("unhealthy"), "{stderr}");
 }
 
 #[tokio::test]
-async fn in_process_keydir_restarts_on_the_same_address() {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let mut keydir = Keydir::start(keyward_tests::keydir::settings(&url).expect("settings")).await.expect("starts");
-    let before = keydir.url();
-    keydir.stop().await.expect("graceful stop");
-    keydir.restart().await.expect("restarts");
-    assert_eq!(keydir.url(), before);
-    let reply = reqwest::get(format!("{}/readyz", keydir.url())).await.expect("ready");
-    assert_eq!(reply.status(), StatusCode::OK);
+async fn a_stopped_keydir_starts_again_on_the_same_address() {
+    let mut app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    let before = app.keydir.url();
+    app.keydir.stop().await.expect("graceful stop");
+    app.keydir.start_again().await.expect("restarts");
+    assert_eq!(app.keydir.url(), before);
+    app.send(Method::GET, "/readyz", Auth::None, None).await;
+    let lookup = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(lookup.status, StatusCode::OK, "{lookup:?}");
 }
 
 /// `schemathesis` on PATH or in the repository's `.venv/`.
@@ -302,12 +307,9 @@ fn schemathesis() -> PathBuf {
 
 #[tokio::test]
 async fn schemathesis_finds_no_failures() {
-    let postgres = Postgres::shared().expect("postgres");
-    let url = postgres.fresh_database().await.expect("database");
-    let mut settings = keyward_tests::keydir::settings(&url).expect("settings");
     // Claims that find nothing return at once, instead of after up to 30 s.
-    settings.max_claim_wait = Duration::from_millis(100);
-    let app = TestApp::with_settings(settings, url).await;
+    let options = KeydirOptions::new(&fresh_database().await);
+    let app = TestApp::start(KeydirOptions { max_claim_wait: Some(Duration::from_millis(100)), ..options }).await;
     // Some data for the fuzzer to hit: an account with a holder, and a revoked one.
     app.account("alice@example.test").await;
     app.account("bob@example.test").await;

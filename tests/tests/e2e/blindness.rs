@@ -17,8 +17,8 @@ use keyward_client::keyward_proto::{BareJid, Envelope, KeyPair, Recipient, Seale
 use keyward_client::{Incoming, Session, Setup};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::on_both_servers;
 use crate::support::{expect, marker, mutual_contacts, stack};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(the_server_side_never_sees_plaintext_passphrases_or_private_keys);
 

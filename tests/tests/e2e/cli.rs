@@ -3,15 +3,17 @@
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use keyward_tests::stack::{Stack, find_binary};
+use keyward_tests::process::find_binary;
+use keyward_tests::stack::Stack;
 use keyward_tests::xmpp::ServerKind;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::on_both_servers;
-use crate::support::stack;
+use crate::support::{WAIT, stack};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(cli_flow);
 
@@ -53,6 +55,22 @@ impl Cli<'_> {
             .collect()
     }
 
+    /// Runs `recv` again and again until the events seen so far satisfy `done`, or fails after
+    /// [`WAIT`]: on a loaded machine a relayed key or a message may take longer than one `recv`.
+    async fn recv_until(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> anyhow::Result<Vec<Value>> {
+        let deadline = Instant::now() + WAIT;
+        let mut events = Vec::new();
+        loop {
+            events.extend(self.ok(&["recv", "--timeout", "2"]).await?);
+            if done(&events) {
+                return Ok(events);
+            }
+            if Instant::now() >= deadline {
+                bail!("{} did not receive {what} within {WAIT:?}; got {events:?}", self.jid);
+            }
+        }
+    }
+
     async fn one(&self, args: &[&str]) -> anyhow::Result<Value> {
         let mut lines = self.ok(args).await?;
         if lines.len() != 1 {
@@ -80,18 +98,19 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     assert_eq!(added["notice"], "key-pinned");
     assert_eq!(added["fingerprint"], dave_fp.as_str());
 
-    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
-    assert!(events.iter().any(|e| e["notice"] == "contact-request" && e["jid"] == carol.jid.as_str()), "{events:?}");
-    assert!(
-        events.iter().any(|e| e["notice"] == "key-pinned" && e["fingerprint"] == carol_fp.as_str()),
-        "carol's key relayed to dave: {events:?}"
-    );
+    let requested = |e: &Value| e["notice"] == "contact-request" && e["jid"] == carol.jid.as_str();
+    let relayed = |e: &Value| e["notice"] == "key-pinned" && e["fingerprint"] == carol_fp.as_str();
+    dave.recv_until("carol's request and relayed key", |events| {
+        events.iter().any(requested) && events.iter().any(relayed)
+    })
+    .await?;
     let accepted = dave.one(&["accept", &carol.jid]).await?;
     assert_eq!(accepted["accepted"], true);
 
     carol.one(&["send", &dave.jid, "hello dave, from the command line"]).await?;
-    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
-    let message = events.iter().find(|e| e["from"] == carol.jid.as_str()).context("carol's message")?;
+    let from_carol = |e: &Value| e["from"] == carol.jid.as_str();
+    let events = dave.recv_until("carol's message", |events| events.iter().any(from_carol)).await?;
+    let message = events.iter().find(|e| from_carol(e)).context("carol's message")?;
     assert_eq!(message["body"], "hello dave, from the command line");
     assert_eq!(message["verified"], true);
     assert_eq!(message["trust"], "tofu");
@@ -105,8 +124,8 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     let confirmed = dave.one(&["verify", &carol.jid, "--confirm"]).await?;
     assert_eq!(confirmed["trust"], "verified");
     carol.one(&["send", &dave.jid, "and now you know it is me"]).await?;
-    let events = dave.ok(&["recv", "--timeout", "3"]).await?;
-    let message = events.iter().find(|e| e["from"] == carol.jid.as_str()).context("carol's second message")?;
+    let events = dave.recv_until("carol's second message", |events| events.iter().any(from_carol)).await?;
+    let message = events.iter().find(|e| from_carol(e)).context("carol's second message")?;
     assert_eq!(message["body"], "and now you know it is me");
     assert_eq!(message["verified"], true);
     assert_eq!(message["trust"], "verified");

@@ -4,8 +4,8 @@
 use keyward_client::{Error, Incoming, Session, Setup, Trust};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::on_both_servers;
 use crate::support::{User, expect, stack};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(second_device);
 

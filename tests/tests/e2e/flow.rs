@@ -4,8 +4,8 @@
 use keyward_client::{Incoming, KeyEvent, Setup, Trust};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::on_both_servers;
 use crate::support::{User, expect, stack, wait_for};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(whole_flow, offline_delivery, message_while_only_a_command_runs);
 
@@ -172,7 +172,10 @@ async fn message_while_only_a_command_runs(kind: ServerKind) -> anyhow::Result<(
     let b = bob.session(Setup::FirstUse).await?;
     a.add(&bob.jid).await?;
     a.send(&bob.jid, "while you were busy").await?;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // A round trip on alice's stream after the message: the server handles a stream's stanzas in
+    // order, so once this is answered the message has been routed, while bob's command session
+    // is still connected. (Had it been delivered to that session, closing it would lose it.)
+    a.refresh_key(&bob.jid).await?;
     b.close().await?;
 
     let mut b = bob.session(Setup::ThisDevice).await?;

@@ -12,8 +12,8 @@ use sqlx::Connection;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
-use crate::on_both_servers;
 use crate::support::{User, expect, mutual_contacts, stack};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(server_swaps_a_key, user_forges_a_key_relay, tampered_forwarded_and_replayed_ciphertext);
 
@@ -45,7 +45,7 @@ async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
 
     // The server's operator replaces alice's bundle with one of a key it holds (validly self-signed).
     let forged = Bundle::sign(&KeyPair::generate()?, alice.jid.clone(), 1_800_000_000);
-    swap_bundle(stack.database_url(), &forged).await?;
+    swap_bundle(stack.database_url()?, &forged).await?;
 
     // bob's next send looks alice's key up, sees the change, and refuses to encrypt to it.
     match b.send(&alice.jid, "who are you now?").await {
@@ -97,7 +97,7 @@ async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
     let sig_at = broken_xml.find("<sig>").expect("sig") + 5;
     let flipped = if &broken_xml[sig_at..=sig_at] == "A" { "B" } else { "A" };
     broken_xml.replace_range(sig_at..=sig_at, flipped);
-    let mut db = sqlx::PgConnection::connect(stack.database_url()).await?;
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
     sqlx::query("UPDATE bundles SET xml = $2 WHERE jid = $1")
         .bind(alice.jid.as_str())
         .bind(&broken_xml)

@@ -4,8 +4,8 @@
 use keyward_client::{Error, Incoming, KeyEvent, Setup, Warning};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::on_both_servers;
 use crate::support::{User, expect, revoke, stack};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(revocation_reaches_online_and_offline_contacts);
 

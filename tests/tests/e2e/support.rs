@@ -17,27 +17,6 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// The cheapest KDF parameters the client's strict policy accepts: keeps the suite fast.
 pub const FAST_KDF: KdfParams = KdfParams { m_kib: 19_456, t: 2, p: 1 };
 
-/// Generates, for each named `async fn NAME(kind: ServerKind) -> anyhow::Result<()>`, a module
-/// `NAME` with the tests `prosody` and `ejabberd`.
-#[macro_export]
-macro_rules! on_both_servers {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            use keyward_tests::xmpp::ServerKind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn prosody() -> anyhow::Result<()> {
-                super::$name(ServerKind::Prosody).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn ejabberd() -> anyhow::Result<()> {
-                super::$name(ServerKind::Ejabberd).await
-            }
-        }
-    )+};
-}
-
 /// The whole stack with the XMPP server of `kind`, in-band registration allowed.
 pub async fn stack(kind: ServerKind) -> anyhow::Result<Stack> {
     stack_with(kind, StackOptions::default()).await
@@ -45,35 +24,7 @@ pub async fn stack(kind: ServerKind) -> anyhow::Result<Stack> {
 
 /// The whole stack with the XMPP server of `kind`, started with `options`.
 pub async fn stack_with(kind: ServerKind, options: StackOptions) -> anyhow::Result<Stack> {
-    tokio::task::spawn_blocking(build_binaries).await??;
     Stack::start(kind, options).await
-}
-
-/// Brings the binaries the suite runs (keydir, component, `keyward`) up to date, once per test
-/// process, with the cargo that runs the tests: `cargo test -p keyward-tests` alone does not build
-/// other packages' binaries, and a stale binary would test old code. It selects what
-/// `cargo test --workspace` selects (so features unify the same way and, after that command,
-/// this is a no-op), in the profile of the running test.
-fn build_binaries() -> anyhow::Result<()> {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--workspace", "--bins", "--tests"]);
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        if exe.ancestors().any(|dir| dir.file_name().is_some_and(|name| name == "release")) {
-            command.arg("--release");
-        }
-        let output = command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .map_err(|e| format!("running cargo build: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("cargo build of the binaries failed:\n{}", String::from_utf8_lossy(&output.stderr)));
-        }
-        Ok(())
-    });
-    built.clone().map_err(anyhow::Error::msg)
 }
 
 /// A user of the stack: an XMPP account registered in-band, a passphrase and one device folder.

@@ -7,14 +7,15 @@ use std::path::Path;
 use std::process::Output;
 
 use anyhow::{Context, bail};
-use keyward_tests::stack::{Stack, StackOptions, find_binary};
+use keyward_tests::process::find_binary;
+use keyward_tests::stack::{Stack, StackOptions};
 use keyward_tests::tls::TestCa;
 use keyward_tests::xmpp::{ServerKind, ServerOptions};
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::on_both_servers;
 use crate::support::{stack, stack_with};
+use keyward_tests::on_both_servers;
 
 on_both_servers!(
     chat_over_starttls_and_direct_tls,
