@@ -257,6 +257,19 @@ modules:
         Ok(())
     }
 
+    /// SIGKILL to the Erlang node: a crash, no shutdown at all; [`restart`](Self::restart) starts it again.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(Running { mut child, .. }) = self.process.take() {
+            child.kill().await.context("killing ejabberd")?;
+        }
+        Ok(())
+    }
+
+    /// The Erlang node's process ID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(|p| p.child.id())
+    }
+
     /// Stops and starts the server again on the same ports, with the same spool (users, rosters).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;

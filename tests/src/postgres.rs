@@ -18,6 +18,7 @@ const MISSING: &str = "PostgreSQL server binaries (initdb, pg_ctl) not found: \
     install the Debian package postgresql-15 (or postgresql)";
 
 /// A running throwaway cluster.
+#[derive(Debug)]
 pub struct Postgres {
     dir: Option<tempfile::TempDir>,
     bindir: PathBuf,
@@ -83,30 +84,77 @@ impl Postgres {
         let mut last = String::new();
         for _ in 0..5 {
             let port = crate::free_port()?;
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=300",
-                postgres.path().display()
-            );
-            let out = postgres
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(postgres.path().join("log"))
-                .args(["-w", "-t", "30", "-o", &options, "start"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .context("running pg_ctl start")?;
-            if out.status.success() {
-                postgres.port = port;
-                postgres.pid = read_pid(&data)?;
-                return Ok(postgres);
+            match postgres.launch(port) {
+                Ok(()) => return Ok(postgres),
+                Err(err) => last = format!("{err:#}"),
             }
-            last = std::fs::read_to_string(postgres.path().join("log")).unwrap_or_default();
         }
         bail!("PostgreSQL did not start: {last}")
+    }
+
+    /// `pg_ctl start` on `port` with the cluster's data folder; records the postmaster's PID.
+    fn launch(&mut self, port: u16) -> anyhow::Result<()> {
+        let data = self.path().join("data");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=300",
+            self.path().display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.path().join("log"))
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .context("running pg_ctl start")?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.path().join("log")).unwrap_or_default();
+            bail!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr));
+        }
+        self.port = port;
+        self.pid = read_pid(&data)?;
+        Ok(())
+    }
+
+    /// SIGKILL to the postmaster and every process it started, all at once (a crash of the
+    /// whole server, no shutdown at all); waits until they are gone. The data folder and the
+    /// port stay, for [`start_again`](Self::start_again). Not for [`Postgres::shared`].
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if self.pid == 0 {
+            bail!("the cluster is not running (or is the shared one)");
+        }
+        let mut pids = children_of(self.pid);
+        pids.push(self.pid);
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let _ = Command::new("kill").arg("-KILL").args(&list).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|pid| running(*pid)) {
+            if Instant::now() > deadline {
+                bail!("PostgreSQL processes {pids:?} still run 10 s after SIGKILL");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.pid = 0;
+        Ok(())
+    }
+
+    /// Starts a killed cluster again on the same port and data folder (crash recovery runs);
+    /// returns once it accepts connections.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.pid != 0 {
+            bail!("the cluster is running");
+        }
+        self.dir.as_ref().context("cluster folder already handed over")?;
+        self.launch(self.port)
+    }
+
+    /// The postmaster's process ID while it runs (0 once stopped, killed or handed over).
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// One cluster for the whole test process, started on first use and
@@ -212,6 +260,27 @@ impl Postgres {
 fn read_pid(data: &Path) -> anyhow::Result<u32> {
     let text = std::fs::read_to_string(data.join("postmaster.pid")).context("reading postmaster.pid")?;
     text.lines().next().unwrap_or_default().trim().parse().context("parsing postmaster.pid")
+}
+
+/// The processes whose parent is `parent` (from `/proc`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            ppid == Some(parent)
+        })
+        .collect()
+}
+
+/// Whether a process runs (a zombie waiting to be reaped counts as gone).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 impl Drop for Postgres {

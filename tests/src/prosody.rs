@@ -280,6 +280,14 @@ Component {component_jid}
         Ok(())
     }
 
+    /// SIGKILL: a crash, no shutdown at all; [`restart`](Self::restart) starts it again.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.context("killing prosody")?;
+        }
+        Ok(())
+    }
+
     /// Stops and starts the server again on the same ports, with the same data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;

@@ -36,6 +36,9 @@ pub struct StackOptions {
     pub keydir: KeydirChoice,
     /// Changes to the component's settings (its keydir timeout, say) before it starts.
     pub component: fn(&mut ComponentOptions),
+    /// Run keydir's database in a Postgres cluster of the stack's own instead of the shared
+    /// one, so that it can be killed and started again ([`Stack::kill_postgres`]).
+    pub own_postgres: bool,
 }
 
 /// Where the stack's component finds keydir.
@@ -61,6 +64,7 @@ impl Default for StackOptions {
             start_timeout: Duration::from_secs(60),
             keydir: KeydirChoice::Real,
             component: |_| {},
+            own_postgres: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Stack {
     component: Component,
     admin_token: String,
     start_timeout: Duration,
+    /// The stack's own cluster ([`StackOptions::own_postgres`]); last, so that it stops last.
+    postgres: Option<Postgres>,
 }
 
 /// A fresh random token (32 bytes, hex): every stack has its own, so a stack left running
@@ -102,10 +108,20 @@ impl Stack {
     pub async fn start(kind: ServerKind, options: StackOptions) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("keyward-stack-").tempdir().context("creating the stack folder")?;
         let admin_token = random_token()?;
+        let mut own_postgres = None;
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
-                let postgres = tokio::task::spawn_blocking(Postgres::shared).await.context("starting Postgres")??;
-                let database_url = postgres.fresh_database().await?;
+                let database_url = if options.own_postgres {
+                    let postgres =
+                        tokio::task::spawn_blocking(Postgres::start).await.context("starting Postgres")??;
+                    let url = postgres.fresh_database().await?;
+                    own_postgres = Some(postgres);
+                    url
+                } else {
+                    let postgres =
+                        tokio::task::spawn_blocking(Postgres::shared).await.context("starting Postgres")??;
+                    postgres.fresh_database().await?
+                };
                 let component_token = random_token()?;
                 let keydir = Keydir::start(KeydirOptions {
                     admin_token: admin_token.clone(),
@@ -142,6 +158,7 @@ impl Stack {
             component,
             admin_token,
             start_timeout: options.start_timeout,
+            postgres: own_postgres,
         };
         stack.wait_component_up().await?;
         Ok(stack)
@@ -307,6 +324,51 @@ impl Stack {
     /// Stops the XMPP server.
     pub async fn stop_xmpp(&mut self) -> anyhow::Result<()> {
         self.xmpp.stop().await
+    }
+
+    /// Kills the XMPP server (SIGKILL, as a crash would); [`restart_xmpp`](Self::restart_xmpp) starts it again.
+    pub async fn kill_xmpp(&mut self) -> anyhow::Result<()> {
+        self.xmpp.kill().await
+    }
+
+    /// Kills the component (SIGKILL, as a crash would); [`start_component`](Self::start_component) starts it again.
+    pub async fn kill_component(&mut self) -> anyhow::Result<()> {
+        self.component.kill().await
+    }
+
+    /// Kills the stack's own Postgres cluster: SIGKILL to all its processes at once, as a
+    /// crash would. Needs [`StackOptions::own_postgres`].
+    pub async fn kill_postgres(&mut self) -> anyhow::Result<()> {
+        self.with_own_postgres(Postgres::kill).await
+    }
+
+    /// Starts the stack's own Postgres cluster again after [`kill_postgres`](Self::kill_postgres),
+    /// on the same port and data (crash recovery runs); returns once it accepts connections.
+    pub async fn start_postgres(&mut self) -> anyhow::Result<()> {
+        self.with_own_postgres(Postgres::start_again).await
+    }
+
+    /// The postmaster's process ID of the stack's own cluster, while it runs.
+    pub fn postgres_pid(&self) -> Option<u32> {
+        self.postgres.as_ref().map(Postgres::pid).filter(|pid| *pid != 0)
+    }
+
+    /// The XMPP server's process ID, while it runs.
+    pub fn xmpp_pid(&self) -> Option<u32> {
+        self.xmpp.pid()
+    }
+
+    /// Runs a blocking operation on the stack's own cluster off the async threads.
+    async fn with_own_postgres(&mut self, operation: fn(&mut Postgres) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut postgres = self.postgres.take().context("this stack has no Postgres of its own (own_postgres)")?;
+        let (postgres, result) = tokio::task::spawn_blocking(move || {
+            let result = operation(&mut postgres);
+            (postgres, result)
+        })
+        .await
+        .context("the Postgres task failed")?;
+        self.postgres = Some(postgres);
+        result
     }
 
     /// Restarts the XMPP server (same ports and data) and waits until the component is back.

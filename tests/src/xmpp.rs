@@ -216,7 +216,17 @@ impl XmppServer {
         either!(self, s => s.stop().await)
     }
 
-    /// Stops and starts it again on the same ports with the same data.
+    /// SIGKILL: a crash, no shutdown at all; [`restart`](Self::restart) starts it again.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        either!(self, s => s.kill().await)
+    }
+
+    /// The server's process ID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        either!(self, s => s.pid())
+    }
+
+    /// Stops (if running) and starts it again on the same ports with the same data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         either!(self, s => s.restart().await)
     }
