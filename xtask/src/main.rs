@@ -1,7 +1,14 @@
-//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo).
+//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo, chaos and soak runs).
 
+mod audit;
+mod chaos;
 mod demo;
+mod fault;
 mod install;
+mod load;
+mod plot;
+mod report;
+mod soak;
 mod stack;
 mod test;
 mod tidy;
@@ -34,6 +41,29 @@ enum Task {
         #[arg(long, default_value = "prosody")]
         server: String,
     },
+    /// Under a steady mixed load, SIGKILL Postgres, keydir, the component and the XMPP server in
+    /// turn, start each again, and report what failed, how fast it recovered and what was lost.
+    Chaos {
+        /// Short phases (about a minute per server), for the test command.
+        #[arg(long)]
+        short: bool,
+        /// The XMPP server: prosody, ejabberd or both.
+        #[arg(long, default_value = "both")]
+        server: String,
+        /// Where to write the markdown report (default target/chaos/report.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Hold the chaos load for N minutes without faults, sampling each service's memory
+    /// (CSV and SVG plot under target/soak/), and report errors and whether memory looks flat.
+    Soak {
+        /// How long to hold the load, per server.
+        #[arg(long)]
+        minutes: f64,
+        /// The XMPP server: prosody, ejabberd or both.
+        #[arg(long, default_value = "prosody")]
+        server: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +88,8 @@ fn main() -> Result<()> {
             runtime()?.block_on(stack::up(server, &env_file))
         }
         Task::Demo { server } => demo::run(ServerKind::parse(&server)?),
+        Task::Chaos { short, server, report } => chaos::run(short, &server, report),
+        Task::Soak { minutes, server } => soak::run(minutes, &server),
     }
 }
 

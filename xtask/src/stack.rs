@@ -84,7 +84,12 @@ pub(crate) fn build_binaries() -> Result<PathBuf> {
         build.args(["--bin", bin]);
     }
     install::run(&mut build)?;
-    Ok(crate::repo_root().join("target/debug"))
+    let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => crate::repo_root().join(dir),
+        None => crate::repo_root().join("target"),
+    };
+    Ok(target.join("debug"))
 }
 
 /// Starts a stack on loopback, with in-band registration open, for local use.
