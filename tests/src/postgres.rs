@@ -130,7 +130,8 @@ impl Postgres {
         let mut pids = children_of(self.pid);
         pids.push(self.pid);
         let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-        let _ = Command::new("kill").arg("-KILL").args(&list).status();
+        // A backend may have ended on its own meanwhile: "no such process" is fine.
+        let _ = Command::new("kill").arg("-KILL").args(&list).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while pids.iter().any(|pid| running(*pid)) {
             if Instant::now() > deadline {

@@ -129,7 +129,8 @@ async fn one(kind: ServerKind, timing: Timing, bin_dir: PathBuf) -> Result<Serve
         tokio::time::sleep(timing.settle).await;
     }
     probe.close().await;
-    let drain = load.drain(Duration::from_secs(30)).await;
+    // A notice claimed but not delivered is delivered again after its 30 s lease.
+    let drain = load.drain(Duration::from_secs(45)).await;
     let published = load.published();
     let audit = audit::bundles(&load.account("auditor", Duration::from_secs(5))?, &published).await?;
     let component_exited = fault::component_exited(&mut stack, None) || outages.iter().any(|o| o.component_exited);

@@ -79,6 +79,8 @@ pub(crate) struct Op {
 pub(crate) struct Revoked {
     pub(crate) jid: BareJid,
     pub(crate) holders: BTreeSet<BareJid>,
+    /// When the admin API confirmed it.
+    pub(crate) at: Duration,
 }
 
 /// Everything the load saw.
@@ -92,8 +94,8 @@ pub(crate) struct Record {
     /// Accounts being or already revoked: no longer looked up.
     revoking: BTreeSet<BareJid>,
     pub(crate) revocations: Vec<Revoked>,
-    /// Revocation notices received: (holder, revoked account).
-    pub(crate) notices: BTreeSet<(BareJid, BareJid)>,
+    /// Revocation notices received, (holder, revoked account), with when the first came.
+    pub(crate) notices: BTreeMap<(BareJid, BareJid), Duration>,
     pub(crate) sent: BTreeSet<String>,
     pub(crate) received: BTreeSet<String>,
     /// Stanzas the client refused or bounces (should be none).
@@ -104,7 +106,17 @@ impl Record {
     /// Notices never received: (holder, revoked account).
     pub(crate) fn missing_notices(&self) -> Vec<(BareJid, BareJid)> {
         let expected = self.revocations.iter().flat_map(|r| r.holders.iter().map(|h| (h.clone(), r.jid.clone())));
-        expected.filter(|pair| !self.notices.contains(pair)).collect()
+        expected.filter(|pair| !self.notices.contains_key(pair)).collect()
+    }
+
+    /// The slowest notice owed to a holder: from the revocation's confirmation to its arrival.
+    pub(crate) fn slowest_notice(&self) -> Option<Duration> {
+        let delays = self.revocations.iter().flat_map(|r| {
+            r.holders
+                .iter()
+                .filter_map(|h| self.notices.get(&(h.clone(), r.jid.clone())).map(|at| at.saturating_sub(r.at)))
+        });
+        delays.max()
     }
 }
 
@@ -193,7 +205,7 @@ impl Shared {
                 record.received.insert(received.id);
             }
             Incoming::Key(KeyEvent::Revoked { jid, .. }) => {
-                record.notices.insert((me.clone(), jid));
+                record.notices.entry((me.clone(), jid)).or_insert(self.t0.elapsed());
             }
             Incoming::Rejected { from, error } => record.rejected.push(format!("{me} refused from {from}: {error}")),
             Incoming::Bounce { from, condition } => {
@@ -216,21 +228,26 @@ impl Load {
     /// Registers and sets up the steady users (each pins the next one's key), then starts the load.
     pub(crate) async fn start(target: Target, options: LoadOptions) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("keyward-load-").tempdir()?;
-        let shared = Arc::new(Shared { t0: Instant::now(), options, target, record: Mutex::default() });
-        let (phase, _) = watch::channel(Phase::Running);
-        let users = shared.options.users.max(2);
+        let users = options.users.max(2);
         let mut accounts = Vec::new();
         for i in 0..users {
-            let account = shared.target.account(&format!("steady{i}"), dir.path(), shared.options.request_timeout)?;
+            let account = target.account(&format!("steady{i}"), dir.path(), options.request_timeout)?;
             create(&account).await.with_context(|| format!("setting up steady user {i}"))?.close().await?;
             accounts.push(account);
         }
-        let mut tasks = JoinSet::new();
+        let mut sessions = Vec::new();
         for (i, account) in accounts.iter().enumerate() {
             let peer = accounts[(i + 1) % users].connect.jid.clone();
             let mut session = connect(account).await?;
             session.refresh_key(&peer).await.context("pinning the next user's key")?;
-            tasks.spawn(steady(shared.clone(), account.clone(), session, peer, phase.subscribe()));
+            sessions.push((account.clone(), session, peer));
+        }
+        // Times count from here, when the load begins.
+        let shared = Arc::new(Shared { t0: Instant::now(), options, target, record: Mutex::default() });
+        let (phase, _) = watch::channel(Phase::Running);
+        let mut tasks = JoinSet::new();
+        for (account, session, peer) in sessions {
+            tasks.spawn(steady(shared.clone(), account, session, peer, phase.subscribe()));
         }
         tasks.spawn(publisher(shared.clone(), dir.path().to_path_buf(), phase.subscribe()));
         tasks.spawn(revoker(shared.clone(), phase.subscribe()));
@@ -395,14 +412,14 @@ async fn revoker(shared: Arc<Shared>, mut phase: watch::Receiver<Phase>) {
                 .cloned()?;
             record.revoking.insert(jid.clone());
             let holders = record.holders.get(&jid).cloned().unwrap_or_default();
-            Some(Revoked { jid, holders })
+            Some(Revoked { jid, holders, at: Duration::ZERO })
         });
         if let Some(revoked) = chosen {
             let started = Instant::now();
             let result = revoke(&http, &shared.target, &revoked.jid).await;
             shared.op(OpKind::Revoke, started, &result.as_ref().map_err(|e| format!("{e:#}")));
             match result {
-                Ok(()) => shared.record().revocations.push(revoked),
+                Ok(()) => shared.record().revocations.push(Revoked { at: shared.t0.elapsed(), ..revoked }),
                 Err(_) => retry = Some(revoked),
             }
         }

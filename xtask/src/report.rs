@@ -171,14 +171,17 @@ fn server_section(out: &mut String, run: &ServerRun) {
     let missing = record.missing_notices();
     let _ = writeln!(
         out,
-        "- Revocations: {} confirmed, {expected} notices owed to holders, {} never delivered {} (all in {} after the load stopped).",
+        "- Revocations: {} confirmed, {expected} notices owed to holders, {} never delivered {}; the slowest \
+         arrived {} after its revocation; the last {} after the load stopped.",
         record.revocations.len(),
         missing.len(),
         mark(missing.is_empty()),
+        record.slowest_notice().map_or("-".to_owned(), secs),
         secs(run.drain),
     );
     for (holder, revoked) in &missing {
-        let _ = writeln!(out, "  - {holder} never heard that {revoked} was revoked");
+        let at = record.revocations.iter().find(|r| &r.jid == revoked).map_or(Duration::ZERO, |r| r.at);
+        let _ = writeln!(out, "  - {holder} never heard that {revoked} was revoked (at {})", secs(at));
     }
     let delivered = record.sent.intersection(&record.received).count();
     let _ = writeln!(

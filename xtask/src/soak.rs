@@ -98,7 +98,8 @@ async fn one(kind: ServerKind, duration: Duration, bin_dir: PathBuf) -> Result<V
         samples.push((started.elapsed().as_secs_f64(), sample(&stack)));
         tokio::time::sleep(every).await;
     }
-    let drain = load.drain(Duration::from_secs(30)).await;
+    // A notice claimed but not delivered is delivered again after its 30 s lease.
+    let drain = load.drain(Duration::from_secs(45)).await;
     let published = load.published();
     let audit = crate::audit::bundles(&load.account("auditor", Duration::from_secs(5))?, &published).await?;
     let component_exited = crate::fault::component_exited(&mut stack, None);
