@@ -25,6 +25,8 @@ pub struct Postgres {
     run_as: Option<String>,
     port: u16,
     pid: u32,
+    /// Commits wait for their WAL to reach the OS, so a SIGKILL loses no committed transaction.
+    crash_safe: bool,
 }
 
 /// The folder of the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_dump`).
@@ -57,8 +59,19 @@ fn id_of(user: &str, flag: &str) -> anyhow::Result<u32> {
 }
 
 impl Postgres {
-    /// Creates and starts a new cluster.
+    /// Creates and starts a new cluster, tuned for speed (`synchronous_commit=off`: a
+    /// SIGKILL may lose the last commits; see [`start_crash_safe`](Self::start_crash_safe)).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Creates and starts a new cluster whose committed transactions survive a SIGKILL of its
+    /// processes (`synchronous_commit=on`; `fsync` stays off: a process crash, not a power loss).
+    pub fn start_crash_safe() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(crash_safe: bool) -> anyhow::Result<Self> {
         let bindir = bindir()?;
         let run_as = is_root().then(|| "postgres".to_owned());
         let dir = tempfile::Builder::new().prefix("keyward-pg-").tempdir().context("creating a temp folder")?;
@@ -68,7 +81,7 @@ impl Postgres {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         }
         let data = dir.path().join("data");
-        let mut postgres = Self { dir: Some(dir), bindir, run_as, port: 0, pid: 0 };
+        let mut postgres = Self { dir: Some(dir), bindir, run_as, port: 0, pid: 0, crash_safe };
         let status = postgres
             .command("initdb")
             .args(["-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8", "-U", "postgres", "-D"])
@@ -96,9 +109,10 @@ impl Postgres {
     fn launch(&mut self, port: u16) -> anyhow::Result<()> {
         let data = self.path().join("data");
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit={} \
              -c full_page_writes=off -c max_connections=300",
-            self.path().display()
+            self.path().display(),
+            if self.crash_safe { "on" } else { "off" },
         );
         let out = self
             .command("pg_ctl")

@@ -36,8 +36,8 @@ pub struct StackOptions {
     pub keydir: KeydirChoice,
     /// Changes to the component's settings (its keydir timeout, say) before it starts.
     pub component: fn(&mut ComponentOptions),
-    /// Run keydir's database in a Postgres cluster of the stack's own instead of the shared
-    /// one, so that it can be killed and started again ([`Stack::kill_postgres`]).
+    /// Run keydir's database in a crash-safe Postgres cluster of the stack's own instead of the
+    /// shared one, so that it can be killed and started again ([`Stack::kill_postgres`]).
     pub own_postgres: bool,
 }
 
@@ -112,8 +112,9 @@ impl Stack {
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
                 let database_url = if options.own_postgres {
-                    let postgres =
-                        tokio::task::spawn_blocking(Postgres::start).await.context("starting Postgres")??;
+                    let postgres = tokio::task::spawn_blocking(Postgres::start_crash_safe)
+                        .await
+                        .context("starting Postgres")??;
                     let url = postgres.fresh_database().await?;
                     own_postgres = Some(postgres);
                     url
