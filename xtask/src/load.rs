@@ -158,7 +158,7 @@ impl Target {
 /// Registers the account in-band and publishes its keys; returns the open session.
 pub(crate) async fn create(account: &Account) -> Result<Session> {
     keyward_client::register(&account.connect).await.context("registering")?;
-    Ok(Session::first_use(account).await.context("publishing")?)
+    Session::first_use(account).await.context("publishing")
 }
 
 /// Opens a session with the keys cached on this device and goes online.
