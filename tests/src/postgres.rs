@@ -153,6 +153,10 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A killed postmaster may stay a zombie until its parent reaps it, and Postgres takes a
+        // lock file naming a PID that still exists for a running server: they are stale now.
+        let _ = std::fs::remove_file(self.path().join("data/postmaster.pid"));
+        let _ = std::fs::remove_file(self.path().join(format!(".s.PGSQL.{}.lock", self.port)));
         self.pid = 0;
         Ok(())
     }
@@ -331,5 +335,22 @@ mod tests {
         drop(postgres);
         assert!(!alive(pid), "postmaster {pid} still runs");
         assert!(!folder.exists(), "{} was not removed", folder.display());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_safe_cluster_keeps_its_commits_across_sigkill_and_start_again() {
+        let mut postgres = tokio::task::spawn_blocking(Postgres::start_crash_safe).await.unwrap().expect("starts");
+        let (port, old_pid) = (postgres.port(), postgres.pid());
+        let url = postgres.fresh_database().await.expect("database");
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
+        conn.execute("CREATE TABLE t (n int); INSERT INTO t VALUES (42)").await.expect("writes");
+        postgres.kill().expect("kills");
+        assert!(!running(old_pid), "postmaster {old_pid} survived SIGKILL");
+        assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err(), "the old connection still works");
+        postgres.start_again().expect("starts again");
+        assert_eq!(postgres.port(), port);
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects again");
+        let (n,): (i32,) = sqlx::query_as("SELECT n FROM t").fetch_one(&mut conn).await.expect("reads");
+        assert_eq!(n, 42);
     }
 }
