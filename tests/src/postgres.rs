@@ -339,7 +339,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_crash_safe_cluster_keeps_its_commits_across_sigkill_and_start_again() {
-        let mut postgres = tokio::task::spawn_blocking(Postgres::start_crash_safe).await.unwrap().expect("starts");
+        let mut postgres =
+            tokio::task::spawn_blocking(Postgres::start_crash_safe).await.expect("task").expect("starts");
         let (port, old_pid) = (postgres.port(), postgres.pid());
         let url = postgres.fresh_database().await.expect("database");
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
