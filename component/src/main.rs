@@ -23,6 +23,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    keyward_component::keydir::install_crypto_provider();
     let args = match Cli::parse().command {
         Command::Serve(args) => args,
         Command::Healthcheck(args) => std::process::exit(healthcheck(&args).await),

@@ -40,6 +40,7 @@ pub struct MigrateArgs {
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     if let Command::Healthcheck(args) = &cli.command {
         std::process::exit(runtime.block_on(healthcheck(args)));

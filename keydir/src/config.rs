@@ -4,6 +4,7 @@ use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -75,6 +76,12 @@ pub struct ServeArgs {
     /// Longest a claim waits (milliseconds, at most 30000), whatever it asks for.
     #[arg(long, env = "KEYWARD_MAX_CLAIM_WAIT_MS", default_value_t = 30_000)]
     pub max_claim_wait_ms: u64,
+    /// PEM certificate chain of the API: with --tls-key, the API serves HTTPS only.
+    #[arg(long, env = "KEYWARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the API's certificate.
+    #[arg(long, env = "KEYWARD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Connection string for the database, never printed.
@@ -109,6 +116,8 @@ pub struct Settings {
     pub sweep: Duration,
     /// Longest a claim waits, whatever it asks for.
     pub max_claim_wait: Duration,
+    /// The API's certificate and key: HTTPS when set, plain HTTP otherwise.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Settings {
@@ -124,6 +133,7 @@ impl Settings {
             db_pool_max: 10,
             sweep: Duration::from_secs(2),
             max_claim_wait: Duration::from_secs(30),
+            tls: None,
         })
     }
 
@@ -140,6 +150,7 @@ impl Settings {
         settings.db_pool_max = args.db_pool_max;
         settings.sweep = Duration::from_millis(args.sweep_ms.clamp(50, 60_000));
         settings.max_claim_wait = Duration::from_millis(args.max_claim_wait_ms.min(30_000));
+        settings.tls = crate::tls::tls_files(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
         Ok(settings)
     }
 }

@@ -23,6 +23,9 @@ pub enum Error {
     /// The metrics registry refused a metric (a programming error caught at start).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The API's certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A configuration value was invalid.
     #[error("configuration: {0}")]
     Config(String),

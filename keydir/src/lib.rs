@@ -21,6 +21,7 @@ mod server;
 mod state;
 mod store;
 pub mod telemetry;
+pub mod tls;
 mod wake;
 
 pub use config::{Settings, Token};

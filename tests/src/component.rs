@@ -29,6 +29,8 @@ pub struct ComponentOptions {
     pub keydir_url: String,
     /// `KEYWARD_COMPONENT_TOKEN`.
     pub token: String,
+    /// `KEYWARD_KEYDIR_CA`, when set: the CA certificate (PEM) trusted for keydir's HTTPS.
+    pub keydir_ca: Option<PathBuf>,
     /// `KEYWARD_RECONNECT_MIN_MS` (100 ms here: tests restart servers).
     pub reconnect_min: Duration,
     /// `KEYWARD_RECONNECT_MAX_MS` (1 s here).
@@ -60,6 +62,7 @@ impl ComponentOptions {
             secret: server.secret().to_owned(),
             keydir_url: keydir_url.to_owned(),
             token: token.to_owned(),
+            keydir_ca: None,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
             keydir_timeout: None,
@@ -87,6 +90,9 @@ impl ComponentOptions {
             ("RUST_LOG".to_owned(), self.log_filter.clone()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
         ];
+        if let Some(ca) = &self.keydir_ca {
+            env.push(("KEYWARD_KEYDIR_CA".to_owned(), ca.display().to_string()));
+        }
         if let Some(timeout) = self.keydir_timeout {
             env.push(("KEYWARD_KEYDIR_TIMEOUT_MS".to_owned(), ms(timeout)));
         }
@@ -116,6 +122,7 @@ impl Component {
     /// Starts the binary and waits until its metrics listener accepts connections (its XMPP
     /// stream may still be down: see [`start_up`](Self::start_up)).
     pub async fn start(options: ComponentOptions) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
         let binary = find_binary("keyward-component", options.bin_dir.as_deref())?;
         let (dir, log) = match &options.log {
             Some(log) => (None, log.clone()),
