@@ -339,6 +339,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in ["localhost", "db.localhost", "127.0.0.1", "127.9.9.9", "[::1]", "::1"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["keyward-keydir", "10.0.0.1", "localhost.example.org", "[::2]"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_configuration_error() {
+        let missing = tls_config(Some(Path::new("/nonexistent/ca.pem")));
+        assert!(matches!(missing, Err(Error::Config(ref m)) if m.contains("/nonexistent/ca.pem")), "{missing:?}");
+        let empty = tempfile_path("empty.pem", "");
+        assert!(matches!(tls_config(Some(&empty)), Err(Error::Config(_))));
+        let _ = std::fs::remove_file(empty);
+        assert!(tls_config(None).is_ok());
+    }
+
+    fn tempfile_path(name: &str, contents: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("keyward-component-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("writes");
+        path
+    }
+
+    #[test]
     fn paths_percent_encode_jids() {
         let client =
             KeydirClient::new("http://127.0.0.1:1/base/", Secret::new("t"), Duration::from_secs(1)).expect("valid");
