@@ -84,6 +84,7 @@ impl ComponentOptions {
             ("KEYWARD_METRICS_LISTEN".to_owned(), metrics.to_string()),
             ("KEYWARD_RECONNECT_MIN_MS".to_owned(), ms(self.reconnect_min)),
             ("KEYWARD_RECONNECT_MAX_MS".to_owned(), ms(self.reconnect_max)),
+            ("KEYWARD_LOG_FORMAT".to_owned(), "json".to_owned()),
             ("RUST_LOG".to_owned(), self.log_filter.clone()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
         ];
