@@ -1,51 +1,15 @@
 //! Configuration from flags and environment variables; secrets in a type that never prints.
 
-use core::fmt;
-use core::str::FromStr;
 use core::time::Duration;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 use keyward_proto::BareJid;
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
 
-/// A secret string (component secret, keydir token): `Debug` and `Display` print `[redacted]`.
-#[derive(Clone)]
-pub struct Secret(SecretString);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(SecretString::from(secret.into()))
-    }
-
-    /// The secret itself, for the one place that must use it.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = core::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
+pub use keyward_service::Secret;
 
 /// The largest accepted `max_in_flight` and `max_queued`: a guard against typos (a queued
 /// request holds its stanza, up to 64 KiB, so the default 1024 is at most 64 MiB).

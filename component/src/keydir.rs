@@ -154,12 +154,7 @@ fn unavailable(err: reqwest::Error) -> Error {
     }
 }
 
-/// Makes rustls' ring provider the process default, unless one is installed already: reqwest
-/// (built with `rustls-no-provider`, to keep aws-lc out of the build) needs one to build any
-/// client, even one that only ever speaks plain HTTP.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use keyward_service::tls::install_crypto_provider;
 
 /// The TLS settings of the keydir client: rustls with the ring provider, HTTP/1.1, trusting
 /// the system's CA certificates and those of the PEM file `extra_ca`.

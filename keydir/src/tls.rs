@@ -129,12 +129,7 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Makes rustls' ring provider the process default, unless one is installed already: reqwest
-/// (built with `rustls-no-provider`, to keep aws-lc out of the build) needs one to build any
-/// client, even one that only ever speaks plain HTTP.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use keyward_service::tls::install_crypto_provider;
 
 /// How the key directory reaches its database, as far as its connection options tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use anyhow::Context;
 use tempfile::TempDir;
 
-use crate::process::{ServiceProcess, find_binary, is_port_taken};
+use crate::process::{ServiceProcess, find_binary, log_location, retry_on_taken_port};
 
 /// The admin token of a test keydir (the stack uses random tokens instead).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -111,34 +110,25 @@ impl Keydir {
     pub async fn start(options: KeydirOptions) -> anyhow::Result<Self> {
         crate::tls::install_crypto_provider();
         let binary = find_binary("keyward-keydir", options.bin_dir.as_deref())?;
-        let (dir, log) = match &options.log {
-            Some(log) => (None, log.clone()),
-            None => {
-                let dir = crate::temp_dir("keyward-keydir-").context("creating the keydir folder")?;
-                let log = dir.path().join("keydir.log");
-                (Some(dir), log)
-            }
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-            let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-            let env = options.environment(api, metrics);
-            let process = ServiceProcess::new("keyward-keydir", binary.clone(), &["serve"], env, log.clone());
-            if attempt == 1 && options.migrate {
-                process.run_once(&["migrate"]).await?;
-            }
-            let mut keydir = Self { process, api, metrics, https: options.tls.is_some(), _dir: None };
-            match keydir.start_again().await {
-                Ok(()) => {
-                    keydir._dir = dir;
-                    return Ok(keydir);
+        let (dir, log) = log_location(options.log.as_deref(), "keyward-keydir")?;
+        let mut keydir = retry_on_taken_port(|attempt| {
+            let (binary, log, options) = (binary.clone(), log.clone(), &options);
+            async move {
+                let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+                let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+                let env = options.environment(api, metrics);
+                let process = ServiceProcess::new("keyward-keydir", binary, &["serve"], env, log);
+                if attempt == 1 && options.migrate {
+                    process.run_once(&["migrate"]).await?;
                 }
-                Err(err) if attempt < 5 && is_port_taken(&err) => continue,
-                Err(err) => return Err(err),
+                let mut keydir = Self { process, api, metrics, https: options.tls.is_some(), _dir: None };
+                keydir.start_again().await?;
+                Ok(keydir)
             }
-        }
+        })
+        .await?;
+        keydir._dir = dir;
+        Ok(keydir)
     }
 
     /// Starts the process again (after [`stop`](Self::stop) or [`kill`](Self::kill)) on the

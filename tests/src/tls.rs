@@ -6,12 +6,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// Makes rustls' ring provider the process default, unless one is installed already: reqwest
-/// (built with `rustls-no-provider`, to keep aws-lc out of the build) needs one to build any
-/// client, even one that only ever speaks plain HTTP.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use keyward_service::tls::install_crypto_provider;
 
 /// From a day ago to thirty days ahead.
 fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
