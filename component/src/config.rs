@@ -1,50 +1,15 @@
 //! Configuration from flags and environment variables; secrets in a type that never prints.
 
-use core::fmt;
-use core::str::FromStr;
 use core::time::Duration;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Args;
 use keyward_proto::BareJid;
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
 
-/// A secret string (component secret, keydir token): `Debug` and `Display` print `[redacted]`.
-#[derive(Clone)]
-pub struct Secret(SecretString);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(SecretString::from(secret.into()))
-    }
-
-    /// The secret itself, for the one place that must use it.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = core::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
+pub use keyward_service::Secret;
 
 /// The largest accepted `max_in_flight` and `max_queued`: a guard against typos (a queued
 /// request holds its stanza, up to 64 KiB, so the default 1024 is at most 64 MiB).
@@ -62,9 +27,13 @@ pub struct ServeArgs {
     /// The shared secret of the component on the server.
     #[arg(long, env = "KEYWARD_COMPONENT_SECRET", hide_env_values = true)]
     pub component_secret: Secret,
-    /// keydir's base URL (http://host:port).
+    /// keydir's base URL (https://host:port, or http:// on loopback or an encrypted network).
     #[arg(long, env = "KEYWARD_KEYDIR_URL")]
     pub keydir_url: String,
+    /// PEM file of CA certificates trusted for keydir's HTTPS certificate, in addition to the
+    /// system's (for a private CA).
+    #[arg(long, env = "KEYWARD_KEYDIR_CA")]
+    pub keydir_ca: Option<PathBuf>,
     /// The bearer token of keydir's component API.
     #[arg(long, env = "KEYWARD_COMPONENT_TOKEN", hide_env_values = true)]
     pub component_token: Secret,
@@ -110,6 +79,8 @@ pub struct Config {
     pub component_secret: Secret,
     /// keydir's base URL.
     pub keydir_url: String,
+    /// Extra CA certificates (PEM file) trusted for keydir's certificate.
+    pub keydir_ca: Option<PathBuf>,
     /// keydir's component API token.
     pub component_token: Secret,
     /// Domains whose accounts may publish and fetch secrets.
@@ -163,6 +134,7 @@ impl Config {
             component_jid,
             component_secret,
             keydir_url: keydir_url.into(),
+            keydir_ca: None,
             component_token,
             served_domains: vec![parent],
             max_in_flight: 64,
@@ -216,6 +188,7 @@ impl Config {
         if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
         }
+        config.keydir_ca = args.keydir_ca.clone();
         config.max_in_flight = args.max_in_flight;
         config.max_queued = args.max_queued;
         config.keydir_timeout = Duration::from_millis(args.keydir_timeout_ms.max(1));

@@ -4,6 +4,8 @@
 //! [`Error::KeydirUnavailable`] quickly, which handlers answer with `service-unavailable`.
 
 use core::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -129,7 +131,6 @@ struct Problem {
 }
 
 fn unavailable(err: reqwest::Error) -> Error {
-    // reqwest's messages name the URL but never the Authorization header.
     let what = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
@@ -137,17 +138,80 @@ fn unavailable(err: reqwest::Error) -> Error {
     } else {
         "request failed"
     };
-    Error::KeydirUnavailable(what.to_owned())
+    // The causes below reqwest's own message (which names the URL): "tcp connect error",
+    // "invalid peer certificate: UnknownIssuer"... never a header, so never the token.
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.dedup();
+    if causes.is_empty() {
+        Error::KeydirUnavailable(what.to_owned())
+    } else {
+        Error::KeydirUnavailable(format!("{what}: {}", causes.join(": ")))
+    }
+}
+
+pub use keyward_service::tls::install_crypto_provider;
+
+/// The TLS settings of the keydir client: rustls with the ring provider, HTTP/1.1, trusting
+/// the system's CA certificates and those of the PEM file `extra_ca`.
+pub fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::debug!(cause = %err, "a system CA certificate could not be loaded");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, ignored, "system CA certificates");
+    if let Some(path) = extra_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| Error::Config(format!("keydir CA file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!("keydir CA file {} holds no PEM certificate", path.display())));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| Error::Config(format!("keydir CA file {}: {e}", path.display())))?;
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS versions: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Whether `host` (a name or an address, IPv6 possibly in brackets) is this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl KeydirClient {
-    /// A client of the keydir at `base_url`, with `timeout` per request.
+    /// A client of the keydir at `base_url`, with `timeout` per request, trusting the system's CAs.
     pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<Self> {
+        Self::with_ca(base_url, token, timeout, None)
+    }
+
+    /// A client of the keydir at `base_url` that also trusts the CA certificates of the PEM
+    /// file `extra_ca` (for keydir's certificate from a private CA).
+    pub fn with_ca(base_url: &str, token: Secret, timeout: Duration, extra_ca: Option<&Path>) -> Result<Self> {
         let base = Url::parse(base_url).map_err(|e| Error::Config(format!("keydir URL: {e}")))?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err(Error::Config("keydir URL must be http(s)://host[:port][/path]".into()));
         }
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(extra_ca)?)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -156,6 +220,25 @@ impl KeydirClient {
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Self { http, base, token, timeout })
+    }
+
+    /// Logs, once at start, whether keydir is reached over HTTPS or plain HTTP: a warning
+    /// when plain HTTP leaves this host. Scheme, host and port only: never a path or userinfo.
+    pub fn log_transport(&self) {
+        let host = self.base.host_str().unwrap_or_default();
+        let port = self.base.port_or_known_default().unwrap_or_default();
+        if self.base.scheme() == "https" {
+            tracing::info!(host, port, "keydir over HTTPS");
+        } else if is_loopback_host(host) {
+            tracing::info!(host, port, "keydir over plain HTTP on loopback");
+        } else {
+            tracing::warn!(
+                host,
+                port,
+                "keydir over plain HTTP to a non-loopback host: the component token and users' key \
+                 material cross the network unencrypted unless the network itself is; use https://"
+            );
+        }
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -249,6 +332,32 @@ impl KeydirClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in ["localhost", "db.localhost", "127.0.0.1", "127.9.9.9", "[::1]", "::1"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["keyward-keydir", "10.0.0.1", "localhost.example.org", "[::2]"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_configuration_error() {
+        let missing = tls_config(Some(Path::new("/nonexistent/ca.pem")));
+        assert!(matches!(missing, Err(Error::Config(ref m)) if m.contains("/nonexistent/ca.pem")), "{missing:?}");
+        let empty = tempfile_path("empty.pem", "");
+        assert!(matches!(tls_config(Some(&empty)), Err(Error::Config(_))));
+        let _ = std::fs::remove_file(empty);
+        assert!(tls_config(None).is_ok());
+    }
+
+    fn tempfile_path(name: &str, contents: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("keyward-component-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("writes");
+        path
+    }
 
     #[test]
     fn paths_percent_encode_jids() {

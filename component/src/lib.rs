@@ -64,7 +64,13 @@ pub async fn run(
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_limits(config.max_in_flight, config.max_queued);
-    let keydir = KeydirClient::new(&config.keydir_url, config.component_token.clone(), config.keydir_timeout)?;
+    let keydir = KeydirClient::with_ca(
+        &config.keydir_url,
+        config.component_token.clone(),
+        config.keydir_timeout,
+        config.keydir_ca.as_deref(),
+    )?;
+    keydir.log_transport();
     let shared = Arc::new(Shared {
         relay_limit: RateLimiter::new(config.relay_per_minute),
         config,

@@ -3,12 +3,15 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keyward_component::{Config, HealthcheckArgs, ServeArgs};
-use tracing_subscriber::EnvFilter;
+use keyward_service::LogFormat;
 
 /// keyward's XEP-0114 external component.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log format.
+    #[arg(long, env = "KEYWARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,50 +26,16 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = match Cli::parse().command {
+    keyward_component::keydir::install_crypto_provider();
+    let cli = Cli::parse();
+    let args = match cli.command {
         Command::Serve(args) => args,
-        Command::Healthcheck(args) => std::process::exit(healthcheck(&args).await),
+        Command::Healthcheck(args) => std::process::exit(args.run().await),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    keyward_service::telemetry::init(cli.log_format);
     let config = Config::from_args(&args).context("invalid configuration")?;
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding the metrics listener {}", args.metrics_listen))?;
-    keyward_component::run(config, listener, shutdown_signal()).await.context("component failed")
-}
-
-/// Exits 0 when `/healthz` answers 200, else 1 (with the reason on standard error).
-async fn healthcheck(args: &HealthcheckArgs) -> i32 {
-    let timeout = std::time::Duration::from_millis(args.timeout_ms);
-    match keyward_component::healthcheck::healthz_status(args.metrics_listen, timeout).await {
-        Ok(200) => return 0,
-        Ok(status) => eprintln!("unhealthy: /healthz answered {status}"),
-        Err(err) => eprintln!("unhealthy: {err}"),
-    }
-    1
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    keyward_component::run(config, listener, keyward_service::shutdown::signal()).await.context("component failed")
 }

@@ -8,15 +8,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use keyward_service::metrics::{CONTENT_TYPE, ServiceRegistry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 use tokio::net::TcpListener;
 
 /// The component's metrics, in a registry of their own (several components can run in one process).
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: ServiceRegistry,
     /// Stanzas received, by kind (`iq`, `message`, `presence`, `oversize`).
     pub stanzas: IntCounterVec,
     /// Request handling time, by request.
@@ -41,16 +40,15 @@ pub struct Metrics {
     pub refused: IntCounter,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &ServiceRegistry, metric: T) -> T {
     // Names are fixed and distinct, so registration cannot collide.
-    let _ = registry.register(Box::new(metric.clone()));
-    metric
+    registry.register(metric).unwrap_or_else(|_| unreachable_metric())
 }
 
 impl Metrics {
     /// Fresh metrics in a new registry.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("keyward_component".into()), None).unwrap_or_default();
+        let registry = ServiceRegistry::new("keyward_component").unwrap_or_else(|_| unreachable_metric());
         let counter_vec = |name: &str, help: &str, label: &str| {
             register(
                 &registry,
@@ -116,10 +114,8 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        // Encoding cannot fail for well-formed metric families.
+        self.registry.render().unwrap_or_default()
     }
 
     /// Publishes the configured request limits.
@@ -140,13 +136,13 @@ impl Default for Metrics {
     }
 }
 
-/// Metric constructors only fail on invalid names, which are constants here.
+/// Metric constructors only fail on invalid or repeated names, which are distinct constants here.
 fn unreachable_metric<T>() -> T {
     unreachable!("metric names and labels are valid constants")
 }
 
 async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render())
 }
 
 async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

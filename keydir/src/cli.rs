@@ -1,10 +1,8 @@
 //! The command line: `keyward-keydir migrate`, `keyward-keydir serve` and `keyward-keydir healthcheck`.
 
-use crate::config::{LogFormat, ServeArgs, Settings};
-use crate::healthcheck::HealthcheckArgs;
+use crate::config::{LogFormat, Secret, ServeArgs, Settings};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
 
 /// keyward's key directory.
 #[derive(Debug, Parser)]
@@ -34,17 +32,30 @@ pub enum Command {
 pub struct MigrateArgs {
     /// Postgres URL.
     #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: SecretString,
+    pub database_url: Secret,
+}
+
+/// The arguments of `healthcheck` (for a container HEALTHCHECK in an image with no shell and no curl).
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// host:port of the HTTP API (as for `serve`).
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     if let Command::Healthcheck(args) = &cli.command {
-        std::process::exit(runtime.block_on(healthcheck(args)));
+        let timeout = std::time::Duration::from_millis(args.timeout_ms);
+        std::process::exit(runtime.block_on(keyward_service::healthcheck::exit_code(&args.listen, timeout)));
     }
-    crate::telemetry::init(cli.log_format);
+    keyward_service::telemetry::init(cli.log_format);
     runtime.block_on(async {
         match cli.command {
             Command::Migrate(args) => migrate(&args).await,
@@ -54,20 +65,9 @@ pub fn main() -> anyhow::Result<()> {
     })
 }
 
-/// 0 when `/healthz` answers 200, else 1 (with the reason on standard error).
-async fn healthcheck(args: &HealthcheckArgs) -> i32 {
-    let timeout = std::time::Duration::from_millis(args.timeout_ms);
-    match crate::healthcheck::healthz_status(&args.listen, timeout).await {
-        Ok(200) => return 0,
-        Ok(status) => eprintln!("unhealthy: /healthz answered {status}"),
-        Err(err) => eprintln!("unhealthy: {err}"),
-    }
-    1
-}
-
 async fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
     // Placeholder tokens: migrate uses only the database settings.
-    let settings = Settings::new(args.database_url.expose_secret(), "migrate-only-token-a", "migrate-only-token-b")?;
+    let settings = Settings::new(args.database_url.expose(), "migrate-only-token-a", "migrate-only-token-b")?;
     let pool = crate::connect(&settings)?;
     crate::migrate(&pool).await.context("applying migrations")?;
     tracing::info!("migrations applied");
@@ -80,28 +80,6 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let metrics = tokio::net::TcpListener::bind(&args.metrics_listen)
         .await
         .with_context(|| format!("binding {}", args.metrics_listen))?;
-    crate::run(settings, api, metrics, shutdown_signal()).await?;
+    crate::run(settings, api, metrics, keyward_service::shutdown::signal()).await?;
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested");
 }

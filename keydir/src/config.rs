@@ -1,65 +1,23 @@
 //! Configuration from flags and environment; tokens and the database URL in types that never print.
 
-use clap::{Args, ValueEnum};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use std::fmt;
+use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
-/// A bearer token. Its `Debug` is redacted and it has no `Display`, so it
-/// cannot end up in a log line; comparison is constant-time.
-#[derive(Clone)]
-pub struct Token {
-    /// SHA-256 of the token: comparing digests of equal length keeps the
-    /// comparison constant-time whatever the presented token's length.
-    digest: [u8; 32],
-}
-
-impl Token {
-    /// Wraps a token. Refuses tokens shorter than 16 bytes.
-    pub fn new(secret: &str) -> Result<Self, crate::Error> {
-        if secret.len() < 16 {
-            return Err(crate::Error::Config("tokens must be at least 16 bytes long".into()));
-        }
-        Ok(Self { digest: Sha256::digest(secret.as_bytes()).into() })
-    }
-
-    /// Whether `presented` is this token, in constant time.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        self.digest.ct_eq(&digest).into()
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token([redacted])")
-    }
-}
-
-/// The log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LogFormat {
-    /// One JSON object per line (for log collectors).
-    Json,
-    /// Human-readable lines.
-    #[default]
-    Human,
-}
+pub use keyward_service::{LogFormat, Secret, Token};
 
 /// Everything `serve` needs, from flags or environment variables.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Postgres URL, e.g. postgres://keydir@db/keyward.
     #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: SecretString,
+    pub database_url: Secret,
     /// Bearer token of the admin API.
     #[arg(long, env = "KEYWARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: SecretString,
+    pub admin_token: Secret,
     /// Bearer token of the component API.
     #[arg(long, env = "KEYWARD_COMPONENT_TOKEN", hide_env_values = true)]
-    pub component_token: SecretString,
+    pub component_token: Secret,
     /// host:port of the HTTP API.
     #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -75,30 +33,19 @@ pub struct ServeArgs {
     /// Longest a claim waits (milliseconds, at most 30000), whatever it asks for.
     #[arg(long, env = "KEYWARD_MAX_CLAIM_WAIT_MS", default_value_t = 30_000)]
     pub max_claim_wait_ms: u64,
-}
-
-/// Connection string for the database, never printed.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub SecretString);
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DatabaseUrl([redacted])")
-    }
-}
-
-impl DatabaseUrl {
-    /// The URL, for the driver only.
-    pub(crate) fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
+    /// PEM certificate chain of the API: with --tls-key, the API serves HTTPS only.
+    #[arg(long, env = "KEYWARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the API's certificate.
+    #[arg(long, env = "KEYWARD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Validated settings of a running key directory.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the database is.
-    pub database_url: DatabaseUrl,
+    pub database_url: Secret,
     /// The admin API's token.
     pub admin_token: Token,
     /// The component API's token.
@@ -109,6 +56,8 @@ pub struct Settings {
     pub sweep: Duration,
     /// Longest a claim waits, whatever it asks for.
     pub max_claim_wait: Duration,
+    /// The API's certificate and key: HTTPS when set, plain HTTP otherwise.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Settings {
@@ -118,28 +67,27 @@ impl Settings {
             return Err(crate::Error::Config("the admin and component tokens must differ".into()));
         }
         Ok(Self {
-            database_url: DatabaseUrl(SecretString::from(database_url.to_owned())),
-            admin_token: Token::new(admin_token)?,
-            component_token: Token::new(component_token)?,
+            database_url: Secret::new(database_url),
+            admin_token: Token::new(admin_token).map_err(|e| crate::Error::Config(e.to_string()))?,
+            component_token: Token::new(component_token).map_err(|e| crate::Error::Config(e.to_string()))?,
             db_pool_max: 10,
             sweep: Duration::from_secs(2),
             max_claim_wait: Duration::from_secs(30),
+            tls: None,
         })
     }
 
     /// Settings from `serve`'s flags.
     pub fn from_args(args: &ServeArgs) -> Result<Self, crate::Error> {
-        let mut settings = Self::new(
-            args.database_url.expose_secret(),
-            args.admin_token.expose_secret(),
-            args.component_token.expose_secret(),
-        )?;
+        let mut settings =
+            Self::new(args.database_url.expose(), args.admin_token.expose(), args.component_token.expose())?;
         if args.db_pool_max == 0 {
             return Err(crate::Error::Config("KEYWARD_DB_POOL_MAX must be at least 1".into()));
         }
         settings.db_pool_max = args.db_pool_max;
         settings.sweep = Duration::from_millis(args.sweep_ms.clamp(50, 60_000));
         settings.max_claim_wait = Duration::from_millis(args.max_claim_wait_ms.min(30_000));
+        settings.tls = crate::tls::tls_files(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
         Ok(settings)
     }
 }

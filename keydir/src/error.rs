@@ -22,7 +22,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The metrics registry refused a metric (a programming error caught at start).
     #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(#[from] keyward_service::Error),
+    /// The API's certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A configuration value was invalid.
     #[error("configuration: {0}")]
     Config(String),

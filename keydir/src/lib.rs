@@ -14,13 +14,12 @@ mod auth;
 pub mod cli;
 pub mod config;
 mod error;
-pub mod healthcheck;
 mod metrics;
 mod problem;
 mod server;
 mod state;
 mod store;
-pub mod telemetry;
+pub mod tls;
 mod wake;
 
 pub use config::{Settings, Token};

@@ -5,14 +5,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{
-    Counter, CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use keyward_service::metrics::{CONTENT_TYPE, ServiceRegistry};
+use prometheus::{Counter, CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGauge, Opts};
 use std::time::{Duration, Instant};
 
 /// The key directory's metrics.
 pub struct Metrics {
-    registry: Registry,
+    registry: ServiceRegistry,
     requests: CounterVec,
     latency: HistogramVec,
     /// Accounts revoked (calls that changed something).
@@ -30,20 +29,19 @@ pub struct Metrics {
 }
 
 fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help).namespace("keyward_keydir")
+    Opts::new(name, help)
 }
 
 impl Metrics {
     /// Registers every metric in a fresh registry.
-    pub fn new(pool_max: u32) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
+    pub fn new(pool_max: u32) -> Result<Self, keyward_service::Error> {
+        let registry = ServiceRegistry::new("keyward_keydir")?;
         let requests = CounterVec::new(
             opts("http_requests_total", "HTTP requests answered, by route, method and status."),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "Time to answer an HTTP request, by route and method.")
-                .namespace("keyward_keydir")
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["route", "method"],
         )?;
@@ -69,17 +67,17 @@ impl Metrics {
             IntGauge::with_opts(opts("db_pool_max_connections", "Largest size of the database pool."))?;
         let database_up =
             IntGauge::with_opts(opts("database_up", "1 if the last scrape could query the database, else 0."))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        registry.register(Box::new(revocations.clone()))?;
-        registry.register(Box::new(notices_queued.clone()))?;
-        registry.register(Box::new(notices_acked.clone()))?;
-        registry.register(Box::new(claims_waiting.clone()))?;
-        registry.register(Box::new(notices_pending.clone()))?;
-        registry.register(Box::new(oldest_pending.clone()))?;
-        registry.register(Box::new(pool.clone()))?;
-        registry.register(Box::new(pool_max_gauge.clone()))?;
-        registry.register(Box::new(database_up.clone()))?;
+        let requests = registry.register(requests)?;
+        let latency = registry.register(latency)?;
+        let revocations = registry.register(revocations)?;
+        let notices_queued = registry.register(notices_queued)?;
+        let notices_acked = registry.register(notices_acked)?;
+        let claims_waiting = registry.register(claims_waiting)?;
+        let notices_pending = registry.register(notices_pending)?;
+        let oldest_pending = registry.register(oldest_pending)?;
+        let pool = registry.register(pool)?;
+        let pool_max_gauge = registry.register(pool_max_gauge)?;
+        let database_up = registry.register(database_up)?;
         pool_max_gauge.set(i64::from(pool_max));
         for kind in ["key-relay", "revoked"] {
             notices_queued.with_label_values(&[kind]);
@@ -142,14 +140,14 @@ pub async fn render(State(state): State<AppState>) -> Response {
             metrics.database_up.set(0);
         }
     }
-    let mut body = Vec::new();
-    if let Err(err) = TextEncoder::new().encode(&metrics.registry.gather(), &mut body) {
-        tracing::error!(cause = %err, "metrics encoding failed");
-        return crate::problem::ApiError::Internal.into_response();
-    }
+    let body = match metrics.registry.render() {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::error!(cause = %err, "metrics encoding failed");
+            return crate::problem::ApiError::Internal.into_response();
+        }
+    };
     let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
 }

@@ -14,9 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 /// A pool that connects lazily: the service starts (and answers `/readyz`
-/// with 503) while the database is down.
+/// with 503) while the database is down. Logs how the database is reached (TLS or not).
 pub fn connect(settings: &Settings) -> Result<PgPool, Error> {
     let options = PgConnectOptions::from_str(settings.database_url.expose()).map_err(Error::DatabaseConfig)?;
+    crate::tls::log_db_transport(&options);
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_pool_max)
         .acquire_timeout(Duration::from_secs(5))
@@ -38,6 +39,11 @@ pub async fn run(
     metrics: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // Before anything starts: a bad certificate or key stops the start, naming the file.
+    let tls = match &settings.tls {
+        Some(files) => Some(files.server_config()?),
+        None => None,
+    };
     let pool = connect(&settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState {
@@ -55,11 +61,20 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    tracing::info!(api = %api.local_addr()?, metrics = %metrics.local_addr()?, "keydir serving");
-    let api_server =
-        axum::serve(api, crate::api::router(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let metrics_server =
-        axum::serve(metrics, crate::api::metrics_router(state.clone())).with_graceful_shutdown(stopped(stop_rx));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(api = %api.local_addr()?, scheme, metrics = %metrics.local_addr()?, "keydir serving");
+    let router = crate::api::router(state.clone());
+    let api_server = async {
+        match tls {
+            Some(config) => {
+                let listener = crate::tls::TlsListener::new(api, config);
+                axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone())).await
+            }
+            None => axum::serve(api, router).with_graceful_shutdown(stopped(stop_rx.clone())).await,
+        }
+    };
+    let metrics_server = axum::serve(metrics, crate::api::metrics_router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let (api_result, metrics_result) = tokio::join!(api_server, metrics_server);
     listener_task.abort();
     pool.close().await;

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use tempfile::TempDir;
 
 use crate::net::http_get;
-use crate::process::{ServiceProcess, find_binary, is_port_taken};
+use crate::process::{ServiceProcess, find_binary, log_location, retry_on_taken_port};
 use crate::xmpp::XmppServer;
 
 /// How a test component is configured (each field becomes the environment variable an operator sets).
@@ -29,6 +29,8 @@ pub struct ComponentOptions {
     pub keydir_url: String,
     /// `KEYWARD_COMPONENT_TOKEN`.
     pub token: String,
+    /// `KEYWARD_KEYDIR_CA`, when set: the CA certificate (PEM) trusted for keydir's HTTPS.
+    pub keydir_ca: Option<PathBuf>,
     /// `KEYWARD_RECONNECT_MIN_MS` (100 ms here: tests restart servers).
     pub reconnect_min: Duration,
     /// `KEYWARD_RECONNECT_MAX_MS` (1 s here).
@@ -60,6 +62,7 @@ impl ComponentOptions {
             secret: server.secret().to_owned(),
             keydir_url: keydir_url.to_owned(),
             token: token.to_owned(),
+            keydir_ca: None,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
             keydir_timeout: None,
@@ -84,9 +87,13 @@ impl ComponentOptions {
             ("KEYWARD_METRICS_LISTEN".to_owned(), metrics.to_string()),
             ("KEYWARD_RECONNECT_MIN_MS".to_owned(), ms(self.reconnect_min)),
             ("KEYWARD_RECONNECT_MAX_MS".to_owned(), ms(self.reconnect_max)),
+            ("KEYWARD_LOG_FORMAT".to_owned(), "json".to_owned()),
             ("RUST_LOG".to_owned(), self.log_filter.clone()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
         ];
+        if let Some(ca) = &self.keydir_ca {
+            env.push(("KEYWARD_KEYDIR_CA".to_owned(), ca.display().to_string()));
+        }
         if let Some(timeout) = self.keydir_timeout {
             env.push(("KEYWARD_KEYDIR_TIMEOUT_MS".to_owned(), ms(timeout)));
         }
@@ -116,31 +123,23 @@ impl Component {
     /// Starts the binary and waits until its metrics listener accepts connections (its XMPP
     /// stream may still be down: see [`start_up`](Self::start_up)).
     pub async fn start(options: ComponentOptions) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
         let binary = find_binary("keyward-component", options.bin_dir.as_deref())?;
-        let (dir, log) = match &options.log {
-            Some(log) => (None, log.clone()),
-            None => {
-                let dir = crate::temp_dir("keyward-component-").context("creating the component folder")?;
-                let log = dir.path().join("component.log");
-                (Some(dir), log)
+        let (dir, log) = log_location(options.log.as_deref(), "keyward-component")?;
+        let mut component = retry_on_taken_port(|_| {
+            let (binary, log, options) = (binary.clone(), log.clone(), &options);
+            async move {
+                let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+                let env = options.environment(metrics);
+                let process = ServiceProcess::new("keyward-component", binary, &["serve"], env, log);
+                let mut component = Self { process, metrics, _dir: None };
+                component.start_again().await?;
+                Ok(component)
             }
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-            let env = options.environment(metrics);
-            let process = ServiceProcess::new("keyward-component", binary.clone(), &["serve"], env, log.clone());
-            let mut component = Self { process, metrics, _dir: None };
-            match component.start_again().await {
-                Ok(()) => {
-                    component._dir = dir;
-                    return Ok(component);
-                }
-                Err(err) if attempt < 5 && is_port_taken(&err) => continue,
-                Err(err) => return Err(err),
-            }
-        }
+        })
+        .await?;
+        component._dir = dir;
+        Ok(component)
     }
 
     /// Starts the binary and waits until its XMPP stream is up.

@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use anyhow::Context;
 use tempfile::TempDir;
 
-use crate::process::{ServiceProcess, find_binary, is_port_taken};
+use crate::process::{ServiceProcess, find_binary, log_location, retry_on_taken_port};
 
 /// The admin token of a test keydir (the stack uses random tokens instead).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -35,7 +34,13 @@ pub struct KeydirOptions {
     pub pool_max: Option<u32>,
     /// `RUST_LOG`; by default `KEYWARD_TEST_LOG`, else `warn`.
     pub log_filter: String,
-    /// Any other variables (TLS files, say).
+    /// `KEYWARD_TLS_CERT` and `KEYWARD_TLS_KEY`: the API serves HTTPS with this certificate
+    /// (then [`Keydir::url`] is `https://`).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Whether [`Keydir::start`] runs `migrate` first (off for a keydir that is meant not to
+    /// reach its database).
+    pub migrate: bool,
+    /// Any other variables; they override the ones above.
     pub env: Vec<(String, String)>,
     /// Where the log goes; by default a temp folder of the keydir's own.
     pub log: Option<PathBuf>,
@@ -54,6 +59,8 @@ impl KeydirOptions {
             max_claim_wait: None,
             pool_max: None,
             log_filter: std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            tls: None,
+            migrate: true,
             env: Vec::new(),
             log: None,
             bin_dir: None,
@@ -78,6 +85,10 @@ impl KeydirOptions {
         if let Some(max) = self.pool_max {
             env.push(("KEYWARD_DB_POOL_MAX".to_owned(), max.to_string()));
         }
+        if let Some(tls) = &self.tls {
+            env.push(("KEYWARD_TLS_CERT".to_owned(), tls.cert.display().to_string()));
+            env.push(("KEYWARD_TLS_KEY".to_owned(), tls.key.display().to_string()));
+        }
         env.extend(self.env.iter().cloned());
         env
     }
@@ -89,6 +100,7 @@ pub struct Keydir {
     process: ServiceProcess,
     api: SocketAddr,
     metrics: SocketAddr,
+    https: bool,
     _dir: Option<TempDir>,
 }
 
@@ -96,35 +108,27 @@ impl Keydir {
     /// Runs `keyward-keydir migrate`, then `serve` on free loopback ports, and waits until both
     /// listeners accept connections (trying new ports if a parallel test took the picked ones).
     pub async fn start(options: KeydirOptions) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
         let binary = find_binary("keyward-keydir", options.bin_dir.as_deref())?;
-        let (dir, log) = match &options.log {
-            Some(log) => (None, log.clone()),
-            None => {
-                let dir = crate::temp_dir("keyward-keydir-").context("creating the keydir folder")?;
-                let log = dir.path().join("keydir.log");
-                (Some(dir), log)
-            }
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-            let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
-            let env = options.environment(api, metrics);
-            let process = ServiceProcess::new("keyward-keydir", binary.clone(), &["serve"], env, log.clone());
-            if attempt == 1 {
-                process.run_once(&["migrate"]).await?;
-            }
-            let mut keydir = Self { process, api, metrics, _dir: None };
-            match keydir.start_again().await {
-                Ok(()) => {
-                    keydir._dir = dir;
-                    return Ok(keydir);
+        let (dir, log) = log_location(options.log.as_deref(), "keyward-keydir")?;
+        let mut keydir = retry_on_taken_port(|attempt| {
+            let (binary, log, options) = (binary.clone(), log.clone(), &options);
+            async move {
+                let api = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+                let metrics = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+                let env = options.environment(api, metrics);
+                let process = ServiceProcess::new("keyward-keydir", binary, &["serve"], env, log);
+                if attempt == 1 && options.migrate {
+                    process.run_once(&["migrate"]).await?;
                 }
-                Err(err) if attempt < 5 && is_port_taken(&err) => continue,
-                Err(err) => return Err(err),
+                let mut keydir = Self { process, api, metrics, https: options.tls.is_some(), _dir: None };
+                keydir.start_again().await?;
+                Ok(keydir)
             }
-        }
+        })
+        .await?;
+        keydir._dir = dir;
+        Ok(keydir)
     }
 
     /// Starts the process again (after [`stop`](Self::stop) or [`kill`](Self::kill)) on the
@@ -160,9 +164,10 @@ impl Keydir {
         self.process.is_started()
     }
 
-    /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
+    /// Base URL of the API, e.g. `http://127.0.0.1:41234` (`https://` when started with TLS files).
     pub fn url(&self) -> String {
-        format!("http://{}", self.api)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.api)
     }
 
     /// The API's address.

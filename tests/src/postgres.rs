@@ -3,7 +3,8 @@
 //! As root, `initdb` and `pg_ctl` run as the `postgres` user on a folder that
 //! user owns; as an ordinary user they run directly. Stopped by PID on drop.
 //! [`Postgres::shared`] is one cluster per test process, stopped by a watchdog
-//! when the process exits.
+//! when the process exits. [`Postgres::start_tls`] is a cluster that accepts TLS connections
+//! only (`ssl=on`, a certificate from a throwaway CA, `hostssl`-only `pg_hba.conf`).
 
 use anyhow::{Context, bail};
 use sqlx::{Connection, Executor};
@@ -27,6 +28,7 @@ pub struct Postgres {
     pid: u32,
     /// Commits wait for their WAL to reach the OS, so a SIGKILL loses no committed transaction.
     crash_safe: bool,
+    tls: Option<crate::tls::TestCa>,
 }
 
 /// The folder of the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_dump`).
@@ -62,16 +64,23 @@ impl Postgres {
     /// Creates and starts a new cluster, tuned for speed (`synchronous_commit=off`: a
     /// SIGKILL may lose the last commits; see [`start_crash_safe`](Self::start_crash_safe)).
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Creates and starts a new cluster whose committed transactions survive a SIGKILL of its
     /// processes (`synchronous_commit=on`; `fsync` stays off: a process crash, not a power loss).
     pub fn start_crash_safe() -> anyhow::Result<Self> {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(crash_safe: bool) -> anyhow::Result<Self> {
+    /// Creates and starts a new cluster that refuses connections without TLS: `ssl=on` with a
+    /// certificate for `localhost`, `127.0.0.1` and `::1` from a throwaway CA (see
+    /// [`ca_file`](Self::ca_file)), and a `pg_hba.conf` of `hostssl` lines only.
+    pub fn start_tls() -> anyhow::Result<Self> {
+        Self::start_with(false, Some(crate::tls::TestCa::loopback()?))
+    }
+
+    fn start_with(crash_safe: bool, tls: Option<crate::tls::TestCa>) -> anyhow::Result<Self> {
         let bindir = bindir()?;
         let run_as = is_root().then(|| "postgres".to_owned());
         let dir = tempfile::Builder::new().prefix("keyward-pg-").tempdir().context("creating a temp folder")?;
@@ -81,7 +90,7 @@ impl Postgres {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         }
         let data = dir.path().join("data");
-        let mut postgres = Self { dir: Some(dir), bindir, run_as, port: 0, pid: 0, crash_safe };
+        let mut postgres = Self { dir: Some(dir), bindir, run_as, port: 0, pid: 0, crash_safe, tls };
         let status = postgres
             .command("initdb")
             .args(["-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8", "-U", "postgres", "-D"])
@@ -92,6 +101,9 @@ impl Postgres {
             .context("running initdb")?;
         if !status.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&status.stderr));
+        }
+        if let Some(ca) = &postgres.tls {
+            postgres.require_tls(&data, ca.files())?;
         }
         // Another process may take the port between choosing and binding: retry.
         let mut last = String::new();
@@ -176,6 +188,45 @@ impl Postgres {
         self.pid
     }
 
+    /// Copies the certificate and key into the data folder (the server insists on owning its
+    /// key, mode 0600), turns `ssl` on and allows TCP connections with TLS only.
+    fn require_tls(&self, data: &Path, files: &crate::tls::TlsFiles) -> anyhow::Result<()> {
+        let owner = match &self.run_as {
+            Some(user) => Some((id_of(user, "-u")?, id_of(user, "-g")?)),
+            None => None,
+        };
+        for (from, to) in [(&files.cert, "server.crt"), (&files.key, "server.key")] {
+            let to = data.join(to);
+            std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid)).context("chown of the TLS files")?;
+            }
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .context("opening postgresql.conf")?;
+        std::io::Write::write_all(
+            &mut conf,
+            b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )
+        .context("writing postgresql.conf")?;
+        // No `host` line: a TCP connection without TLS matches nothing and is refused.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .context("writing pg_hba.conf")?;
+        Ok(())
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate, for a cluster started
+    /// with [`start_tls`](Self::start_tls): what `sslrootcert=` names.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|ca| ca.files().ca.as_path())
+    }
+
     /// One cluster for the whole test process, started on first use and
     /// stopped by a watchdog process when this process exits.
     pub fn shared() -> anyhow::Result<&'static Postgres> {
@@ -238,7 +289,8 @@ impl Postgres {
         self.port
     }
 
-    /// URL of database `name` (user `postgres`, trust authentication).
+    /// URL of database `name` (user `postgres`, trust authentication). No `sslmode`: the
+    /// driver's default `prefer` uses TLS, unverified, when the server offers it.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }

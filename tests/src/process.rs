@@ -11,6 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 /// The workspace binaries that tests run; the test command builds them before any test.
@@ -196,6 +197,35 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Where a service's log goes: `log` when given, else `<name>.log` in a fresh temp folder,
+/// returned too so that the caller keeps it as long as the service runs.
+pub fn log_location(log: Option<&Path>, name: &str) -> anyhow::Result<(Option<TempDir>, PathBuf)> {
+    match log {
+        Some(log) => Ok((None, log.to_path_buf())),
+        None => {
+            let dir = crate::temp_dir(&format!("{name}-")).with_context(|| format!("creating a folder for {name}"))?;
+            let log = dir.path().join(format!("{name}.log"));
+            Ok((Some(dir), log))
+        }
+    }
+}
+
+/// Runs `start` (attempt 1, 2, ...), which picks free ports and starts a service on them, again
+/// while it fails because a parallel test took a picked port first (at most five attempts).
+pub async fn retry_on_taken_port<T, F>(mut start: impl FnMut(u32) -> F) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match start(attempt).await {
+            Err(err) if attempt < 5 && is_port_taken(&err) => continue,
+            result => return result,
+        }
+    }
 }
 
 /// Whether a failed start was a port taken by another process between picking and binding it

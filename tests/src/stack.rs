@@ -17,6 +17,7 @@ use tokio::process::Command;
 use crate::component::{Component, ComponentOptions};
 use crate::keydir::{Keydir, KeydirOptions};
 use crate::postgres::Postgres;
+use crate::tls::TestCa;
 use crate::xmpp::{ServerKind, ServerOptions, XmppServer};
 
 /// How a stack is set up.
@@ -39,6 +40,23 @@ pub struct StackOptions {
     /// Run keydir's database in a crash-safe Postgres cluster of the stack's own instead of the
     /// shared one, so that it can be killed and started again ([`Stack::kill_postgres`]).
     pub own_postgres: bool,
+    /// Whether the stack's own keydir ([`KeydirChoice::Real`]) serves HTTPS, and which CA the
+    /// component trusts for it.
+    pub keydir_tls: KeydirTls,
+}
+
+/// HTTPS between the component and the stack's own keydir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeydirTls {
+    /// Plain HTTP on loopback.
+    #[default]
+    Off,
+    /// keydir serves HTTPS with a certificate from a throwaway CA; the component trusts that
+    /// CA through `KEYWARD_KEYDIR_CA`.
+    On,
+    /// keydir serves HTTPS as with `On`, but the component trusts another throwaway CA:
+    /// every keydir request must fail certificate verification.
+    WrongCa,
 }
 
 /// Where the stack's component finds keydir.
@@ -65,6 +83,7 @@ impl Default for StackOptions {
             keydir: KeydirChoice::Real,
             component: |_| {},
             own_postgres: false,
+            keydir_tls: KeydirTls::Off,
         }
     }
 }
@@ -80,6 +99,8 @@ pub struct Stack {
     component: Component,
     admin_token: String,
     start_timeout: Duration,
+    /// The CAs of [`KeydirTls`]: keydir's, and the one the component trusts instead.
+    _cas: Vec<TestCa>,
     /// The stack's own cluster ([`StackOptions::own_postgres`]); last, so that it stops last.
     postgres: Option<Postgres>,
 }
@@ -106,9 +127,19 @@ impl Stack {
     /// keydir (migrated), the XMPP server of `kind` and the component, and waits until
     /// the component's stream is up.
     pub async fn start(kind: ServerKind, options: StackOptions) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
         let dir = tempfile::Builder::new().prefix("keyward-stack-").tempdir().context("creating the stack folder")?;
         let admin_token = random_token()?;
         let mut own_postgres = None;
+        let mut cas = Vec::new();
+        let mut component_ca = None;
+        if options.keydir_tls != KeydirTls::Off {
+            cas.push(TestCa::loopback()?);
+            if options.keydir_tls == KeydirTls::WrongCa {
+                cas.push(TestCa::loopback()?);
+            }
+            component_ca = cas.last().map(|ca| ca.files().ca.clone());
+        }
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
                 let database_url = if options.own_postgres {
@@ -132,6 +163,7 @@ impl Stack {
                     log_filter: options.log_filter.clone(),
                     log: Some(dir.path().join("keydir.log")),
                     bin_dir: options.bin_dir.clone(),
+                    tls: cas.first().map(|ca| ca.files().clone()),
                     ..KeydirOptions::new(&database_url)
                 })
                 .await?;
@@ -146,6 +178,7 @@ impl Stack {
             log_filter: options.log_filter.clone(),
             log: Some(dir.path().join("component.log")),
             bin_dir: options.bin_dir.clone(),
+            keydir_ca: component_ca,
             ..ComponentOptions::for_server(&xmpp, &keydir_url, &component_token)
         };
         (options.component)(&mut component_options);
@@ -159,6 +192,7 @@ impl Stack {
             component,
             admin_token,
             start_timeout: options.start_timeout,
+            _cas: cas,
             postgres: own_postgres,
         };
         stack.wait_component_up().await?;

@@ -6,6 +6,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
+pub use keyward_service::tls::install_crypto_provider;
+
 /// From a day ago to thirty days ahead.
 fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
     let now = time::OffsetDateTime::now_utc();
@@ -34,12 +36,24 @@ pub struct TestCa {
 impl TestCa {
     /// Makes the CA and a server certificate for `domain` (and `*.domain`).
     pub fn new(domain: &str) -> anyhow::Result<Self> {
+        Self::with_names(domain, &[domain.to_owned(), format!("*.{domain}")])
+    }
+
+    /// Makes the CA and a server certificate for this machine's loopback: `localhost`,
+    /// `127.0.0.1` and `::1` (for Postgres and keydir listening on loopback).
+    pub fn loopback() -> anyhow::Result<Self> {
+        Self::with_names("localhost", &["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()])
+    }
+
+    /// Makes the CA and a server certificate with common name `name` for `alt_names`
+    /// (DNS names, or IP addresses written as such).
+    pub fn with_names(name: &str, alt_names: &[String]) -> anyhow::Result<Self> {
         let dir = crate::temp_dir("keyward-tls-")?;
-        let files = Self::write(dir.path(), domain)?;
+        let files = Self::write(dir.path(), name, alt_names)?;
         Ok(Self { dir, files })
     }
 
-    fn write(dir: &Path, domain: &str) -> anyhow::Result<TlsFiles> {
+    fn write(dir: &Path, domain: &str, alt_names: &[String]) -> anyhow::Result<TlsFiles> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.distinguished_name.push(DnType::CommonName, "keyward test CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -53,7 +67,7 @@ impl TestCa {
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut leaf_params = CertificateParams::new(vec![domain.to_owned(), format!("*.{domain}")])?;
+        let mut leaf_params = CertificateParams::new(alt_names.to_vec())?;
         leaf_params.distinguished_name.push(DnType::CommonName, domain);
         leaf_params.not_before = not_before;
         leaf_params.not_after = not_after;

@@ -7,3 +7,4 @@ mod helpers;
 mod offline;
 mod ops;
 mod outbox;
+mod tls;
