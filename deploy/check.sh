@@ -115,9 +115,9 @@ def crd_models():
     return {"ServiceMonitor": ServiceMonitor, "PrometheusRule": PrometheusRule}
 
 KEYDIR_ENV = {"KEYWARD_DATABASE_URL", "KEYWARD_ADMIN_TOKEN", "KEYWARD_COMPONENT_TOKEN",
-              "KEYWARD_LISTEN", "KEYWARD_METRICS_LISTEN"}
+              "KEYWARD_LISTEN", "KEYWARD_METRICS_LISTEN", "KEYWARD_LOG_FORMAT"}
 COMPONENT_ENV = {"KEYWARD_XMPP_ADDR", "KEYWARD_COMPONENT_JID", "KEYWARD_COMPONENT_SECRET",
-                 "KEYWARD_KEYDIR_URL", "KEYWARD_COMPONENT_TOKEN", "KEYWARD_METRICS_LISTEN"}
+                 "KEYWARD_KEYDIR_URL", "KEYWARD_COMPONENT_TOKEN", "KEYWARD_METRICS_LISTEN", "KEYWARD_LOG_FORMAT"}
 ALERT_METRICS = ["keyward_component_connected", "keyward_keydir_notices_pending",
                  "keyward_keydir_notice_oldest_pending_seconds",
                  "keyward_keydir_http_requests_total"]
