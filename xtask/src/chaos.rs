@@ -57,14 +57,7 @@ pub(crate) struct ServerRun {
 
 /// `cargo xtask chaos`.
 pub(crate) fn run(short: bool, servers: &str, report: Option<PathBuf>) -> Result<()> {
-    let kinds = match servers {
-        "both" => ServerKind::ALL.to_vec(),
-        one => vec![ServerKind::parse(one)?],
-    };
-    let mut packages: Vec<&str> = kinds.iter().flat_map(|k| crate::stack::packages(*k).iter().copied()).collect();
-    packages.dedup();
-    crate::install::apt_packages(&packages)?;
-    let bin_dir = crate::stack::build_binaries()?;
+    let (kinds, bin_dir) = crate::stack::prepare(servers)?;
     let timing = Timing::new(short);
     let started = Instant::now();
     let runs = crate::runtime()?.block_on(async {

@@ -26,14 +26,7 @@ pub(crate) fn run(minutes: f64, servers: &str) -> Result<()> {
     if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
         bail!("--minutes must be more than 0 and at most a day");
     }
-    let kinds = match servers {
-        "both" => ServerKind::ALL.to_vec(),
-        one => vec![ServerKind::parse(one)?],
-    };
-    let mut packages: Vec<&str> = kinds.iter().flat_map(|k| crate::stack::packages(*k).iter().copied()).collect();
-    packages.dedup();
-    crate::install::apt_packages(&packages)?;
-    let bin_dir = crate::stack::build_binaries()?;
+    let (kinds, bin_dir) = crate::stack::prepare(servers)?;
     let duration = Duration::from_secs_f64(minutes * 60.0);
     let mut failed = Vec::new();
     crate::runtime()?.block_on(async {

@@ -75,6 +75,20 @@ pub(crate) fn pg_tool(name: &str) -> Result<PathBuf> {
     Ok(keyward_tests::postgres::bindir()?.join(name))
 }
 
+/// For the chaos and soak runs: the server kinds `servers` names (`prosody`, `ejabberd` or
+/// `both`), their Debian packages installed, and the folder of the freshly built binaries.
+pub(crate) fn prepare(servers: &str) -> Result<(Vec<ServerKind>, PathBuf)> {
+    let kinds = match servers {
+        "both" => ServerKind::ALL.to_vec(),
+        one => vec![ServerKind::parse(one)?],
+    };
+    let mut packages: Vec<&str> = kinds.iter().flat_map(|k| packages(*k).iter().copied()).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    install::apt_packages(&packages)?;
+    Ok((kinds, build_binaries()?))
+}
+
 /// Builds the service binaries (and the `keyward` CLI) that the stack and the demo run.
 pub(crate) fn build_binaries() -> Result<PathBuf> {
     println!("building keyward…");
