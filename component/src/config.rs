@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Longest reconnect delay, in milliseconds.
     #[arg(long, env = "KEYWARD_RECONNECT_MAX_MS", default_value_t = 30_000)]
     pub reconnect_max_ms: u64,
+    /// How long claimed notices stay leased to this component, in milliseconds (1000 to
+    /// 600000): a component that dies mid-batch delays that batch by at most this much.
+    #[arg(long, env = "KEYWARD_NOTICE_LEASE_MS", default_value_t = 30_000)]
+    pub notice_lease_ms: u64,
 }
 
 /// The validated configuration of a running component.
@@ -188,6 +192,9 @@ impl Config {
         if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
         }
+        if !(1_000..=600_000).contains(&args.notice_lease_ms) {
+            return Err(Error::Config("the notice lease must be 1000 to 600000 ms".into()));
+        }
         config.keydir_ca = args.keydir_ca.clone();
         config.max_in_flight = args.max_in_flight;
         config.max_queued = args.max_queued;
@@ -196,6 +203,7 @@ impl Config {
         config.keepalive = Duration::from_secs(args.keepalive_secs.max(1));
         config.reconnect_min = Duration::from_millis(args.reconnect_min_ms);
         config.reconnect_max = Duration::from_millis(args.reconnect_max_ms);
+        config.claim_lease = Duration::from_millis(args.notice_lease_ms);
         Ok(config)
     }
 
@@ -256,6 +264,16 @@ mod tests {
         assert_eq!(config.max_queued, MAX_REQUESTS_LIMIT);
         for bad in [&["--max-in-flight=0"][..], &["--max-in-flight=65537"], &["--max-queued=65537"]] {
             assert!(matches!(from_flags(bad), Err(Error::Config(_))), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_notice_lease_defaults_to_thirty_seconds_and_is_bounded() {
+        assert_eq!(from_flags(&[]).expect("defaults").claim_lease, Duration::from_secs(30));
+        let config = from_flags(&["--notice-lease-ms=600000"]).expect("the longest lease");
+        assert_eq!(config.claim_lease, Duration::from_secs(600));
+        for bad in ["--notice-lease-ms=999", "--notice-lease-ms=600001"] {
+            assert!(matches!(from_flags(&[bad]), Err(Error::Config(_))), "{bad} accepted");
         }
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::handlers::disco::NS_PING;
 use crate::keydir::KeydirClient;
 use crate::metrics::Metrics;
 use crate::privilege::Privileges;
@@ -86,6 +87,14 @@ impl SessionContext {
         }
     }
 
+    /// The stream is gone: requests still waiting for an answer learn it at once (their
+    /// answer can no longer come) instead of at their timeout.
+    pub fn stream_ended(&self) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.clear();
+        }
+    }
+
     /// Hands an IQ result or error to the request waiting for it; `false` if none was.
     ///
     /// The answer must come from exactly the address asked (a user's full JID cannot
@@ -104,6 +113,30 @@ impl SessionContext {
 
     /// Sends an IQ get to `to` (as the component) and waits for the answer.
     pub async fn ask_server(&self, to: &BareJid, payload: Element) -> Result<Iq, StanzaError> {
+        match self.exchange(to, payload, self.shared.config.roster_timeout).await {
+            Exchange::Answered(answer) if answer.kind == IqType::Result => Ok(answer),
+            Exchange::Answered(_) => {
+                Err(StanzaError::new(Condition::FeatureNotImplemented).text("the server refused the request"))
+            }
+            Exchange::TimedOut => Err(StanzaError::new(Condition::RemoteServerTimeout)),
+            Exchange::StreamDown => Err(StanzaError::new(Condition::ServiceUnavailable).text("the stream went down")),
+        }
+    }
+
+    /// Whether the server has handled every stanza written to this stream so far.
+    ///
+    /// Sends an XEP-0199 ping to `domain` and waits for its answer: a server handles a
+    /// stream's stanzas in order, so any answer, a result or an error, comes after everything
+    /// written before it was routed (stored for an offline recipient, or handed to an online
+    /// one). `false` when the stream went down or no answer came within half the notice
+    /// lease (a slow server is waited for; a batch is not sent twice for mere slowness).
+    pub async fn server_caught_up(&self, domain: &str) -> bool {
+        let Ok(to) = BareJid::parse(domain) else { return false };
+        let timeout = self.shared.config.claim_lease / 2;
+        matches!(self.exchange(&to, Element::new("ping", NS_PING), timeout).await, Exchange::Answered(_))
+    }
+
+    async fn exchange(&self, to: &BareJid, payload: Element, timeout: Duration) -> Exchange {
         let id = format!("kw-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let (answer, receiver) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
@@ -115,26 +148,25 @@ impl SessionContext {
             .attr("from", self.shared.config.component_jid.as_str())
             .attr("to", to.as_str())
             .child(payload);
-        let timeout = self.shared.config.roster_timeout;
         let outcome = if self.outbox.send(&iq).await {
             match tokio::time::timeout(timeout, receiver).await {
-                Ok(Ok(answer)) => Some(Some(answer)),
-                Ok(Err(_)) => None,
-                Err(_) => Some(None),
+                Ok(Ok(answer)) => Exchange::Answered(answer),
+                Ok(Err(_)) => Exchange::StreamDown,
+                Err(_) => Exchange::TimedOut,
             }
         } else {
-            None
+            Exchange::StreamDown
         };
         if let Ok(mut waiting) = self.waiting.lock() {
             waiting.remove(&id);
         }
-        match outcome {
-            Some(Some(answer)) if answer.kind == IqType::Result => Ok(answer),
-            Some(Some(_)) => {
-                Err(StanzaError::new(Condition::FeatureNotImplemented).text("the server refused the request"))
-            }
-            Some(None) => Err(StanzaError::new(Condition::RemoteServerTimeout)),
-            None => Err(StanzaError::new(Condition::ServiceUnavailable).text("the stream went down")),
-        }
+        outcome
     }
+}
+
+/// How a request to the server ended.
+enum Exchange {
+    Answered(Iq),
+    TimedOut,
+    StreamDown,
 }

@@ -125,6 +125,11 @@ struct AckAnswer {
 }
 
 #[derive(Deserialize)]
+struct ReleaseAnswer {
+    released: u64,
+}
+
+#[derive(Deserialize)]
 struct Problem {
     #[serde(rename = "type")]
     kind: String,
@@ -326,6 +331,13 @@ impl KeydirClient {
     pub async fn ack(&self, ids: &[i64]) -> Result<u64> {
         let response = self.send(self.request(Method::POST, &["notices", "ack"]).json(&AckBody { ids })).await?;
         Ok(Self::json::<AckAnswer>(response).await?.acknowledged)
+    }
+
+    /// Hands claimed notices back undelivered, so that they are due again at once instead of
+    /// when their lease runs out.
+    pub async fn release(&self, ids: &[i64]) -> Result<u64> {
+        let response = self.send(self.request(Method::POST, &["notices", "release"]).json(&AckBody { ids })).await?;
+        Ok(Self::json::<ReleaseAnswer>(response).await?.released)
     }
 }
 

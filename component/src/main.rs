@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect to the XMPP server and serve keyward requests.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// GET /healthz of the component on KEYWARD_METRICS_LISTEN: exit 0 when the stream is up, else 1.
     Healthcheck(HealthcheckArgs),
 }

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     /// Notices delivered, by kind.
     pub notices_sent: IntCounterVec,
+    /// Claimed notices handed back to keydir undelivered.
+    pub notices_released: IntCounter,
     /// Requests being handled.
     pub in_flight: IntGauge,
     /// Requests waiting for an in-flight slot.
@@ -60,6 +62,14 @@ impl Metrics {
             counter_vec("errors_total", "Errors answered or met, by RFC 6120 condition or cause.", "condition");
         let notices_sent =
             counter_vec("notices_sent_total", "Notices delivered from keydir's outbox, by kind.", "kind");
+        let notices_released = register(
+            &registry,
+            IntCounter::new(
+                "notices_released_total",
+                "Claimed notices handed back to keydir undelivered: their stream went down mid-batch.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
         let request_seconds = register(
             &registry,
             HistogramVec::new(
@@ -104,6 +114,7 @@ impl Metrics {
             connected,
             reconnects,
             notices_sent,
+            notices_released,
             in_flight,
             queued,
             max_in_flight,

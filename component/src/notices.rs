@@ -1,8 +1,9 @@
 //! Notice delivery: drains keydir's outbox and sends each notice as a stored message.
 //!
-//! A notice is acknowledged only after its message was written to the stream, so
-//! delivery is at-least-once: a notice claimed but not acknowledged (the stream or
-//! the component went down) is handed out again by keydir when its lease expires.
+//! A batch is acknowledged only after the server answered a ping sent behind it on the
+//! same stream, so delivery is at-least-once: a batch whose stream went down is released
+//! (due again when a stream is back), and one whose component died is handed out again by
+//! keydir when its lease runs out.
 //!
 //! A `revoked` notice addressed to the revoked account itself also goes to that account's
 //! roster contacts, where its server granted the component roster access (XEP-0356): the
@@ -74,34 +75,56 @@ pub async fn run(
     }
 }
 
-/// Sends a batch in order and acknowledges what was written.
+/// Sends a batch in order and acknowledges it once the server has handled it.
+///
+/// Written is not delivered: a server killed with the messages in its socket buffer loses
+/// them. So the batch is acknowledged only after a ping through the same stream was answered
+/// ([`SessionContext::server_caught_up`]). When the stream goes down first, the unacknowledged
+/// notices are released in keydir, due again as soon as a stream is back.
 async fn deliver(session: &SessionContext, notices: Vec<Notice>) {
     let shared = &session.shared;
-    let outbox = &session.outbox;
     let holders = revoked_recipients(&notices);
-    let mut done = Vec::with_capacity(notices.len());
+    let mut sent = Vec::with_capacity(notices.len());
+    let mut unreadable = Vec::new();
+    let mut finished = true;
     for notice in &notices {
         match message_for(notice, &shared.config.component_jid) {
             Ok(message) => {
-                if outbox.send_written(&message).await.is_err() {
-                    debug!("stream went down; the rest of the batch is delivered after its lease");
+                if session.outbox.send_written(&message).await.is_err() {
+                    finished = false;
                     break;
                 }
                 shared.metrics.notices_sent.with_label_values(&[notice.kind.as_str()]).inc();
                 if let Some(owner) = revoked_owner(notice)
                     && tell_roster(session, notice.id, &owner, &message, &holders).await.is_err()
                 {
-                    debug!("roster fan-out incomplete; the notice is delivered again after its lease");
+                    finished = false;
                     break;
                 }
-                done.push(notice.id);
+                sent.push(notice);
             }
             Err(err) => {
                 // A notice keyward cannot read would come back forever: log it and acknowledge it.
                 warn!(id = notice.id, cause = %err, "dropping an unreadable notice");
                 shared.metrics.errors.with_label_values(&["bad-notice"]).inc();
-                done.push(notice.id);
+                unreadable.push(notice.id);
             }
+        }
+    }
+    if finished && let Some(last) = sent.last() {
+        let domain = BareJid::parse(&last.to).map(|to| to.domain().to_owned()).unwrap_or_default();
+        finished = session.server_caught_up(&domain).await;
+    }
+    let mut done = unreadable;
+    if finished {
+        done.extend(sent.iter().map(|notice| notice.id));
+    } else {
+        debug!("the stream went down mid-batch: releasing the batch for the next stream");
+        let undelivered: Vec<i64> = notices.iter().map(|n| n.id).filter(|id| !done.contains(id)).collect();
+        match shared.keydir.release(&undelivered).await {
+            Ok(_) => shared.metrics.notices_released.inc_by(undelivered.len() as u64),
+            // Not lost: the notices come back when their lease runs out.
+            Err(err) => warn!(cause = %err, "releasing undelivered notices failed"),
         }
     }
     if done.is_empty() {

@@ -99,6 +99,7 @@ pub async fn run(
     };
     tracker.close();
     shared.metrics.queued.set(0);
+    ctx.stream_ended();
     if !writer_done {
         outbox.close(stream_error).await;
         drop(outbox);

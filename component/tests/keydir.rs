@@ -6,9 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Answer, Identity, User, options, stack, statuses};
+use common::{Answer, Identity, User, WAIT, options, stack, statuses};
 use keyward_proto::elements::{KeyRelay, Revoked};
 use keyward_proto::{SecretBlob, XmlElement};
+use keyward_tests::gate::Gate;
 use keyward_tests::on_both_servers;
 use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
@@ -310,7 +311,90 @@ async fn a_key_relay_to_an_offline_account_arrives_at_login(kind: ServerKind) {
     stack.component_mut().stop().await.expect("stop");
 }
 
+/// keydir's `keyward_keydir_notices_pending` (counted at each scrape).
+async fn notices_pending(stack: &Stack) -> f64 {
+    let url = stack.keydir_metrics_url().expect("own keydir");
+    let page = reqwest::get(url).await.expect("keydir metrics").text().await.expect("text");
+    page.lines()
+        .find_map(|line| line.strip_prefix("keyward_keydir_notices_pending "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no notices_pending in\n{page}"))
+}
+
+/// Waits until keydir has no unacknowledged notice.
+async fn wait_until_no_notice_pending(stack: &Stack) {
+    let deadline = Instant::now() + WAIT;
+    while notices_pending(stack).await != 0.0 {
+        assert!(Instant::now() < deadline, "a notice was never acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_the_stream_breaks(kind: ServerKind) {
+    // The component reaches the server through a gate that can hold the server's answers, and
+    // leases what it claims for ten minutes: within this test, only a release can hand a
+    // claimed notice out again.
+    let mut stack = stack(kind, false, KeydirChoice::Real).await;
+    let gate = Gate::start(stack.xmpp().component_addr(), true).await.expect("gate");
+    let through_gate = gate.addr();
+    stack
+        .replace_component(move |c| {
+            c.xmpp_addr = through_gate;
+            c.env.push(("KEYWARD_NOTICE_LEASE_MS".into(), "600000".into()));
+        })
+        .await
+        .expect("component behind the gate");
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
+    let mut carol = User::login(stack.xmpp(), "carol").await.expect("carol");
+    for user in [&mut alice, &mut carol] {
+        let publish = Identity::new(&user.jid).publish_xml();
+        user.set(&keys, &publish).await.expect("publish").payload().expect("published");
+    }
+
+    // With the answers flowing, carol's notice is delivered and acknowledged. (This also
+    // outlasts the component's wait for a privilege advertisement after its handshake, so
+    // that alice's batch below is held by the ping alone.)
+    revoke(&stack, "carol@example.test", "lost").await;
+    assert_eq!(keyward_payload(&carol.message_with(NS, WAIT).await.expect("carol's notice")).name(), "revoked");
+    wait_until_no_notice_pending(&stack).await;
+
+    // The server's answers are held: the notice reaches alice, but the ping sent behind it is
+    // not answered, so the batch is not acknowledged. (Written to the socket is not handled:
+    // a server killed now could lose it.)
+    gate.shut();
+    revoke(&stack, "alice@example.test", "stolen").await;
+    let first = alice.message_with(NS, WAIT).await.expect("alice hears of her revocation");
+    assert_eq!(keyward_payload(&first).name(), "revoked");
+    // Acknowledging comes right after writing when the ping is not awaited: give that a
+    // moment to show before concluding it did not happen.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(1) {
+        assert_eq!(notices_pending(&stack).await, 1.0, "acknowledged before the server answered the ping");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The stream breaks before the answer comes: the component hands the batch back.
+    drop(gate);
+    stack
+        .component()
+        .wait_for_metrics("a release", |l| l == "keyward_component_notices_released_total 1")
+        .await
+        .expect("the batch was released");
+    assert_eq!(notices_pending(&stack).await, 1.0);
+
+    // A new component straight to the server claims it at once (no ten-minute lease to wait
+    // out), delivers it again, and acknowledges it once the server answered.
+    let direct = stack.xmpp().component_addr();
+    stack.replace_component(move |c| c.xmpp_addr = direct).await.expect("component again");
+    let again = alice.message_with(NS, WAIT).await.expect("delivered again: at least once");
+    assert_eq!(keyward_payload(&again).name(), "revoked");
+    wait_until_no_notice_pending(&stack).await;
+    stack.stop().await.expect("stop");
+}
+
 on_both_servers!(
+    a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_the_stream_breaks,
     a_key_relay_to_an_offline_account_arrives_at_login,
     roster_contacts_hear_of_a_revocation,
     without_the_roster_privilege_only_holders_hear_of_a_revocation,

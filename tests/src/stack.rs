@@ -97,6 +97,7 @@ pub struct Stack {
     keydir: Option<Keydir>,
     keydir_url: String,
     component: Component,
+    component_options: ComponentOptions,
     admin_token: String,
     start_timeout: Duration,
     /// The CAs of [`KeydirTls`]: keydir's, and the one the component trusts instead.
@@ -182,7 +183,7 @@ impl Stack {
             ..ComponentOptions::for_server(&xmpp, &keydir_url, &component_token)
         };
         (options.component)(&mut component_options);
-        let component = Component::start(component_options).await?;
+        let component = Component::start(component_options.clone()).await?;
         let stack = Self {
             dir,
             database_url,
@@ -190,6 +191,7 @@ impl Stack {
             keydir,
             keydir_url,
             component,
+            component_options,
             admin_token,
             start_timeout: options.start_timeout,
             _cas: cas,
@@ -204,6 +206,17 @@ impl Stack {
         if !self.component.is_started() {
             self.component.start_again().await?;
         }
+        self.wait_component_up().await
+    }
+
+    /// Stops the component and starts a new one with its options changed by `edit` (to reach
+    /// the server through a proxy, say); waits until its stream is up.
+    pub async fn replace_component(&mut self, edit: impl FnOnce(&mut ComponentOptions)) -> anyhow::Result<()> {
+        self.component.stop().await?;
+        let mut options = self.component_options.clone();
+        edit(&mut options);
+        self.component = Component::start(options.clone()).await?;
+        self.component_options = options;
         self.wait_component_up().await
     }
 

@@ -3,7 +3,7 @@
 //! The sender of a request is always the `from` the server stamped on the stanza,
 //! never a JID claimed inside it.
 
-mod disco;
+pub(crate) mod disco;
 mod keys;
 mod publish;
 mod relay;

@@ -406,3 +406,42 @@ pub async fn ack(State(state): State<AppState>, Body(body): Body<AckRequest>) ->
     state.metrics.notices_acked.inc_by(acknowledged as f64);
     Ok(Json(AckResponse { acknowledged }))
 }
+
+/// `POST /v0/component/notices/release` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Ids of claimed notices that were not delivered (at most 1000).
+    #[schema(max_items = 1000)]
+    #[serde(deserialize_with = "int_list")]
+    pub ids: Vec<i64>,
+}
+
+/// The release.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseResponse {
+    /// How many notices are due again (acknowledged and unknown ids count 0).
+    pub released: u64,
+}
+
+/// Hands claimed notices back undelivered: they are due again at once, not when their lease
+/// runs out. Acknowledged notices stay acknowledged.
+#[utoipa::path(
+    post, path = "/v0/component/notices/release", tag = "component",
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Released", body = ReleaseResponse),
+        ComponentErrors,
+    ),
+    security(("component" = []))
+)]
+pub async fn release(
+    State(state): State<AppState>,
+    Body(body): Body<ReleaseRequest>,
+) -> ApiResult<Json<ReleaseResponse>> {
+    if body.ids.len() > 1000 {
+        return Err(ApiError::BadRequest("ids: at most 1000 per release".into()));
+    }
+    let released = store::notices::release(&state.pool, &body.ids).await?;
+    Ok(Json(ReleaseResponse { released }))
+}

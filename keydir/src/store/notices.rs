@@ -48,6 +48,23 @@ pub async fn ack(pool: &PgPool, ids: &[i64]) -> ApiResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Ends the lease of claimed, unacknowledged notices; returns how many. Wakes the waiting
+/// claimers (in every keydir) when there were any.
+#[instrument(skip(pool), fields(count = ids.len()))]
+pub async fn release(pool: &PgPool, ids: &[i64]) -> ApiResult<u64> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query!("UPDATE notices SET lease_until = NULL WHERE id = ANY($1) AND acked_at IS NULL", ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if released > 0 {
+        // NOTIFY is delivered at commit, like the one the insert trigger sends.
+        sqlx::query!("SELECT pg_notify('keyward_notices', '')").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(released)
+}
+
 /// The outbox backlog.
 pub struct Backlog {
     /// Unacknowledged notices.

@@ -12,6 +12,7 @@ fn component_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::POST, "/v0/component/relays", Some(json!({"from": "alice@example.test", "to": "bob@example.test"}))),
         (Method::POST, "/v0/component/notices/claim", Some(json!({"wait_ms": 0}))),
         (Method::POST, "/v0/component/notices/ack", Some(json!({"ids": [1]}))),
+        (Method::POST, "/v0/component/notices/release", Some(json!({"ids": [1]}))),
     ]
 }
 

@@ -159,6 +159,10 @@ impl TestApp {
         self.send(Method::POST, "/v0/component/notices/ack", Auth::Component, Some(json!({"ids": ids}))).await
     }
 
+    pub async fn release(&self, ids: &[i64]) -> Reply {
+        self.send(Method::POST, "/v0/component/notices/release", Auth::Component, Some(json!({"ids": ids}))).await
+    }
+
     /// Claims everything due now (no wait) and returns the notices.
     pub async fn claim_now(&self) -> Vec<Value> {
         let reply = self.claim(json!({"wait_ms": 0, "max": 1000})).await;

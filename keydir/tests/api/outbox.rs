@@ -77,6 +77,44 @@ async fn leases_expire_and_notices_are_handed_out_again_until_acknowledged() {
 }
 
 #[tokio::test]
+async fn released_notices_are_due_again_at_once_and_wake_a_waiting_claim() {
+    // A sweep of a minute and a lease of ten: only the release (and its NOTIFY) can bring the
+    // notices back within the claim's wait.
+    let url = fresh_database().await;
+    let app = TestApp::start(KeydirOptions { sweep: Duration::from_secs(60), ..KeydirOptions::new(&url) }).await;
+    app.account("alice@example.test").await;
+    for to in ["bob@example.test", "carol@example.test"] {
+        app.relay("alice@example.test", to).await;
+    }
+    let claimed = app.claim(json!({"wait_ms": 0, "lease_ms": 600000})).await;
+    let ids: Vec<i64> =
+        claimed.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    assert_eq!(ids.len(), 2);
+    let delivered = ids[0];
+    assert_eq!(app.ack(&[delivered]).await.body, json!({"acknowledged": 1}));
+    assert!(app.claim_now().await.is_empty(), "both are leased or acknowledged");
+
+    let started = Instant::now();
+    let (again, released) = tokio::join!(app.claim(json!({"wait_ms": 20000})), async {
+        wait_for_metric(&app.keydir.metrics_url(), "keyward_keydir_claims_waiting", 1.0).await;
+        // The acknowledged notice and an unknown id are not released.
+        app.release(&[delivered, ids[1], 999_999]).await
+    });
+    assert_eq!(released.status, StatusCode::OK, "{released:?}");
+    assert_eq!(released.body, json!({"released": 1}));
+    let again: Vec<i64> =
+        again.body["notices"].as_array().expect("notices").iter().map(|n| n["id"].as_i64().expect("id")).collect();
+    assert_eq!(again, vec![ids[1]], "only the undelivered notice comes back");
+    assert!(started.elapsed() < Duration::from_secs(10), "the release did not wake the claim: {:?}", started.elapsed());
+
+    // Releasing an acknowledged notice changes nothing; too many ids is a bad request.
+    assert_eq!(app.release(&[delivered]).await.body, json!({"released": 0}));
+    assert!(app.claim_now().await.is_empty());
+    let many: Vec<i64> = (0..1001).collect();
+    app.release(&many).await.assert_problem(400, "bad-request");
+}
+
+#[tokio::test]
 async fn claim_and_ack_validate_their_fields() {
     let app = TestApp::spawn().await;
     for body in [
