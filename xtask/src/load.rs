@@ -359,7 +359,13 @@ async fn steady(
             }
         }
         if broken {
-            session = None;
+            // Stanzas that arrived while a request waited are buffered in the session: read
+            // them before dropping it, or a notice the server did deliver would count as lost.
+            if let Some(mut dead) = session.take() {
+                while let Ok(Some(event)) = dead.next_event(Duration::ZERO).await {
+                    shared.event(&me, event);
+                }
+            }
             pace(&mut phase, next).await;
         }
     }
