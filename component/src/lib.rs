@@ -28,6 +28,7 @@ pub mod metrics;
 mod notices;
 pub mod privilege;
 mod ratelimit;
+pub mod route;
 mod session;
 pub mod stanza;
 pub mod stream;

@@ -2,7 +2,8 @@
 
 pub mod admin;
 pub mod component;
-mod extract;
+#[doc(hidden)] // public for the fuzz targets only
+pub mod extract;
 pub mod health;
 pub mod openapi;
 

@@ -52,15 +52,29 @@ impl BareJid {
             }
         }
         check_part(domain, "domainpart")?;
+        // One trailing dot (the fully qualified form) is dropped; what remains must not end
+        // in another, or the normal form would parse to a different JID.
         let domain = domain.strip_suffix('.').unwrap_or(domain);
-        if domain.is_empty() || domain.contains('@') || domain.starts_with('.') || domain.contains("..") {
+        if domain.is_empty()
+            || domain.contains('@')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
             return Err(Error::InvalidJid { reason: "bad domainpart" });
         }
-        let text = match local {
-            Some(local) => format!("{}@{}", local.to_lowercase(), domain.to_lowercase()),
-            None => domain.to_lowercase(),
+        // Lowercasing can lengthen a part (`Ⱥ` is 2 bytes, `ⱥ` 3): check the normal form again,
+        // so that every `BareJid` parses back to itself.
+        let local = local.map(str::to_lowercase);
+        let domain = domain.to_lowercase();
+        if let Some(local) = &local {
+            check_part(local, "localpart")?;
+        }
+        check_part(&domain, "domainpart")?;
+        let (text, at) = match local {
+            Some(local) => (format!("{local}@{domain}"), Some(local.len())),
+            None => (domain, None),
         };
-        let at = local.map(|_| text.rfind('@').unwrap_or(0));
         Ok(Self { text, at })
     }
 
@@ -155,5 +169,27 @@ mod tests {
         }
         let long = format!("{}@example.test", "a".repeat(1024));
         assert!(BareJid::parse(&long).is_err());
+    }
+
+    #[test]
+    fn two_trailing_dots_are_refused_not_kept() {
+        // Found by fuzzing: one dot was dropped and the second kept, so `a@kk..` became
+        // `a@kk.`, which parses again as a different JID (`a@kk`).
+        for bad in ["a@kk..", "kk..", "a@kk...", "a@kk../x"] {
+            assert!(BareJid::from_full(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(BareJid::parse("a@kk.").expect("one trailing dot is fine").as_str(), "a@kk");
+    }
+
+    #[test]
+    fn the_normal_form_parses_back_to_itself() {
+        // Lowercasing lengthens `Ⱥ` (2 bytes) to `ⱥ` (3 bytes): a localpart within the limit
+        // before lowercasing must not produce a normal form over it.
+        let grows = format!("{}@example.test", "\u{23a}".repeat(511));
+        assert!(BareJid::parse(&grows).is_err());
+        for text in ["Alice@Example.TEST.", "\u{212a}@K.test", "ÉLODIE@exämple.test", "a@b"] {
+            let jid = BareJid::parse(text).expect("valid");
+            assert_eq!(BareJid::parse(jid.as_str()).expect("normal form parses"), jid);
+        }
     }
 }

@@ -121,24 +121,49 @@ pub(crate) fn wrap_key(shared: &[u8; 32], eph_pub: &[u8; 32], ek_pub: &[u8; 32])
     kek
 }
 
-/// Builds `inner || sig` for an envelope.
-pub(crate) fn signed_payload(sender: &KeyPair, envelope: &Envelope) -> Result<Zeroizing<Vec<u8>>> {
+/// Checks the limits both sides hold an envelope to: the sender before sealing, the reader after opening.
+fn check_limits(envelope: &Envelope) -> Result<()> {
     if envelope.body.len() > limits::BODY_BYTES {
         return Err(Error::TooLarge { what: "message body", limit: limits::BODY_BYTES });
     }
     if envelope.msg_id.is_empty() || envelope.msg_id.len() > limits::MSG_ID_BYTES {
         return Err(Error::InvalidValue("msg_id"));
     }
-    let mut inner = Zeroizing::new(Vec::new());
-    inner.extend_from_slice(DOMAIN);
-    put_lp(&mut inner, envelope.from.as_str().as_bytes());
-    put_lp(&mut inner, envelope.to.as_str().as_bytes());
-    inner.extend_from_slice(&envelope.ts_ms.to_be_bytes());
-    put_lp(&mut inner, envelope.msg_id.as_bytes());
-    put_lp(&mut inner, &pad(envelope.body.as_bytes()));
+    Ok(())
+}
+
+/// Builds `inner || sig` for an envelope.
+pub(crate) fn signed_payload(sender: &KeyPair, envelope: &Envelope) -> Result<Zeroizing<Vec<u8>>> {
+    let mut inner = envelope.to_inner()?;
     let sig = sender.sign(&inner);
     inner.extend_from_slice(&sig);
     Ok(inner)
+}
+
+impl Envelope {
+    /// The signed part of a sealed message's payload (`inner` of `docs/protocol.md`).
+    ///
+    /// Public for the fuzz targets only.
+    #[doc(hidden)]
+    pub fn to_inner(&self) -> Result<Zeroizing<Vec<u8>>> {
+        check_limits(self)?;
+        let mut inner = Zeroizing::new(Vec::new());
+        inner.extend_from_slice(DOMAIN);
+        put_lp(&mut inner, self.from.as_str().as_bytes());
+        put_lp(&mut inner, self.to.as_str().as_bytes());
+        inner.extend_from_slice(&self.ts_ms.to_be_bytes());
+        put_lp(&mut inner, self.msg_id.as_bytes());
+        put_lp(&mut inner, &pad(self.body.as_bytes()));
+        Ok(inner)
+    }
+
+    /// Parses the signed part of a payload, once its signature is checked.
+    ///
+    /// Public for the fuzz targets only.
+    #[doc(hidden)]
+    pub fn from_inner(inner: &[u8]) -> Result<Self> {
+        parse_inner(inner)
+    }
 }
 
 impl Sealed {
@@ -269,7 +294,9 @@ fn parse_inner(inner: &[u8]) -> Result<Envelope> {
     if !cursor.rest().is_empty() {
         return Err(Error::InvalidValue("trailing bytes in message"));
     }
-    Ok(Envelope { from, to, ts_ms, msg_id, body })
+    let envelope = Envelope { from, to, ts_ms, msg_id, body };
+    check_limits(&envelope)?;
+    Ok(envelope)
 }
 
 impl XmlElement for Sealed {

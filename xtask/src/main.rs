@@ -1,9 +1,10 @@
-//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo, chaos and soak runs).
+//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo, chaos and soak runs, fuzzing).
 
 mod audit;
 mod chaos;
 mod demo;
 mod fault;
+mod fuzz;
 mod install;
 mod load;
 mod plot;
@@ -64,6 +65,25 @@ enum Task {
         #[arg(long, default_value = "prosody")]
         server: String,
     },
+    /// Build the fuzz targets of fuzz/ and run each for a bounded time from its seeds
+    /// (working corpus in target/fuzz-corpus, crashes in target/fuzz-artifacts).
+    Fuzz {
+        /// Minutes per target.
+        #[arg(long, conflicts_with = "seconds")]
+        minutes: Option<f64>,
+        /// Seconds per target (default 60).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// One target only (default: all).
+        #[arg(long)]
+        target: Option<String>,
+        /// How many targets run at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Build with the dev profile (faster to build, slower to run) instead of release.
+        #[arg(long)]
+        dev: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +110,15 @@ fn main() -> Result<()> {
         Task::Demo { server } => demo::run(ServerKind::parse(&server)?),
         Task::Chaos { short, server, report } => chaos::run(short, &server, report),
         Task::Soak { minutes, server } => soak::run(minutes, &server),
+        Task::Fuzz { minutes, seconds, target, jobs, dev } => {
+            let time = match (minutes, seconds) {
+                (Some(minutes), _) => std::time::Duration::try_from_secs_f64(minutes * 60.0)
+                    .map_err(|_| anyhow::anyhow!("--minutes must be a positive number"))?,
+                (None, Some(seconds)) => std::time::Duration::from_secs(seconds),
+                (None, None) => std::time::Duration::from_secs(60),
+            };
+            fuzz::run(&fuzz::Options { time, target, jobs, dev })
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! `cargo xtask test`: the project's one test command, run by CI and by developers alike.
 
+use crate::fuzz;
 use crate::install::{self, APT_PACKAGES, PYTHON_TOOLS};
 use anyhow::Result;
-use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -35,28 +35,31 @@ pub(crate) fn run() -> Result<()> {
     let mut tests = cargo();
     tests.args(["test", "--workspace"]).env("PATH", &path);
     steps.push(("tests", tests));
-    for fuzz in ["fuzz", "component/fuzz"] {
-        if root.join(fuzz).join("Cargo.toml").exists() {
-            let mut check = cargo();
-            // One target folder for both fuzz crates, so the second reuses the first's build.
-            check
-                .args(["check", "--quiet", "--target-dir", "target/fuzz-check", "--manifest-path"])
-                .arg(Path::new(fuzz).join("Cargo.toml"));
-            steps.push(("fuzz targets build", check));
-        }
-    }
-    if root.join("deploy/check.sh").exists() {
+    // After the fuzz step, which runs in-process.
+    let deploy = root.join("deploy/check.sh").exists().then(|| {
         let mut deploy = Command::new("bash");
         deploy.arg(root.join("deploy/check.sh")).current_dir(&root).env("PATH", &path);
-        steps.push(("deploy checks", deploy));
-    }
+        deploy
+    });
 
-    let total = steps.len();
-    for (done, (name, mut command)) in steps.into_iter().enumerate() {
+    let total = steps.len() + 1 + usize::from(deploy.is_some());
+    let mut done = 0;
+    let mut step = |name: &str, body: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        done += 1;
         let started = Instant::now();
-        eprintln!("xtask: [{}/{total}] {name}", done + 1);
-        install::run(&mut command)?;
-        eprintln!("xtask: [{}/{total}] {name}: ok in {:.0?}", done + 1, started.elapsed());
+        eprintln!("xtask: [{done}/{total}] {name}");
+        body()?;
+        eprintln!("xtask: [{done}/{total}] {name}: ok in {:.0?}", started.elapsed());
+        Ok(())
+    };
+    for (name, mut command) in steps {
+        step(name, &mut || install::run(&mut command))?;
+    }
+    // Every fuzz target, briefly, from its seeds: what `cargo xtask fuzz --dev --seconds 20 --jobs 2` does.
+    let fuzz = fuzz::Options { time: Duration::from_secs(20), target: None, jobs: 2, dev: true };
+    step("fuzz", &mut || fuzz::run(&fuzz))?;
+    if let Some(mut command) = deploy {
+        step("deploy checks", &mut || install::run(&mut command))?;
     }
     eprintln!("xtask: all {total} steps passed");
     Ok(())

@@ -7,10 +7,7 @@ use super::Outcome;
 use crate::context::SessionContext;
 use crate::stanza::{Condition, Iq, StanzaError};
 
-/// The disco#info namespace.
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// The XEP-0199 namespace.
-pub const NS_PING: &str = "urn:xmpp:ping";
+pub use crate::route::{NS_DISCO_INFO, NS_PING};
 
 /// Identity and features; `roster-keys` only where the asker's server granted roster access.
 pub fn info(iq: &Iq, query: &Element, ctx: &SessionContext) -> Outcome {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use keyward_proto::BareJid;
-use keyward_proto::elements::NS;
 use keyward_proto::xml::Element;
 use tracing::{debug, warn};
 
 use crate::context::SessionContext;
 use crate::error::Error;
-use crate::stanza::{Condition, ErrorType, Iq, IqType, StanzaError};
+use crate::route::{Request, bad_request};
+use crate::stanza::{Condition, ErrorType, Iq, StanzaError};
 
 /// The outcome of a handler: an optional payload for the result, or an error.
 type Outcome = Result<Option<Element>, StanzaError>;
@@ -46,36 +46,24 @@ pub async fn handle(iq: Iq, ctx: Arc<SessionContext>) {
 
 /// Picks the handler; returns the request's name (a metrics label) and the outcome.
 async fn route(iq: &Iq, ctx: &SessionContext) -> (&'static str, Outcome) {
+    let request = match crate::route::route(iq, &ctx.shared.config.component_jid) {
+        Ok(request) => request,
+        Err((label, error)) => return (label, Err(error)),
+    };
+    // `route` found exactly one payload.
     let Some(payload) = iq.payload() else {
         return ("malformed", Err(bad_request("an IQ get or set carries exactly one element")));
     };
-    let addressed_to_us = iq
-        .to
-        .as_deref()
-        .and_then(|to| BareJid::from_full(to).ok())
-        .is_some_and(|to| to == ctx.shared.config.component_jid);
-    if !addressed_to_us {
-        return ("other", Err(StanzaError::new(Condition::ServiceUnavailable)));
-    }
-    match (payload.ns(), payload.name(), iq.kind) {
-        (NS, "publish", IqType::Set) => ("publish", publish::handle(iq, payload, ctx).await),
-        (NS, "secret", IqType::Get) => ("secret", secret::handle(iq, payload, ctx).await),
-        (NS, "keys", IqType::Get) => ("keys", keys::handle(iq, payload, ctx).await),
-        (NS, "roster-keys", IqType::Get) => ("roster-keys", roster::handle(iq, payload, ctx).await),
-        (NS, "relay", IqType::Set) => ("relay", relay::handle(iq, payload, ctx).await),
-        (NS, "publish" | "secret" | "keys" | "roster-keys" | "relay", _) => {
-            ("malformed", Err(bad_request("wrong IQ type for this request")))
-        }
-        (NS, _, _) => ("unknown", Err(StanzaError::new(Condition::FeatureNotImplemented))),
-        (disco::NS_DISCO_INFO, "query", IqType::Get) => ("disco-info", disco::info(iq, payload, ctx)),
-        (disco::NS_PING, "ping", IqType::Get) => ("ping", Ok(None)),
-        _ => ("other", Err(StanzaError::new(Condition::ServiceUnavailable))),
-    }
-}
-
-/// A `bad-request` with an explanation.
-fn bad_request(text: &str) -> StanzaError {
-    StanzaError::new(Condition::BadRequest).text(text)
+    let outcome = match request {
+        Request::Publish => publish::handle(iq, payload, ctx).await,
+        Request::Secret => secret::handle(iq, payload, ctx).await,
+        Request::Keys => keys::handle(iq, payload, ctx).await,
+        Request::RosterKeys => roster::handle(iq, payload, ctx).await,
+        Request::Relay => relay::handle(iq, payload, ctx).await,
+        Request::DiscoInfo => disco::info(iq, payload, ctx),
+        Request::Ping => Ok(None),
+    };
+    (request.name(), outcome)
 }
 
 /// The sender's bare JID: an account (with a localpart), as the server stamped it.

@@ -21,10 +21,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<Value>::from_request(req, state).await {
             // Every body is an object: serde would also take an array for a struct.
-            Ok(axum::Json(value)) if value.is_object() => serde_json::from_value(value)
-                .map(Self)
-                .map_err(|err| ApiError::BadRequest(format!("invalid body: {err}"))),
-            Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
+            Ok(axum::Json(value)) => json_object(value).map(Self),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::TooLarge(format!("the body exceeds {} bytes", super::BODY_LIMIT)))
@@ -32,6 +29,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
     }
+}
+
+/// A request body's JSON value as `T`: every body is an object (serde would also take an
+/// array for a struct); anything else is 400.
+pub fn json_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|err| ApiError::BadRequest(format!("invalid body: {err}")))
 }
 
 /// A query string; anything malformed is 400.

@@ -175,3 +175,18 @@ fn low_order_recipient_key_is_refused() {
     let bob = party("bob");
     assert_eq!(Sealed::seal(&alice.keys, &envelope(&alice, &bob, "m", "x"), &[bad]).err(), Some(Error::InvalidKey));
 }
+
+#[test]
+fn the_reader_holds_the_envelope_to_the_senders_limits() {
+    // A peer signs its own `inner`: an empty or overlong msg_id must be refused on reading
+    // as it is on sealing, or the replay cache would key on ids no sender can produce.
+    let (alice, bob) = (party("alice"), party("bob"));
+    let good = envelope(&alice, &bob, "m1", "hi");
+    let inner = good.to_inner().expect("valid envelope");
+    assert_eq!(Envelope::from_inner(&inner).expect("parses"), good);
+    let mut empty_id = inner.to_vec();
+    // DOMAIN, lp(from), lp(to), ts: then the msg_id's 4-byte length and its 2 bytes.
+    let at = DOMAIN.len() + 4 + good.from.as_str().len() + 4 + good.to.as_str().len() + 8;
+    empty_id.splice(at..at + 4 + 2, 0u32.to_be_bytes());
+    assert!(matches!(Envelope::from_inner(&empty_id), Err(Error::InvalidValue("msg_id"))));
+}
