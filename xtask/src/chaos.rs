@@ -58,13 +58,19 @@ pub(crate) struct ServerRun {
 /// `cargo xtask chaos`.
 pub(crate) fn run(short: bool, servers: &str, report: Option<PathBuf>) -> Result<()> {
     let (kinds, bin_dir) = crate::stack::prepare(servers)?;
+    run_on(&kinds, &bin_dir, short, report)
+}
+
+/// The chaos run on `kinds` with the binaries already built in `bin_dir` (the test command's
+/// short run: its build step built them, its first step installed the servers).
+pub(crate) fn run_on(kinds: &[ServerKind], bin_dir: &Path, short: bool, report: Option<PathBuf>) -> Result<()> {
     let timing = Timing::new(short);
     let started = Instant::now();
     let runs = crate::runtime()?.block_on(async {
         let mut runs = Vec::new();
-        for kind in kinds {
+        for &kind in kinds {
             println!("chaos: {} …", kind.name());
-            let run = tokio::time::timeout(Duration::from_secs(600), one(kind, timing, bin_dir.clone()))
+            let run = tokio::time::timeout(Duration::from_secs(600), one(kind, timing, bin_dir.to_path_buf()))
                 .await
                 .with_context(|| format!("the chaos run with {} took over 10 minutes", kind.name()))??;
             print!("{}", crate::report::summary(&run));

@@ -98,12 +98,17 @@ pub(crate) fn build_binaries() -> Result<PathBuf> {
         build.args(["--bin", bin]);
     }
     install::run(&mut build)?;
+    Ok(debug_dir())
+}
+
+/// Where cargo puts the debug binaries (`CARGO_TARGET_DIR` honoured).
+pub(crate) fn debug_dir() -> PathBuf {
     let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => dir,
         Some(dir) => crate::repo_root().join(dir),
         None => crate::repo_root().join("target"),
     };
-    Ok(target.join("debug"))
+    target.join("debug")
 }
 
 /// Starts a stack on loopback, with in-band registration open, for local use.

@@ -3,6 +3,7 @@
 use crate::fuzz;
 use crate::install::{self, APT_PACKAGES, PYTHON_TOOLS};
 use anyhow::Result;
+use keyward_tests::xmpp::ServerKind;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ pub(crate) fn run() -> Result<()> {
         deploy
     });
 
-    let total = steps.len() + 1 + usize::from(deploy.is_some());
+    let total = steps.len() + 2 + usize::from(deploy.is_some());
     let mut done = 0;
     let mut step = |name: &str, body: &mut dyn FnMut() -> Result<()>| -> Result<()> {
         done += 1;
@@ -55,6 +56,9 @@ pub(crate) fn run() -> Result<()> {
     for (name, mut command) in steps {
         step(name, &mut || install::run(&mut command))?;
     }
+    // Every part killed in turn under load, on both servers, with the binaries just built:
+    // what `cargo xtask chaos --short` does (its report goes to target/chaos/report.md).
+    step("chaos (short)", &mut || crate::chaos::run_on(&ServerKind::ALL, &crate::stack::debug_dir(), true, None))?;
     // Every fuzz target, briefly, from its seeds: what `cargo xtask fuzz --dev --seconds 20 --jobs 2` does.
     let fuzz = fuzz::Options { time: Duration::from_secs(20), target: None, jobs: 2, dev: true };
     step("fuzz", &mut || fuzz::run(&fuzz))?;
