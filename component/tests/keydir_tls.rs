@@ -7,23 +7,16 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Identity, User, options, statuses};
+use keyward_tests::process::wait_for_log;
 use keyward_tests::stack::{KeydirChoice, KeydirTls, Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
 
 /// Waits up to 15 s for the component's log to contain `needle`; returns the log.
 async fn wait_for_component_log(stack: &Stack, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = std::fs::read_to_string(stack.component_log_path()).unwrap_or_default();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "{needle:?} never logged:\n{log}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&stack.component_log_path(), needle, Duration::from_secs(15)).await.expect("logged")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,6 +200,21 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Where a service's log goes: `log` when given, else `<name>.log` in a fresh temp folder,
+/// Waits up to `timeout` for the log at `path` to contain `needle`; returns the whole log.
+pub async fn wait_for_log(path: &Path, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(needle) {
+            return Ok(log);
+        }
+        if Instant::now() >= deadline {
+            bail!("{needle:?} never logged in {} within {timeout:?}:\n{log}", path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// returned too so that the caller keeps it as long as the service runs.
 pub fn log_location(log: Option<&Path>, name: &str) -> anyhow::Result<(Option<TempDir>, PathBuf)> {
     match log {

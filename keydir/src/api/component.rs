@@ -371,14 +371,24 @@ impl Drop for Parked<'_> {
     }
 }
 
-/// `POST /v0/component/notices/ack` body.
+/// The body of `POST /v0/component/notices/ack` and `/release`: notice ids, at most 1000.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AckRequest {
-    /// Ids of delivered notices (at most 1000).
+pub struct NoticeIds {
+    /// Ids of claimed notices (at most 1000).
     #[schema(max_items = 1000)]
     #[serde(deserialize_with = "int_list")]
     pub ids: Vec<i64>,
+}
+
+impl NoticeIds {
+    /// The ids, once their number is checked.
+    fn checked(&self) -> ApiResult<&[i64]> {
+        if self.ids.len() > 1000 {
+            return Err(ApiError::BadRequest("ids: at most 1000 at once".into()));
+        }
+        Ok(&self.ids)
+    }
 }
 
 /// The acknowledgement.
@@ -391,30 +401,17 @@ pub struct AckResponse {
 /// Acknowledges delivered notices; acknowledging twice is harmless.
 #[utoipa::path(
     post, path = "/v0/component/notices/ack", tag = "component",
-    request_body = AckRequest,
+    request_body = NoticeIds,
     responses(
         (status = 200, description = "Acknowledged", body = AckResponse),
         ComponentErrors,
     ),
     security(("component" = []))
 )]
-pub async fn ack(State(state): State<AppState>, Body(body): Body<AckRequest>) -> ApiResult<Json<AckResponse>> {
-    if body.ids.len() > 1000 {
-        return Err(ApiError::BadRequest("ids: at most 1000 per acknowledgement".into()));
-    }
-    let acknowledged = store::notices::ack(&state.pool, &body.ids).await?;
+pub async fn ack(State(state): State<AppState>, Body(body): Body<NoticeIds>) -> ApiResult<Json<AckResponse>> {
+    let acknowledged = store::notices::ack(&state.pool, body.checked()?).await?;
     state.metrics.notices_acked.inc_by(acknowledged as f64);
     Ok(Json(AckResponse { acknowledged }))
-}
-
-/// `POST /v0/component/notices/release` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseRequest {
-    /// Ids of claimed notices that were not delivered (at most 1000).
-    #[schema(max_items = 1000)]
-    #[serde(deserialize_with = "int_list")]
-    pub ids: Vec<i64>,
 }
 
 /// The release.
@@ -428,20 +425,14 @@ pub struct ReleaseResponse {
 /// runs out. Acknowledged notices stay acknowledged.
 #[utoipa::path(
     post, path = "/v0/component/notices/release", tag = "component",
-    request_body = ReleaseRequest,
+    request_body = NoticeIds,
     responses(
         (status = 200, description = "Released", body = ReleaseResponse),
         ComponentErrors,
     ),
     security(("component" = []))
 )]
-pub async fn release(
-    State(state): State<AppState>,
-    Body(body): Body<ReleaseRequest>,
-) -> ApiResult<Json<ReleaseResponse>> {
-    if body.ids.len() > 1000 {
-        return Err(ApiError::BadRequest("ids: at most 1000 per release".into()));
-    }
-    let released = store::notices::release(&state.pool, &body.ids).await?;
+pub async fn release(State(state): State<AppState>, Body(body): Body<NoticeIds>) -> ApiResult<Json<ReleaseResponse>> {
+    let released = store::notices::release(&state.pool, body.checked()?).await?;
     Ok(Json(ReleaseResponse { released }))
 }

@@ -8,7 +8,7 @@ use keyward_tests::postgres::Postgres;
 use keyward_tests::tls::TestCa;
 use reqwest::{Method, StatusCode};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A cluster that refuses TCP without TLS, and a fresh database's URL without parameters.
 async fn tls_cluster() -> (Postgres, String) {
@@ -34,15 +34,7 @@ fn options(url: &str, migrate: bool) -> KeydirOptions {
 
 /// Waits up to 15 s for keydir's log to contain `needle`; returns the log.
 async fn wait_for_log(keydir: &Keydir, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = std::fs::read_to_string(keydir.log_path()).unwrap_or_default();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "{needle:?} never logged:\n{log}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    keyward_tests::process::wait_for_log(&keydir.log_path(), needle, Duration::from_secs(15)).await.expect("logged")
 }
 
 #[tokio::test]
