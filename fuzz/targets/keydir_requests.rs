@@ -4,7 +4,7 @@
 #![no_main]
 
 use keyward_keydir::api::admin::RevokeRequest;
-use keyward_keydir::api::component::{AckRequest, ClaimRequest, LookupRequest, PublishRequest, RelayRequest};
+use keyward_keydir::api::component::{ClaimRequest, LookupRequest, NoticeIds, PublishRequest, RelayRequest};
 use keyward_keydir::api::extract::{MAX_JID_CHARS, json_object, parse_jid};
 use keyward_proto::{Bundle, SecretBlob, XmlElement};
 use libfuzzer_sys::fuzz_target;
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         jid(&body.to);
     }
     let _ = json_object::<ClaimRequest>(value.clone());
-    let _ = json_object::<AckRequest>(value.clone());
+    let _ = json_object::<NoticeIds>(value.clone());
     let _ = json_object::<RevokeRequest>(value.clone());
     if let Value::String(text) = &value {
         jid(text);
