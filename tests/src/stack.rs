@@ -280,6 +280,24 @@ impl Stack {
         Ok(self.keydir()?.metrics_url())
     }
 
+    /// Waits until keydir holds no unacknowledged notice (`keyward_keydir_notices_pending 0`).
+    /// The component acknowledges a notice only once the server answered a ping sent behind
+    /// it, so by then the server has stored every notice for its offline recipients.
+    pub async fn wait_notices_acknowledged(&self, timeout: Duration) -> anyhow::Result<()> {
+        let metrics = self.keydir()?.metrics_addr();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (_, page) = crate::net::http_get(metrics, "/metrics").await?;
+            if page.lines().any(|line| line == "keyward_keydir_notices_pending 0") {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("notices still pending after {timeout:?}:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn keydir(&self) -> anyhow::Result<&Keydir> {
         self.keydir.as_ref().context("this stack runs no keydir of its own")
     }

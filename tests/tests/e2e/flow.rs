@@ -4,7 +4,7 @@
 use keyward_client::{Incoming, KeyEvent, Setup, Trust};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::support::{User, expect, stack, wait_for};
+use crate::support::{User, WAIT, expect, stack, wait_for};
 use keyward_tests::on_both_servers;
 
 on_both_servers!(whole_flow, offline_delivery, message_while_only_a_command_runs);
@@ -127,7 +127,12 @@ async fn offline_delivery(kind: ServerKind) -> anyhow::Result<()> {
     for text in texts {
         a.send(&bob.jid, text).await?;
     }
+    // Everything is stored before the restart: a round trip on alice's stream after her messages
+    // (the server handles a stream's stanzas in order), and the component's key relay
+    // acknowledged (it is, once the server answered a ping sent behind it).
+    a.refresh_key(&bob.jid).await?;
     a.close().await?;
+    stack.wait_notices_acknowledged(WAIT).await?;
     // Offline storage survives a restart of the XMPP server (the component reconnects).
     stack.restart_xmpp().await?;
 
