@@ -401,9 +401,10 @@ impl Connection {
         self.send(reply).await
     }
 
-    /// Ends the session cleanly.
+    /// Ends the session cleanly, waiting at most the request timeout for the server: a
+    /// server that went away (or a stream still reconnecting) never answers the closing tag.
     pub async fn close(self) -> Result<()> {
-        self.stream.close().await;
+        let _ = tokio::time::timeout(self.timeout, self.stream.close()).await;
         Ok(())
     }
 }

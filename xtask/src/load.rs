@@ -288,7 +288,14 @@ impl Load {
     /// Ends every task and returns the record.
     pub(crate) async fn finish(mut self) -> Record {
         let _ = self.phase.send(Phase::Done);
-        while self.tasks.join_next().await.is_some() {}
+        // Every task ends at its next tick; one stuck on a dead connection is not waited for.
+        let joined =
+            tokio::time::timeout(Duration::from_secs(30), async { while self.tasks.join_next().await.is_some() {} })
+                .await;
+        if joined.is_err() {
+            eprintln!("load: tasks still running 30 s after the end; aborting them");
+            self.tasks.abort_all();
+        }
         std::mem::take(&mut *self.shared.record())
     }
 }
@@ -362,8 +369,11 @@ async fn steady(
             // Stanzas that arrived while a request waited are buffered in the session: read
             // them before dropping it, or a notice the server did deliver would count as lost.
             if let Some(mut dead) = session.take() {
-                while let Ok(Some(event)) = dead.next_event(Duration::ZERO).await {
-                    shared.event(&me, event);
+                for _ in 0..1000 {
+                    match dead.next_event(Duration::ZERO).await {
+                        Ok(Some(event)) => shared.event(&me, event),
+                        _ => break,
+                    }
                 }
             }
             pace(&mut phase, next).await;
