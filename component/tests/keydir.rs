@@ -332,6 +332,16 @@ async fn a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_t
     let keys = stack.component_jid().to_owned();
     let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
     let mut carol = User::login(stack.xmpp(), "carol").await.expect("carol");
+    // The new component serves through the server: its stream being up is not enough (once,
+    // on ejabberd, an IQ right after the replacement went unanswered for 30 s).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ping = alice.start_iq(&keys, false, "<ping xmlns='urn:xmpp:ping'/>").await.expect("sent");
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), ping).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new component never answered a ping through the server");
+    }
     for user in [&mut alice, &mut carol] {
         let publish = Identity::new(&user.jid).publish_xml();
         user.set(&keys, &publish).await.expect("publish").payload().expect("published");
