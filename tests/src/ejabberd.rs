@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::net::wait_for_port;
+use crate::net::{listens_on, wait_for_port};
 use crate::xmpp::{Ports, ServerOptions};
 
 /// How long ejabberd may take to start (about 1.5 s on an idle machine, far more under load).
@@ -194,6 +194,16 @@ modules:
                 let mut waited = Ok(());
                 for addr in self.ports.addrs() {
                     waited = waited.and(wait_for_port(addr, START_TIMEOUT).await);
+                }
+                // ejabberd starts even when a listener cannot bind, and another process then
+                // answers on that port: make sure every port is ejabberd's own.
+                let pid = self.process.as_ref().and_then(|p| p.child.id()).unwrap_or(0);
+                for addr in self.ports.addrs() {
+                    if waited.is_ok() && !listens_on(pid, addr.port()).unwrap_or(false) {
+                        waited = Err(anyhow::anyhow!(
+                            "ejabberd could not bind {addr}: address already in use by another process"
+                        ));
+                    }
                 }
                 waited
             }

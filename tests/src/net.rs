@@ -35,3 +35,32 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Stri
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// Whether process `pid` holds the socket listening on `port` (Linux `/proc`). A port that
+/// accepts connections is no proof that a server bound it: another process may have taken the
+/// port between picking it and the server binding it, and then answers in its place.
+pub fn listens_on(pid: u32, port: u16) -> anyhow::Result<bool> {
+    let mut sockets = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXADDR:HEXPORT; state 0A is LISTEN; field 9 is the inode.
+            let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9)) else {
+                continue;
+            };
+            let listening_port = local.rsplit_once(':').and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            if listening_port == Some(port) && *state == "0A" {
+                sockets.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if sockets.is_empty() {
+        return Ok(false);
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).with_context(|| format!("reading /proc/{pid}/fd"))?;
+    Ok(fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).any(|target| {
+        let target = target.to_string_lossy();
+        sockets.iter().any(|socket| *socket == target)
+    }))
+}

@@ -175,6 +175,12 @@ Component {component_jid}
         if let Some(line) = fresh.lines().find(|l| l.contains("Failed to open server port")) {
             bail!("prosody could not bind its ports: {line}");
         }
+        let pid = self.child.as_ref().and_then(Child::id).unwrap_or(0);
+        for addr in self.ports.addrs() {
+            if !crate::net::listens_on(pid, addr.port()).unwrap_or(false) {
+                bail!("prosody could not bind {addr}: address already in use by another process");
+            }
+        }
         if let Some(child) = self.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
         {
