@@ -302,12 +302,7 @@ async fn a_key_relay_to_an_offline_account_arrives_at_login(kind: ServerKind) {
 
 /// keydir's `keyward_keydir_notices_pending` (counted at each scrape).
 async fn notices_pending(stack: &Stack) -> f64 {
-    let url = stack.keydir_metrics_url().expect("own keydir");
-    let page = reqwest::get(url).await.expect("keydir metrics").text().await.expect("text");
-    page.lines()
-        .find_map(|line| line.strip_prefix("keyward_keydir_notices_pending "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no notices_pending in\n{page}"))
+    stack.notices_pending().await.expect("keydir metrics")
 }
 
 /// Waits until keydir has no unacknowledged notice.

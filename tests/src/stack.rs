@@ -280,19 +280,28 @@ impl Stack {
         Ok(self.keydir()?.metrics_url())
     }
 
-    /// Waits until keydir holds no unacknowledged notice (`keyward_keydir_notices_pending 0`).
-    /// The component acknowledges a notice only once the server answered a ping sent behind
-    /// it, so by then the server has stored every notice for its offline recipients.
+    /// keydir's `keyward_keydir_notices_pending`: notices not yet acknowledged (counted at
+    /// each scrape).
+    pub async fn notices_pending(&self) -> anyhow::Result<f64> {
+        let (_, page) = crate::net::http_get(self.keydir()?.metrics_addr(), "/metrics").await?;
+        page.lines()
+            .find_map(|line| line.strip_prefix("keyward_keydir_notices_pending "))
+            .and_then(|value| value.trim().parse().ok())
+            .with_context(|| format!("no keyward_keydir_notices_pending in\n{page}"))
+    }
+
+    /// Waits until keydir holds no unacknowledged notice. The component acknowledges a notice
+    /// only once the server answered a ping sent behind it, so by then the server has stored
+    /// every notice for its offline recipients.
     pub async fn wait_notices_acknowledged(&self, timeout: Duration) -> anyhow::Result<()> {
-        let metrics = self.keydir()?.metrics_addr();
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let (_, page) = crate::net::http_get(metrics, "/metrics").await?;
-            if page.lines().any(|line| line == "keyward_keydir_notices_pending 0") {
+            let pending = self.notices_pending().await?;
+            if pending == 0.0 {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                bail!("notices still pending after {timeout:?}:\n{page}");
+                bail!("{pending} notice(s) still pending after {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
