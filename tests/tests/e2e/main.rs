@@ -11,7 +11,6 @@ mod blindness;
 mod cli;
 mod devices;
 mod flow;
-mod hostile;
 mod revocation;
 mod support;
 mod tls;
