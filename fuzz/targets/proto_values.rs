@@ -40,9 +40,9 @@ fn envelope(data: &[u8]) {
     let Ok(envelope) = Envelope::from_inner(data) else { return };
     let inner = envelope.to_inner().expect("a parsed envelope re-encodes");
     assert_eq!(Envelope::from_inner(&inner).ok().as_ref(), Some(&envelope));
-    let mut cache = MemoryReplayCache::new(4);
-    assert!(cache.insert(&envelope.from, &envelope.msg_id, envelope.ts_ms));
-    assert!(!cache.insert(&envelope.from, &envelope.msg_id, envelope.ts_ms), "a replay was accepted");
+    let mut cache = MemoryReplayCache::default();
+    assert_eq!(cache.admit(&envelope.from, &envelope.msg_id, envelope.ts_ms), Ok(()));
+    assert!(cache.admit(&envelope.from, &envelope.msg_id, envelope.ts_ms).is_err(), "a replay was accepted");
 }
 
 fn keys(data: &[u8]) {

@@ -84,7 +84,7 @@ fn seal_and_open(c: &mut Criterion) {
                             &w.bob,
                             &w.alice,
                             w.alice_bundle.identity_key(),
-                            &mut MemoryReplayCache::new(1),
+                            &mut MemoryReplayCache::default(),
                         )
                         .expect("opens")
                 })

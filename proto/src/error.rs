@@ -84,6 +84,13 @@ pub enum Error {
     /// A message with this sender and id was already accepted.
     #[error("replayed message")]
     Replay,
+    /// A message signed too long before the sender's newest one to tell whether it is a replay
+    /// (protocol section 7, the replay rule).
+    #[error("message too old to accept (outside the replay window)")]
+    TooOld,
+    /// A message claims to be from the reader's own account but is not signed by its own key.
+    #[error("a message from your own account not signed by your own key")]
+    NotOwnKey,
     /// The operating system's random generator failed.
     #[error("the random generator failed")]
     Rng,

@@ -37,5 +37,5 @@ pub use fingerprint::{Fingerprint, SafetyNumber};
 pub use jid::BareJid;
 pub use keys::{EncryptionPublic, IdentityPublic, KeyPair};
 pub use message::{Envelope, Recipient, Sealed, WrappedKey};
-pub use replay::{MemoryReplayCache, ReplayCache, ReplayEntry};
+pub use replay::{MemoryReplayCache, ReplayCache, ReplayRule, SenderState};
 pub use secret::{KdfParams, KdfPolicy, SecretBlob};

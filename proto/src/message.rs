@@ -231,7 +231,8 @@ impl Sealed {
 
     /// Opens a message that arrived in a stanza from `stanza_from` (the server-stamped
     /// bare JID), checks it against the sender's pinned identity key, and records it
-    /// in `replay`. `me` and `my_jid` are the reader's own keys and account.
+    /// in `replay` (the replay rule). `me` and `my_jid` are the reader's own keys and account;
+    /// a message whose stanza is from `my_jid` must be checked with `me`'s own identity key.
     pub fn open(
         &self,
         me: &KeyPair,
@@ -240,6 +241,10 @@ impl Sealed {
         sender_ik: &IdentityPublic,
         replay: &mut dyn ReplayCache,
     ) -> Result<Envelope> {
+        if stanza_from == my_jid && *sender_ik != me.identity_public() {
+            // An account is never its own contact: its messages verify with its own key only.
+            return Err(Error::NotOwnKey);
+        }
         let my_fp = me.fingerprint();
         let entry = self.keys.iter().find(|k| k.fp == my_fp).ok_or(Error::NotARecipient)?;
         if entry.wrapped.len() != WRAPPED_LEN {
@@ -272,9 +277,7 @@ impl Sealed {
         if &envelope.to != my_jid && &envelope.from != my_jid {
             return Err(Error::Binding("recipient"));
         }
-        if !replay.insert(&envelope.from, &envelope.msg_id, envelope.ts_ms) {
-            return Err(Error::Replay);
-        }
+        replay.admit(&envelope.from, &envelope.msg_id, envelope.ts_ms)?;
         Ok(envelope)
     }
 }

@@ -127,7 +127,7 @@ fn replay_is_refused_and_failures_do_not_poison_the_cache() {
     let ik = alice.bundle.identity_key();
     // A failed open (wrong stanza sender) records nothing.
     assert!(sealed.open(&bob.keys, &bob.jid, &bob.jid, ik, &mut cache).is_err());
-    assert!(cache.is_empty());
+    assert_eq!(cache.remembered(&alice.jid), 0);
     sealed.open(&bob.keys, &bob.jid, &alice.jid, ik, &mut cache).expect("first time");
     assert_eq!(sealed.open(&bob.keys, &bob.jid, &alice.jid, ik, &mut cache), Err(Error::Replay));
 }
@@ -189,4 +189,19 @@ fn the_reader_holds_the_envelope_to_the_senders_limits() {
     let at = DOMAIN.len() + 4 + good.from.as_str().len() + 4 + good.to.as_str().len() + 8;
     empty_id.splice(at..at + 4 + 2, 0u32.to_be_bytes());
     assert!(matches!(Envelope::from_inner(&empty_id), Err(Error::InvalidValue("msg_id"))));
+}
+
+#[test]
+fn a_message_from_the_own_account_opens_only_with_the_own_key() {
+    // The server's key for "alice" (a directory entry it controls) signs a message from alice to alice.
+    let alice = party("alice");
+    let impostor = Party { jid: alice.jid.clone(), ..party("impostor") };
+    let forged = Sealed::seal(
+        &impostor.keys,
+        &envelope(&impostor, &alice, "m1", "it is me, really"),
+        &[Recipient::from(&alice.bundle)],
+    )
+    .expect("seals");
+    assert_eq!(open_as(&alice, &forged, &alice, &impostor), Err(Error::NotOwnKey));
+    assert_eq!(open_as(&alice, &forged, &alice, &alice), Err(Error::BadSignature));
 }
