@@ -83,14 +83,15 @@ enum Command {
     },
     /// List contacts with their keys and trust.
     Contacts,
-    /// Show the safety number with a contact; --confirm marks the key verified.
+    /// Show the safety number with a contact; --confirm NUMBER marks the key verified.
     Verify {
         /// The contact.
         #[arg(id = "contact", value_name = "JID")]
         jid: String,
-        /// You compared the number with the contact and it matches.
-        #[arg(long)]
-        confirm: bool,
+        /// The safety number (or the contact's fingerprint) you compared with the contact, as
+        /// they read it to you: the key is marked verified only if it matches.
+        #[arg(long, value_name = "NUMBER")]
+        confirm: Option<String>,
     },
 }
 
@@ -227,7 +228,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify { jid, confirm } => {
             let jid = parse_jid(jid, "contact")?;
-            verify(&cli, &out, &jid, *confirm).await?;
+            let compared = confirm.as_deref().map(crate::Compared::parse).transpose()?;
+            verify(&cli, &out, &jid, compared.as_ref()).await?;
         }
     }
     Ok(())
@@ -249,19 +251,20 @@ async fn recv_loop(session: &mut Session, out: &Output, wait: Duration) -> anyho
     }
 }
 
-async fn verify(cli: &Cli, out: &Output, jid: &BareJid, confirm: bool) -> anyhow::Result<()> {
+async fn verify(cli: &Cli, out: &Output, jid: &BareJid, compared: Option<&crate::Compared>) -> anyhow::Result<()> {
     // Works offline when the contact's key is pinned; otherwise fetches it.
     let me = cli.jid()?;
+    if jid == &me {
+        bail!("that is your own account: verify a contact");
+    }
     let store = Store::open(&cli.data_dir()?, &me)?;
-    let local = match store.account()? {
-        Some(state) => {
-            let own = state.bundle(&me)?;
-            match crate::safety_report(&store, &own, jid) {
-                Ok(report) => Some(report),
-                Err(Error::UnknownContact(_) | Error::NoKey(_)) => None,
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let own = store.account()?.map(|state| state.bundle(&me)).transpose()?;
+    let local = match &own {
+        Some(own) => match crate::safety_report(&store, own, jid) {
+            Ok(report) => Some(report),
+            Err(Error::UnknownContact(_) | Error::NoKey(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let report = match local {
@@ -273,16 +276,24 @@ async fn verify(cli: &Cli, out: &Output, jid: &BareJid, confirm: bool) -> anyhow
             report
         }
     };
-    let confirmed = if confirm {
-        let now = store.update_contacts(|c| c.confirm(jid))??;
-        if now != report.theirs {
-            bail!("the contact's key changed while verifying; run verify again");
-        }
-        true
-    } else {
-        false
+    let Some(compared) = compared else {
+        out.safety(&report, false);
+        return Ok(());
     };
-    out.safety(&report, confirmed);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let theirs = store.update_contacts(|c| c.confirm(jid, compared, &report.mine, now_ms))??;
+    // The key the user confirmed: the pinned one, or the held-back one it now replaces.
+    let report = crate::SafetyReport {
+        number: keyward_proto::SafetyNumber::of(&report.mine, &theirs),
+        theirs,
+        trust: crate::Trust::Verified,
+        changed: false,
+        ..report
+    };
+    out.safety(&report, true);
     Ok(())
 }
 

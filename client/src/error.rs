@@ -89,6 +89,32 @@ pub enum Error {
         /// The new fingerprint offered.
         offered: String,
     },
+    /// A message verified only with a contact's held-back changed key: never opened
+    /// (version 0 has no legitimate key change; the stanza is kept as evidence).
+    #[error(
+        "refused a message from {jid}: it is signed by a CHANGED key ({offered}), not the pinned one ({pinned}); compare safety numbers with `keyward verify {jid}`"
+    )]
+    SignedByChangedKey {
+        /// The contact.
+        jid: BareJid,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The changed key's fingerprint.
+        offered: String,
+    },
+    /// A revocation (a notice or a directory answer) failed the checks of protocol section 8.
+    #[error("refused a revocation of {jid}: {reason}")]
+    RevocationRefused {
+        /// The contact it was about.
+        jid: BareJid,
+        /// Which check failed.
+        reason: String,
+    },
+    /// What the user entered to confirm a key is neither the safety number nor the fingerprint of it.
+    #[error(
+        "what you entered does not match the key of {0}: nothing was confirmed; compare the safety number again (`keyward verify {0}`)"
+    )]
+    ConfirmMismatch(BareJid),
     /// A bundle for a contact did not verify or was for another account.
     #[error("refused a key for {jid}: {cause}")]
     BadBundle {

@@ -8,22 +8,16 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Warning {
-    /// The contact now presents a different key than the pinned one; not adopted.
+    /// The contact now presents a different key than the pinned one; not adopted, never used.
     KeyChanged {
         /// The pinned fingerprint.
         pinned: Fingerprint,
         /// The new, unconfirmed fingerprint.
         offered: Fingerprint,
     },
-    /// The message was signed with the contact's new, unconfirmed key.
-    SignedByUnconfirmedKey,
-    /// The contact's account was revoked, after this message was signed.
+    /// The contact's key was revoked: no message opened from now on can be trusted, whatever
+    /// time it claims (a thief of the key chooses it).
     ContactRevoked {
-        /// When (RFC 3339).
-        at: String,
-    },
-    /// The message was signed at or after the contact's revocation: do not trust it.
-    SignedAfterRevocation {
         /// When the account was revoked (RFC 3339).
         at: String,
     },
@@ -34,9 +28,7 @@ impl Warning {
     pub fn code(&self) -> &'static str {
         match self {
             Self::KeyChanged { .. } => "key-changed",
-            Self::SignedByUnconfirmedKey => "unconfirmed-key",
             Self::ContactRevoked { .. } => "contact-revoked",
-            Self::SignedAfterRevocation { .. } => "signed-after-revocation",
         }
     }
 }
@@ -48,15 +40,9 @@ impl fmt::Display for Warning {
                 f,
                 "key-changed: the contact's key CHANGED from {pinned} to {offered}; not trusted until you compare safety numbers (keyward verify)"
             ),
-            Self::SignedByUnconfirmedKey => {
-                write!(f, "unconfirmed-key: signed with the contact's NEW key, which you have not confirmed")
-            }
-            Self::ContactRevoked { at } => {
-                write!(f, "contact-revoked: the contact's account was revoked at {at} (this message is older)")
-            }
-            Self::SignedAfterRevocation { at } => write!(
+            Self::ContactRevoked { at } => write!(
                 f,
-                "signed-after-revocation: signed after the contact's account was revoked at {at}: do not trust it"
+                "contact-revoked: the contact's key was revoked at {at}: this message cannot be verified, do not trust it"
             ),
         }
     }
@@ -73,7 +59,8 @@ pub struct Received {
     pub sent_at_ms: u64,
     /// The text.
     pub body: String,
-    /// The signature checked out against the contact's pinned, unrevoked key.
+    /// The signature checked out against the contact's pinned key (or the own key for own
+    /// messages) and no revocation of it is known.
     pub verified: bool,
     /// How the pinned key is trusted.
     pub trust: Trust,

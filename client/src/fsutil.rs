@@ -1,8 +1,7 @@
-//! Private files on disk: folders made 0700, files written 0600 and atomically (temp file, fsync, rename).
+//! Private files on disk: folders made 0700, files created 0600.
 
 use crate::error::{Error, Result};
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 /// Creates `dir` (and parents) if needed and makes `dir` itself 0700.
@@ -35,35 +34,6 @@ pub(crate) fn open_private(path: &Path) -> Result<fs::File> {
     options.open(path).map_err(|e| Error::store(path, e))
 }
 
-/// Replaces `path` with `bytes` atomically: a reader sees the old or the new
-/// content, never a mix, and a crash leaves one of the two. The file is 0600.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::store(path, "no parent folder"))?;
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::store(path, "bad file name"))?;
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(|e| Error::store(path, e))?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename durable.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::store(path, e))
-}
-
 /// Reads a file, `None` if it does not exist.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
@@ -83,18 +53,15 @@ mod tests {
     }
 
     #[test]
-    fn files_are_0600_dirs_0700_and_writes_replace_whole_content() {
+    fn files_are_0600_and_dirs_0700() {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("a").join("b");
         ensure_private_dir(&dir).expect("creates");
         assert_eq!(mode(&dir), 0o700);
-        let file = dir.join("state.json");
-        write_private(&file, b"first, longer content").expect("writes");
-        write_private(&file, b"second").expect("writes");
-        assert_eq!(fs::read(&file).expect("reads"), b"second");
+        let file = dir.join("state");
+        drop(open_private(&file).expect("creates"));
         assert_eq!(mode(&file), 0o600);
-        let leftovers: Vec<_> = fs::read_dir(&dir).expect("lists").filter_map(|e| e.ok()).collect();
-        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+        assert_eq!(read_optional(&file).expect("reads"), Some(Vec::new()));
         assert_eq!(read_optional(&dir.join("missing")).expect("ok"), None);
     }
 

@@ -27,9 +27,9 @@ pub mod stanzas;
 mod store;
 
 pub use connection::{ConnectOptions, Connection, Transport, register};
-pub use contacts::{Contact, Contacts, PinOutcome, Revocation, Trust};
+pub use contacts::{Compared, Contact, Contacts, PinOutcome, Revocation, Trust};
 pub use error::{Error, Result};
 pub use events::{Incoming, KeyEvent, Received, Warning};
 pub use keyward_proto;
 pub use session::{Account, ContactView, FOREVER, KdfProgress, SafetyReport, Sent, Session, Setup, safety_report};
-pub use store::{AccountState, DATA_DIR_ENV, Store, StoreLock, default_data_dir};
+pub use store::{AccountState, DATA_DIR_ENV, DATABASE_FILE, Store, default_data_dir};

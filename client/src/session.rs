@@ -1,14 +1,14 @@
 //! The keyward session: own keys set up without user key handling, contacts pinned, messages sealed and opened.
 
 use crate::connection::{ConnectOptions, Connection};
-use crate::contacts::{PinOutcome, Revocation, Trust};
+use crate::contacts::{Compared, PinOutcome, Trust};
 use crate::error::{Error, Result};
 use crate::events::{Incoming, KeyEvent, Received, Warning};
 use crate::stanzas::{self, Inbound, Subscription};
 use crate::store::{AccountState, Store};
 use keyward_proto::elements::{
-    FEATURE_ROSTER_KEYS, KeyItem, KeyStatus, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery,
-    SecretQuery,
+    FEATURE_ROSTER_KEYS, KeyItem, KeyStatus, KeysQuery, KeysResult, Publish, Relay, Revoked, RosterKeys,
+    RosterKeysQuery, SecretQuery,
 };
 use keyward_proto::{
     BareJid, Bundle, Envelope, Fingerprint, KdfParams, KdfPolicy, KeyPair, Recipient, SafetyNumber, Sealed, SecretBlob,
@@ -319,7 +319,9 @@ impl Session {
 
     fn offer(&self, bundle: &VerifiedBundle) -> Result<KeyEvent> {
         let jid = bundle.jid().clone();
-        let outcome = self.store.update_contacts(|c| c.offer(bundle))??;
+        // An account is never its own contact: it knows its own keys.
+        self.check_not_me(&jid)?;
+        let outcome = self.store.update_contacts(|c| c.offer(bundle, now_ms()))??;
         Ok(match outcome {
             PinOutcome::Pinned(fingerprint) => KeyEvent::Pinned { jid, fingerprint },
             PinOutcome::Unchanged => KeyEvent::Unchanged { jid },
@@ -330,15 +332,27 @@ impl Session {
         })
     }
 
-    /// Applies one `<keys/>` answer item: pins (TOFU), flags changes, records revocations.
+    /// Applies one `<keys/>` answer item: pins (TOFU), flags changes, applies revocations
+    /// under the rules of protocol section 8.
     fn learn(&self, item: &KeyItem) -> Result<KeyEvent> {
+        self.check_not_me(&item.jid)?;
         match &item.status {
             KeyStatus::Revoked { at, reason } => {
-                let at = at.format(&Rfc3339).unwrap_or_default();
-                let fp = item.bundle.as_ref().map(|b| b.fingerprint().to_hex());
-                let revocation = Revocation { at: at.clone(), fp, reason: reason.clone() };
-                self.store.update_contacts(|c| c.revoke(&item.jid, revocation))?;
-                Ok(KeyEvent::Revoked { jid: item.jid.clone(), at, reason: reason.clone() })
+                let fp = match &item.bundle {
+                    Some(bundle) => Some(
+                        bundle
+                            .verify_for(&item.jid)
+                            .map_err(|cause| Error::BadBundle { jid: item.jid.clone(), cause })?
+                            .fingerprint(),
+                    ),
+                    None => None,
+                };
+                self.store.update_contacts(|c| c.revoke(&item.jid, fp, *at, reason, now_ms()))??;
+                Ok(KeyEvent::Revoked {
+                    jid: item.jid.clone(),
+                    at: at.format(&Rfc3339).unwrap_or_default(),
+                    reason: reason.clone(),
+                })
             }
             KeyStatus::None => Ok(KeyEvent::NoKey { jid: item.jid.clone() }),
             KeyStatus::Active => {
@@ -482,18 +496,11 @@ impl Session {
                     Err(error) => Incoming::Rejected { from: self.component.clone(), error },
                 })
             }
-            Inbound::Revoked(notice) => {
-                let at = notice.at.format(&Rfc3339).unwrap_or_default();
-                if notice.jid == self.me {
-                    return Some(Incoming::SelfRevoked { at, reason: notice.reason.clone() });
-                }
-                Some(match self.store.update_contacts(|c| c.apply_notice(&notice)) {
-                    Ok(_) => {
-                        Incoming::Key(KeyEvent::Revoked { jid: notice.jid.clone(), at, reason: notice.reason.clone() })
-                    }
-                    Err(error) => Incoming::Rejected { from: self.component.clone(), error },
-                })
-            }
+            Inbound::Revoked(notice) => Some(match self.on_revoked(&notice).await {
+                Ok(Some(event)) => event,
+                Ok(None) => return None,
+                Err(error) => Incoming::Rejected { from: self.component.clone(), error },
+            }),
             Inbound::Malformed { from, error } => Some(Incoming::Rejected { from, error }),
             Inbound::ForgedNotice { from } => Some(Incoming::Rejected {
                 from,
@@ -508,8 +515,66 @@ impl Session {
         }
     }
 
-    /// Opens a sealed message from `from` and checks it against the pinned key.
+    /// A `<revoked/>` notice is a hint (protocol section 8): it counts only when it names the
+    /// pinned key and a fresh `keys` answer confirms it. `None` when it changes nothing new.
+    async fn on_revoked(&mut self, notice: &Revoked) -> Result<Option<Incoming>> {
+        if notice.jid == self.me {
+            if notice.fp != self.fingerprint() {
+                return Err(Error::RevocationRefused {
+                    jid: self.me.clone(),
+                    reason: "it is not about this account's key".into(),
+                });
+            }
+            let item = self.lookup_one(&self.me.clone()).await?;
+            return match item.status {
+                KeyStatus::Revoked { at, reason } => {
+                    Ok(Some(Incoming::SelfRevoked { at: at.format(&Rfc3339).unwrap_or_default(), reason }))
+                }
+                _ => Err(Error::RevocationRefused {
+                    jid: self.me.clone(),
+                    reason: "the directory does not confirm it".into(),
+                }),
+            };
+        }
+        if !self.store.contacts()?.notice_applies(notice)? {
+            return Ok(None);
+        }
+        let item = self.lookup_one(&notice.jid).await?;
+        let confirmed = matches!(item.status, KeyStatus::Revoked { .. })
+            && item.bundle.as_ref().is_some_and(|b| b.fingerprint() == notice.fp);
+        if !confirmed {
+            return Err(Error::RevocationRefused {
+                jid: notice.jid.clone(),
+                reason: "the directory does not confirm it for the pinned key".into(),
+            });
+        }
+        self.learn(&item).map(|event| Some(Incoming::Key(event)))
+    }
+
+    async fn lookup_one(&mut self, jid: &BareJid) -> Result<KeyItem> {
+        fetch_keys(&mut self.conn, &self.component, std::slice::from_ref(jid))
+            .await?
+            .into_iter()
+            .find(|i| &i.jid == jid)
+            .ok_or(Error::UnexpectedAnswer("keys"))
+    }
+
+    /// Opens a sealed message from `from` and checks it against the pinned key (the own key
+    /// for the own account). A held-back changed key is never used to open.
     async fn open(&mut self, from: &BareJid, sealed: &Sealed) -> Result<Received> {
+        if from == &self.me {
+            let own = self.keys.identity_public();
+            let envelope = self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
+            return Ok(Received {
+                from: envelope.from.clone(),
+                id: envelope.msg_id.clone(),
+                sent_at_ms: envelope.ts_ms,
+                body: envelope.body.clone(),
+                verified: true,
+                trust: crate::contacts::Trust::Verified,
+                warnings: Vec::new(),
+            });
+        }
         let mut contact = self.store.contacts()?.get(from).cloned();
         if contact.as_ref().is_none_or(|c| c.pinned.is_none()) {
             // Trust on first use through the directory.
@@ -526,30 +591,31 @@ impl Session {
         let opened =
             self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
         let envelope = match (opened, &pending) {
-            (Ok(envelope), _) => {
-                if let Some(pending) = &pending {
-                    warnings.push(Warning::KeyChanged { pinned: pinned.fingerprint(), offered: pending.fingerprint() });
-                }
-                envelope
-            }
+            (Ok(envelope), _) => envelope,
             (Err(keyward_proto::Error::BadSignature), Some(pending)) => {
-                let envelope = self
-                    .store
-                    .with_replay(|cache| sealed.open(&self.keys, &self.me, from, pending.identity_key(), cache))??;
-                verified = false;
-                warnings.push(Warning::KeyChanged { pinned: pinned.fingerprint(), offered: pending.fingerprint() });
-                warnings.push(Warning::SignedByUnconfirmedKey);
-                envelope
+                // Checked against the changed key only to say why it is refused; never shown,
+                // never recorded, and the stanza is kept as evidence.
+                let mut scratch = keyward_proto::MemoryReplayCache::default();
+                let signed_by_changed =
+                    sealed.open(&self.keys, &self.me, from, pending.identity_key(), &mut scratch).is_ok();
+                if signed_by_changed {
+                    self.store.keep_evidence("signed-by-changed-key", from, &sealed.to_xml())?;
+                    return Err(Error::SignedByChangedKey {
+                        jid: from.clone(),
+                        pinned: pinned.fingerprint().to_string(),
+                        offered: pending.fingerprint().to_string(),
+                    });
+                }
+                return Err(keyward_proto::Error::BadSignature.into());
             }
             (Err(e), _) => return Err(e.into()),
         };
+        if let Some(pending) = &pending {
+            warnings.push(Warning::KeyChanged { pinned: pinned.fingerprint(), offered: pending.fingerprint() });
+        }
         if let Some(revoked) = &contact.revoked {
-            if revoked.covers(envelope.ts_ms) {
-                verified = false;
-                warnings.push(Warning::SignedAfterRevocation { at: revoked.at.clone() });
-            } else {
-                warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
-            }
+            verified = false;
+            warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
         }
         Ok(Received {
             from: envelope.from.clone(),
@@ -637,9 +703,12 @@ impl Session {
         safety_report(&self.store, &self.bundle, jid)
     }
 
-    /// Marks `jid`'s key verified after the user compared safety numbers (adopting a held-back new key).
-    pub fn confirm(&self, jid: &BareJid) -> Result<Fingerprint> {
-        self.store.update_contacts(|c| c.confirm(jid))?
+    /// Marks `jid`'s key verified after the user compared `compared` (the safety number or the
+    /// fingerprint) with the contact; refuses on any mismatch (protocol section 8).
+    pub fn confirm(&self, jid: &BareJid, compared: &Compared) -> Result<Fingerprint> {
+        self.check_not_me(jid)?;
+        let own = self.fingerprint();
+        self.store.update_contacts(|c| c.confirm(jid, compared, &own, now_ms()))?
     }
 
     /// Ends the session cleanly.

@@ -1,23 +1,38 @@
-//! Local state of one account on one device: own sealed keys, pinned contacts, the replay cache.
+//! Local state of one account on one device, in one SQLite database: own sealed keys, contacts, the replay window.
 //!
-//! Layout under the data folder: `<data>/<account jid>/` (0700) holding
-//! `account.json` (own bundle and the secret blob exactly as sealed: never a
-//! private key in the clear), `contacts.json` (pins, trust, revocations),
-//! `replay.json` (accepted message ids) and `lock`. Every file is 0600 and
-//! replaced atomically; read-modify-write cycles hold an exclusive lock on
-//! `lock`, so a running `recv` and a `send` in another terminal do not lose
-//! each other's updates.
+//! Layout under the data folder: `<data>/<account jid>/` (0700) holding `state.sqlite3`
+//! (0600; its journal inherits the mode). Tables are described in `store/schema.sql`: the
+//! own bundle and the secret blob exactly as sealed (never a private key in the clear),
+//! contacts with pins, trust and revocations, the replay rule's per-sender state, and
+//! evidence kept of refused stanzas. Every change is one transaction, so a running `recv`
+//! and a `send` in another terminal never lose each other's updates; a received message
+//! costs one indexed insert. State of the earlier JSON layout (`account.json`,
+//! `contacts.json`, `replay.json`) is imported on first open and the files removed.
 
-use crate::contacts::Contacts;
+mod migrate;
+mod replay;
+
+use crate::contacts::{Contact, Contacts, Revocation, Trust};
 use crate::error::{Error, Result};
-use crate::fsutil::{ensure_private_dir, open_private, read_optional, write_private};
-use keyward_proto::{BareJid, Bundle, MemoryReplayCache, ReplayEntry, SecretBlob, VerifiedBundle, XmlElement};
-use serde::de::DeserializeOwned;
+use crate::fsutil::{ensure_private_dir, open_private};
+use keyward_proto::{BareJid, Bundle, ReplayCache, SecretBlob, VerifiedBundle, XmlElement};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 /// The environment variable that overrides the data folder.
 pub const DATA_DIR_ENV: &str = "KEYWARD_DATA_DIR";
+
+/// The database file inside an account's state folder.
+pub const DATABASE_FILE: &str = "state.sqlite3";
+
+/// The schema version this code writes (SQLite's `user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a write waits for another process holding the database.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default data folder: `$KEYWARD_DATA_DIR`, else the platform's user data
 /// folder joined with `keyward` (`~/.local/share/keyward` on Linux).
@@ -56,36 +71,57 @@ impl AccountState {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, Default)]
-struct ReplayFile {
-    entries: Vec<ReplayRecord>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ReplayRecord {
-    from: String,
-    id: String,
-    ts: u64,
-}
-
 /// The local state of one account.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    path: PathBuf,
     jid: BareJid,
+    db: Mutex<Connection>,
 }
 
-/// Holds the store's exclusive lock until dropped.
-#[derive(Debug)]
-pub struct StoreLock(#[allow(dead_code)] std::fs::File);
-
 impl Store {
-    /// Opens (creating) the state folder of `jid` under `data_dir`.
+    /// Opens (creating) the state folder of `jid` under `data_dir` and its database,
+    /// importing state of the earlier JSON layout if there is some.
     pub fn open(data_dir: &Path, jid: &BareJid) -> Result<Self> {
         ensure_private_dir(data_dir)?;
         let dir = data_dir.join(jid.as_str());
         ensure_private_dir(&dir)?;
-        Ok(Self { dir, jid: jid.clone() })
+        let path = dir.join(DATABASE_FILE);
+        // Created 0600 before SQLite opens it; SQLite gives its journal the same mode.
+        drop(open_private(&path)?);
+        let db = Connection::open(&path).map_err(|e| Error::store(&path, e))?;
+        let store = Self { dir, path, jid: jid.clone(), db: Mutex::new(db) };
+        store.prepare()?;
+        migrate::import_json(&store)?;
+        Ok(store)
+    }
+
+    fn prepare(&self) -> Result<()> {
+        let db = self.db()?;
+        db.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.error(e))?;
+        // Rollback journal and full sync: a crash never loses an accepted message's id.
+        db.pragma_update(None, "synchronous", "FULL").map_err(|e| self.error(e))?;
+        db.pragma_update(None, "foreign_keys", "ON").map_err(|e| self.error(e))?;
+        let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| self.error(e))?;
+        match version {
+            0 => {
+                let tx = db.unchecked_transaction().map_err(|e| self.error(e))?;
+                tx.execute_batch(include_str!("store/schema.sql")).map_err(|e| self.error(e))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| self.error(e))?;
+                tx.commit().map_err(|e| self.error(e))
+            }
+            SCHEMA_VERSION => Ok(()),
+            other => Err(Error::store(&self.path, format!("written by a newer keyward (schema {other})"))),
+        }
+    }
+
+    fn db(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.db.lock().map_err(|_| Error::store(&self.path, "a previous operation panicked"))
+    }
+
+    fn error(&self, cause: impl std::fmt::Display) -> Error {
+        Error::store(&self.path, cause)
     }
 
     /// The account's state folder.
@@ -93,161 +129,162 @@ impl Store {
         &self.dir
     }
 
-    /// Takes the exclusive lock (waiting for another process to release it).
-    pub fn lock(&self) -> Result<StoreLock> {
-        let path = self.dir.join("lock");
-        let file = open_private(&path)?;
-        file.lock().map_err(|e| Error::store(&path, e))?;
-        Ok(StoreLock(file))
-    }
-
-    fn read_json<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T> {
-        let path = self.dir.join(name);
-        match read_optional(&path)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::store(&path, e)),
-            None => Ok(T::default()),
-        }
-    }
-
-    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
-        let path = self.dir.join(name);
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::store(&path, e))?;
-        write_private(&path, &bytes)
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The cached own keys, if this device has them.
     pub fn account(&self) -> Result<Option<AccountState>> {
-        let path = self.dir.join("account.json");
-        let Some(bytes) = read_optional(&path)? else { return Ok(None) };
-        let state: AccountState = serde_json::from_slice(&bytes).map_err(|e| Error::store(&path, e))?;
-        if state.jid != self.jid.as_str() {
-            return Err(Error::store(&path, "belongs to another account"));
+        let db = self.db()?;
+        let state = db
+            .query_row("SELECT jid, bundle, secret FROM account", [], |row| {
+                Ok(AccountState { jid: row.get(0)?, bundle: row.get(1)?, secret: row.get(2)? })
+            })
+            .optional()
+            .map_err(|e| self.error(e))?;
+        match state {
+            Some(state) if state.jid != self.jid.as_str() => Err(self.error("belongs to another account")),
+            other => Ok(other),
         }
-        Ok(Some(state))
     }
 
     /// Caches the own keys (bundle and sealed secret).
     pub fn save_account(&self, state: &AccountState) -> Result<()> {
-        let _lock = self.lock()?;
-        self.write_json("account.json", state)
+        if state.jid != self.jid.as_str() {
+            return Err(self.error("belongs to another account"));
+        }
+        let db = self.db()?;
+        db.execute(
+            "INSERT INTO account (jid, bundle, secret) VALUES (?1, ?2, ?3)
+             ON CONFLICT (jid) DO UPDATE SET bundle = excluded.bundle, secret = excluded.secret",
+            params![state.jid, state.bundle, state.secret],
+        )
+        .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// The contacts as currently stored.
     pub fn contacts(&self) -> Result<Contacts> {
-        self.read_json("contacts.json")
+        let db = self.db()?;
+        read_contacts(&db).map_err(|e| self.error(e))
     }
 
-    /// Reads, changes and writes back the contacts under the lock.
+    /// Reads, changes and writes back the contacts in one transaction.
     pub fn update_contacts<R>(&self, change: impl FnOnce(&mut Contacts) -> R) -> Result<R> {
-        let _lock = self.lock()?;
-        let mut contacts: Contacts = self.read_json("contacts.json")?;
+        let mut db = self.db()?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.error(e))?;
+        let mut contacts = read_contacts(&tx).map_err(|e| self.error(e))?;
         let before = contacts.clone();
         let result = change(&mut contacts);
-        if contacts != before {
-            self.write_json("contacts.json", &contacts)?;
+        for (jid, contact) in &contacts.contacts {
+            if before.contacts.get(jid) != Some(contact) {
+                write_contact(&tx, jid, contact).map_err(|e| self.error(e))?;
+            }
         }
+        tx.commit().map_err(|e| self.error(e))?;
         Ok(result)
     }
 
-    /// Runs `f` on the persistent replay cache under the lock and saves it if it grew.
-    pub fn with_replay<R>(&self, f: impl FnOnce(&mut MemoryReplayCache) -> R) -> Result<R> {
-        let _lock = self.lock()?;
-        let path = self.dir.join("replay.json");
-        let file: ReplayFile = self.read_json("replay.json")?;
-        let entries = file
-            .entries
-            .into_iter()
-            .map(|r| Ok(ReplayEntry { from: BareJid::parse(&r.from)?, msg_id: r.id, ts_ms: r.ts }))
-            .collect::<Result<Vec<_>, keyward_proto::Error>>()
-            .map_err(|e| Error::store(&path, e))?;
-        let count = entries.len();
-        let mut cache = MemoryReplayCache::from_entries(MemoryReplayCache::DEFAULT_CAPACITY, entries);
+    /// Runs `f` with the persistent replay state in one transaction (committed whatever `f`
+    /// returns: the replay rule records only what it accepted). A database failure inside is
+    /// reported as [`Error::Store`] and refuses the message.
+    pub fn with_replay<R>(&self, f: impl FnOnce(&mut dyn ReplayCache) -> R) -> Result<R> {
+        let mut db = self.db()?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.error(e))?;
+        let mut cache = replay::DbReplay::new(&tx);
         let result = f(&mut cache);
-        let changed = cache.len() != count || cache.len() == MemoryReplayCache::DEFAULT_CAPACITY;
-        if changed {
-            let file = ReplayFile {
-                entries: cache
-                    .entries()
-                    .map(|e| ReplayRecord { from: e.from.to_string(), id: e.msg_id.clone(), ts: e.ts_ms })
-                    .collect(),
-            };
-            self.write_json("replay.json", &file)?;
+        if let Some(failure) = cache.failure() {
+            return Err(self.error(failure));
         }
+        tx.commit().map_err(|e| self.error(e))?;
         Ok(result)
     }
+
+    /// Keeps a refused stanza as evidence (e.g. a message signed by a changed key).
+    pub fn keep_evidence(&self, kind: &str, sender: &BareJid, xml: &str) -> Result<()> {
+        let db = self.db()?;
+        db.execute(
+            "INSERT INTO evidence (kept_at_ms, kind, sender, xml) VALUES (?1, ?2, ?3, ?4)",
+            params![now_ms(), kind, sender.as_str(), xml],
+        )
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The evidence kept, oldest first: `(kind, sender, xml)`.
+    pub fn evidence(&self) -> Result<Vec<(String, String, String)>> {
+        let db = self.db()?;
+        let mut statement =
+            db.prepare("SELECT kind, sender, xml FROM evidence ORDER BY id").map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.error(e))?;
+        Ok(rows)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn read_contacts(db: &Connection) -> rusqlite::Result<Contacts> {
+    let mut statement = db.prepare(
+        "SELECT jid, pinned, pinned_at_ms, trust, pending, revoked_at, revoked_fp, revoked_reason FROM contacts",
+    )?;
+    let rows = statement.query_map([], |row| {
+        let trust: String = row.get(3)?;
+        let pinned_at: Option<i64> = row.get(2)?;
+        let revoked_at: Option<String> = row.get(5)?;
+        let contact = Contact {
+            pinned: row.get(1)?,
+            pinned_at_ms: pinned_at.and_then(|ms| u64::try_from(ms).ok()),
+            trust: if trust == "verified" { Trust::Verified } else { Trust::Tofu },
+            pending: row.get(4)?,
+            revoked: match revoked_at {
+                Some(at) => Some(Revocation {
+                    at,
+                    fp: row.get(6)?,
+                    reason: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                }),
+                None => None,
+            },
+        };
+        Ok((row.get::<_, String>(0)?, contact))
+    })?;
+    let mut contacts = Contacts::default();
+    for row in rows {
+        let (jid, contact) = row?;
+        contacts.contacts.insert(jid, contact);
+    }
+    Ok(contacts)
+}
+
+fn write_contact(db: &Connection, jid: &str, contact: &Contact) -> rusqlite::Result<()> {
+    let revoked = contact.revoked.as_ref();
+    db.execute(
+        "INSERT INTO contacts (jid, pinned, pinned_at_ms, trust, pending, revoked_at, revoked_fp, revoked_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (jid) DO UPDATE SET pinned = excluded.pinned, pinned_at_ms = excluded.pinned_at_ms,
+             trust = excluded.trust, pending = excluded.pending, revoked_at = excluded.revoked_at,
+             revoked_fp = excluded.revoked_fp, revoked_reason = excluded.revoked_reason",
+        params![
+            jid,
+            contact.pinned,
+            contact.pinned_at_ms.and_then(|ms| i64::try_from(ms).ok()),
+            contact.trust.as_str(),
+            contact.pending,
+            revoked.map(|r| r.at.as_str()),
+            revoked.and_then(|r| r.fp.as_deref()),
+            revoked.map(|r| r.reason.as_str()),
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::contacts::PinOutcome;
-    use keyward_proto::{KdfParams, KeyPair, ReplayCache};
-
-    fn keyward_b64(bytes: &[u8]) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
-
-    fn alice() -> BareJid {
-        BareJid::parse("alice@example.test").expect("valid")
-    }
-
-    #[test]
-    fn account_state_round_trips_and_holds_no_clear_private_key() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(root.path(), &alice()).expect("opens");
-        assert_eq!(store.account().expect("reads"), None);
-        let (ik_seed, ek_secret) = ([0x5a; 32], [0xc3; 32]);
-        let keys = KeyPair::from_secret_bytes(&ik_seed, &ek_secret);
-        let bundle = Bundle::sign(&keys, alice(), 7);
-        let secret = SecretBlob::seal(&keys, &alice(), b"pass", KdfParams::INSECURE_TEST_ONLY).expect("seals");
-        store.save_account(&AccountState::new(&bundle, &secret)).expect("saves");
-        let back = store.account().expect("reads").expect("present");
-        assert_eq!(back.bundle(&alice()).expect("verifies"), bundle);
-        let opened = back
-            .secret()
-            .expect("parses")
-            .open(b"pass", &alice(), &keyward_proto::KdfPolicy::danger_accept_weak_for_tests())
-            .expect("opens");
-        assert_eq!(opened.fingerprint(), keys.fingerprint());
-        // The state file holds no private key bytes in any usual encoding.
-        let text = std::fs::read_to_string(store.dir().join("account.json")).expect("reads");
-        for secret in [ik_seed, ek_secret] {
-            assert!(!text.contains(&hex::encode(secret)));
-            assert!(!text.contains(&keyward_b64(&secret)));
-        }
-        let other = Store::open(root.path(), &BareJid::parse("bob@example.test").expect("valid")).expect("opens");
-        assert!(matches!(other.account(), Ok(None)));
-    }
-
-    #[test]
-    fn contacts_persist_across_opens() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let bob = BareJid::parse("bob@example.test").expect("valid");
-        let bob_bundle = Bundle::sign(&KeyPair::generate().expect("rng"), bob.clone(), 1);
-        let store = Store::open(root.path(), &alice()).expect("opens");
-        let outcome = store.update_contacts(|c| c.offer(&bob_bundle)).expect("saves").expect("pins");
-        assert_eq!(outcome, PinOutcome::Pinned(bob_bundle.fingerprint()));
-        let again = Store::open(root.path(), &alice()).expect("opens");
-        assert_eq!(again.contacts().expect("reads").sendable(&bob).expect("pinned"), bob_bundle);
-    }
-
-    #[test]
-    fn replay_cache_survives_restart() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let bob = BareJid::parse("bob@example.test").expect("valid");
-        let store = Store::open(root.path(), &alice()).expect("opens");
-        assert!(store.with_replay(|c| c.insert(&bob, "m1", 5)).expect("ok"));
-        let again = Store::open(root.path(), &alice()).expect("opens");
-        assert!(!again.with_replay(|c| c.insert(&bob, "m1", 5)).expect("ok"), "replay refused after restart");
-        assert!(again.with_replay(|c| c.insert(&bob, "m2", 6)).expect("ok"));
-    }
-
-    #[test]
-    fn corrupt_state_is_a_clear_error() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(root.path(), &alice()).expect("opens");
-        std::fs::write(store.dir().join("contacts.json"), b"{not json").expect("writes");
-        assert!(matches!(store.contacts(), Err(Error::Store { .. })));
-    }
-}
+mod tests;

@@ -129,11 +129,11 @@ impl<'e> Demo<'e> {
         self.ok(&alice, &["recv", "--timeout", "3"])?;
 
         heading(5, "they compare safety numbers");
-        self.ok(&alice, &["verify", &bob.jid])?;
-        self.ok(&bob, &["verify", &alice.jid])?;
-        say("The numbers match, so both confirm:");
-        self.ok(&alice, &["verify", &bob.jid, "--confirm"])?;
-        self.ok(&bob, &["verify", &alice.jid, "--confirm"])?;
+        let seen_by_alice = safety_digits(&self.ok(&alice, &["verify", &bob.jid])?)?;
+        let seen_by_bob = safety_digits(&self.ok(&bob, &["verify", &alice.jid])?)?;
+        say("Each reads their number to the other, who confirms with what they heard:");
+        self.ok(&alice, &["verify", &bob.jid, "--confirm", &seen_by_bob])?;
+        self.ok(&bob, &["verify", &alice.jid, "--confirm", &seen_by_alice])?;
         self.ok(&alice, &["contacts"])?;
 
         heading(6, "alice logs in on a second device with her passphrase");
@@ -364,6 +364,21 @@ pub(crate) fn run(server: keyward_tests::xmpp::ServerKind) -> Result<()> {
     let outcome = Demo::new(keyward, &endpoints, scratch.path().to_path_buf()).run();
     let stopped = runtime.block_on(stack.stop());
     outcome.and(stopped)
+}
+
+/// The 60 digits of the safety number that `keyward verify` printed (the rows after its heading).
+fn safety_digits(output: &str) -> Result<String> {
+    let digits: String = output
+        .lines()
+        .skip_while(|line| !line.starts_with("safety number with"))
+        .skip(1)
+        .take(3)
+        .flat_map(|line| line.chars().filter(char::is_ascii_digit))
+        .collect();
+    if digits.len() != 60 {
+        bail!("no safety number in the output of keyward verify");
+    }
+    Ok(digits)
 }
 
 #[cfg(test)]

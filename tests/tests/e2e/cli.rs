@@ -121,7 +121,13 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     let seen_by_carol = carol.one(&["verify", &dave.jid]).await?;
     assert_eq!(seen_by_dave["safety_number"], seen_by_carol["safety_number"]);
     assert_eq!(seen_by_dave["theirs"], carol_fp.as_str());
-    let confirmed = dave.one(&["verify", &carol.jid, "--confirm"]).await?;
+    // A number that is not the one carol read out is refused, and nothing is marked.
+    let wrong = "1".repeat(60);
+    let refused = dave.run(&["verify", &carol.jid, "--confirm", &wrong]).await?;
+    assert!(!refused.status.success(), "a wrong number must be refused");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not match"));
+    let number = seen_by_carol["safety_number"].as_str().context("carol's number")?;
+    let confirmed = dave.one(&["verify", &carol.jid, "--confirm", number]).await?;
     assert_eq!(confirmed["trust"], "verified");
     carol.one(&["send", &dave.jid, "and now you know it is me"]).await?;
     let events = dave.recv_until("carol's second message", |events| events.iter().any(from_carol)).await?;

@@ -62,8 +62,8 @@ async fn revocation_reaches_online_and_offline_contacts(kind: ServerKind) -> any
     a.send(&bob.jid, "signed after the revocation").await?;
     match expect(&mut b, "a message signed after revocation", |e| matches!(e, Incoming::Message(_))).await? {
         Incoming::Message(m) => {
-            assert!(!m.verified, "signed after the revocation");
-            assert!(m.warnings.iter().any(|w| matches!(w, Warning::SignedAfterRevocation { .. })), "{:?}", m.warnings);
+            assert!(!m.verified, "opened after the revocation");
+            assert!(m.warnings.iter().any(|w| matches!(w, Warning::ContactRevoked { .. })), "{:?}", m.warnings);
         }
         _ => unreachable!(),
     }

@@ -12,31 +12,11 @@ use sqlx::Connection;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
+use crate::adversary::swap_bundle;
 use crate::support::{User, expect, mutual_contacts, stack};
 use keyward_tests::on_both_servers;
 
 on_both_servers!(server_swaps_a_key, user_forges_a_key_relay, tampered_forwarded_and_replayed_ciphertext);
-
-/// What a hostile directory does: replaces `jid`'s bundle row with `forged`.
-async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
-    let mut db = sqlx::PgConnection::connect(database_url).await?;
-    let updated = sqlx::query(
-        "UPDATE bundles SET fingerprint = $2, ik = $3, ek = $4, created_unix = $5, sig = $6, xml = $7 WHERE jid = $1",
-    )
-    .bind(forged.jid().as_str())
-    .bind(forged.fingerprint().to_hex())
-    .bind(forged.identity_key().to_bytes().to_vec())
-    .bind(forged.encryption_key().to_bytes().to_vec())
-    .bind(i64::try_from(forged.created())?)
-    .bind(forged.signature().to_vec())
-    .bind(forged.to_xml())
-    .execute(&mut db)
-    .await?
-    .rows_affected();
-    assert_eq!(updated, 1, "the bundle row was replaced");
-    db.close().await?;
-    Ok(())
-}
 
 async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
     let stack = stack(kind).await?;

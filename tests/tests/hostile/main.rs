@@ -12,4 +12,6 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
+mod adversary;
 mod directory;
+mod trust;

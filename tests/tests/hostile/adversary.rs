@@ -1,0 +1,105 @@
+//! What the adversary does with real parts: edits keydir's database under the running stack,
+//! queues notices of its own, and sends stanzas as a user (the server can log in as anyone).
+
+use keyward_client::Connection;
+use keyward_client::keyward_proto::elements::Revoked;
+use keyward_client::keyward_proto::{
+    BareJid, Envelope, Fingerprint, KeyPair, Recipient, Sealed, VerifiedBundle, XmlElement,
+};
+use keyward_client::stanzas::sealed_message;
+use keyward_tests::stack::Stack;
+use sqlx::Connection as _;
+use time::OffsetDateTime;
+use tokio_xmpp::parsers::message::Message;
+
+use crate::support::User;
+
+/// Replaces `jid`'s bundle row with `forged` (validly self-signed by a key the adversary holds).
+pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
+    let mut db = sqlx::PgConnection::connect(database_url).await?;
+    let updated = sqlx::query(
+        "UPDATE bundles SET fingerprint = $2, ik = $3, ek = $4, created_unix = $5, sig = $6, xml = $7 WHERE jid = $1",
+    )
+    .bind(forged.jid().as_str())
+    .bind(forged.fingerprint().to_hex())
+    .bind(forged.identity_key().to_bytes().to_vec())
+    .bind(forged.encryption_key().to_bytes().to_vec())
+    .bind(i64::try_from(forged.created())?)
+    .bind(forged.signature().to_vec())
+    .bind(forged.to_xml())
+    .execute(&mut db)
+    .await?
+    .rows_affected();
+    assert_eq!(updated, 1, "the bundle row was replaced");
+    db.close().await?;
+    Ok(())
+}
+
+/// Queues a `<revoked/>` notice of the adversary's making in keydir's outbox: the real component
+/// delivers it to `recipient`, stamped with the component's own JID.
+pub async fn queue_revoked_notice(
+    stack: &Stack,
+    recipient: &BareJid,
+    about: &BareJid,
+    fp: Fingerprint,
+    at: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let payload = Revoked { jid: about.clone(), fp, at, reason: "forged by the directory".into() }.to_xml();
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    // One revocation notice per subject and recipient: the adversary replaces an earlier one.
+    sqlx::query("DELETE FROM notices WHERE recipient = $1 AND subject = $2 AND kind = 'revoked'")
+        .bind(recipient.as_str())
+        .bind(about.as_str())
+        .execute(&mut db)
+        .await?;
+    sqlx::query("INSERT INTO notices (recipient, kind, subject, payload) VALUES ($1, 'revoked', $2, $3)")
+        .bind(recipient.as_str())
+        .bind(about.as_str())
+        .bind(payload)
+        .execute(&mut db)
+        .await?;
+    db.close().await?;
+    Ok(())
+}
+
+/// Marks `jid` revoked in the directory's database at `at`, as a hostile directory would
+/// (no admin request, no notices).
+pub async fn mark_revoked(stack: &Stack, jid: &BareJid, at: OffsetDateTime) -> anyhow::Result<()> {
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    let updated = sqlx::query(
+        "UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = 'edited in the database' WHERE jid = $1",
+    )
+    .bind(jid.as_str())
+    .bind(at)
+    .execute(&mut db)
+    .await?
+    .rows_affected();
+    assert_eq!(updated, 1, "the account row was changed");
+    db.close().await?;
+    Ok(())
+}
+
+/// A second connection as `user` (the server, or whoever holds the XMPP password).
+pub async fn connect_as(user: &User) -> anyhow::Result<Connection> {
+    Ok(Connection::connect(&user.connect_options()).await?)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> anyhow::Result<u64> {
+    Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis().try_into()?)
+}
+
+/// A sealed message stanza from `from` to `to`, signed by `signer` at `ts_ms`, for `to_bundle`'s key.
+pub fn sealed_stanza(
+    signer: &KeyPair,
+    from: &BareJid,
+    to: &BareJid,
+    to_bundle: &VerifiedBundle,
+    id: &str,
+    ts_ms: u64,
+    body: &str,
+) -> anyhow::Result<Message> {
+    let envelope = Envelope { from: from.clone(), to: to.clone(), ts_ms, msg_id: id.to_owned(), body: body.to_owned() };
+    let sealed = Sealed::seal(signer, &envelope, &[Recipient::from(to_bundle)])?;
+    Ok(sealed_message(to, id, &sealed)?)
+}
