@@ -32,4 +32,4 @@ pub use error::{Error, Result};
 pub use events::{Incoming, KeyEvent, Received, Warning};
 pub use keyward_proto;
 pub use session::{Account, ContactView, FOREVER, KdfProgress, SafetyReport, Sent, Session, Setup, safety_report};
-pub use store::{AccountState, DATA_DIR_ENV, Store, StoreLock, default_data_dir};
+pub use store::{AccountState, DATA_DIR_ENV, STATE_FOLDER, Store, StoreLock, default_data_dir};

@@ -1,16 +1,17 @@
 //! Local state of one account on one device: own sealed keys, pinned contacts, the replay cache.
 //!
-//! Layout under the data folder: `<data>/<account jid>/` (0700) holding
-//! `account.json` (own bundle and the secret blob exactly as sealed: never a
-//! private key in the clear), `contacts.json` (pins, trust, revocations),
-//! `replay.json` (accepted message ids) and `lock`. Every file is 0600 and
-//! replaced atomically; read-modify-write cycles hold an exclusive lock on
-//! `lock`, so a running `recv` and a `send` in another terminal do not lose
-//! each other's updates.
+//! Layout (protocol section 12.5): inside the folder the user names (`--data-dir`,
+//! `KEYWARD_DATA_DIR`, else the platform data folder such as `~/.local/share`), keyward keeps
+//! `keyward/<account jid>/` (both 0700) holding `account.json` (own bundle and the secret blob
+//! exactly as sealed: never a private key in the clear), `contacts.json` (pins, trust,
+//! revocations), `replay.json` (accepted message ids) and `lock`. The named folder itself is
+//! created when missing but its permissions are never changed. Every file is 0600 and
+//! replaced atomically; read-modify-write cycles hold an exclusive lock on `lock`, so a running
+//! `recv` and a `send` in another terminal do not lose each other's updates.
 
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
-use crate::fsutil::{ensure_private_dir, open_private, read_optional, write_private};
+use crate::fsutil::{create_missing_dirs, ensure_private_dir, open_private, read_optional, write_private};
 use keyward_proto::{BareJid, Bundle, MemoryReplayCache, ReplayEntry, SecretBlob, VerifiedBundle, XmlElement};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -19,12 +20,15 @@ use std::path::{Path, PathBuf};
 /// The environment variable that overrides the data folder.
 pub const DATA_DIR_ENV: &str = "KEYWARD_DATA_DIR";
 
-/// The default data folder: `$KEYWARD_DATA_DIR`, else the platform's user data
-/// folder joined with `keyward` (`~/.local/share/keyward` on Linux).
+/// The name of keyward's own folder inside the data folder the user names.
+pub const STATE_FOLDER: &str = "keyward";
+
+/// The default data folder: `$KEYWARD_DATA_DIR`, else the platform's user data folder
+/// (`~/.local/share` on Linux). keyward's state goes in `keyward/` inside it.
 pub fn default_data_dir() -> Option<PathBuf> {
     match std::env::var_os(DATA_DIR_ENV) {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => dirs::data_dir().map(|d| d.join("keyward")),
+        _ => dirs::data_dir(),
     }
 }
 
@@ -80,10 +84,19 @@ pub struct Store {
 pub struct StoreLock(#[allow(dead_code)] std::fs::File);
 
 impl Store {
-    /// Opens (creating) the state folder of `jid` under `data_dir`.
+    /// Opens (creating) the state folder of `jid`: `<data_dir>/keyward/<jid>/`. `data_dir` is
+    /// created (0700) when missing and otherwise left as it is; keyward's own folders are made
+    /// 0700. State of the earlier layout, `<data_dir>/<jid>/account.json`, is moved there once.
     pub fn open(data_dir: &Path, jid: &BareJid) -> Result<Self> {
-        ensure_private_dir(data_dir)?;
-        let dir = data_dir.join(jid.as_str());
+        create_missing_dirs(data_dir)?;
+        let root = data_dir.join(STATE_FOLDER);
+        ensure_private_dir(&root)?;
+        let dir = root.join(jid.as_str());
+        let old = data_dir.join(jid.as_str());
+        if old.join("account.json").is_file() && !dir.exists() {
+            std::fs::rename(&old, &dir)
+                .map_err(|e| Error::store(&old, format!("moving it to {}: {e}", dir.display())))?;
+        }
         ensure_private_dir(&dir)?;
         Ok(Self { dir, jid: jid.clone() })
     }
@@ -241,6 +254,43 @@ mod tests {
         let again = Store::open(root.path(), &alice()).expect("opens");
         assert!(!again.with_replay(|c| c.insert(&bob, "m1", 5)).expect("ok"), "replay refused after restart");
         assert!(again.with_replay(|c| c.insert(&bob, "m2", 6)).expect("ok"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_goes_in_a_keyward_folder_and_the_named_folder_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o751)).expect("chmod");
+        let store = Store::open(home.path(), &alice()).expect("opens");
+        assert_eq!(store.dir(), home.path().join("keyward").join("alice@example.test"));
+        assert_eq!(mode(home.path()), 0o751, "the folder the user named is left alone");
+        assert_eq!(mode(&home.path().join("keyward")), 0o700);
+        assert_eq!(mode(store.dir()), 0o700);
+        // A missing named folder is created, private.
+        let fresh = home.path().join("new").join("data");
+        Store::open(&fresh, &alice()).expect("opens");
+        assert_eq!(mode(&fresh), 0o700);
+    }
+
+    #[test]
+    fn state_of_the_earlier_layout_is_moved_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let old = root.path().join("alice@example.test");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::write(old.join("account.json"), b"{\"old\": true}").expect("writes");
+        std::fs::write(old.join("contacts.json"), b"{}").expect("writes");
+        let store = Store::open(root.path(), &alice()).expect("opens");
+        assert!(!old.exists(), "moved away");
+        assert_eq!(std::fs::read(store.dir().join("account.json")).expect("moved"), b"{\"old\": true}");
+        assert!(store.dir().join("contacts.json").is_file());
+        // A folder of that name without account.json is not keyward's: left alone.
+        let bob = BareJid::parse("bob@example.test").expect("valid");
+        std::fs::create_dir(root.path().join("bob@example.test")).expect("mkdir");
+        let bobs = Store::open(root.path(), &bob).expect("opens");
+        assert!(root.path().join("bob@example.test").is_dir());
+        assert!(bobs.account().expect("reads").is_none());
     }
 
     #[test]
