@@ -115,7 +115,7 @@ registration_timeout: infinity
     hosts:
       {component_jid:?}:
         password: {secret:?}
-acl:
+{extra_components}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -142,6 +142,11 @@ modules:
             component = self.ports.component,
             component_jid = o.component,
             secret = o.secret,
+            extra_components = o
+                .extra_components
+                .iter()
+                .map(|jid| format!("      {jid:?}:\n        password: {:?}\n", o.secret))
+                .collect::<String>(),
         )
     }
 

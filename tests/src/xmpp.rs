@@ -15,6 +15,9 @@ pub struct ServerOptions {
     pub component: String,
     /// The component's shared secret.
     pub secret: String,
+    /// More external components (XEP-0114) the server accepts, with the same secret: JIDs for
+    /// processes a test connects itself (a rogue service at `keys.<domain>`, say).
+    pub extra_components: Vec<String>,
     /// Grant the component XEP-0356 roster access, outgoing messages and roster presence.
     pub privilege: bool,
     /// Allow in-band registration (XEP-0077) from clients.
@@ -30,6 +33,7 @@ impl Default for ServerOptions {
             domain: "example.test".into(),
             component: "keys.example.test".into(),
             secret: format!("secret-{}", std::process::id()),
+            extra_components: Vec::new(),
             privilege: true,
             registration: false,
             tls: None,
