@@ -152,7 +152,7 @@ Component {component_jid}
                 .map(|jid| format!(
                     "\nComponent {}\n    component_secret = {}\n",
                     lua_string(jid),
-                    lua_string(&o.secret)
+                    lua_string(&o.extra_component_secret(jid))
                 ))
                 .collect::<String>(),
         ))

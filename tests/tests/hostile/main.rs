@@ -12,4 +12,8 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
+mod component;
 mod directory;
+mod display;
+mod plaintext;
+mod reconnect;
