@@ -268,7 +268,7 @@ impl Session {
         let bundle = state.bundle(&me)?;
         let keys = open_secret(account, state.secret()?, &bundle).await?;
         let mut conn = Connection::connect(&account.connect).await?;
-        let component = conn.find_component(account.connect.component.as_ref()).await?;
+        let component = component_or_server(&mut conn, account).await?;
         Ok(Self { conn, me, component, keys, bundle, store })
     }
 
@@ -282,12 +282,7 @@ impl Session {
         let bundle = Bundle::sign(&keys, me.clone(), created_unix_s);
         store.save_account(&AccountState::new(&bundle, &secret))?;
         let mut conn = Connection::connect(&account.connect).await?;
-        // Without any keyward component, keyward requests go to the account's own server,
-        // which refuses them; notices then come from nobody it would accept.
-        let component = match conn.find_component(account.connect.component.as_ref()).await {
-            Err(Error::NoComponent { domain }) => BareJid::parse(&domain)?,
-            other => other?,
-        };
+        let component = component_or_server(&mut conn, account).await?;
         Ok(Self { conn, me, component, keys, bundle, store })
     }
 
@@ -687,6 +682,16 @@ async fn fetch_keys(
         items.extend(result.items.into_iter().filter(|i| chunk.contains(&i.jid)));
     }
     Ok(items)
+}
+
+/// The checked component ([`Connection::find_component`]) for sessions that can work without
+/// one (keys cached here or exchanged out of band): when the server has none, keyward requests
+/// go to the account's own server, which refuses them, and notices count only from its domain JID.
+async fn component_or_server(conn: &mut Connection, account: &Account) -> Result<BareJid> {
+    match conn.find_component(account.connect.component.as_ref()).await {
+        Err(Error::NoComponent { domain }) => Ok(BareJid::parse(&domain)?),
+        other => other,
+    }
 }
 
 async fn own_status(conn: &mut Connection, component: &BareJid, me: &BareJid) -> Result<KeyStatus> {
