@@ -661,7 +661,7 @@ if command -v prosody >/dev/null 2>&1; then
 else
   bad "Prosody snippet live check: prosody is not installed (Debian packages prosody prosody-modules)"
 fi
-check "ejabberd snippet: ejabberd_service listener and mod_privilege for the component" \
+check "ejabberd snippet: ejabberd_service listener, mod_privilege and disco#items listing for the component" \
   "$PY" -c '
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
@@ -672,6 +672,7 @@ assert c["acl"]["keyward_component"]["server"] == jid
 priv = c["modules"]["mod_privilege"]
 assert priv["roster"]["both"] == "keyward_component", priv
 assert priv["message"]["outgoing"] == "keyward_component", priv
+assert jid in c["modules"]["mod_disco"]["extra_domains"], "clients discover the component in disco#items"
 ' "$HERE/ejabberd/keyward.yml"
 
 finish

@@ -10,13 +10,12 @@
 //!   binding with `tls-exporter` fails the login. A server says which types it binds with
 //!   in XEP-0440's `<sasl-channel-binding/>`; without our type there, the client binds
 //!   with nothing (the `n` flag), which every SCRAM server accepts.
+//!
+//! Every login, reconnects included, decides from that connection's own offer.
 
 use sasl::common::ChannelBinding;
 use std::collections::BTreeSet;
-use tokio_xmpp::connect::ServerConnector;
-use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::sasl_cb::Type as CbType;
-use tokio_xmpp::xmlstream::{PendingFeaturesRecv, Timeouts};
 
 /// The binding to use, given what the TLS layer offers, the mechanisms the server offers and
 /// the binding types it announces (XEP-0440), if it does.
@@ -35,36 +34,6 @@ pub(crate) fn binding_for(
         return ChannelBinding::Unsupported;
     }
     if server_types.is_some_and(|types| types.contains(&ours)) { offered_by_tls } else { ChannelBinding::None }
-}
-
-/// A connector whose channel binding follows [`binding_for`], given the mechanisms the server
-/// offered when the client first logged in.
-#[derive(Debug, Clone)]
-pub(crate) struct BindingAsOffered<C> {
-    pub(crate) inner: C,
-    pub(crate) offered_mechanisms: BTreeSet<String>,
-    /// The XEP-0440 channel-binding types the server announced, if it did.
-    pub(crate) server_types: Option<Vec<CbType>>,
-}
-
-impl<C: ServerConnector> ServerConnector for BindingAsOffered<C> {
-    type Stream = C::Stream;
-
-    fn connect(
-        &self,
-        jid: &Jid,
-        ns: &'static str,
-        timeouts: Timeouts,
-    ) -> impl Future<Output = Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), tokio_xmpp::Error>> + Send
-    {
-        let connecting = self.inner.connect(jid, ns, timeouts);
-        let offered = self.offered_mechanisms.clone();
-        let types = self.server_types.clone();
-        async move {
-            let (pending, binding) = connecting.await?;
-            Ok((pending, binding_for(binding, &offered, types.as_deref())))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `keyward` command line tool: argument parsing, secret input, output for people and for scripts.
 
 mod output;
+mod sanitize;
 mod secrets;
 
 use crate::{Account, ConnectOptions, Error, Incoming, KeyEvent, Session, Setup, Store, Transport};
@@ -22,16 +23,16 @@ pub struct Cli {
     /// Server address HOST:PORT (default: DNS SRV of the account's domain).
     #[arg(long, global = true, env = "KEYWARD_SERVER", value_name = "HOST:PORT")]
     server: Option<String>,
-    /// The keyward component's JID (default: keys.<your domain>).
+    /// The keyward component's JID (default: discovered on your server; checked either way).
     #[arg(long, global = true, env = "KEYWARD_COMPONENT")]
     component: Option<String>,
-    /// Connect with plain TCP and NO TLS (loopback test servers only).
+    /// Connect with plain TCP and NO TLS: only to a loopback --server HOST:PORT (test servers).
     #[arg(long, global = true, conflicts_with = "direct_tls")]
     insecure_plaintext: bool,
     /// Use TLS from the first byte instead of STARTTLS.
     #[arg(long, global = true)]
     direct_tls: bool,
-    /// Folder for local state (default: the user data folder).
+    /// Folder in which keyward keeps its `keyward/` state folder (default: the user data folder, e.g. ~/.local/share).
     #[arg(long, global = true, env = "KEYWARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Read the XMPP password from this file (else KEYWARD_PASSWORD, else a prompt).
@@ -119,7 +120,8 @@ pub fn main() -> ExitCode {
             if json {
                 println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
             }
-            eprintln!("error: {e:#}");
+            // An error can quote the server (a refusal's text): escaped like everything it sends.
+            eprintln!("error: {}", sanitize::escape(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

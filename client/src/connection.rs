@@ -1,13 +1,15 @@
-//! The c2s connection: connect with SASL SCRAM over STARTTLS, direct TLS or (loopback only) plain TCP; IQs, stanzas, events.
+//! The c2s connection: every login (reconnects included) with SASL SCRAM only, over STARTTLS, direct TLS or (loopback only) plain TCP; IQs, stanzas, events.
 
-use crate::binding::BindingAsOffered;
 use crate::error::{Error, Result};
 use crate::stanzas::{self, NS_ROSTER};
 use futures::{SinkExt, StreamExt};
 use keyward_proto::BareJid;
 use secrecy::{ExposeSecret, SecretString};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
 use tokio_xmpp::error::AuthError;
 use tokio_xmpp::jid::Jid;
@@ -15,10 +17,12 @@ use tokio_xmpp::minidom::Element as MElement;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::presence::Presence;
-use tokio_xmpp::parsers::sasl_cb::Type as CbType;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
-use tokio_xmpp::stanzastream::{Event as StreamItem, StanzaStage, StanzaState, StanzaStream, StreamEvent};
-use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, Timeouts, XmppStreamElement};
+use tokio_xmpp::parsers::stream_features::StreamFeatures;
+use tokio_xmpp::stanzastream::{
+    Connection as StreamConnection, Event as StreamItem, StanzaStage, StanzaState, StanzaStream, StreamEvent,
+};
+use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement};
 use tokio_xmpp::{IqRequest, Stanza};
 
 /// Stanzas buffered between the network task and the session, each way.
@@ -48,14 +52,16 @@ pub struct ConnectOptions {
     pub server: Option<String>,
     /// Transport protection.
     pub transport: Transport,
-    /// The keyward component's JID; by default `keys.<domain>`.
+    /// The keyward component's JID; by default discovered on the account's server
+    /// (XEP-0030 disco#items). Named or discovered, it is checked through disco#info
+    /// before any keyward request goes to it ([`Connection::find_component`]).
     pub component: Option<BareJid>,
     /// How long to wait for any single answer.
     pub timeout: Duration,
 }
 
 impl ConnectOptions {
-    /// Options for `jid` with `password`: STARTTLS, server from DNS, component `keys.<domain>`.
+    /// Options for `jid` with `password`: STARTTLS, server from DNS, component discovered.
     pub fn new(jid: BareJid, password: SecretString) -> Self {
         Self {
             jid,
@@ -81,20 +87,11 @@ impl ConnectOptions {
         self
     }
 
-    /// Uses another component JID than `keys.<domain>`.
+    /// Names the component instead of discovering it (it is still checked through disco#info).
     #[must_use]
     pub fn component(mut self, component: BareJid) -> Self {
         self.component = Some(component);
         self
-    }
-
-    /// The component JID in effect.
-    pub fn component_jid(&self) -> Result<BareJid> {
-        match &self.component {
-            Some(c) => Ok(c.clone()),
-            None => BareJid::parse(&format!("keys.{}", self.jid.domain()))
-                .map_err(|e| Error::Invalid { what: "component JID", reason: e.to_string() }),
-        }
     }
 }
 
@@ -102,19 +99,29 @@ fn connection_error(err: impl std::fmt::Display) -> Error {
     Error::Connection(err.to_string())
 }
 
+/// Where to connect. With [`Transport::InsecurePlaintext`] an explicit `HOST:PORT` is required
+/// (no DNS SRV) and every address it resolves to must be loopback, so that neither the
+/// password of an in-band registration nor any stanza can cross a network in the clear
+/// (protocol section 12.1). The check runs before any connection is made.
 async fn dns_config(options: &ConnectOptions) -> Result<DnsConfig> {
     match &options.server {
         Some(server) => {
-            let addr = tokio::net::lookup_host(server.as_str())
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(server.as_str())
                 .await
                 .map_err(|e| Error::Invalid { what: "server address", reason: format!("{server}: {e}") })?
-                .next()
-                .ok_or_else(|| Error::Invalid {
-                    what: "server address",
-                    reason: format!("{server} did not resolve"),
-                })?;
-            Ok(DnsConfig::addr(&addr.to_string()))
+                .collect();
+            let first = *addrs.first().ok_or_else(|| Error::Invalid {
+                what: "server address",
+                reason: format!("{server} did not resolve"),
+            })?;
+            if options.transport == Transport::InsecurePlaintext {
+                check_loopback(server, &addrs)?;
+            }
+            Ok(DnsConfig::addr(&first.to_string()))
         }
+        None if options.transport == Transport::InsecurePlaintext => Err(Error::PlaintextNotLoopback {
+            target: format!("the server of {} (from DNS SRV; pass a loopback HOST:PORT)", options.jid.domain()),
+        }),
         #[cfg(feature = "tls")]
         None => Ok(match options.transport {
             Transport::DirectTls => DnsConfig::srv_xmpps(options.jid.domain()),
@@ -128,54 +135,140 @@ async fn dns_config(options: &ConnectOptions) -> Result<DnsConfig> {
     }
 }
 
+/// Refuses unless every address of `server` is loopback (127.0.0.0/8 or ::1).
+fn check_loopback(server: &str, addrs: &[SocketAddr]) -> Result<()> {
+    match addrs.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) => Err(Error::PlaintextNotLoopback { target: format!("{server} ({})", addr.ip()) }),
+        None => Ok(()),
+    }
+}
+
 fn xmpp_jid(bare: &BareJid) -> Result<Jid> {
     stanzas::jid(bare)
 }
 
-/// Logs in once with SCRAM only, so a wrong password or a server without SCRAM
-/// is a clear error instead of the library's endless reconnect loop. Returns the
-/// mechanisms and channel-binding types the server offered, for [`BindingAsOffered`].
-async fn check_login<C: ServerConnector>(
-    connector: &C,
-    options: &ConnectOptions,
+/// One login on a fresh connection, with SCRAM only (protocol section 12.2): a server that
+/// offers no SCRAM mechanism gets no password at all ([`Error::NoScram`]), whatever else it
+/// offers. Channel binding follows this connection's offer ([`crate::binding::binding_for`]).
+/// Returns the stream after the post-authentication restart, with its features.
+async fn scram_login<C: ServerConnector>(
+    connector: C,
+    account: &BareJid,
+    password: &SecretString,
     timeouts: Timeouts,
-) -> Result<(BTreeSet<String>, Option<Vec<CbType>>)> {
-    let jid = xmpp_jid(&options.jid)?;
+) -> Result<(StreamFeatures, XmppStream<C::Stream>)> {
+    let jid = xmpp_jid(account)?;
+    let username = account.local().ok_or_else(|| Error::Invalid { what: "JID", reason: "no localpart".into() })?;
     let (pending, binding) = connector.connect(&jid, ns::JABBER_CLIENT, timeouts).await.map_err(connection_error)?;
     let (features, stream) = pending.recv_features::<FallibleStreamElement>().await.map_err(connection_error)?;
     let offered = features.sasl_mechanisms;
-    let server_types = features.sasl_cb.map(|cb| cb.types);
     let scram: BTreeSet<String> = offered.iter().filter(|m| m.starts_with("SCRAM-")).cloned().collect();
     if scram.is_empty() {
         return Err(Error::NoScram { offered: offered.into_iter().collect::<Vec<_>>().join(", ") });
     }
-    let username = options.jid.local().ok_or_else(|| Error::Invalid { what: "JID", reason: "no localpart".into() })?;
+    let server_types = features.sasl_cb.map(|cb| cb.types);
     let creds = sasl::common::Credentials::default()
         .with_username(username)
-        .with_password(options.password.expose_secret())
+        .with_password(password.expose_secret())
         .with_channel_binding(crate::binding::binding_for(binding, &scram, server_types.as_deref()));
-    match tokio_xmpp::client_login(stream, scram.clone(), creds).await {
-        Ok(_) => Ok((scram, server_types)),
+    // tokio-xmpp picks among the mechanisms it is given: only SCRAM ones are.
+    let stream = match tokio_xmpp::client_login(stream, scram, creds).await {
+        Ok(stream) => stream,
         Err(tokio_xmpp::Error::Auth(AuthError::Fail(condition))) => {
-            Err(Error::AuthFailed { jid: options.jid.clone(), condition: format!("{condition:?}") })
+            return Err(Error::AuthFailed { jid: account.clone(), condition: format!("{condition:?}") });
         }
-        Err(e) => Err(connection_error(e)),
-    }
+        Err(e) => return Err(connection_error(e)),
+    };
+    let header = StreamHeader { to: Some(Cow::Borrowed(account.domain())), from: None, id: None };
+    let pending = stream.send_header(header).await.map_err(connection_error)?;
+    pending.recv_features::<FallibleStreamElement>().await.map_err(connection_error)
 }
 
-/// Checks the login once with SCRAM, then hands the connector to the library's stream
-/// (which reconnects by itself), with the channel binding the server can do.
+/// A login that failed for good on a reconnect, with the stream's connection slot, which is
+/// kept (never filled) so that the stream waits instead of aborting.
+type Fatal = (Error, oneshot::Sender<StreamConnection>);
+
+/// The reconnect policy handed to tokio-xmpp's `StanzaStream` in place of its own, which logs
+/// in with whatever the server offers (PLAIN included) on every reconnect. The first call
+/// hands over the connection [`Connection::connect`] logged in already; every later one logs
+/// in again with [`scram_login`], retrying with back-off, except after a refusal that retrying
+/// cannot fix (no SCRAM offered, password refused), which goes to `fatal`.
+fn reconnector<C: ServerConnector>(
+    connector: C,
+    account: BareJid,
+    password: SecretString,
+    timeouts: Timeouts,
+    login_timeout: Duration,
+    first: StreamConnection,
+    fatal: mpsc::UnboundedSender<Fatal>,
+) -> Box<dyn FnMut(Option<String>, oneshot::Sender<StreamConnection>) + Send + 'static> {
+    let mut first = Some(first);
+    Box::new(move |_location, slot| {
+        if let Some(connection) = first.take() {
+            let _ = slot.send(connection);
+            return;
+        }
+        let (connector, account, password, fatal) =
+            (connector.clone(), account.clone(), password.clone(), fatal.clone());
+        tokio::spawn(async move {
+            const MAX_DELAY: Duration = Duration::from_secs(30);
+            let mut delay = Duration::from_secs(1);
+            loop {
+                let attempt =
+                    with_timeout(login_timeout, "login", scram_login(connector.clone(), &account, &password, timeouts));
+                match attempt.await {
+                    Ok((features, stream)) => {
+                        let identity = match xmpp_jid(&account) {
+                            Ok(jid) => jid,
+                            Err(e) => {
+                                let _ = fatal.send((e, slot));
+                                return;
+                            }
+                        };
+                        let _ = slot.send(StreamConnection { stream: stream.box_stream(), features, identity });
+                        return;
+                    }
+                    Err(e @ (Error::NoScram { .. } | Error::AuthFailed { .. })) => {
+                        tracing::error!(cause = %e, "reconnect refused: not logging in");
+                        let _ = fatal.send((e, slot));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(cause = %e, retry_in = ?delay, "reconnect failed");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(MAX_DELAY);
+                    }
+                }
+            }
+        });
+    })
+}
+
+/// Logs in (SCRAM only, see [`scram_login`]) and starts the library's stream on that
+/// connection, with [`reconnector`] for every later one.
 async fn login<C: ServerConnector>(
     connector: C,
-    jid: Jid,
     options: &ConnectOptions,
     timeouts: Timeouts,
-) -> Result<StanzaStream> {
-    let (offered_mechanisms, server_types) =
-        with_timeout(options.timeout, "login", check_login(&connector, options, timeouts)).await?;
-    let connector = BindingAsOffered { inner: connector, offered_mechanisms, server_types };
-    let password = options.password.expose_secret().to_owned();
-    Ok(StanzaStream::new_c2s(connector, jid, password, timeouts, QUEUE_DEPTH))
+) -> Result<(StanzaStream, mpsc::UnboundedReceiver<Fatal>)> {
+    let (features, stream) = with_timeout(
+        options.timeout,
+        "login",
+        scram_login(connector.clone(), &options.jid, &options.password, timeouts),
+    )
+    .await?;
+    let first = StreamConnection { stream: stream.box_stream(), features, identity: xmpp_jid(&options.jid)? };
+    let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
+    let reconnect = reconnector(
+        connector,
+        options.jid.clone(),
+        options.password.clone(),
+        timeouts,
+        options.timeout,
+        first,
+        fatal_tx,
+    );
+    Ok((StanzaStream::new(reconnect, QUEUE_DEPTH), fatal_rx))
 }
 
 /// An authenticated, bound c2s session.
@@ -193,6 +286,22 @@ pub struct Connection {
     buffered: VecDeque<Stanza>,
     available: bool,
     next_id: u64,
+    /// Reconnects that failed for good ([`reconnector`]).
+    fatal: mpsc::UnboundedReceiver<Fatal>,
+    /// Set once a reconnect failed for good: every later call fails with it.
+    broken: Option<String>,
+    /// The slot of the failed reconnect, kept so that the stream waits instead of aborting.
+    held: HeldSlot,
+}
+
+/// The connection slot of a reconnect that failed for good ([`Fatal`]).
+#[derive(Default)]
+struct HeldSlot(Option<oneshot::Sender<StreamConnection>>);
+
+impl std::fmt::Debug for HeldSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "HeldSlot(held)" } else { "HeldSlot(none)" })
+    }
 }
 
 impl Connection {
@@ -203,16 +312,15 @@ impl Connection {
             response_timeout: options.timeout,
         };
         let dns = dns_config(options).await?;
-        let jid = xmpp_jid(&options.jid)?;
-        let stream = match options.transport {
-            Transport::InsecurePlaintext => login(TcpServerConnector::from(dns), jid, options, timeouts).await?,
+        let (stream, fatal) = match options.transport {
+            Transport::InsecurePlaintext => login(TcpServerConnector::from(dns), options, timeouts).await?,
             #[cfg(feature = "tls")]
             Transport::StartTls => {
-                login(tokio_xmpp::connect::StartTlsServerConnector::from(dns), jid, options, timeouts).await?
+                login(tokio_xmpp::connect::StartTlsServerConnector::from(dns), options, timeouts).await?
             }
             #[cfg(feature = "tls")]
             Transport::DirectTls => {
-                login(tokio_xmpp::connect::DirectTlsServerConnector::from(dns), jid, options, timeouts).await?
+                login(tokio_xmpp::connect::DirectTlsServerConnector::from(dns), options, timeouts).await?
             }
             #[cfg(not(feature = "tls"))]
             _ => {
@@ -232,6 +340,9 @@ impl Connection {
             buffered: VecDeque::new(),
             available: false,
             next_id: u64::from(u32::from_be_bytes(random)) << 16,
+            fatal,
+            broken: None,
+            held: HeldSlot::default(),
         };
         let bound = with_timeout(options.timeout, "the session to start", async {
             loop {
@@ -273,12 +384,70 @@ impl Connection {
             Stanza::Presence(p) if p.id.is_none() => p.id = Some(self.new_id()),
             _ => {}
         }
+        self.check_broken()?;
         let mut token = self.stream.send(Box::new(stanza)).await;
-        match token.wait_for(StanzaStage::Sent).await {
+        let state = tokio::select! {
+            state = token.wait_for(StanzaStage::Sent) => Ok(state),
+            fatal = next_fatal(&mut self.fatal) => Err(fatal),
+        };
+        match state.map_err(|fatal| self.record(fatal))? {
             Some(StanzaState::Sent { .. } | StanzaState::Acked { .. }) => Ok(()),
             Some(StanzaState::Failed { error }) => Err(connection_error(format!("sending failed: {error:?}"))),
             _ => Err(connection_error("the stream closed before the stanza was sent")),
         }
+    }
+
+    /// Fails once a reconnect failed for good (the stream then never comes back).
+    fn check_broken(&self) -> Result<()> {
+        match &self.broken {
+            Some(cause) => Err(Error::Connection(format!("the session ended: {cause}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a reconnect that failed for good and returns its error.
+    fn record(&mut self, (error, slot): Fatal) -> Error {
+        self.broken = Some(error.to_string());
+        self.held = HeldSlot(Some(slot));
+        error
+    }
+
+    /// The keyward component to use (protocol section 12.4): `named` if given, else the first
+    /// item of the account's server's disco#items (XEP-0030) whose disco#info lists the
+    /// feature `urn:keyward:0`. Either way nothing but disco#info has been sent to it when
+    /// this returns: [`Error::NotKeywardComponent`] when `named` does not answer as keyward,
+    /// [`Error::NoComponent`] when no item does.
+    pub async fn find_component(&mut self, named: Option<&BareJid>) -> Result<BareJid> {
+        if let Some(jid) = named {
+            return match self.component_check(jid).await? {
+                Ok(()) => Ok(jid.clone()),
+                Err(cause) => Err(Error::NotKeywardComponent { jid: jid.clone(), cause }),
+            };
+        }
+        let domain = BareJid::parse(self.me.domain())?;
+        let answer = match self.iq(Some(&domain), IqRequest::Get(stanzas::disco_items_query()), "disco#items").await {
+            Ok(answer) => answer,
+            Err(Error::Refused { .. } | Error::Timeout(_)) => None,
+            Err(e) => return Err(e),
+        };
+        for item in answer.as_ref().map(stanzas::disco_item_jids).unwrap_or_default() {
+            match self.component_check(&item).await? {
+                Ok(()) => return Ok(item),
+                Err(cause) => tracing::debug!(%item, %cause, "not a keyward component"),
+            }
+        }
+        Err(Error::NoComponent { domain: domain.to_string() })
+    }
+
+    /// Asks `jid` for its disco#info: `Ok(Err(why))` when it does not answer as keyward.
+    async fn component_check(&mut self, jid: &BareJid) -> Result<std::result::Result<(), String>> {
+        Ok(match self.iq(Some(jid), IqRequest::Get(stanzas::disco_info_query()), "disco#info").await {
+            Ok(Some(answer)) if stanzas::is_keyward_component(&answer) => Ok(()),
+            Ok(_) => Err("its disco#info does not list urn:keyward:0".to_owned()),
+            Err(Error::Refused { condition, .. }) => Err(format!("disco#info refused: {condition}")),
+            Err(Error::Timeout(_)) => Err("no answer to disco#info".to_owned()),
+            Err(e) => return Err(e),
+        })
     }
 
     /// Sends initial presence: the server then delivers messages, stored
@@ -308,6 +477,7 @@ impl Connection {
         loop {
             let event = tokio::select! {
                 event = self.stream.next() => event,
+                fatal = next_fatal(&mut self.fatal) => return Err(self.record(fatal)),
                 () = tokio::time::sleep_until(deadline) => return Err(Error::Timeout(what)),
             };
             if let Some(StreamItem::Stanza(Stanza::Iq(iq))) = &event {
@@ -345,8 +515,10 @@ impl Connection {
             if let Some(stanza) = self.buffered.pop_front() {
                 return Ok(Some(stanza));
             }
+            self.check_broken()?;
             tokio::select! {
                 event = self.stream.next() => self.absorb(event).await?,
+                fatal = next_fatal(&mut self.fatal) => return Err(self.record(fatal)),
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
@@ -406,6 +578,14 @@ impl Connection {
     pub async fn close(self) -> Result<()> {
         let _ = tokio::time::timeout(self.timeout, self.stream.close()).await;
         Ok(())
+    }
+}
+
+/// The next reconnect that failed for good; never, once the reconnector is gone.
+async fn next_fatal(fatal: &mut mpsc::UnboundedReceiver<Fatal>) -> Fatal {
+    match fatal.recv().await {
+        Some(fatal) => fatal,
+        None => std::future::pending().await,
     }
 }
 
@@ -478,4 +658,31 @@ async fn register_with<C: ServerConnector>(connector: &C, options: &ConnectOptio
         outcome
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_goes_only_to_loopback_addresses() {
+        let addr = |a: &str| a.parse::<SocketAddr>().expect("address");
+        assert!(check_loopback("localhost:5222", &[addr("127.0.0.1:5222"), addr("[::1]:5222")]).is_ok());
+        assert!(check_loopback("x:1", &[addr("127.8.9.10:1")]).is_ok());
+        for bad in ["192.0.2.2:5222", "[fd00::2]:5222", "0.0.0.0:5222", "[::ffff:127.0.0.1]:5222", "10.0.0.1:5222"] {
+            match check_loopback("host:5222", &[addr("127.0.0.1:5222"), addr(bad)]) {
+                Err(Error::PlaintextNotLoopback { target }) => assert!(target.contains(&addr(bad).ip().to_string())),
+                other => panic!("{bad}: expected PlaintextNotLoopback, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn plaintext_without_an_explicit_address_is_refused_before_any_lookup() {
+        let jid = BareJid::parse("alice@example.test").expect("valid");
+        let options = ConnectOptions::new(jid, SecretString::from("pw".to_owned())).insecure_plaintext();
+        assert!(matches!(dns_config(&options).await, Err(Error::PlaintextNotLoopback { .. })));
+        assert!(matches!(register(&options).await, Err(Error::PlaintextNotLoopback { .. })));
+        assert!(matches!(Connection::connect(&options).await, Err(Error::PlaintextNotLoopback { .. })));
+    }
 }

@@ -24,11 +24,37 @@ pub enum Error {
         /// The SASL condition the server gave.
         condition: String,
     },
-    /// The server offers no SCRAM mechanism, so the password would be exposed.
+    /// The server offers no SCRAM mechanism, so the password would be exposed; checked on
+    /// every login, reconnects included (the password is never sent).
     #[error("the server offers no SASL SCRAM mechanism (offered: {offered}); refusing to send the password")]
     NoScram {
         /// The mechanisms the server offered.
         offered: String,
+    },
+    /// Plain TCP (no TLS) was asked for an address that is not loopback, or without an
+    /// explicit address: refused before connecting, so nothing crosses a network in the clear.
+    #[error(
+        "refusing plain TCP without TLS to {target}: --insecure-plaintext is only for a loopback address (127.0.0.0/8, ::1) given as HOST:PORT"
+    )]
+    PlaintextNotLoopback {
+        /// The address asked for, with the offending IP address when it resolved.
+        target: String,
+    },
+    /// No keyward component was found among the services of the account's server.
+    #[error(
+        "no keyward component found on {domain} (no item of its service discovery answers as urn:keyward:0); name one with --component"
+    )]
+    NoComponent {
+        /// The account's domain.
+        domain: String,
+    },
+    /// The component named (or discovered) did not identify itself as keyward.
+    #[error("{jid} is not a keyward component ({cause}): refusing to send it keyward requests")]
+    NotKeywardComponent {
+        /// The JID that was checked.
+        jid: BareJid,
+        /// What its disco#info answered.
+        cause: String,
     },
     /// No answer arrived in time.
     #[error("timed out waiting for {0}")]

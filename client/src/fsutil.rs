@@ -22,6 +22,19 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and any missing parent with mode 0700, and changes nothing that exists: a
+/// folder the user named (their home, say) keeps its permissions.
+pub(crate) fn create_missing_dirs(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::store(dir, e))
+}
+
 /// Opens (creating if needed) a file readable and writable by the owner only.
 pub(crate) fn open_private(path: &Path) -> Result<fs::File> {
     let mut options = fs::OpenOptions::new();

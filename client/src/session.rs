@@ -32,7 +32,8 @@ pub struct Account {
     pub connect: ConnectOptions,
     /// The passphrase that seals the private keys (never leaves this device).
     pub passphrase: SecretString,
-    /// The data folder (the account's state lives in a subfolder).
+    /// The folder the user named for local state: the account's state lives in
+    /// `keyward/<jid>/` inside it (see [`Store::open`]).
     pub data_dir: PathBuf,
     /// KDF parameters for first use; they must satisfy [`KdfPolicy::STRICT`].
     pub kdf: KdfParams,
@@ -199,8 +200,8 @@ impl Session {
     pub async fn first_use(account: &Account) -> Result<Self> {
         let store = Store::open(&account.data_dir, &account.connect.jid)?;
         let me = account.connect.jid.clone();
-        let component = account.connect.component_jid()?;
         let mut conn = Connection::connect(&account.connect).await?;
+        let component = conn.find_component(account.connect.component.as_ref()).await?;
         match own_status(&mut conn, &component, &me).await? {
             KeyStatus::None => {}
             KeyStatus::Active => return Err(Error::AlreadyInitialized(me)),
@@ -227,8 +228,8 @@ impl Session {
     pub async fn new_device(account: &Account) -> Result<Self> {
         let store = Store::open(&account.data_dir, &account.connect.jid)?;
         let me = account.connect.jid.clone();
-        let component = account.connect.component_jid()?;
         let mut conn = Connection::connect(&account.connect).await?;
+        let component = conn.find_component(account.connect.component.as_ref()).await?;
         // The directory's view first: it says whether the account is revoked or has no keys.
         let item = fetch_keys(&mut conn, &component, std::slice::from_ref(&me))
             .await?
@@ -266,8 +267,8 @@ impl Session {
         let Some(state) = store.account()? else { return Self::new_device(account).await };
         let bundle = state.bundle(&me)?;
         let keys = open_secret(account, state.secret()?, &bundle).await?;
-        let component = account.connect.component_jid()?;
-        let conn = Connection::connect(&account.connect).await?;
+        let mut conn = Connection::connect(&account.connect).await?;
+        let component = component_or_server(&mut conn, account).await?;
         Ok(Self { conn, me, component, keys, bundle, store })
     }
 
@@ -280,8 +281,8 @@ impl Session {
         let (keys, secret) = seal_secret(account, keys).await?;
         let bundle = Bundle::sign(&keys, me.clone(), created_unix_s);
         store.save_account(&AccountState::new(&bundle, &secret))?;
-        let component = account.connect.component_jid()?;
-        let conn = Connection::connect(&account.connect).await?;
+        let mut conn = Connection::connect(&account.connect).await?;
+        let component = component_or_server(&mut conn, account).await?;
         Ok(Self { conn, me, component, keys, bundle, store })
     }
 
@@ -750,6 +751,16 @@ async fn fetch_keys(
         items.extend(result.items.into_iter().filter(|i| chunk.contains(&i.jid)));
     }
     Ok(items)
+}
+
+/// The checked component ([`Connection::find_component`]) for sessions that can work without
+/// one (keys cached here or exchanged out of band): when the server has none, keyward requests
+/// go to the account's own server, which refuses them, and notices count only from its domain JID.
+async fn component_or_server(conn: &mut Connection, account: &Account) -> Result<BareJid> {
+    match conn.find_component(account.connect.component.as_ref()).await {
+        Err(Error::NoComponent { domain }) => Ok(BareJid::parse(&domain)?),
+        other => other,
+    }
 }
 
 async fn own_status(conn: &mut Connection, component: &BareJid, me: &BareJid) -> Result<KeyStatus> {

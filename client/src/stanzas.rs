@@ -12,6 +12,8 @@ use tokio_xmpp::parsers::stanza_error::StanzaError;
 
 /// XEP-0030 disco#info namespace.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// XEP-0030 disco#items namespace.
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 /// RFC 6121 roster namespace.
 pub const NS_ROSTER: &str = "jabber:iq:roster";
 /// XEP-0077 in-band registration namespace.
@@ -205,6 +207,29 @@ pub fn disco_features(answer: &MElement) -> Vec<String> {
         .collect()
 }
 
+/// `<query xmlns='http://jabber.org/protocol/disco#items'/>`.
+pub fn disco_items_query() -> MElement {
+    MElement::builder("query", NS_DISCO_ITEMS).build()
+}
+
+/// The JIDs of a disco#items answer that can be services: bare JIDs of items without a node,
+/// in the order given, each once.
+pub fn disco_item_jids(answer: &MElement) -> Vec<BareJid> {
+    let mut jids: Vec<BareJid> = Vec::new();
+    let items = answer.children().filter(|c| c.is("item", NS_DISCO_ITEMS) && c.attr("node").is_none());
+    for jid in items.filter_map(|c| c.attr("jid")).filter_map(|j| BareJid::parse(j).ok()) {
+        if !jids.contains(&jid) {
+            jids.push(jid);
+        }
+    }
+    jids
+}
+
+/// Whether a disco#info answer is a keyward component's: it lists the feature `urn:keyward:0`.
+pub fn is_keyward_component(answer: &MElement) -> bool {
+    answer.is("query", NS_DISCO_INFO) && disco_features(answer).iter().any(|f| f == NS)
+}
+
 /// `<query xmlns='jabber:iq:roster'/>`.
 pub fn roster_query() -> MElement {
     MElement::builder("query", NS_ROSTER).build()
@@ -383,6 +408,18 @@ mod tests {
         }
         let disco: MElement = "<query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:keyward:0'/><feature var='urn:keyward:0#roster-keys'/></query>".parse().expect("xml");
         assert_eq!(disco_features(&disco), vec!["urn:keyward:0", "urn:keyward:0#roster-keys"]);
+        assert!(is_keyward_component(&disco));
+        for not_keyward in [
+            "<query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='text'/><feature var='http://jabber.org/protocol/muc'/></query>",
+            "<query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:keyward:0#roster-keys'/><feature var='urn:keyward:1'/></query>",
+            "<query xmlns='http://jabber.org/protocol/disco#items'><feature var='urn:keyward:0'/></query>",
+            "<query xmlns='http://jabber.org/protocol/disco#info'><identity category='component' type='generic' name='keyward'/></query>",
+        ] {
+            assert!(!is_keyward_component(&not_keyward.parse().expect("xml")), "{not_keyward}");
+        }
+        let items: MElement = "<query xmlns='http://jabber.org/protocol/disco#items'><item jid='keys.example.test'/><item jid='Keyward.Example.test' name='k'/><item jid='pubsub.example.test' node='x'/><item jid='bad jid'/><item jid='keys.example.test'/></query>".parse().expect("xml");
+        let found: Vec<String> = disco_item_jids(&items).iter().map(ToString::to_string).collect();
+        assert_eq!(found, ["keys.example.test", "keyward.example.test"]);
         let reg = String::from(&register_query("alice", "s3cret"));
         assert!(reg.contains("<username>alice</username>") && reg.contains("jabber:iq:register"));
     }

@@ -1,7 +1,9 @@
 //! Local state of one account on one device, in one SQLite database: own sealed keys, contacts, the replay window.
 //!
-//! Layout under the data folder: `<data>/<account jid>/` (0700) holding `state.sqlite3`
-//! (0600; its journal inherits the mode). Tables are described in `store/schema.sql`: the
+//! Layout (protocol section 12.5): inside the folder the user names (`--data-dir`,
+//! `KEYWARD_DATA_DIR`, else the platform data folder such as `~/.local/share`), keyward keeps
+//! `keyward/<account jid>/` (both 0700; the named folder is created when missing but its
+//! permissions are never changed) holding `state.sqlite3` (0600; its journal inherits the mode). Tables are described in `store/schema.sql`: the
 //! own bundle and the secret blob exactly as sealed (never a private key in the clear),
 //! contacts with pins, trust and revocations, the replay rule's per-sender state, and
 //! evidence kept of refused stanzas. Every change is one transaction, so a running `recv`
@@ -14,7 +16,7 @@ mod replay;
 
 use crate::contacts::{Contact, Contacts, Revocation, Trust};
 use crate::error::{Error, Result};
-use crate::fsutil::{ensure_private_dir, open_private};
+use crate::fsutil::{create_missing_dirs, ensure_private_dir, open_private};
 use keyward_proto::{BareJid, Bundle, ReplayCache, SecretBlob, VerifiedBundle, XmlElement};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -34,12 +36,15 @@ const SCHEMA_VERSION: i64 = 1;
 /// How long a write waits for another process holding the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The default data folder: `$KEYWARD_DATA_DIR`, else the platform's user data
-/// folder joined with `keyward` (`~/.local/share/keyward` on Linux).
+/// The name of keyward's own folder inside the data folder the user names.
+pub const STATE_FOLDER: &str = "keyward";
+
+/// The default data folder: `$KEYWARD_DATA_DIR`, else the platform's user data folder
+/// (`~/.local/share` on Linux). keyward's state goes in `keyward/` inside it.
 pub fn default_data_dir() -> Option<PathBuf> {
     match std::env::var_os(DATA_DIR_ENV) {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => dirs::data_dir().map(|d| d.join("keyward")),
+        _ => dirs::data_dir(),
     }
 }
 
@@ -81,11 +86,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating) the state folder of `jid` under `data_dir` and its database,
-    /// importing state of the earlier JSON layout if there is some.
+    /// Opens (creating) the state folder of `jid`, `<data_dir>/keyward/<jid>/`, and its database.
+    /// `data_dir` is created (0700) when missing and otherwise left as it is. State of earlier
+    /// layouts is taken over once: the folder `<data_dir>/<jid>/` is moved, and JSON state is
+    /// imported into the database.
     pub fn open(data_dir: &Path, jid: &BareJid) -> Result<Self> {
-        ensure_private_dir(data_dir)?;
-        let dir = data_dir.join(jid.as_str());
+        create_missing_dirs(data_dir)?;
+        let root = data_dir.join(STATE_FOLDER);
+        ensure_private_dir(&root)?;
+        let dir = root.join(jid.as_str());
+        let old = data_dir.join(jid.as_str());
+        if old.join("account.json").is_file() && !dir.exists() {
+            std::fs::rename(&old, &dir)
+                .map_err(|e| Error::store(&old, format!("moving it to {}: {e}", dir.display())))?;
+        }
         ensure_private_dir(&dir)?;
         let path = dir.join(DATABASE_FILE);
         // Created 0600 before SQLite opens it; SQLite gives its journal the same mode.

@@ -65,12 +65,13 @@ async fn register_errors_and_json() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("KEYWARD_PASSWORD"), "{}", text(&out.stderr));
 
-    // State folder permissions: data folder and account folder are private.
+    // State folder permissions: keyward's own folder and the account folder are private.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let account = data.path().join("carol@example.test");
-        let mode = std::fs::metadata(&account).expect("the account folder exists").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        for folder in [data.path().join("keyward"), data.path().join("keyward").join("carol@example.test")] {
+            let mode = std::fs::metadata(&folder).expect("the folder exists").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", folder.display());
+        }
     }
 }

@@ -129,7 +129,11 @@ async fn chat_with_out_of_band_keys_offline_delivery_replay_and_tampering(kind: 
     let envelope = Envelope {
         from: jid("alice"),
         to: jid("bob"),
-        ts_ms: 1_700_000_000_000,
+        // Signed now: alice's first message set the replay window (protocol section 7).
+        ts_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .expect("clock"),
         msg_id: "fixed-id".into(),
         body: "once only".into(),
     };

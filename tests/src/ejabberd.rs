@@ -115,7 +115,7 @@ registration_timeout: infinity
     hosts:
       {component_jid:?}:
         password: {secret:?}
-acl:
+{extra_listener}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -126,7 +126,11 @@ access_rules:
 shaper_rules:
   max_user_offline_messages: 5000
 modules:
-  mod_disco: {{}}
+  mod_disco:
+    # ejabberd 23.01 does not list external components in disco#items of the host by itself;
+    # clients discover the keyward component there (protocol 12.4).
+    extra_domains:
+{disco_items}
   mod_ping: {{}}
   mod_roster: {{}}
   mod_offline:
@@ -142,6 +146,22 @@ modules:
             component = self.ports.component,
             component_jid = o.component,
             secret = o.secret,
+            extra_listener = match self.ports.extra_component {
+                Some(port) if !o.extra_components.is_empty() => format!(
+                    "  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    hosts:\n{}",
+                    o.extra_components
+                        .iter()
+                        .map(|jid| format!("      {jid:?}:\n        password: {:?}\n", o.extra_component_secret(jid)))
+                        .collect::<String>()
+                ),
+                _ => String::new(),
+            },
+            disco_items = o
+                .extra_components
+                .iter()
+                .chain(std::iter::once(&o.component))
+                .map(|jid| format!("      - {jid:?}\n"))
+                .collect::<String>(),
         )
     }
 

@@ -132,7 +132,7 @@ VirtualHost {domain}
 Component {component_jid}
     component_secret = {secret}
     {component_modules}
-"#,
+{extra_components}"#,
             pidfile = lua_string(&dir.join("prosody.pid").display().to_string()),
             data = lua_string(&dir.join("data").display().to_string()),
             plugins = lua_string(&plugin_path()?.display().to_string()),
@@ -146,6 +146,15 @@ Component {component_jid}
             component_jid = lua_string(&o.component),
             secret = lua_string(&o.secret),
             registration = o.registration,
+            extra_components = o
+                .extra_components
+                .iter()
+                .map(|jid| format!(
+                    "\nComponent {}\n    component_secret = {}\n",
+                    lua_string(jid),
+                    lua_string(&o.extra_component_secret(jid))
+                ))
+                .collect::<String>(),
         ))
     }
 

@@ -15,6 +15,11 @@ pub struct ServerOptions {
     pub component: String,
     /// The component's shared secret.
     pub secret: String,
+    /// More external components (XEP-0114) the server accepts, each with its own secret
+    /// ([`ServerOptions::extra_component_secret`]): JIDs for processes a test connects itself
+    /// (a rogue service at `keys.<domain>`, say). ejabberd gives a component connection the
+    /// routes of every host of its listener that has the same password, hence secrets of their own.
+    pub extra_components: Vec<String>,
     /// Grant the component XEP-0356 roster access, outgoing messages and roster presence.
     pub privilege: bool,
     /// Allow in-band registration (XEP-0077) from clients.
@@ -24,12 +29,20 @@ pub struct ServerOptions {
     pub tls: Option<crate::tls::TlsFiles>,
 }
 
+impl ServerOptions {
+    /// The secret of the extra component `jid`.
+    pub fn extra_component_secret(&self, jid: &str) -> String {
+        format!("{}-{jid}", self.secret)
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             domain: "example.test".into(),
             component: "keys.example.test".into(),
             secret: format!("secret-{}", std::process::id()),
+            extra_components: Vec::new(),
             privilege: true,
             registration: false,
             tls: None,
@@ -47,6 +60,9 @@ pub struct Ports {
     pub component: u16,
     /// Direct TLS c2s (XEP-0368), only with [`ServerOptions::tls`].
     pub direct_tls: Option<u16>,
+    /// A component port of its own for [`ServerOptions::extra_components`] (ejabberd only: a
+    /// component connection there gets the routes of every host of its listener).
+    pub extra_component: Option<u16>,
 }
 
 impl Ports {
@@ -56,7 +72,8 @@ impl Ports {
             Some(_) => Some(crate::free_port()?),
             None => None,
         };
-        Ok(Self { c2s: crate::free_port()?, component: crate::free_port()?, direct_tls })
+        let extra_component = if options.extra_components.is_empty() { None } else { Some(crate::free_port()?) };
+        Ok(Self { c2s: crate::free_port()?, component: crate::free_port()?, direct_tls, extra_component })
     }
 
     /// The c2s address.
@@ -77,6 +94,11 @@ impl Ports {
     /// Every address the server listens on: what its start waits for.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         [self.c2s_addr(), self.component_addr()].into_iter().chain(self.direct_tls_addr()).collect()
+    }
+
+    /// Where the extra components connect: their own port if there is one, else the component port.
+    pub fn extra_component_addr(&self) -> SocketAddr {
+        loopback(self.extra_component.unwrap_or(self.component))
     }
 }
 
@@ -169,6 +191,14 @@ impl XmppServer {
     /// The component port's address.
     pub fn component_addr(&self) -> SocketAddr {
         either!(self, s => s.ports().component_addr())
+    }
+
+    /// Where [`ServerOptions::extra_components`] connect.
+    pub fn extra_component_addr(&self) -> SocketAddr {
+        match self {
+            Self::Prosody(s) => s.ports().component_addr(),
+            Self::Ejabberd(s) => s.ports().extra_component_addr(),
+        }
     }
 
     /// The direct TLS c2s address, when started with [`ServerOptions::tls`].

@@ -1,5 +1,6 @@
 //! What the tool prints: short lines for people, one JSON object per line for scripts (`--json`).
 
+use super::sanitize;
 use crate::{ContactView, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyward_proto::BareJid;
@@ -71,17 +72,29 @@ pub fn key_event_json(event: &KeyEvent) -> Value {
     }
 }
 
+/// Any text that came from a peer or the server, escaped for a terminal (section 12.3).
+fn e(text: impl std::fmt::Display) -> String {
+    sanitize::escape(&text.to_string())
+}
+
 fn key_event_text(event: &KeyEvent) -> String {
+    let jid = match event {
+        KeyEvent::Pinned { jid, .. }
+        | KeyEvent::Unchanged { jid }
+        | KeyEvent::Changed { jid, .. }
+        | KeyEvent::Revoked { jid, .. }
+        | KeyEvent::NoKey { jid } => e(jid),
+    };
     match event {
-        KeyEvent::Pinned { jid, fingerprint } => format!("pinned the key of {jid}: {fingerprint} (trust on first use)"),
-        KeyEvent::Unchanged { jid } => format!("the key of {jid} is unchanged"),
-        KeyEvent::Changed { jid, pinned, offered } => format!(
+        KeyEvent::Pinned { fingerprint, .. } => format!("pinned the key of {jid}: {fingerprint} (trust on first use)"),
+        KeyEvent::Unchanged { .. } => format!("the key of {jid} is unchanged"),
+        KeyEvent::Changed { pinned, offered, .. } => format!(
             "WARNING: the key of {jid} CHANGED!\n  pinned:  {pinned}\n  offered: {offered}\nThe new key is NOT trusted. Compare safety numbers with `keyward verify {jid}` and only then `--confirm`."
         ),
-        KeyEvent::Revoked { jid, at, reason } => {
-            format!("REVOKED: {jid} was revoked at {at} ({reason}); nothing will be encrypted to it again")
+        KeyEvent::Revoked { at, reason, .. } => {
+            format!("REVOKED: {jid} was revoked at {} ({}); nothing will be encrypted to it again", e(at), e(reason))
         }
-        KeyEvent::NoKey { jid } => format!("{jid} has no keyward key yet; it will be pinned when they set up keyward"),
+        KeyEvent::NoKey { .. } => format!("{jid} has no keyward key yet; it will be pinned when they set up keyward"),
     }
 }
 
@@ -95,7 +108,7 @@ impl Output {
         if self.json {
             print_json(json!({"registered": jid.as_str()}));
         } else {
-            println!("registered {jid}");
+            println!("registered {}", e(jid));
         }
     }
 
@@ -111,8 +124,8 @@ impl Output {
             );
         } else {
             match setup {
-                Setup::FirstUse => println!("keys created and published for {}", session.me()),
-                _ => println!("keys of {} opened on this device", session.me()),
+                Setup::FirstUse => println!("keys created and published for {}", e(session.me())),
+                _ => println!("keys of {} opened on this device", e(session.me())),
             }
             println!("your fingerprint: {}", session.fingerprint());
         }
@@ -126,9 +139,9 @@ impl Output {
             print_json(value);
         } else {
             if accepted {
-                println!("accepted {jid} and sent them your key");
+                println!("accepted {} and sent them your key", e(jid));
             } else {
-                println!("asked to add {jid} and sent them your key");
+                println!("asked to add {} and sent them your key", e(jid));
             }
             self.key_event_text(event);
         }
@@ -147,14 +160,14 @@ impl Output {
         if self.json {
             print_json(json!({"to": to.as_str(), "id": sent.id, "fingerprint": sent.to_fingerprint.to_hex()}));
         } else {
-            println!("sent to {to} (key {})", sent.to_fingerprint);
+            println!("sent to {} (key {})", e(to), sent.to_fingerprint);
         }
     }
 
     /// Says that `recv` listens, for people: not for scripts (`--json`) nor with `--timeout`.
     pub(crate) fn listening(&self, me: &BareJid, bounded: bool) {
         if !self.json && !bounded {
-            eprintln!("receiving for {me} (Ctrl-C to stop)");
+            eprintln!("receiving for {} (Ctrl-C to stop)", e(me));
         }
     }
 
@@ -182,22 +195,28 @@ impl Output {
         match event {
             Incoming::Message(message) => {
                 let mark = if message.verified { "verified signature" } else { "NOT VERIFIED" };
-                println!("{} [{}, {}]: {}", message.from, message.trust.as_str(), mark, message.body);
+                let body = sanitize::body(&message.body);
+                println!("{} [{}, {}]: {body}", e(&message.from), message.trust.as_str(), mark);
                 for warning in &message.warnings {
-                    eprintln!("  WARNING {warning}");
+                    eprintln!("  WARNING {}", e(warning));
                 }
             }
             Incoming::Key(key) => self.key_event_text(key),
             Incoming::SelfRevoked { at, reason } => {
-                eprintln!("YOUR ACCOUNT WAS REVOKED at {at} ({reason}); create a new account")
+                eprintln!("YOUR ACCOUNT WAS REVOKED at {} ({}); create a new account", e(at), e(reason))
             }
-            Incoming::ContactRequest(jid) => println!("{jid} wants to add you: `keyward accept {jid}`"),
-            Incoming::RequestApproved(jid) => println!("{jid} asked back; approved, since you added them"),
-            Incoming::ContactAccepted(jid) => println!("{jid} accepted your request"),
-            Incoming::ContactEnded(jid) => println!("{jid} ended the subscription"),
-            Incoming::Rejected { from, error } => eprintln!("REFUSED a message from {from}: {error}"),
-            Incoming::Unencrypted { from } => eprintln!("ignored an unencrypted message from {from}"),
-            Incoming::Bounce { from, condition } => eprintln!("a message to {from} bounced: {condition}"),
+            Incoming::ContactRequest(jid) => {
+                let jid = e(jid);
+                println!("{jid} wants to add you: `keyward accept {jid}`")
+            }
+            Incoming::RequestApproved(jid) => println!("{} asked back; approved, since you added them", e(jid)),
+            Incoming::ContactAccepted(jid) => println!("{} accepted your request", e(jid)),
+            Incoming::ContactEnded(jid) => println!("{} ended the subscription", e(jid)),
+            Incoming::Rejected { from, error } => eprintln!("REFUSED a message from {}: {}", e(from), e(error)),
+            Incoming::Unencrypted { from } => eprintln!("ignored an unencrypted message from {}", e(from)),
+            Incoming::Bounce { from, condition } => {
+                eprintln!("a message to {} bounced: {}", e(from), e(condition))
+            }
         }
     }
 
@@ -225,7 +244,7 @@ impl Output {
             let trust = c.trust.map_or("-", |t| t.as_str());
             let fp = c.fingerprint.map_or_else(|| "(no key pinned)".to_owned(), |f| f.to_string());
             let changed = if c.key_changed { "  KEY CHANGED: run keyward verify" } else { "" };
-            println!("{}  {}  {}  {}{}", c.jid, c.status, trust, fp, changed);
+            println!("{}  {}  {}  {}{}", e(&c.jid), c.status, trust, fp, changed);
         }
     }
 
@@ -243,9 +262,9 @@ impl Output {
             return;
         }
         if report.changed && !confirmed {
-            eprintln!("WARNING: {} presents a NEW key; this is the number for the new key.", report.jid);
+            eprintln!("WARNING: {} presents a NEW key; this is the number for the new key.", e(&report.jid));
         }
-        println!("safety number with {}:", report.jid);
+        println!("safety number with {}:", e(&report.jid));
         let groups = report.number.groups();
         for row in groups.chunks(4) {
             println!("  {}", row.join(" "));
@@ -253,11 +272,11 @@ impl Output {
         println!("your fingerprint:  {}", report.mine);
         println!("their fingerprint: {}", report.theirs);
         if confirmed {
-            println!("marked {} as verified", report.jid);
+            println!("marked {} as verified", e(&report.jid));
         } else {
             println!(
                 "trust: {trust}. Compare the number with {} (in person or by call), then run with --confirm.",
-                report.jid
+                e(&report.jid)
             );
         }
     }

@@ -35,9 +35,9 @@ fn account_state_round_trips_and_holds_no_clear_private_key() {
         .open(b"pass", &alice(), &keyward_proto::KdfPolicy::danger_accept_weak_for_tests())
         .expect("opens");
     assert_eq!(opened.fingerprint(), keys.fingerprint());
+    let path = store.path().to_owned();
     drop(store);
     // The database file holds no private key bytes, raw or in any usual encoding, and is 0600.
-    let path = root.path().join(alice().as_str()).join(DATABASE_FILE);
     let bytes = std::fs::read(&path).expect("reads");
     for secret in [ik_seed, ek_secret] {
         assert!(!bytes.windows(32).any(|w| w == secret), "a raw private key is in the database");
@@ -122,10 +122,11 @@ fn the_database_applies_the_same_rule_as_the_memory_cache() {
 }
 
 #[test]
-fn json_state_of_the_earlier_layout_is_imported_once() {
+fn json_state_of_the_earlier_layout_is_moved_and_imported_once() {
     let root = tempfile::tempdir().expect("tempdir");
-    let dir = root.path().join(alice().as_str());
-    std::fs::create_dir_all(&dir).expect("creates");
+    let old = root.path().join(alice().as_str());
+    let dir = &old;
+    std::fs::create_dir_all(dir).expect("creates");
     let keys = KeyPair::generate().expect("rng");
     let bundle = Bundle::sign(&keys, alice(), 7);
     let secret = SecretBlob::seal(&keys, &alice(), b"pass", KdfParams::INSECURE_TEST_ONLY).expect("seals");
@@ -144,9 +145,15 @@ fn json_state_of_the_earlier_layout_is_imported_once() {
     let contact = store.contacts().expect("reads").get(&bob()).cloned().expect("imported");
     assert_eq!((contact.trust, contact.pinned_at_ms), (Trust::Verified, None));
     assert_eq!(store.with_replay(|c| c.admit(&bob(), "old", 5)).expect("ok"), Err(keyward_proto::Error::Replay));
+    assert!(!old.exists(), "the old folder was moved into keyward/");
     for name in ["account.json", "contacts.json", "replay.json"] {
-        assert!(!dir.join(name).exists(), "{name} removed after the import");
+        assert!(!store.dir().join(name).exists(), "{name} removed after the import");
     }
+    // A folder of an account's name without account.json is not keyward's: left alone.
+    std::fs::create_dir(root.path().join(bob().as_str())).expect("mkdir");
+    let bobs = Store::open(root.path(), &bob()).expect("opens");
+    assert!(root.path().join(bob().as_str()).is_dir());
+    assert!(bobs.account().expect("reads").is_none());
 }
 
 #[test]
@@ -163,8 +170,26 @@ fn evidence_is_kept_in_order() {
 #[test]
 fn a_corrupt_database_is_a_clear_error() {
     let root = tempfile::tempdir().expect("tempdir");
-    let dir = root.path().join(alice().as_str());
+    let dir = root.path().join(STATE_FOLDER).join(alice().as_str());
     std::fs::create_dir_all(&dir).expect("creates");
     std::fs::write(dir.join(DATABASE_FILE), b"this is not a database, just some text padding it out").expect("writes");
     assert!(matches!(Store::open(root.path(), &alice()), Err(Error::Store { .. })));
+}
+
+#[cfg(unix)]
+#[test]
+fn state_goes_in_a_keyward_folder_and_the_named_folder_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o751)).expect("chmod");
+    let store = Store::open(home.path(), &alice()).expect("opens");
+    assert_eq!(store.dir(), home.path().join("keyward").join("alice@example.test"));
+    assert_eq!(mode(home.path()), 0o751, "the folder the user named is left alone");
+    assert_eq!(mode(&home.path().join("keyward")), 0o700);
+    assert_eq!(mode(store.dir()), 0o700);
+    // A missing named folder is created, private.
+    let fresh = home.path().join("new").join("data");
+    Store::open(&fresh, &alice()).expect("opens");
+    assert_eq!(mode(&fresh), 0o700);
 }

@@ -13,5 +13,9 @@
 mod support;
 
 mod adversary;
+mod component;
 mod directory;
+mod display;
+mod plaintext;
+mod reconnect;
 mod trust;
