@@ -1,26 +1,30 @@
-//! The keyward session: own keys set up without user key handling, contacts pinned, messages sealed and opened.
+//! The keyward session: one connection with the account's keys in memory; contacts pinned, messages sealed.
+//!
+//! Its parts: `setup` (first use, new device or this device, decided on one connection),
+//! `directory` (the requests to the component), `inbox` (each delivered stanza to one typed
+//! event, after every check of the protocol), and here the thin [`Session`] that sends.
+
+mod directory;
+mod inbox;
+mod setup;
 
 use crate::connection::{ConnectOptions, Connection};
 use crate::contacts::{Compared, PinOutcome, Trust};
 use crate::error::{Error, Result};
-use crate::events::{Incoming, KeyEvent, Received, Warning};
-use crate::stanzas::{self, Inbound, Subscription};
-use crate::store::{AccountState, Store};
-use keyward_proto::elements::{
-    FEATURE_ROSTER_KEYS, KeyItem, KeyStatus, KeysQuery, KeysResult, Publish, Relay, Revoked, RosterKeys,
-    RosterKeysQuery, SecretQuery,
-};
+use crate::events::KeyEvent;
+use crate::stanzas;
+use crate::store::Store;
+use keyward_proto::elements::{KeyItem, KeyStatus};
 use keyward_proto::{
-    BareJid, Bundle, Envelope, Fingerprint, KdfParams, KdfPolicy, KeyPair, Recipient, SafetyNumber, Sealed, SecretBlob,
-    VerifiedBundle, XmlElement,
+    BareJid, Bundle, Envelope, Fingerprint, KdfParams, KeyPair, Recipient, SafetyNumber, Sealed, VerifiedBundle,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use time::format_description::well_known::Rfc3339;
+use tokio_xmpp::IqRequest;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
-use tokio_xmpp::{IqRequest, Stanza};
 
 /// Called when the passphrase KDF starts (`true`) and ends (`false`), e.g. to show a spinner.
 pub type KdfProgress = Arc<dyn Fn(bool) + Send + Sync>;
@@ -119,50 +123,6 @@ fn random_id() -> Result<String> {
     Ok(hex::encode(bytes))
 }
 
-async fn run_kdf<T: Send + 'static>(
-    progress: &Option<KdfProgress>,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    if let Some(p) = progress {
-        p(true);
-    }
-    let out = tokio::task::spawn_blocking(work).await;
-    if let Some(p) = progress {
-        p(false);
-    }
-    out.map_err(|e| Error::Connection(format!("KDF task failed: {e}")))
-}
-
-async fn seal_secret(account: &Account, keys: KeyPair) -> Result<(KeyPair, SecretBlob)> {
-    KdfPolicy::STRICT.check(&account.kdf)?;
-    let passphrase = account.passphrase.clone();
-    let jid = account.connect.jid.clone();
-    let params = account.kdf;
-    let (keys, blob) = run_kdf(&account.progress, move || {
-        let blob = SecretBlob::seal(&keys, &jid, passphrase.expose_secret().as_bytes(), params);
-        (keys, blob)
-    })
-    .await?;
-    Ok((keys, blob?))
-}
-
-async fn open_secret(account: &Account, blob: SecretBlob, bundle: &VerifiedBundle) -> Result<KeyPair> {
-    let passphrase = account.passphrase.clone();
-    let jid = account.connect.jid.clone();
-    let opened =
-        run_kdf(&account.progress, move || blob.open(passphrase.expose_secret().as_bytes(), &jid, &KdfPolicy::STRICT))
-            .await?;
-    let keys = match opened {
-        Ok(keys) => keys,
-        Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase),
-        Err(e) => return Err(e.into()),
-    };
-    if keys.identity_public() != *bundle.identity_key() || keys.encryption_public() != *bundle.encryption_key() {
-        return Err(Error::SecretMismatch(account.connect.jid.clone()));
-    }
-    Ok(keys)
-}
-
 /// An open keyward session: connected, with the account's keys in memory.
 pub struct Session {
     conn: Connection,
@@ -180,112 +140,6 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Opens a session with no key handling asked of the user: keys cached on this
-    /// device, else fetched from the server (new device), else generated and
-    /// published (first use).
-    pub async fn start(account: &Account) -> Result<(Self, Setup)> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
-        if store.account()?.is_some() {
-            return Ok((Self::resume(account).await?, Setup::ThisDevice));
-        }
-        match Self::new_device(account).await {
-            Ok(session) => Ok((session, Setup::NewDevice)),
-            Err(Error::NotInitialized(_)) => Ok((Self::first_use(account).await?, Setup::FirstUse)),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// First use: generates keys, seals them with the passphrase (Argon2id),
-    /// publishes bundle and secret to the component, and caches both here.
-    pub async fn first_use(account: &Account) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
-        let me = account.connect.jid.clone();
-        let mut conn = Connection::connect(&account.connect).await?;
-        let component = conn.find_component(account.connect.component.as_ref()).await?;
-        match own_status(&mut conn, &component, &me).await? {
-            KeyStatus::None => {}
-            KeyStatus::Active => return Err(Error::AlreadyInitialized(me)),
-            KeyStatus::Revoked { reason, .. } => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
-        }
-        let keys = KeyPair::generate()?;
-        let (keys, secret) = seal_secret(account, keys).await?;
-        let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
-        let publish = Publish { bundle: bundle.bundle().clone(), secret: secret.clone() };
-        let request = IqRequest::Set(stanzas::to_minidom(&publish.to_element())?);
-        match conn.iq(Some(&component), request, "publish").await {
-            Ok(_) => {}
-            Err(Error::Refused { condition, .. }) if condition == "conflict" => {
-                return Err(Error::AlreadyInitialized(me));
-            }
-            Err(e) => return Err(e),
-        }
-        store.save_account(&AccountState::new(&bundle, &secret))?;
-        Ok(Self { conn, me, component, keys, bundle, store })
-    }
-
-    /// A new device: fetches the sealed secret, opens it with the passphrase
-    /// (refusing weakened KDF parameters), and checks it matches the published bundle.
-    pub async fn new_device(account: &Account) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
-        let me = account.connect.jid.clone();
-        let mut conn = Connection::connect(&account.connect).await?;
-        let component = conn.find_component(account.connect.component.as_ref()).await?;
-        // The directory's view first: it says whether the account is revoked or has no keys.
-        let item = fetch_keys(&mut conn, &component, std::slice::from_ref(&me))
-            .await?
-            .into_iter()
-            .find(|i| i.jid == me)
-            .ok_or(Error::UnexpectedAnswer("keys"))?;
-        let bundle = match (&item.status, &item.bundle) {
-            (KeyStatus::Revoked { reason, .. }, _) => {
-                return Err(Error::Revoked { jid: me, reason: Some(reason.clone()) });
-            }
-            (KeyStatus::None, _) => return Err(Error::NotInitialized(me)),
-            (KeyStatus::Active, Some(bundle)) => {
-                bundle.verify_for(&me).map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?
-            }
-            (KeyStatus::Active, None) => return Err(Error::UnexpectedAnswer("keys")),
-        };
-        let request = IqRequest::Get(stanzas::to_minidom(&SecretQuery.to_element())?);
-        let secret = match conn.iq(Some(&component), request, "secret").await {
-            Ok(Some(answer)) => SecretBlob::from_element(&stanzas::from_minidom(&answer)?)?,
-            Ok(None) => return Err(Error::UnexpectedAnswer("secret")),
-            Err(Error::Refused { condition, .. }) if condition == "item-not-found" => {
-                return Err(Error::SecretMismatch(me));
-            }
-            Err(e) => return Err(e),
-        };
-        let keys = open_secret(account, secret.clone(), &bundle).await?;
-        store.save_account(&AccountState::new(&bundle, &secret))?;
-        Ok(Self { conn, me, component, keys, bundle, store })
-    }
-
-    /// Opens the keys cached on this device (or fetches them like a new device).
-    pub async fn resume(account: &Account) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
-        let me = account.connect.jid.clone();
-        let Some(state) = store.account()? else { return Self::new_device(account).await };
-        let bundle = state.bundle(&me)?;
-        let keys = open_secret(account, state.secret()?, &bundle).await?;
-        let mut conn = Connection::connect(&account.connect).await?;
-        let component = component_or_server(&mut conn, account).await?;
-        Ok(Self { conn, me, component, keys, bundle, store })
-    }
-
-    /// Uses keys that were made elsewhere, without publishing them: they are
-    /// sealed with the passphrase and cached on this device only. For setups
-    /// where bundles travel out of band (no component), and for tests.
-    pub async fn with_local_keys(account: &Account, keys: KeyPair, created_unix_s: u64) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
-        let me = account.connect.jid.clone();
-        let (keys, secret) = seal_secret(account, keys).await?;
-        let bundle = Bundle::sign(&keys, me.clone(), created_unix_s);
-        store.save_account(&AccountState::new(&bundle, &secret))?;
-        let mut conn = Connection::connect(&account.connect).await?;
-        let component = component_or_server(&mut conn, account).await?;
-        Ok(Self { conn, me, component, keys, bundle, store })
-    }
-
     /// The account.
     pub fn me(&self) -> &BareJid {
         &self.me
@@ -367,15 +221,12 @@ impl Session {
 
     /// Asks the component for `jid`'s key and applies the answer.
     pub async fn refresh_key(&mut self, jid: &BareJid) -> Result<KeyEvent> {
-        let items = fetch_keys(&mut self.conn, &self.component, std::slice::from_ref(jid)).await?;
-        let item = items.iter().find(|i| &i.jid == jid).ok_or(Error::UnexpectedAnswer("keys"))?;
-        self.learn(item)
+        let item = directory::lookup_one(&mut self.conn, &self.component, jid).await?;
+        self.learn(&item)
     }
 
     async fn relay_to(&mut self, jid: &BareJid) -> Result<()> {
-        let relay = Relay { to: jid.clone() };
-        self.conn.iq(Some(&self.component), IqRequest::Set(stanzas::to_minidom(&relay.to_element())?), "relay").await?;
-        Ok(())
+        directory::relay(&mut self.conn, &self.component, jid).await
     }
 
     /// Adds a contact: subscribes to its presence, has the component relay our
@@ -431,229 +282,21 @@ impl Session {
         Ok(Sent { id, to_fingerprint: bundle.fingerprint() })
     }
 
-    /// Announces availability, so the server delivers messages, stored offline
-    /// messages and pending contact requests.
-    pub async fn go_online(&mut self) -> Result<()> {
-        self.conn.go_available().await
-    }
-
-    /// The next event within `wait`, or `None`. Call [`Session::go_online`] first.
-    pub async fn next_event(&mut self, wait: Duration) -> Result<Option<Incoming>> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(stanza) = self.conn.next_stanza(left).await? else { return Ok(None) };
-            let event = match stanza {
-                Stanza::Message(message) => self.on_message(stanzas::classify_message(&message, &self.component)).await,
-                Stanza::Presence(presence) => match stanzas::classify_presence(&presence) {
-                    Some(Subscription::Request(jid)) => Some(self.on_request(jid).await?),
-                    Some(Subscription::Accepted(jid)) => Some(Incoming::ContactAccepted(jid)),
-                    Some(Subscription::Ended(jid)) => Some(Incoming::ContactEnded(jid)),
-                    None => None,
-                },
-                Stanza::Iq(_) => None,
-            };
-            if let Some(event) = event {
-                return Ok(Some(event));
-            }
-        }
-    }
-
-    /// A contact request: approved at once when we asked for that contact first (it
-    /// accepted us and asks back), else left to the user (`accept`). Not every server
-    /// supports RFC 6121 pre-approval (ejabberd 23.01 does not), so the client does it.
-    async fn on_request(&mut self, jid: BareJid) -> Result<Incoming> {
-        let roster = match self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await {
-            Ok(roster) => roster,
-            Err(e) => {
-                tracing::warn!(cause = %e, "could not read the roster; leaving the request to the user");
-                return Ok(Incoming::ContactRequest(jid));
-            }
-        };
-        if !roster.as_ref().is_some_and(|r| stanzas::roster_we_asked(r, &jid)) {
-            return Ok(Incoming::ContactRequest(jid));
-        }
-        self.conn.send(stanzas::subscription(&jid, PresenceType::Subscribed)?).await?;
-        Ok(Incoming::RequestApproved(jid))
-    }
-
-    async fn on_message(&mut self, inbound: Inbound) -> Option<Incoming> {
-        match inbound {
-            Inbound::Sealed { from, sealed, .. } => Some(match self.open(&from, &sealed).await {
-                Ok(received) => Incoming::Message(received),
-                Err(error) => Incoming::Rejected { from, error },
-            }),
-            Inbound::KeyRelay(relay) => {
-                if relay.from == self.me {
-                    return None;
-                }
-                let event = relay
-                    .bundle
-                    .verify_for(&relay.from)
-                    .map_err(|cause| Error::BadBundle { jid: relay.from.clone(), cause })
-                    .and_then(|bundle| self.offer(&bundle));
-                Some(match event {
-                    Ok(event) => Incoming::Key(event),
-                    Err(error) => Incoming::Rejected { from: self.component.clone(), error },
-                })
-            }
-            Inbound::Revoked(notice) => Some(match self.on_revoked(&notice).await {
-                Ok(Some(event)) => event,
-                Ok(None) => return None,
-                Err(error) => Incoming::Rejected { from: self.component.clone(), error },
-            }),
-            Inbound::Malformed { from, error } => Some(Incoming::Rejected { from, error }),
-            Inbound::ForgedNotice { from } => Some(Incoming::Rejected {
-                from,
-                error: Error::Invalid {
-                    what: "notice",
-                    reason: "key notices are accepted only from the component".into(),
-                },
-            }),
-            Inbound::Unencrypted { from } => Some(Incoming::Unencrypted { from }),
-            Inbound::Bounce { from, condition } => Some(Incoming::Bounce { from, condition }),
-            Inbound::Other => None,
-        }
-    }
-
-    /// A `<revoked/>` notice is a hint (protocol section 8): it counts only when it names the
-    /// pinned key and a fresh `keys` answer confirms it. `None` when it changes nothing new.
-    async fn on_revoked(&mut self, notice: &Revoked) -> Result<Option<Incoming>> {
-        if notice.jid == self.me {
-            if notice.fp != self.fingerprint() {
-                return Err(Error::RevocationRefused {
-                    jid: self.me.clone(),
-                    reason: "it is not about this account's key".into(),
-                });
-            }
-            let item = self.lookup_one(&self.me.clone()).await?;
-            return match item.status {
-                KeyStatus::Revoked { at, reason } => {
-                    Ok(Some(Incoming::SelfRevoked { at: at.format(&Rfc3339).unwrap_or_default(), reason }))
-                }
-                _ => Err(Error::RevocationRefused {
-                    jid: self.me.clone(),
-                    reason: "the directory does not confirm it".into(),
-                }),
-            };
-        }
-        if !self.store.contacts()?.notice_applies(notice)? {
-            return Ok(None);
-        }
-        let item = self.lookup_one(&notice.jid).await?;
-        let confirmed = matches!(item.status, KeyStatus::Revoked { .. })
-            && item.bundle.as_ref().is_some_and(|b| b.fingerprint() == notice.fp);
-        if !confirmed {
-            return Err(Error::RevocationRefused {
-                jid: notice.jid.clone(),
-                reason: "the directory does not confirm it for the pinned key".into(),
-            });
-        }
-        self.learn(&item).map(|event| Some(Incoming::Key(event)))
-    }
-
-    async fn lookup_one(&mut self, jid: &BareJid) -> Result<KeyItem> {
-        fetch_keys(&mut self.conn, &self.component, std::slice::from_ref(jid))
-            .await?
-            .into_iter()
-            .find(|i| &i.jid == jid)
-            .ok_or(Error::UnexpectedAnswer("keys"))
-    }
-
-    /// Opens a sealed message from `from` and checks it against the pinned key (the own key
-    /// for the own account). A held-back changed key is never used to open.
-    async fn open(&mut self, from: &BareJid, sealed: &Sealed) -> Result<Received> {
-        if from == &self.me {
-            let own = self.keys.identity_public();
-            let envelope = self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
-            return Ok(Received {
-                from: envelope.from.clone(),
-                id: envelope.msg_id.clone(),
-                sent_at_ms: envelope.ts_ms,
-                body: envelope.body.clone(),
-                verified: true,
-                trust: crate::contacts::Trust::Verified,
-                warnings: Vec::new(),
-            });
-        }
-        let mut contact = self.store.contacts()?.get(from).cloned();
-        if contact.as_ref().is_none_or(|c| c.pinned.is_none()) {
-            // Trust on first use through the directory.
-            if let Err(e) = self.refresh_key(from).await {
-                tracing::warn!(cause = %e, contact = %from, "could not fetch the sender's key");
-            }
-            contact = self.store.contacts()?.get(from).cloned();
-        }
-        let contact = contact.ok_or_else(|| Error::NoKey(from.clone()))?;
-        let pinned = contact.pinned_bundle(from)?.ok_or_else(|| Error::NoKey(from.clone()))?;
-        let pending = contact.pending_bundle(from)?;
-        let mut warnings = Vec::new();
-        let mut verified = true;
-        let opened =
-            self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
-        let envelope = match (opened, &pending) {
-            (Ok(envelope), _) => envelope,
-            (Err(keyward_proto::Error::BadSignature), Some(pending)) => {
-                // Checked against the changed key only to say why it is refused; never shown,
-                // never recorded, and the stanza is kept as evidence.
-                let mut scratch = keyward_proto::MemoryReplayCache::default();
-                let signed_by_changed =
-                    sealed.open(&self.keys, &self.me, from, pending.identity_key(), &mut scratch).is_ok();
-                if signed_by_changed {
-                    self.store.keep_evidence("signed-by-changed-key", from, &sealed.to_xml())?;
-                    return Err(Error::SignedByChangedKey {
-                        jid: from.clone(),
-                        pinned: pinned.fingerprint().to_string(),
-                        offered: pending.fingerprint().to_string(),
-                    });
-                }
-                return Err(keyward_proto::Error::BadSignature.into());
-            }
-            (Err(e), _) => return Err(e.into()),
-        };
-        if let Some(pending) = &pending {
-            warnings.push(Warning::KeyChanged { pinned: pinned.fingerprint(), offered: pending.fingerprint() });
-        }
-        if let Some(revoked) = &contact.revoked {
-            verified = false;
-            warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
-        }
-        Ok(Received {
-            from: envelope.from.clone(),
-            id: envelope.msg_id.clone(),
-            sent_at_ms: envelope.ts_ms,
-            body: envelope.body.clone(),
-            verified,
-            trust: contact.trust,
-            warnings,
-        })
-    }
-
     /// The contacts with their keys: the component's `roster-keys` where it is
     /// privileged, else the roster plus a `keys` lookup. Applies what it learns.
     pub async fn contacts(&mut self) -> Result<Vec<ContactView>> {
-        let features = match self
-            .conn
-            .iq(Some(&self.component), IqRequest::Get(stanzas::disco_info_query()), "disco#info")
-            .await
-        {
-            Ok(Some(answer)) => stanzas::disco_features(&answer),
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                tracing::warn!(cause = %e, "the component did not answer disco#info");
-                Vec::new()
+        let items = match directory::roster_keys(&mut self.conn, &self.component).await? {
+            Some(items) => items,
+            None => {
+                let roster = self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await?;
+                let jids = roster.as_ref().map(stanzas::roster_jids).unwrap_or_default();
+                let jids: Vec<BareJid> = jids.into_iter().filter(|j| j != &self.me).collect();
+                if jids.is_empty() {
+                    Vec::new()
+                } else {
+                    directory::fetch_keys(&mut self.conn, &self.component, &jids).await?
+                }
             }
-        };
-        let items: Vec<KeyItem> = if features.iter().any(|f| f == FEATURE_ROSTER_KEYS) {
-            let request = IqRequest::Get(stanzas::to_minidom(&RosterKeysQuery.to_element())?);
-            let answer = self.conn.iq(Some(&self.component), request, "roster-keys").await?;
-            let answer = answer.ok_or(Error::UnexpectedAnswer("roster-keys"))?;
-            RosterKeys::from_element(&stanzas::from_minidom(&answer)?)?.items
-        } else {
-            let roster = self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await?;
-            let jids = roster.as_ref().map(stanzas::roster_jids).unwrap_or_default();
-            let jids: Vec<BareJid> = jids.into_iter().filter(|j| j != &self.me).collect();
-            if jids.is_empty() { Vec::new() } else { fetch_keys(&mut self.conn, &self.component, &jids).await? }
         };
         let mut views = Vec::new();
         for item in &items {
@@ -733,39 +376,6 @@ pub fn safety_report(store: &Store, own: &VerifiedBundle, jid: &BareJid) -> Resu
         trust: contact.trust,
         changed: pending.is_some(),
     })
-}
-
-async fn fetch_keys(
-    conn: &mut crate::connection::Connection,
-    component: &BareJid,
-    jids: &[BareJid],
-) -> Result<Vec<KeyItem>> {
-    let mut items = Vec::with_capacity(jids.len());
-    for chunk in jids.chunks(keyward_proto::limits::KEYS_ITEMS) {
-        let query = KeysQuery::new(chunk.to_vec())?;
-        let answer =
-            conn.iq(Some(component), IqRequest::Get(stanzas::to_minidom(&query.to_element())?), "keys").await?;
-        let answer = answer.ok_or(Error::UnexpectedAnswer("keys"))?;
-        let result = KeysResult::from_element(&stanzas::from_minidom(&answer)?)?;
-        // Only what was asked for counts.
-        items.extend(result.items.into_iter().filter(|i| chunk.contains(&i.jid)));
-    }
-    Ok(items)
-}
-
-/// The checked component ([`Connection::find_component`]) for sessions that can work without
-/// one (keys cached here or exchanged out of band): when the server has none, keyward requests
-/// go to the account's own server, which refuses them, and notices count only from its domain JID.
-async fn component_or_server(conn: &mut Connection, account: &Account) -> Result<BareJid> {
-    match conn.find_component(account.connect.component.as_ref()).await {
-        Err(Error::NoComponent { domain }) => Ok(BareJid::parse(&domain)?),
-        other => other,
-    }
-}
-
-async fn own_status(conn: &mut Connection, component: &BareJid, me: &BareJid) -> Result<KeyStatus> {
-    let items = fetch_keys(conn, component, std::slice::from_ref(me)).await?;
-    Ok(items.into_iter().find(|i| &i.jid == me).map(|i| i.status).unwrap_or(KeyStatus::None))
 }
 
 /// The duration meaning "wait for ever" in [`Session::next_event`] loops.

@@ -4,6 +4,8 @@
 //! it to keep a request in flight for exactly as long as they need, without fixed sleeps.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +18,7 @@ use tokio::task::JoinHandle;
 pub struct Gate {
     addr: SocketAddr,
     open: watch::Sender<bool>,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -25,18 +28,26 @@ impl Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the gate")?;
         let addr = listener.local_addr()?;
         let (open, watcher) = watch::channel(open);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
                 connections.spawn(forward(client, upstream, watcher.clone()));
             }
         });
-        Ok(Self { addr, open, task })
+        Ok(Self { addr, open, accepted, task })
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections the gate accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// `http://ADDR`, for an HTTP service behind the gate.

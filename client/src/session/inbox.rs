@@ -1,0 +1,204 @@
+//! The inbox: each stanza the server delivers becomes one typed event, after every check of protocol sections 7, 8 and 10.
+
+use super::{Session, directory};
+use crate::error::{Error, Result};
+use crate::events::{Incoming, Received, Warning};
+use crate::stanzas::{self, Inbound, Subscription};
+use keyward_proto::elements::{KeyStatus, Revoked};
+use keyward_proto::{BareJid, Sealed, XmlElement};
+use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use tokio_xmpp::parsers::presence::Type as PresenceType;
+use tokio_xmpp::{IqRequest, Stanza};
+
+impl Session {
+    /// Announces availability, so the server delivers messages, stored offline
+    /// messages and pending contact requests.
+    pub async fn go_online(&mut self) -> Result<()> {
+        self.conn.go_available().await
+    }
+
+    /// The next event within `wait`, or `None`. Call [`Session::go_online`] first.
+    pub async fn next_event(&mut self, wait: Duration) -> Result<Option<Incoming>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(stanza) = self.conn.next_stanza(left).await? else { return Ok(None) };
+            let event = match stanza {
+                Stanza::Message(message) => self.on_message(stanzas::classify_message(&message, &self.component)).await,
+                Stanza::Presence(presence) => match stanzas::classify_presence(&presence) {
+                    Some(Subscription::Request(jid)) => Some(self.on_request(jid).await?),
+                    Some(Subscription::Accepted(jid)) => Some(Incoming::ContactAccepted(jid)),
+                    Some(Subscription::Ended(jid)) => Some(Incoming::ContactEnded(jid)),
+                    None => None,
+                },
+                Stanza::Iq(_) => None,
+            };
+            if let Some(event) = event {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// A contact request: approved at once when we asked for that contact first (it
+    /// accepted us and asks back), else left to the user (`accept`). Not every server
+    /// supports RFC 6121 pre-approval (ejabberd 23.01 does not), so the client does it.
+    async fn on_request(&mut self, jid: BareJid) -> Result<Incoming> {
+        let roster = match self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await {
+            Ok(roster) => roster,
+            Err(e) => {
+                tracing::warn!(cause = %e, "could not read the roster; leaving the request to the user");
+                return Ok(Incoming::ContactRequest(jid));
+            }
+        };
+        if !roster.as_ref().is_some_and(|r| stanzas::roster_we_asked(r, &jid)) {
+            return Ok(Incoming::ContactRequest(jid));
+        }
+        self.conn.send(stanzas::subscription(&jid, PresenceType::Subscribed)?).await?;
+        Ok(Incoming::RequestApproved(jid))
+    }
+
+    async fn on_message(&mut self, inbound: Inbound) -> Option<Incoming> {
+        match inbound {
+            Inbound::Sealed { from, sealed, .. } => Some(match self.open(&from, &sealed).await {
+                Ok(received) => Incoming::Message(received),
+                Err(error) => Incoming::Rejected { from, error },
+            }),
+            Inbound::KeyRelay(relay) => {
+                if relay.from == self.me {
+                    return None;
+                }
+                let event = relay
+                    .bundle
+                    .verify_for(&relay.from)
+                    .map_err(|cause| Error::BadBundle { jid: relay.from.clone(), cause })
+                    .and_then(|bundle| self.offer(&bundle));
+                Some(match event {
+                    Ok(event) => Incoming::Key(event),
+                    Err(error) => Incoming::Rejected { from: self.component.clone(), error },
+                })
+            }
+            Inbound::Revoked(notice) => Some(match self.on_revoked(&notice).await {
+                Ok(Some(event)) => event,
+                Ok(None) => return None,
+                Err(error) => Incoming::Rejected { from: self.component.clone(), error },
+            }),
+            Inbound::Malformed { from, error } => Some(Incoming::Rejected { from, error }),
+            Inbound::ForgedNotice { from } => Some(Incoming::Rejected {
+                from,
+                error: Error::Invalid {
+                    what: "notice",
+                    reason: "key notices are accepted only from the component".into(),
+                },
+            }),
+            Inbound::Unencrypted { from } => Some(Incoming::Unencrypted { from }),
+            Inbound::Bounce { from, condition } => Some(Incoming::Bounce { from, condition }),
+            Inbound::Other => None,
+        }
+    }
+
+    /// A `<revoked/>` notice is a hint (protocol section 8): it counts only when it names the
+    /// pinned key and a fresh `keys` answer confirms it. `None` when it changes nothing new.
+    async fn on_revoked(&mut self, notice: &Revoked) -> Result<Option<Incoming>> {
+        if notice.jid == self.me {
+            if notice.fp != self.fingerprint() {
+                return Err(Error::RevocationRefused {
+                    jid: self.me.clone(),
+                    reason: "it is not about this account's key".into(),
+                });
+            }
+            let item = directory::lookup_one(&mut self.conn, &self.component, &self.me).await?;
+            return match item.status {
+                KeyStatus::Revoked { at, reason } => {
+                    Ok(Some(Incoming::SelfRevoked { at: at.format(&Rfc3339).unwrap_or_default(), reason }))
+                }
+                _ => Err(Error::RevocationRefused {
+                    jid: self.me.clone(),
+                    reason: "the directory does not confirm it".into(),
+                }),
+            };
+        }
+        if !self.store.contacts()?.notice_applies(notice)? {
+            return Ok(None);
+        }
+        let item = directory::lookup_one(&mut self.conn, &self.component, &notice.jid).await?;
+        let confirmed = matches!(item.status, KeyStatus::Revoked { .. })
+            && item.bundle.as_ref().is_some_and(|b| b.fingerprint() == notice.fp);
+        if !confirmed {
+            return Err(Error::RevocationRefused {
+                jid: notice.jid.clone(),
+                reason: "the directory does not confirm it for the pinned key".into(),
+            });
+        }
+        self.learn(&item).map(|event| Some(Incoming::Key(event)))
+    }
+
+    /// Opens a sealed message from `from` and checks it against the pinned key (the own key
+    /// for the own account). A held-back changed key is never used to open.
+    async fn open(&mut self, from: &BareJid, sealed: &Sealed) -> Result<Received> {
+        if from == &self.me {
+            let own = self.keys.identity_public();
+            let envelope = self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
+            return Ok(Received {
+                from: envelope.from.clone(),
+                id: envelope.msg_id.clone(),
+                sent_at_ms: envelope.ts_ms,
+                body: envelope.body.clone(),
+                verified: true,
+                trust: crate::contacts::Trust::Verified,
+                warnings: Vec::new(),
+            });
+        }
+        let mut contact = self.store.contacts()?.get(from).cloned();
+        if contact.as_ref().is_none_or(|c| c.pinned.is_none()) {
+            // Trust on first use through the directory.
+            if let Err(e) = self.refresh_key(from).await {
+                tracing::warn!(cause = %e, contact = %from, "could not fetch the sender's key");
+            }
+            contact = self.store.contacts()?.get(from).cloned();
+        }
+        let contact = contact.ok_or_else(|| Error::NoKey(from.clone()))?;
+        let pinned = contact.pinned_bundle(from)?.ok_or_else(|| Error::NoKey(from.clone()))?;
+        let pending = contact.pending_bundle(from)?;
+        let mut warnings = Vec::new();
+        let mut verified = true;
+        let opened =
+            self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
+        let envelope = match (opened, &pending) {
+            (Ok(envelope), _) => envelope,
+            (Err(keyward_proto::Error::BadSignature), Some(pending)) => {
+                // Checked against the changed key only to say why it is refused; never shown,
+                // never recorded, and the stanza is kept as evidence.
+                let mut scratch = keyward_proto::MemoryReplayCache::default();
+                let signed_by_changed =
+                    sealed.open(&self.keys, &self.me, from, pending.identity_key(), &mut scratch).is_ok();
+                if signed_by_changed {
+                    self.store.keep_evidence("signed-by-changed-key", from, &sealed.to_xml())?;
+                    return Err(Error::SignedByChangedKey {
+                        jid: from.clone(),
+                        pinned: pinned.fingerprint().to_string(),
+                        offered: pending.fingerprint().to_string(),
+                    });
+                }
+                return Err(keyward_proto::Error::BadSignature.into());
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
+        if let Some(pending) = &pending {
+            warnings.push(Warning::KeyChanged { pinned: pinned.fingerprint(), offered: pending.fingerprint() });
+        }
+        if let Some(revoked) = &contact.revoked {
+            verified = false;
+            warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
+        }
+        Ok(Received {
+            from: envelope.from.clone(),
+            id: envelope.msg_id.clone(),
+            sent_at_ms: envelope.ts_ms,
+            body: envelope.body.clone(),
+            verified,
+            trust: contact.trust,
+            warnings,
+        })
+    }
+}
