@@ -210,7 +210,7 @@ impl Session {
         let keys = KeyPair::generate()?;
         let (keys, secret) = seal_secret(account, keys).await?;
         let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
-        let publish = Publish { bundle: bundle.bundle().clone(), secret: secret.clone() };
+        let publish = Publish::signed(&keys, &bundle, secret.clone(), now_ms())?;
         let request = IqRequest::Set(stanzas::to_minidom(&publish.to_element())?);
         match conn.iq(Some(&component), request, "publish").await {
             Ok(_) => {}
