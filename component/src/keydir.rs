@@ -73,6 +73,7 @@ pub struct Notice {
 struct PublishBody<'a> {
     bundle: &'a str,
     secret: &'a str,
+    secret_sig: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -283,9 +284,10 @@ impl KeydirClient {
             .map_err(|e| if e.is_timeout() { unavailable(e) } else { Error::KeydirProtocol(format!("bad JSON: {e}")) })
     }
 
-    /// Stores `jid`'s bundle and secret blob (their XML).
-    pub async fn publish(&self, jid: &BareJid, bundle: &str, secret: &str) -> Result<Published> {
-        let request = self.request(Method::PUT, &["accounts", jid.as_str()]).json(&PublishBody { bundle, secret });
+    /// Stores `jid`'s bundle and secret blob with its signed secret update (their XML).
+    pub async fn publish(&self, jid: &BareJid, bundle: &str, secret: &str, secret_sig: &str) -> Result<Published> {
+        let body = PublishBody { bundle, secret, secret_sig };
+        let request = self.request(Method::PUT, &["accounts", jid.as_str()]).json(&body);
         let response = self.send(request).await?;
         Ok(if response.status() == StatusCode::CREATED { Published::Created } else { Published::Unchanged })
     }

@@ -117,6 +117,8 @@ pub enum Condition {
     ServiceUnavailable,
     /// The server did not answer a request of the component in time.
     RemoteServerTimeout,
+    /// A secret update whose seq is not greater than the stored one (replayed or out of order).
+    UnexpectedRequest,
 }
 
 /// The `type` attribute of a stanza error.
@@ -147,13 +149,14 @@ impl Condition {
             Self::ResourceConstraint => "resource-constraint",
             Self::ServiceUnavailable => "service-unavailable",
             Self::RemoteServerTimeout => "remote-server-timeout",
+            Self::UnexpectedRequest => "unexpected-request",
         }
     }
 
     /// The error type RFC 6120 suggests for the condition.
     pub fn default_type(self) -> ErrorType {
         match self {
-            Self::BadRequest | Self::PolicyViolation => ErrorType::Modify,
+            Self::BadRequest | Self::PolicyViolation | Self::UnexpectedRequest => ErrorType::Modify,
             Self::Forbidden => ErrorType::Auth,
             Self::ResourceConstraint | Self::RemoteServerTimeout => ErrorType::Wait,
             _ => ErrorType::Cancel,

@@ -54,6 +54,21 @@ async fn every_request_end_to_end_with_relay_and_revocation(kind: ServerKind) {
     let secret = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret").payload().expect("ok");
     let secret = SecretBlob::parse(String::from(&secret.expect("secret element")).as_bytes()).expect("blob");
     assert_eq!(secret, alice_id.secret);
+
+    // Replacing the secret needs alice's identity key and a greater seq (protocol 6.1).
+    let foreign =
+        SecretBlob::seal(&other.keys, &alice.jid, b"x", keyward_proto::KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    let forged = alice_id.publish_xml_with(&other.keys, &foreign, 5);
+    assert_eq!(alice.set(&keys, &forged).await.expect("forged").condition(), Some("bad-request"));
+    let resealed = alice_id.resealed(b"new passphrase");
+    let update = alice_id.publish_xml_with(&alice_id.keys, &resealed, 2);
+    alice.set(&keys, &update).await.expect("update").payload().expect("replaced with a greater seq");
+    let replay = alice_id.publish_xml();
+    let answer = alice.set(&keys, &replay).await.expect("replay");
+    assert_eq!(answer.condition(), Some("unexpected-request"), "the first update replayed");
+    let stored = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret").payload().expect("ok");
+    let stored = SecretBlob::parse(String::from(&stored.expect("secret element")).as_bytes()).expect("blob");
+    assert_eq!(stored, resealed, "only the correctly signed, newer blob was stored");
     let asks_for_alice = "<secret xmlns='urn:keyward:0' jid='alice@example.test'/>";
     assert_eq!(bob.get(&keys, asks_for_alice).await.expect("bob").condition(), Some("item-not-found"));
 

@@ -132,6 +132,12 @@ async fn every_request_valid_and_hostile(kind: ServerKind) {
     let mine = Identity::new(&alice.jid);
     let tampered = mine.publish_xml().replace("created='1764150000'", "created='1764150001'");
     expect_error(&alice.set(&keys, &tampered).await.expect("tampered"), "bad-request", "tampered bundle");
+    // The component checks the secret update itself, before keydir (which is down here).
+    let foreign = Identity::new(&alice.jid);
+    let unsigned = mine.publish_xml_with(&foreign.keys, &foreign.secret, 2);
+    expect_error(&alice.set(&keys, &unsigned).await.expect("foreign"), "bad-request", "secret signed by another key");
+    let without = mine.publish_xml().split("<secret-sig").next().expect("head").to_owned() + "</publish>";
+    expect_error(&alice.set(&keys, &without).await.expect("no sig"), "bad-request", "publish without secret-sig");
     let big_bundle = mine.publish_xml().replace("</bundle>", &format!("<pad>{}</pad></bundle>", "A".repeat(2000)));
     expect_error(&alice.set(&keys, &big_bundle).await.expect("big bundle"), "policy-violation", "bundle over 1 KiB");
     let big_secret = mine.publish_xml().replace("</secret>", &format!("<pad>{}</pad></secret>", "A".repeat(5000)));

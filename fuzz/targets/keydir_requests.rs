@@ -6,7 +6,7 @@
 use keyward_keydir::api::admin::RevokeRequest;
 use keyward_keydir::api::component::{ClaimRequest, LookupRequest, NoticeIds, PublishRequest, RelayRequest};
 use keyward_keydir::api::extract::{MAX_JID_CHARS, json_object, parse_jid};
-use keyward_proto::{Bundle, SecretBlob, XmlElement};
+use keyward_proto::{Bundle, SecretBlob, SecretSig, XmlElement};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -22,10 +22,12 @@ fuzz_target!(|data: &[u8]| {
     // What `axum::Json` does before the API's own decoding.
     let Ok(value) = serde_json::from_slice::<Value>(data) else { return };
     if let Ok(body) = json_object::<PublishRequest>(value.clone()) {
-        if let Ok(bundle) = Bundle::parse(body.bundle.as_bytes()) {
-            let _ = bundle.verify();
+        let bundle = Bundle::parse(body.bundle.as_bytes()).ok().and_then(|bundle| bundle.verify().ok());
+        let secret = SecretBlob::parse(body.secret.as_bytes());
+        let update = SecretSig::parse(body.secret_sig.as_bytes());
+        if let (Some(bundle), Ok(secret), Ok(update)) = (bundle, secret, update) {
+            let _ = update.verify(bundle.identity_key(), bundle.jid(), &secret);
         }
-        let _ = SecretBlob::parse(body.secret.as_bytes());
     }
     if let Ok(body) = json_object::<LookupRequest>(value.clone()) {
         body.requester.as_deref().into_iter().chain(body.jids.iter().map(String::as_str)).for_each(jid);

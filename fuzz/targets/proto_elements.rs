@@ -6,7 +6,7 @@ use keyward_proto::elements::{
     Eme, KeyRelay, KeysQuery, KeysResult, Publish, Relay, Revoked, RosterKeys, RosterKeysQuery, SecretQuery, StoreHint,
 };
 use keyward_proto::xml::{Element, ParseLimits};
-use keyward_proto::{Bundle, Sealed, SecretBlob, XmlElement};
+use keyward_proto::{Bundle, Sealed, SecretBlob, SecretSig, XmlElement};
 use libfuzzer_sys::fuzz_target;
 
 fn check<T: XmlElement + PartialEq + core::fmt::Debug>(element: &Element) {
@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     check::<SecretBlob>(&element);
     check::<Sealed>(&element);
     check::<Publish>(&element);
+    check::<SecretSig>(&element);
     check::<SecretQuery>(&element);
     check::<KeysQuery>(&element);
     check::<KeysResult>(&element);

@@ -15,6 +15,8 @@ pub enum ApiError {
     BadBundle(String),
     /// 400: the secret blob is malformed.
     BadSecret(String),
+    /// 400: the secret update is missing, malformed, or not signed by the account's identity key.
+    BadSecretSignature(String),
     /// 401: no or unknown bearer token.
     Unauthorized,
     /// 403: the token is valid, but for the other API.
@@ -25,6 +27,8 @@ pub enum ApiError {
     NotFound(String),
     /// 409: a different bundle is already stored.
     Conflict(String),
+    /// 409: the secret update's seq is not greater than the stored one.
+    StaleSecret(String),
     /// 413: the body or a field is too large.
     TooLarge(String),
     /// 415: the body is not declared as JSON.
@@ -57,6 +61,9 @@ impl ApiError {
             BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
             BadBundle(d) => (StatusCode::BAD_REQUEST, "bad-bundle", "Bad bundle", d.clone()),
             BadSecret(d) => (StatusCode::BAD_REQUEST, "bad-secret", "Bad secret blob", d.clone()),
+            BadSecretSignature(d) => {
+                (StatusCode::BAD_REQUEST, "bad-secret-signature", "Bad secret update signature", d.clone())
+            }
             Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a valid bearer token is required".into())
             }
@@ -66,6 +73,7 @@ impl ApiError {
             Revoked => (StatusCode::FORBIDDEN, "revoked", "Account revoked", "the account is revoked".into()),
             NotFound(d) => (StatusCode::NOT_FOUND, "not-found", "Not found", d.clone()),
             Conflict(d) => (StatusCode::CONFLICT, "conflict", "Conflict", d.clone()),
+            StaleSecret(d) => (StatusCode::CONFLICT, "stale-secret", "Stale secret update", d.clone()),
             TooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Too large", d.clone()),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,12 +1,14 @@
 //! Every keyward protocol element as a typed value, with XML encode and decode.
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, VerifiedBundle};
 use crate::codec::{attr, expect};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::jid::BareJid;
+use crate::keys::KeyPair;
 use crate::limits;
 use crate::secret::SecretBlob;
+use crate::update::SecretSig;
 use crate::xml::{Element, ParseLimits};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -46,13 +48,34 @@ fn one_child<'e>(element: &'e Element, name: &'static str) -> Result<&'e Element
     element.get_child(name, NS).ok_or(Error::Missing(name))
 }
 
-/// `<publish>`: store my bundle and secret blob.
+/// `<publish>`: store my bundle and secret blob, the blob vouched for by my identity key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
     /// The public bundle (unverified until someone verifies it).
     pub bundle: Bundle,
     /// The passphrase-sealed private keys.
     pub secret: SecretBlob,
+    /// The identity key's signature over the blob, with its `seq` (protocol section 6.1).
+    pub secret_sig: SecretSig,
+}
+
+impl Publish {
+    /// The publish of `bundle` (signed with `keys`) and `secret`, with a secret update
+    /// signed by `keys` under `seq` (clients: the time in Unix milliseconds).
+    pub fn signed(keys: &KeyPair, bundle: &VerifiedBundle, secret: SecretBlob, seq: u64) -> Result<Self> {
+        let secret_sig = SecretSig::sign(keys, bundle.jid(), seq, &secret)?;
+        Ok(Self { bundle: bundle.bundle().clone(), secret, secret_sig })
+    }
+
+    /// Checks everything a receiver must before storing: the bundle verifies and is
+    /// `sender`'s, and the secret update verifies with the bundle's identity key.
+    /// Errors: [`Error::JidMismatch`] and [`Error::BadSignature`] for the bundle,
+    /// [`Error::SecretSignature`] for the secret update.
+    pub fn verify_for(&self, sender: &BareJid) -> Result<VerifiedBundle> {
+        let bundle = self.bundle.verify_for(sender)?;
+        self.secret_sig.verify(bundle.identity_key(), sender, &self.secret)?;
+        Ok(bundle)
+    }
 }
 
 impl XmlElement for Publish {
@@ -61,11 +84,15 @@ impl XmlElement for Publish {
         Ok(Self {
             bundle: Bundle::from_element(one_child(element, "bundle")?)?,
             secret: SecretBlob::from_element(one_child(element, "secret")?)?,
+            secret_sig: SecretSig::from_element(one_child(element, "secret-sig")?)?,
         })
     }
 
     fn to_element(&self) -> Element {
-        Element::new("publish", NS).child(self.bundle.to_element()).child(self.secret.to_element())
+        Element::new("publish", NS)
+            .child(self.bundle.to_element())
+            .child(self.secret.to_element())
+            .child(self.secret_sig.to_element())
     }
 }
 

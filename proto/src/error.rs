@@ -63,6 +63,10 @@ pub enum Error {
     /// A signature did not verify.
     #[error("signature verification failed")]
     BadSignature,
+    /// A secret blob's update signature (`<secret-sig/>`) did not verify with the
+    /// account's identity key (protocol section 6.1).
+    #[error("the secret blob is not signed by the account's identity key")]
+    SecretSignature,
     /// A bundle or secret blob names another account than the one expected.
     #[error("bound to another account than expected")]
     JidMismatch,

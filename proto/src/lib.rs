@@ -2,7 +2,8 @@
 //!
 //! Everything that the client, the component and the key directory must agree
 //! on lives here: bare JIDs, fingerprints and safety numbers, key material,
-//! the signed [`Bundle`], the passphrase-sealed [`SecretBlob`], the [`Sealed`]
+//! the signed [`Bundle`], the passphrase-sealed [`SecretBlob`] and the
+//! [`SecretSig`] without which no blob is stored or replaced, the [`Sealed`]
 //! message, and every protocol element as a typed value ([`elements`]) with
 //! XML encode and decode ([`xml`]). The normative description is
 //! `docs/protocol.md` in the repository, with test vectors checked by this
@@ -25,6 +26,7 @@ pub mod limits;
 mod message;
 mod replay;
 mod secret;
+mod update;
 pub mod xml;
 
 #[cfg(test)]
@@ -39,3 +41,4 @@ pub use keys::{EncryptionPublic, IdentityPublic, KeyPair};
 pub use message::{Envelope, Recipient, Sealed, WrappedKey};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayRule, SenderState};
 pub use secret::{KdfParams, KdfPolicy, SecretBlob};
+pub use update::{MAX_SEQ, SecretSig};

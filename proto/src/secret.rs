@@ -170,6 +170,11 @@ impl SecretBlob {
     pub fn params(&self) -> &KdfParams {
         &self.params
     }
+
+    /// The decoded fields `(params, salt, nonce, ct)`, for the signed secret update.
+    pub(crate) fn fields(&self) -> (&KdfParams, &[u8; 16], &[u8; 24], &Vec<u8>) {
+        (&self.params, &self.salt, &self.nonce, &self.ct)
+    }
 }
 
 impl XmlElement for SecretBlob {

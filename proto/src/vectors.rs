@@ -5,7 +5,7 @@
 //! document after a deliberate change of the wire format.
 
 use crate::bundle::{Bundle, statement};
-use crate::elements::XmlElement;
+use crate::elements::{Publish, XmlElement};
 use crate::error::{Error, Result};
 use crate::fingerprint::SafetyNumber;
 use crate::jid::BareJid;
@@ -13,6 +13,7 @@ use crate::keys::KeyPair;
 use crate::message::{Envelope, Recipient, Sealed, signed_payload, wrap_key};
 use crate::replay::MemoryReplayCache;
 use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key};
+use crate::update::{SecretSig, statement as update_statement};
 use std::collections::VecDeque;
 use std::fmt::Write;
 
@@ -102,6 +103,15 @@ fn generate() -> Result<String> {
     v.hex("argon2id_key", derive_key(PASSPHRASE, &salt16, &params)?.as_ref());
     v.line("xml", blob.to_xml());
 
+    v.heading("Secret update of alice: the blob above, seq 1764150000123");
+    let seq = 1_764_150_000_123;
+    v.line("seq", seq);
+    v.hex("M", &update_statement(&alice_jid, seq, &blob));
+    let publish = Publish::signed(&alice, &alice_bundle, blob, seq)?;
+    v.hex("sig", publish.secret_sig.signature());
+    v.line("xml", publish.secret_sig.to_xml());
+    v.line("publish.xml", publish.to_xml());
+
     v.heading("Sealed message from alice to bob");
     let envelope = Envelope {
         from: alice_jid.clone(),
@@ -181,6 +191,13 @@ fn vectors_open_with_the_fixed_keys() {
         blob.open(PASSPHRASE, &alice_jid, &KdfPolicy::STRICT).is_err(),
         "test KDF parameters are refused by default"
     );
+
+    let publish = Publish::parse(value(&text, "Secret update", "publish.xml").as_bytes()).expect("publish parses");
+    assert_eq!(publish.secret, blob);
+    publish.verify_for(&alice_jid).expect("the secret update verifies with alice's key");
+    let update = SecretSig::parse(value(&text, "Secret update", "xml").as_bytes()).expect("update parses");
+    assert_eq!(update, publish.secret_sig);
+    assert_eq!(update.seq(), 1_764_150_000_123);
 
     let sealed = Sealed::parse(value(&text, "Sealed", "xml").as_bytes()).expect("message parses");
     let envelope = sealed

@@ -127,7 +127,7 @@ impl Session {
             (KeyStatus::None, Want::Any | Want::FirstUse) => {
                 let (keys, secret) = seal_secret(account, KeyPair::generate()?).await?;
                 let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
-                let publish = Publish { bundle: bundle.bundle().clone(), secret: secret.clone() };
+                let publish = Publish::signed(&keys, &bundle, secret.clone(), now_ms())?;
                 directory::publish(&mut conn, &component, &me, &publish).await?;
                 (keys, bundle, secret, Setup::FirstUse)
             }

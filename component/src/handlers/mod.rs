@@ -104,7 +104,9 @@ fn keydir_failed(err: &Error) -> StanzaError {
         }
         Error::KeydirProblem { status, problem } => {
             let condition = match problem.as_str() {
-                "bad-request" | "bad-bundle" | "bad-secret" => Condition::BadRequest,
+                "bad-request" | "bad-bundle" | "bad-secret" | "bad-secret-signature" => Condition::BadRequest,
+                // A replayed or out-of-order secret update (protocol section 6.1).
+                "stale-secret" => Condition::UnexpectedRequest,
                 "revoked" => Condition::NotAllowed,
                 "not-found" => Condition::ItemNotFound,
                 "conflict" => Condition::Conflict,

@@ -1,4 +1,4 @@
-//! `publish`: store the sender's bundle and secret blob.
+//! `publish`: store the sender's bundle and secret blob, the blob signed by the bundle's identity key.
 
 use keyward_proto::elements::{NS, Publish};
 use keyward_proto::limits::{BUNDLE_BYTES, SECRET_BYTES};
@@ -18,13 +18,19 @@ pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome
         }
     }
     let publish = Publish::from_element(payload).map_err(|e| refused(&e))?;
-    let verified = publish.bundle.verify_for(&sender).map_err(|e| match e {
+    // The bundle must be the sender's, and the secret blob signed by that bundle's
+    // identity key (protocol section 6.1): the XMPP password alone replaces no blob.
+    let verified = publish.verify_for(&sender).map_err(|e| match e {
         ProtoError::JidMismatch => StanzaError::new(Condition::BadRequest).text("the bundle is not yours"),
+        ProtoError::SecretSignature => {
+            StanzaError::new(Condition::BadRequest).text("the secret blob is not signed by the account's identity key")
+        }
         other => refused(&other),
     })?;
+    // keydir checks the signature again against the bundle it stores, and the seq.
     ctx.shared
         .keydir
-        .publish(&sender, &verified.to_xml(), &publish.secret.to_xml())
+        .publish(&sender, &verified.to_xml(), &publish.secret.to_xml(), &publish.secret_sig.to_xml())
         .await
         .map_err(|e| keydir_failed(&e))?;
     Ok(None)

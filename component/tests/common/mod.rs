@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
+use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, SecretSig, XmlElement};
 use keyward_tests::component::Component;
 use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
 use keyward_tests::xmpp::{ServerOptions, XmppServer};
@@ -267,9 +267,25 @@ impl Identity {
         Self { keys, bundle, secret }
     }
 
-    /// `<publish>` with this bundle and secret.
+    /// `<publish>` with this bundle and secret, the secret update signed under seq 1.
     pub fn publish_xml(&self) -> String {
-        format!("<publish xmlns='urn:keyward:0'>{}{}</publish>", self.bundle.to_xml(), self.secret.to_xml())
+        self.publish_xml_with(&self.keys, &self.secret, 1)
+    }
+
+    /// `<publish>` with this bundle and `secret`, its secret update signed by `signer` under `seq`.
+    pub fn publish_xml_with(&self, signer: &KeyPair, secret: &SecretBlob, seq: u64) -> String {
+        let update = SecretSig::sign(signer, self.bundle.jid(), seq, secret).expect("signs");
+        format!(
+            "<publish xmlns='urn:keyward:0'>{}{}{}</publish>",
+            self.bundle.to_xml(),
+            secret.to_xml(),
+            update.to_xml()
+        )
+    }
+
+    /// This account's keys sealed again (a passphrase change).
+    pub fn resealed(&self, passphrase: &[u8]) -> SecretBlob {
+        SecretBlob::seal(&self.keys, self.bundle.jid(), passphrase, KdfParams::INSECURE_TEST_ONLY).expect("seal")
     }
 }
 

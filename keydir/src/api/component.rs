@@ -9,7 +9,7 @@ use crate::store;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_proto::{BareJid, Bundle, Error as ProtoError, SecretBlob, XmlElement, limits};
+use keyward_proto::{BareJid, Bundle, Error as ProtoError, SecretBlob, SecretSig, XmlElement, limits};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -24,6 +24,11 @@ pub struct PublishRequest {
     /// The `<secret/>` element, as XML text (at most 4096 bytes).
     #[schema(max_length = 4096)]
     pub secret: String,
+    /// The `<secret-sig seq='N'/>` element, as XML text: the account's identity key
+    /// signs the secret blob (protocol section 6.1). A stored blob is replaced only by
+    /// a correctly signed update with a greater `seq`.
+    #[schema(max_length = 1024)]
+    pub secret_sig: String,
 }
 
 /// The stored account.
@@ -34,6 +39,9 @@ pub struct Published {
     /// Fingerprint of its identity key (64 hex digits).
     pub fingerprint: String,
 }
+
+/// Largest `secret_sig` text: a `<secret-sig/>` is about 150 bytes.
+const SECRET_SIG_BYTES: usize = 1024;
 
 /// Maps a bundle error to its API error.
 fn bad_bundle(err: ProtoError) -> ApiError {
@@ -51,8 +59,8 @@ fn bad_bundle(err: ProtoError) -> ApiError {
     request_body = PublishRequest,
     responses(
         (status = 201, description = "Stored", body = Published),
-        (status = 200, description = "The same bundle was already stored; the secret blob was replaced", body = Published),
-        (status = 409, description = "A different bundle is stored", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The same bundle was already stored; the secret blob was replaced (greater seq) or the stored update was repeated", body = Published),
+        (status = 409, description = "A different bundle is stored (conflict), or the secret update's seq is not greater than the stored one (stale-secret)", body = crate::problem::Problem, content_type = "application/problem+json"),
         ComponentErrors,
     ),
     security(("component" = []))
@@ -73,8 +81,15 @@ pub async fn publish(
         ProtoError::TooLarge { .. } => ApiError::TooLarge(format!("secret: {err}")),
         other => ApiError::BadSecret(other.to_string()),
     })?;
+    if body.secret_sig.len() > SECRET_SIG_BYTES {
+        return Err(ApiError::TooLarge(format!("the secret update exceeds {SECRET_SIG_BYTES} bytes")));
+    }
+    let update = SecretSig::parse(body.secret_sig.as_bytes())
+        .map_err(|err| ApiError::BadSecretSignature(format!("malformed secret update: {err}")))?;
     let row = store::accounts::NewBundle::from_verified(&bundle)?;
-    let created = store::accounts::publish(&state.pool, &row, &store::accounts::NewSecret::from_blob(&secret)?).await?;
+    // The update is verified in the store, against the identity key of the stored bundle.
+    let secret = store::accounts::NewSecret::new(secret, update)?;
+    let created = store::accounts::publish(&state.pool, &row, &secret).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Published { jid: jid.to_string(), fingerprint: bundle.fingerprint().to_hex() })))
 }

@@ -10,7 +10,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum ComponentErrors {
-    /// Malformed request: bad JSON, a bad JID, a field out of range, a bad bundle or secret.
+    /// Malformed request: bad JSON, a bad JID, a field out of range, a bad bundle, secret or secret update.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
     /// No or unknown bearer token.

@@ -2,13 +2,14 @@
 
 use crate::problem::{ApiError, ApiResult};
 use keyward_proto::elements::KeyRelay;
-use keyward_proto::{BareJid, Bundle, SecretBlob, VerifiedBundle, XmlElement};
+use keyward_proto::{BareJid, Bundle, IdentityPublic, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::instrument;
 
 /// A verified bundle with the fields the table stores.
 pub struct NewBundle {
+    verified: VerifiedBundle,
     jid: BareJid,
     fingerprint: String,
     ik: Vec<u8>,
@@ -24,6 +25,7 @@ impl NewBundle {
         let created =
             i64::try_from(bundle.created()).map_err(|_| ApiError::BadBundle("created is out of range".into()))?;
         Ok(Self {
+            verified: bundle.clone(),
             jid: bundle.jid().clone(),
             fingerprint: bundle.fingerprint().to_hex(),
             ik: bundle.identity_key().to_bytes().to_vec(),
@@ -35,37 +37,89 @@ impl NewBundle {
     }
 }
 
-/// A parsed secret blob with the fields the table stores.
+/// A parsed secret blob and its secret update, with the fields the table stores.
+///
+/// The update is not verified here: [`publish`] verifies it inside its
+/// transaction, against the identity key of the bundle the account has.
 pub struct NewSecret {
+    blob: SecretBlob,
+    update: SecretSig,
     m_kib: i32,
     t: i32,
     p: i32,
+    seq: i64,
     xml: String,
 }
 
 impl NewSecret {
-    /// The columns of a parsed secret blob.
-    pub fn from_blob(blob: &SecretBlob) -> ApiResult<Self> {
-        let params = blob.params();
+    /// The columns of a parsed secret blob and its (not yet verified) update.
+    pub fn new(blob: SecretBlob, update: SecretSig) -> ApiResult<Self> {
+        let params = *blob.params();
         let int = |v: u32| i32::try_from(v).map_err(|_| ApiError::BadSecret("KDF parameter out of range".into()));
         if params.m_kib == 0 || params.t == 0 || params.p == 0 {
             return Err(ApiError::BadSecret("KDF parameters must be positive".into()));
         }
-        Ok(Self { m_kib: int(params.m_kib)?, t: int(params.t)?, p: int(params.p)?, xml: blob.to_xml() })
+        // keyward-proto refuses a seq above 2^63 - 1 when it parses one.
+        let seq =
+            i64::try_from(update.seq()).map_err(|_| ApiError::BadSecretSignature("seq is out of range".into()))?;
+        let xml = blob.to_xml();
+        Ok(Self { blob, update, m_kib: int(params.m_kib)?, t: int(params.t)?, p: int(params.p)?, seq, xml })
     }
 }
 
-/// The locked account row and its bundle's fields, if it has one.
+/// The locked account row, its bundle's fields and its secret update, if it has them.
 struct Current {
     status: String,
     ik: Option<Vec<u8>>,
     ek: Option<Vec<u8>>,
     created_unix: Option<i64>,
     sig: Option<Vec<u8>>,
+    has_secret: bool,
+    secret_seq: Option<i64>,
+    secret_sig: Option<Vec<u8>>,
+    secret_xml: Option<String>,
+}
+
+/// What a publish does to the stored secret blob.
+#[derive(Debug, PartialEq, Eq)]
+enum SecretWrite {
+    /// No blob yet, or a greater seq (or a row from before seqs): store this one.
+    Store,
+    /// Exactly the stored update again: nothing to write.
+    Same,
+}
+
+/// Decides, for a correctly signed update, whether it may replace the stored blob.
+fn secret_write(current: &Current, secret: &NewSecret) -> ApiResult<SecretWrite> {
+    if !current.has_secret {
+        return Ok(SecretWrite::Store);
+    }
+    match current.secret_seq {
+        // Stored before updates were signed: any correctly signed update replaces it.
+        None => Ok(SecretWrite::Store),
+        Some(stored) if secret.seq > stored => Ok(SecretWrite::Store),
+        Some(stored)
+            if secret.seq == stored
+                && current.secret_sig.as_deref() == Some(&secret.update.signature()[..])
+                && current.secret_xml.as_deref() == Some(secret.xml.as_str()) =>
+        {
+            Ok(SecretWrite::Same)
+        }
+        Some(stored) => Err(ApiError::StaleSecret(format!(
+            "the stored secret blob has seq {stored}; a replacement needs a greater seq than {}",
+            secret.seq
+        ))),
+    }
 }
 
 /// Stores an account's bundle and secret. `Ok(true)`: created; `Ok(false)`:
-/// the same bundle was already there (the secret is replaced).
+/// the same bundle was already there (the secret is replaced when its signed
+/// update has a greater seq, left as it is when the update is the stored one).
+///
+/// The secret update is verified here, in the transaction that holds the
+/// account's row lock, with the identity key of the STORED bundle (for a new
+/// account: the bundle being stored). Nothing reaching this API replaces a blob
+/// without the account's identity key, whatever the component sends.
 #[instrument(skip_all, fields(jid = %bundle.jid))]
 pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> ApiResult<bool> {
     let mut tx = pool.begin().await?;
@@ -75,25 +129,38 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
     if current.status != "active" {
         return Err(ApiError::Revoked);
     }
-    let created = match current.sig {
-        Some(sig) => {
-            let same = current.ik.as_deref() == Some(&bundle.ik[..])
+    let (created, ik) = match (&current.sig, &current.ik) {
+        (Some(sig), Some(ik)) => {
+            let same = ik[..] == bundle.ik[..]
                 && current.ek.as_deref() == Some(&bundle.ek[..])
                 && current.created_unix == Some(bundle.created)
-                && sig == bundle.sig;
+                && sig == &bundle.sig;
             if !same {
                 return Err(ApiError::Conflict("a different bundle is already stored for this account".into()));
             }
-            false
+            (false, stored_identity_key(ik)?)
         }
-        None => {
+        _ => {
             insert_bundle(&mut tx, bundle).await?;
-            true
+            (true, *bundle.verified.identity_key())
         }
     };
-    upsert_secret(&mut tx, &bundle.jid, secret).await?;
+    secret.update.verify(&ik, &bundle.jid, &secret.blob).map_err(|_| {
+        ApiError::BadSecretSignature("the secret blob is not signed by the account's identity key".into())
+    })?;
+    if secret_write(&current, secret)? == SecretWrite::Store {
+        upsert_secret(&mut tx, &bundle.jid, secret).await?;
+    }
     tx.commit().await?;
     Ok(created)
+}
+
+/// The identity key of a stored bundle (checked when it was stored).
+fn stored_identity_key(bytes: &[u8]) -> ApiResult<IdentityPublic> {
+    <[u8; 32]>::try_from(bytes).ok().and_then(|b| IdentityPublic::from_bytes(&b).ok()).ok_or_else(|| {
+        tracing::error!("a stored identity key does not parse");
+        ApiError::Internal
+    })
 }
 
 /// Adds the account row, if it is not there yet.
@@ -110,8 +177,10 @@ async fn insert_account(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<()
 async fn lock_for_publish(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Current> {
     sqlx::query_as!(
         Current,
-        r#"SELECT a.status, b.ik AS "ik?", b.ek AS "ek?", b.created_unix AS "created_unix?", b.sig AS "sig?"
-           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+        r#"SELECT a.status, b.ik AS "ik?", b.ek AS "ek?", b.created_unix AS "created_unix?", b.sig AS "sig?",
+                  s.jid IS NOT NULL AS "has_secret!", s.seq AS "secret_seq?", s.sig AS "secret_sig?",
+                  s.xml AS "secret_xml?"
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid LEFT JOIN secret_blobs s ON s.jid = a.jid
           WHERE a.jid = $1 FOR UPDATE OF a"#,
         jid.as_str()
     )
@@ -138,19 +207,22 @@ async fn insert_bundle(tx: &mut PgConnection, bundle: &NewBundle) -> sqlx::Resul
     Ok(())
 }
 
-/// Stores the secret blob, replacing the previous one.
+/// Stores the secret blob with its update, replacing the previous one (the caller
+/// checked the signature and that the seq is greater, under the account's row lock).
 #[instrument(skip_all)]
 async fn upsert_secret(tx: &mut PgConnection, jid: &BareJid, secret: &NewSecret) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO secret_blobs (jid, kdf_m_kib, kdf_t, kdf_p, xml) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO secret_blobs (jid, kdf_m_kib, kdf_t, kdf_p, xml, seq, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (jid) DO UPDATE
             SET kdf_m_kib = excluded.kdf_m_kib, kdf_t = excluded.kdf_t, kdf_p = excluded.kdf_p,
-                xml = excluded.xml, updated_at = now()",
+                xml = excluded.xml, seq = excluded.seq, sig = excluded.sig, updated_at = now()",
         jid.as_str(),
         secret.m_kib,
         secret.t,
         secret.p,
         secret.xml,
+        secret.seq,
+        &secret.update.signature()[..],
     )
     .execute(tx)
     .await?;

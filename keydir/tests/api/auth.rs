@@ -6,7 +6,11 @@ use serde_json::{Value, json};
 
 fn component_routes() -> Vec<(Method, &'static str, Option<Value>)> {
     vec![
-        (Method::PUT, "/v0/component/accounts/alice@example.test", Some(json!({"bundle": "", "secret": ""}))),
+        (
+            Method::PUT,
+            "/v0/component/accounts/alice@example.test",
+            Some(json!({"bundle": "", "secret": "", "secret_sig": ""})),
+        ),
         (Method::GET, "/v0/component/accounts/alice@example.test/secret", None),
         (Method::POST, "/v0/component/lookup", Some(json!({"jids": ["alice@example.test"]}))),
         (Method::POST, "/v0/component/relays", Some(json!({"from": "alice@example.test", "to": "bob@example.test"}))),

@@ -5,25 +5,124 @@ use keyward_proto::elements::KeyRelay;
 use keyward_proto::{Bundle, XmlElement};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use sqlx::Connection;
 
 #[tokio::test]
-async fn publish_creates_then_is_idempotent_and_replaces_the_secret() {
+async fn publish_creates_then_is_idempotent_and_replaces_the_secret_with_a_greater_seq() {
     let app = TestApp::spawn().await;
     let alice = Account::new("Alice@Example.test");
     let first = app.publish(&alice).await;
     assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
     assert_eq!(first.body["jid"], "alice@example.test");
     assert_eq!(first.body["fingerprint"], alice.fingerprint());
+    // Exactly the stored update again (a retried request): 200, nothing changes.
     let again = app.publish(&alice).await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(app.stored_secret("alice@example.test").await, alice.secret);
 
-    // Same bundle, new secret (a passphrase change): 200 and the new blob is served.
-    let mut changed = Account::new("alice@example.test");
-    changed.bundle = alice.bundle.clone();
-    assert_eq!(app.publish(&changed).await.status, StatusCode::OK);
-    let secret = app.send(Method::GET, "/v0/component/accounts/alice@example.test/secret", Auth::Component, None).await;
-    assert_eq!(secret.status, StatusCode::OK, "{secret:?}");
-    assert_eq!(secret.body["secret"], changed.secret);
+    // Same bundle, a blob resealed under a new passphrase, signed with a greater seq
+    // (a passphrase change): 200 and the new blob is served.
+    let (secret, secret_sig) = alice.resealed(b"new passphrase", 2);
+    let changed = app.publish_body(&alice, alice.body_with(&secret, &secret_sig)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    assert_eq!(app.stored_secret("alice@example.test").await, secret);
+}
+
+#[tokio::test]
+async fn replacing_a_secret_needs_the_stored_bundles_key_and_a_greater_seq() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    let (newer, newer_sig) = alice.resealed(b"second passphrase", 10);
+    assert_eq!(app.publish_body(&alice, alice.body_with(&newer, &newer_sig)).await.status, StatusCode::OK);
+
+    let mallory = Account::new("mallory@example.test");
+    // A blob of mallory's keys sealed for alice's JID: what someone with only alice's
+    // XMPP password (or a hostile component) would like to store.
+    let (foreign, foreign_sig) = crate::helpers::sealed(&mallory.keys, &alice.jid, b"mallory's", 11);
+    let (resealed, resealed_sig) = alice.resealed(b"third passphrase", 11);
+    let (_, alice_sig_seq_12) = alice.resealed(b"unused", 12);
+    let garbage_sig = format!("<secret-sig xmlns='urn:keyward:0' seq='11'>{}</secret-sig>", "A".repeat(86) + "==");
+    let (equal, older) = (alice.resealed(b"old", 10), alice.resealed(b"older", 9));
+    let refused = [
+        // Signed by another key (the signer's own, valid for it, not for alice).
+        (foreign.clone(), foreign_sig.clone(), 400, "bad-secret-signature"),
+        // A good signature of alice moved onto another blob.
+        (foreign.clone(), resealed_sig.clone(), 400, "bad-secret-signature"),
+        // A signature of alice over another blob, with its seq rewritten.
+        (resealed.clone(), alice_sig_seq_12.replace("seq='12'", "seq='11'"), 400, "bad-secret-signature"),
+        // Garbage, malformed, missing.
+        (foreign.clone(), garbage_sig, 400, "bad-secret-signature"),
+        (
+            foreign.clone(),
+            "<secret-sig xmlns='urn:keyward:0' seq='11'>AAAA</secret-sig>".into(),
+            400,
+            "bad-secret-signature",
+        ),
+        (foreign.clone(), "".into(), 400, "bad-secret-signature"),
+        (foreign.clone(), "x".repeat(2000), 413, "too-large"),
+        // Replays of alice's own older updates (seq 1, the first publish) and an equal seq.
+        (alice.secret.clone(), alice.secret_sig.clone(), 409, "stale-secret"),
+        (equal.0, equal.1, 409, "stale-secret"),
+        (older.0, older.1, 409, "stale-secret"),
+    ];
+    for (secret, secret_sig, status, name) in refused {
+        let reply = app.publish_body(&alice, alice.body_with(&secret, &secret_sig)).await;
+        reply.assert_problem(status, name);
+        assert_eq!(app.stored_secret("alice@example.test").await, newer, "a refused publish changed the blob");
+    }
+
+    // The right key and a greater seq: replaced.
+    assert_eq!(app.publish_body(&alice, alice.body_with(&resealed, &resealed_sig)).await.status, StatusCode::OK);
+    assert_eq!(app.stored_secret("alice@example.test").await, resealed);
+}
+
+#[tokio::test]
+async fn the_first_publish_needs_a_valid_secret_update_too() {
+    let app = TestApp::spawn().await;
+    let alice = Account::new("alice@example.test");
+    let mallory = Account::new("mallory@example.test");
+    let (_, mallory_sig) = crate::helpers::sealed(&mallory.keys, &alice.jid, b"passphrase", 1);
+    for secret_sig in [mallory_sig, alice.secret_sig.replace("seq='1'", "seq='2'"), String::new()] {
+        app.publish_body(&alice, alice.body_with(&alice.secret, &secret_sig))
+            .await
+            .assert_problem(400, "bad-secret-signature");
+    }
+    // Nothing was stored: neither the account's bundle nor a blob.
+    let lookup = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(lookup.body["items"][0]["status"], "none");
+    app.send(Method::GET, "/v0/component/accounts/alice@example.test/secret", Auth::Component, None)
+        .await
+        .assert_problem(404, "not-found");
+    assert_eq!(app.publish(&alice).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_blob_stored_before_seqs_is_replaced_only_with_a_valid_signature() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    // A row as the previous schema left it: no seq, no signature.
+    let mut db = sqlx::PgConnection::connect(&app.database_url).await.expect("database");
+    sqlx::query("UPDATE secret_blobs SET seq = NULL, sig = NULL WHERE jid = 'alice@example.test'")
+        .execute(&mut db)
+        .await
+        .expect("update");
+    let mallory = Account::new("mallory@example.test");
+    let (foreign, foreign_sig) = crate::helpers::sealed(&mallory.keys, &alice.jid, b"passphrase", 5);
+    app.publish_body(&alice, alice.body_with(&foreign, &foreign_sig)).await.assert_problem(400, "bad-secret-signature");
+    assert_eq!(app.stored_secret("alice@example.test").await, alice.secret);
+    // Any seq with alice's key replaces it, and from then on the seq counts.
+    let (resealed, resealed_sig) = alice.resealed(b"new", 5);
+    assert_eq!(app.publish_body(&alice, alice.body_with(&resealed, &resealed_sig)).await.status, StatusCode::OK);
+    assert_eq!(app.stored_secret("alice@example.test").await, resealed);
+    let row: (Option<i64>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT seq, sig FROM secret_blobs WHERE jid = 'alice@example.test'")
+            .fetch_one(&mut db)
+            .await
+            .expect("row");
+    assert_eq!(row.0, Some(5));
+    assert_eq!(row.1.map(|sig| sig.len()), Some(64));
+    // alice's first update (seq 1) is now a stale replay.
+    app.publish(&alice).await.assert_problem(409, "stale-secret");
 }
 
 #[tokio::test]
@@ -54,8 +153,8 @@ async fn publish_refuses_bad_bundles_and_secrets() {
         (alice.bundle.clone(), "x".repeat(5000), 413, "too-large"),
     ];
     for (bundle, secret, status, name) in cases {
-        let reply =
-            app.send(Method::PUT, path, Auth::Component, Some(json!({"bundle": bundle, "secret": secret}))).await;
+        let body = json!({"bundle": bundle, "secret": secret, "secret_sig": alice.secret_sig});
+        let reply = app.send(Method::PUT, path, Auth::Component, Some(body)).await;
         reply.assert_problem(status, name);
     }
     // Nothing was stored.
@@ -88,7 +187,7 @@ async fn bad_json_bad_jids_and_oversized_bodies_are_refused() {
     let huge = json!({"bundle": "x".repeat(70 * 1024), "secret": ""}).to_string().into_bytes();
     app.send_raw(Method::PUT, path, Auth::Component, "application/json", huge).await.assert_problem(413, "too-large");
     let alice = Account::new("alice@example.test");
-    let body = Some(json!({"bundle": alice.bundle, "secret": alice.secret}));
+    let body = Some(alice.body());
     for bad in ["no%20spaces@example.test", "alice@example.test%2Flaptop", "@example.test", "a%3Cb@example.test"] {
         let path = format!("/v0/component/accounts/{bad}");
         app.send(Method::PUT, &path, Auth::Component, body.clone()).await.assert_problem(400, "bad-request");

@@ -1,6 +1,6 @@
 //! `TestApp`: a keydir on a fresh database of the shared throwaway cluster, with request helpers.
 
-use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, XmlElement};
+use keyward_proto::{BareJid, Bundle, KdfParams, KeyPair, SecretBlob, SecretSig, XmlElement};
 use keyward_tests::keydir::{ADMIN_TOKEN, COMPONENT_TOKEN, Keydir, KeydirOptions};
 use keyward_tests::postgres::Postgres;
 use reqwest::{Method, StatusCode};
@@ -21,23 +21,48 @@ pub struct Account {
     pub keys: KeyPair,
     pub bundle: String,
     pub secret: String,
+    /// The `<secret-sig/>` of `secret`, signed with `keys` under seq 1.
+    pub secret_sig: String,
 }
 
 impl Account {
-    /// New keys for `jid`, with a cheap secret blob.
+    /// New keys for `jid`, with a cheap secret blob and its secret update (seq 1).
     pub fn new(jid: &str) -> Self {
         let jid = BareJid::parse(jid).expect("valid jid");
         let keys = KeyPair::generate().expect("rng");
         let bundle = Bundle::sign(&keys, jid.clone(), 1_764_150_000).to_xml();
-        let secret =
-            SecretBlob::seal(&keys, &jid, b"passphrase", KdfParams::INSECURE_TEST_ONLY).expect("seals").to_xml();
-        Self { jid, keys, bundle, secret }
+        let (secret, secret_sig) = sealed(&keys, &jid, b"passphrase", 1);
+        Self { jid, keys, bundle, secret, secret_sig }
+    }
+
+    /// The account's keys sealed again under `passphrase`, and that blob's update signed
+    /// under `seq`: `(secret, secret_sig)`, as a passphrase change would publish them.
+    pub fn resealed(&self, passphrase: &[u8], seq: u64) -> (String, String) {
+        sealed(&self.keys, &self.jid, passphrase, seq)
+    }
+
+    /// The publish body the component would send.
+    pub fn body(&self) -> Value {
+        self.body_with(&self.secret, &self.secret_sig)
+    }
+
+    /// A publish body with this bundle and another secret and update.
+    pub fn body_with(&self, secret: &str, secret_sig: &str) -> Value {
+        json!({"bundle": self.bundle, "secret": secret, "secret_sig": secret_sig})
     }
 
     /// The fingerprint as the API shows it.
     pub fn fingerprint(&self) -> String {
         self.keys.fingerprint().to_hex()
     }
+}
+
+/// `keys` sealed for `jid` under `passphrase` (cheap test KDF), and the blob's update
+/// signed by `keys` under `seq`: `(secret, secret_sig)` as XML.
+pub fn sealed(keys: &KeyPair, jid: &BareJid, passphrase: &[u8], seq: u64) -> (String, String) {
+    let blob = SecretBlob::seal(keys, jid, passphrase, KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    let update = SecretSig::sign(keys, jid, seq, &blob).expect("signs");
+    (blob.to_xml(), update.to_xml())
 }
 
 /// Which token a request carries.
@@ -114,14 +139,21 @@ impl TestApp {
     }
 
     pub async fn publish(&self, account: &Account) -> Reply {
+        self.publish_body(account, account.body()).await
+    }
+
+    /// `PUT`s this publish body for `account`.
+    pub async fn publish_body(&self, account: &Account, body: Value) -> Reply {
         let path = format!("/v0/component/accounts/{}", account.jid);
-        self.send(
-            Method::PUT,
-            &path,
-            Auth::Component,
-            Some(json!({"bundle": account.bundle, "secret": account.secret})),
-        )
-        .await
+        self.send(Method::PUT, &path, Auth::Component, Some(body)).await
+    }
+
+    /// The stored secret blob of `jid` (its XML), as the component fetches it.
+    pub async fn stored_secret(&self, jid: &str) -> String {
+        let reply =
+            self.send(Method::GET, &format!("/v0/component/accounts/{jid}/secret"), Auth::Component, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        reply.body["secret"].as_str().expect("a secret").to_owned()
     }
 
     /// Publishes a new account and checks it was created.

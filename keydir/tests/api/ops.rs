@@ -143,12 +143,7 @@ async fn killed_and_restarted_keydir_loses_nothing() {
         client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send()
     };
     let alice = Account::new("alice@example.test");
-    let put = call(
-        Method::PUT,
-        "/v0/component/accounts/alice@example.test",
-        COMPONENT_TOKEN,
-        json!({"bundle": alice.bundle, "secret": alice.secret}),
-    );
+    let put = call(Method::PUT, "/v0/component/accounts/alice@example.test", COMPONENT_TOKEN, alice.body());
     assert_eq!(put.await.expect("publish").status(), StatusCode::CREATED);
     let mut relayed = BTreeSet::new();
     for to in ["bob@example.test", "carol@example.test", "dave@example.test"] {

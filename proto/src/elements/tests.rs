@@ -24,7 +24,10 @@ fn every_element_round_trips() {
     let keys = KeyPair::generate().expect("rng");
     let secret =
         SecretBlob::seal(&keys, &jid("alice@example.test"), b"pw", KdfParams::INSECURE_TEST_ONLY).expect("seals");
-    round_trip(&Publish { bundle: bundle("alice"), secret });
+    let alice_bundle = Bundle::sign(&keys, jid("alice@example.test"), 1_764_150_000);
+    let publish = Publish::signed(&keys, &alice_bundle, secret, 1_764_150_000_123).expect("signs");
+    round_trip(&publish);
+    publish.verify_for(&jid("alice@example.test")).expect("a signed publish verifies");
     round_trip(&SecretQuery);
     round_trip(&RosterKeysQuery);
     round_trip(&KeysQuery::new(vec![jid("alice@example.test"), jid("bob@other.test")]).expect("valid"));
@@ -134,4 +137,31 @@ fn too_many_items_and_oversized_fields_are_refused() {
     let stanza =
         format!("<relay xmlns='urn:keyward:0' to='bob@example.test'>{}</relay>", " ".repeat(limits::STANZA_BYTES));
     assert!(matches!(Relay::parse(stanza.as_bytes()), Err(Error::TooLarge { .. })));
+}
+
+#[test]
+fn publish_needs_the_secret_update_of_the_bundles_key() {
+    let alice = jid("alice@example.test");
+    let keys = KeyPair::generate().expect("rng");
+    let bundle = Bundle::sign(&keys, alice.clone(), 1_764_150_000);
+    let secret = SecretBlob::seal(&keys, &alice, b"pw", KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    let publish = Publish::signed(&keys, &bundle, secret.clone(), 42).expect("signs");
+    assert_eq!(publish.verify_for(&jid("bob@example.test")), Err(Error::JidMismatch));
+
+    // Someone with the password but not the key: alice's bundle, a blob of their own.
+    let mallory = KeyPair::generate().expect("rng");
+    let foreign = SecretBlob::seal(&mallory, &alice, b"pw", KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    let forged =
+        Publish { secret_sig: SecretSig::sign(&mallory, &alice, 43, &foreign).expect("signs"), ..publish.clone() };
+    assert_eq!(forged.verify_for(&alice), Err(Error::SecretSignature));
+    // Alice's own signature moved onto another blob.
+    let moved = Publish { secret: foreign, ..publish.clone() };
+    assert_eq!(moved.verify_for(&alice), Err(Error::SecretSignature));
+
+    // Without <secret-sig/>, a publish does not even parse.
+    let xml = publish.to_xml();
+    let start = xml.find("<secret-sig").expect("has secret-sig");
+    let end = xml.find("</publish>").expect("ends");
+    let bare = format!("{}{}", &xml[..start], &xml[end..]);
+    assert_eq!(Publish::parse(bare.as_bytes()), Err(Error::Missing("secret-sig")));
 }

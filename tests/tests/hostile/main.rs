@@ -13,6 +13,7 @@
 mod support;
 
 mod adversary;
+mod backup;
 mod component;
 mod directory;
 mod display;
