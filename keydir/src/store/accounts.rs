@@ -259,14 +259,51 @@ pub struct Known {
     pub bundle: Option<String>,
 }
 
+/// What the directory knows of one account, and whether the requester holds its key already.
+struct KnownHeld {
+    jid: String,
+    status: String,
+    revoked_at: Option<OffsetDateTime>,
+    reason: Option<String>,
+    bundle: Option<String>,
+    held: bool,
+}
+
+impl From<KnownHeld> for Known {
+    fn from(row: KnownHeld) -> Self {
+        Self { jid: row.jid, status: row.status, revoked_at: row.revoked_at, reason: row.reason, bundle: row.bundle }
+    }
+}
+
+/// Whether answering `row` to `requester` gives it a key it does not hold yet (a new holder edge).
+fn gives_new_key(row: &KnownHeld, requester: &BareJid) -> bool {
+    row.status == "active" && row.bundle.is_some() && row.jid != requester.as_str() && !row.held
+}
+
 /// Looks up accounts and records that `requester` holds each active bundle returned.
+///
+/// Most lookups are of keys the requester holds already: they only read (no transaction that
+/// writes, no row lock). That is safe because the edge is committed: a revocation that commits
+/// later fans out to every edge it sees, this one included. Only a lookup that hands out a key
+/// for the first time takes the locking path, where the edge is durable before the answer leaves.
 #[instrument(skip_all, fields(count = jids.len()))]
 pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]) -> ApiResult<Vec<Known>> {
     let mut wanted: Vec<&str> = jids.iter().map(BareJid::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
+    let holder = requester.map_or("", BareJid::as_str);
+    let rows = read_known(pool, &wanted, holder).await?;
+    let needs_edges = requester.is_some_and(|requester| rows.iter().any(|row| gives_new_key(row, requester)));
+    if !needs_edges {
+        return Ok(rows.into_iter().map(Known::from).collect());
+    }
+    lookup_recording(pool, requester, &wanted).await
+}
+
+/// The lookup that records new holder edges, in one transaction with the accounts read FOR SHARE.
+async fn lookup_recording(pool: &PgPool, requester: Option<&BareJid>, wanted: &[&str]) -> ApiResult<Vec<Known>> {
     let mut tx = pool.begin().await?;
-    let rows = share_known(&mut tx, &wanted).await?;
+    let rows = share_known(&mut tx, wanted).await?;
     if let Some(requester) = requester {
         let held: Vec<&str> = rows
             .iter()
@@ -279,6 +316,23 @@ pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]
     }
     tx.commit().await?;
     Ok(rows)
+}
+
+/// Reads the accounts among `jids` (sorted, distinct) that exist, in JID order, and whether
+/// `holder` (empty: nobody) holds each one's key; a plain read, no lock.
+#[instrument(skip_all)]
+async fn read_known(pool: &PgPool, jids: &[&str], holder: &str) -> sqlx::Result<Vec<KnownHeld>> {
+    sqlx::query_as!(
+        KnownHeld,
+        r#"SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS "bundle?",
+                  EXISTS (SELECT 1 FROM holders h WHERE h.jid = a.jid AND h.holder = $2) AS "held!"
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+          WHERE a.jid = ANY($1) ORDER BY a.jid"#,
+        jids as &[&str],
+        holder
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Reads the accounts among `jids` (sorted, distinct) that exist, in JID order.

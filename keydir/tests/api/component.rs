@@ -239,6 +239,55 @@ async fn lookup_answers_in_request_order_and_records_holders() {
     assert_eq!(alice_admin.body["holders"], 1);
 }
 
+/// The database's name in a `postgres://…/NAME?…` URL.
+fn database_name(url: &str) -> &str {
+    let path = url.rsplit('/').next().unwrap_or_default();
+    path.split('?').next().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_lookup_of_keys_already_held_only_reads() {
+    let app = TestApp::spawn().await;
+    let alice = app.account("alice@example.test").await;
+    // bob's first lookup of alice records the edge (a write).
+    let first = app.lookup(Some("bob@example.test"), &["alice@example.test"]).await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+
+    // From now on the database refuses every write: keydir's connections are cut and come back
+    // read-only (no INSERT, no SELECT ... FOR SHARE).
+    let mut db = sqlx::PgConnection::connect(&app.database_url).await.expect("database");
+    let name = database_name(&app.database_url).to_owned();
+    // The name is our own fixture's (a fresh test database), quoted.
+    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" SET default_transaction_read_only = on")))
+        .execute(&mut db)
+        .await
+        .expect("read-only");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut db)
+    .await
+    .expect("connections cut");
+
+    // bob again, and a lookup without requester: answered from reads alone.
+    let again = app.lookup(Some("bob@example.test"), &["alice@example.test", "nobody@example.test"]).await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.body["items"][0]["bundle"], alice.bundle);
+    assert_eq!(again.body["items"][1]["status"], "none");
+    assert_eq!(app.lookup(None, &["alice@example.test"]).await.status, StatusCode::OK);
+    // carol's first lookup must record an edge: refused by the read-only database, never answered
+    // without it (a revocation would not reach her).
+    let carol = app.lookup(Some("carol@example.test"), &["alice@example.test"]).await;
+    assert!(carol.status.is_server_error(), "a new edge cannot be written: {carol:?}");
+
+    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" RESET default_transaction_read_only")))
+        .execute(&mut db)
+        .await
+        .expect("writable again");
+    db.close().await.expect("closes");
+}
+
 #[tokio::test]
 async fn lookup_limits() {
     let app = TestApp::spawn().await;
