@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use keyward_proto::elements::Revoked;
-use keyward_proto::{BareJid, Bundle, Fingerprint, SafetyNumber, VerifiedBundle, XmlElement};
+use keyward_proto::{BareJid, Bundle, Fingerprint, SafetyNumber, VerifiedBundle, VerifyCache, XmlElement};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -63,9 +63,17 @@ pub struct Contact {
     pub revoked: Option<Revocation>,
 }
 
+/// The bundles this process verified: a pinned key read at every message is verified once.
+static VERIFIED: std::sync::LazyLock<VerifyCache> = std::sync::LazyLock::new(VerifyCache::default);
+
+/// [`Bundle::verify_for`] through the process's [`VerifyCache`].
+pub(crate) fn verify_bundle(bundle: &Bundle, jid: &BareJid) -> keyward_proto::Result<VerifiedBundle> {
+    VERIFIED.verify_for(bundle, jid)
+}
+
 fn load_bundle(xml: &str, jid: &BareJid) -> Result<VerifiedBundle> {
     Bundle::parse(xml.as_bytes())
-        .and_then(|b| b.verify_for(jid))
+        .and_then(|b| verify_bundle(&b, jid))
         .map_err(|cause| Error::BadBundle { jid: jid.clone(), cause })
 }
 

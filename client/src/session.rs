@@ -195,8 +195,7 @@ impl Session {
             KeyStatus::Revoked { at, reason } => {
                 let fp = match &item.bundle {
                     Some(bundle) => Some(
-                        bundle
-                            .verify_for(&item.jid)
+                        crate::contacts::verify_bundle(bundle, &item.jid)
                             .map_err(|cause| Error::BadBundle { jid: item.jid.clone(), cause })?
                             .fingerprint(),
                     ),
@@ -212,8 +211,8 @@ impl Session {
             KeyStatus::None => Ok(KeyEvent::NoKey { jid: item.jid.clone() }),
             KeyStatus::Active => {
                 let bundle = item.bundle.as_ref().ok_or(Error::NoKey(item.jid.clone()))?;
-                let verified =
-                    bundle.verify_for(&item.jid).map_err(|cause| Error::BadBundle { jid: item.jid.clone(), cause })?;
+                let verified = crate::contacts::verify_bundle(bundle, &item.jid)
+                    .map_err(|cause| Error::BadBundle { jid: item.jid.clone(), cause })?;
                 self.offer(&verified)
             }
         }

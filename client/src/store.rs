@@ -67,7 +67,7 @@ impl AccountState {
 
     /// The bundle, verified again for `jid`.
     pub fn bundle(&self, jid: &BareJid) -> Result<VerifiedBundle> {
-        Ok(Bundle::parse(self.bundle.as_bytes())?.verify_for(jid)?)
+        Ok(crate::contacts::verify_bundle(&Bundle::parse(self.bundle.as_bytes())?, jid)?)
     }
 
     /// The sealed secret blob.

@@ -57,6 +57,15 @@ impl Bundle {
         Ok(VerifiedBundle(self.clone()))
     }
 
+    /// SHA-256 of everything the signature covers and the signature: equal digests, equal bundles.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(statement(&self.jid, &self.ik, &self.ek, self.created));
+        hasher.update(self.sig);
+        hasher.finalize().into()
+    }
+
     /// Checks the signature and that the bundle belongs to `expected`.
     pub fn verify_for(&self, expected: &BareJid) -> Result<VerifiedBundle> {
         if &self.jid != expected {
@@ -97,6 +106,11 @@ impl Bundle {
 }
 
 impl VerifiedBundle {
+    /// A bundle this process verified before ([`crate::VerifyCache`]).
+    pub(crate) fn trusted(bundle: Bundle) -> Self {
+        Self(bundle)
+    }
+
     /// The verified bundle's contents.
     pub fn bundle(&self) -> &Bundle {
         &self.0

@@ -27,6 +27,7 @@ mod message;
 mod replay;
 mod secret;
 mod update;
+mod verify_cache;
 pub mod xml;
 
 #[cfg(test)]
@@ -42,3 +43,4 @@ pub use message::{Envelope, Recipient, Sealed, WrappedKey};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayRule, SenderState};
 pub use secret::{KdfParams, KdfPolicy, SecretBlob};
 pub use update::{MAX_SEQ, SecretSig};
+pub use verify_cache::VerifyCache;

@@ -68,9 +68,7 @@ impl Session {
                 if relay.from == self.me {
                     return None;
                 }
-                let event = relay
-                    .bundle
-                    .verify_for(&relay.from)
+                let event = crate::contacts::verify_bundle(&relay.bundle, &relay.from)
                     .map_err(|cause| Error::BadBundle { jid: relay.from.clone(), cause })
                     .and_then(|bundle| self.offer(&bundle));
                 Some(match event {

@@ -134,7 +134,8 @@ impl Session {
             (KeyStatus::Active, Want::FirstUse) => return Err(Error::AlreadyInitialized(me)),
             (KeyStatus::Active, Want::Any | Want::NewDevice | Want::Existing) => {
                 let bundle = item.bundle.as_ref().ok_or(Error::UnexpectedAnswer("keys"))?;
-                let bundle = bundle.verify_for(&me).map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?;
+                let bundle = crate::contacts::verify_bundle(bundle, &me)
+                    .map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?;
                 let secret = directory::fetch_secret(&mut conn, &component, &me).await?;
                 let keys = open_secret(account, secret.clone(), &bundle).await?;
                 (keys, bundle, secret, Setup::NewDevice)

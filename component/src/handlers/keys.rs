@@ -37,6 +37,10 @@ fn internal(what: &str, jid: &BareJid) -> StanzaError {
     StanzaError::new(Condition::InternalServerError)
 }
 
+/// The bundles this process verified: the same bundle in every lookup answer is verified once.
+static VERIFIED: std::sync::LazyLock<keyward_proto::VerifyCache> =
+    std::sync::LazyLock::new(keyward_proto::VerifyCache::default);
+
 /// Checks one keydir item (its bundle verifies and is the account's) and converts it.
 fn key_item(jid: &BareJid, item: LookupItem) -> Result<KeyItem, StanzaError> {
     if item.jid != jid.as_str() {
@@ -45,7 +49,7 @@ fn key_item(jid: &BareJid, item: LookupItem) -> Result<KeyItem, StanzaError> {
     let bundle = match item.bundle.as_deref() {
         Some(xml) => {
             let bundle = Bundle::parse(xml.as_bytes()).map_err(|_| internal("bundle unreadable", jid))?;
-            bundle.verify_for(jid).map_err(|_| internal("bundle does not verify", jid))?;
+            VERIFIED.verify_for(&bundle, jid).map_err(|_| internal("bundle does not verify", jid))?;
             Some(bundle)
         }
         None => None,
