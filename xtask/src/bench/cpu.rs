@@ -1,4 +1,4 @@
-//! The bench's own CPU time (the load generator's cost) and its children's, from `/proc/self/stat`.
+//! CPU time from `/proc`: the bench's own (the load generator's cost), its children's, and the servers'.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -38,6 +38,43 @@ pub(crate) fn own_cpu() -> Duration {
 /// The CPU time of the bench's children that have exited and been waited for (pgbench, cargo).
 pub(crate) fn children_cpu() -> Duration {
     ticks("/proc/self/stat", true)
+}
+
+/// CPU time of a process; with `tree`, also of its children, live (their own time) and exited
+/// (the waited-for time it holds): Postgres's postmaster and its backends.
+pub(crate) fn process_cpu(pid: u32, tree: bool) -> Duration {
+    let path = format!("/proc/{pid}/stat");
+    let mut total = ticks(&path, false);
+    if tree {
+        total += ticks(&path, true);
+        for child in children(pid) {
+            total += ticks(&format!("/proc/{child}/stat"), false);
+        }
+    }
+    total
+}
+
+/// The `postgres` process listening on `port`: the postmaster.
+pub(crate) fn postmaster(port: u16) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .find(|pid| keyward_tests::net::listens_on(*pid, port).unwrap_or(false))
+}
+
+/// The live direct children of a process.
+fn children(pid: u32) -> Vec<u32> {
+    let parent = |child: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok()
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| parent(*child) == Some(pid))
+        .collect()
 }
 
 #[cfg(test)]

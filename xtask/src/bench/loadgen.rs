@@ -25,6 +25,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Builds the IQ with this id for the session of this index.
 pub(crate) type MakeIq = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
 
+/// Reads the CPU time of the server processes watched during a slot.
+pub(crate) type Probe = Arc<dyn Fn() -> Vec<Duration> + Send + Sync>;
+
 /// One target: a name and how its IQs look.
 #[derive(Clone)]
 pub(crate) struct IqTarget {
@@ -146,11 +149,13 @@ pub(crate) async fn interleave(
     rounds: usize,
     slot: Duration,
     window: usize,
+    probe: &Probe,
 ) -> Result<Vec<Tally>> {
     let mut tallies = vec![Tally::default(); targets.len()];
     for round in 0..rounds {
         for (target, tally) in targets.iter().zip(tallies.iter_mut()) {
             let cpu = own_cpu();
+            let servers = probe();
             let started = Instant::now();
             let until = started + slot;
             let mut tasks = tokio::task::JoinSet::new();
@@ -169,6 +174,8 @@ pub(crate) async fn interleave(
             }
             slot_tally.wall = slot;
             slot_tally.cpu = own_cpu().saturating_sub(cpu);
+            slot_tally.servers =
+                probe().iter().zip(&servers).map(|(after, before)| after.saturating_sub(*before)).collect();
             tally.merge(slot_tally);
         }
     }

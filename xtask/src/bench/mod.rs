@@ -134,8 +134,25 @@ fn machine() -> String {
     )
 }
 
+/// Installs Prosody and Postgres if missing and builds keydir and the component: the debug
+/// builds the stack always runs, or optimised ones with `release`. Returns their folder.
+fn binaries(release: bool) -> Result<std::path::PathBuf> {
+    if !release {
+        return Ok(crate::stack::prepare("prosody")?.1);
+    }
+    crate::install::apt_packages(crate::stack::packages(keyward_tests::xmpp::ServerKind::Prosody))?;
+    println!("building keydir and the component (release) …");
+    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.current_dir(crate::repo_root()).args(["build", "--quiet", "--release"]);
+    for bin in ["keyward-keydir", "keyward-component"] {
+        build.args(["--bin", bin]);
+    }
+    crate::install::run(&mut build)?;
+    Ok(crate::stack::debug_dir().with_file_name("release"))
+}
+
 /// `cargo xtask bench`.
-pub(crate) fn run(quick: bool, only: &[String]) -> Result<()> {
+pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
     let parts = selected(only)?;
     let plan = Plan::new(quick);
     let out = crate::repo_root().join("target/bench");
@@ -146,7 +163,7 @@ pub(crate) fn run(quick: bool, only: &[String]) -> Result<()> {
     let mut sections: Vec<Section> = Vec::new();
     let stack_parts = ["P1", "P2", "P5", "P6"];
     if stack_parts.iter().any(|p| parts.contains(p)) {
-        let (_, bin_dir) = crate::stack::prepare("prosody")?;
+        let bin_dir = binaries(release)?;
         let mut measured = crate::runtime()?.block_on(with_stack(&parts, &plan, bin_dir, &out))?;
         sections.append(&mut measured);
     }
@@ -165,13 +182,20 @@ pub(crate) fn run(quick: bool, only: &[String]) -> Result<()> {
     let mut preamble = String::new();
     let _ = writeln!(
         preamble,
-        "Run: `cargo xtask bench{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not the \
-         bare figures. keydir and the component are the debug builds the stack runs (as in the test command); the \
-         XMPP server is Prosody with the fixtures' configuration (debug logging on). The bench process (the load \
-         generator, the null component and the HTTP client) used {:.1} s of CPU in all.",
+        "Run: `cargo xtask bench{}{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not \
+         the bare figures. keydir and the component are {}; the XMPP server is Prosody with the test fixtures' \
+         configuration (debug logging to a file on). The bench process (the load generator, the null component and \
+         the HTTP client) used {:.1} s of CPU in all.",
         if quick { " --quick" } else { "" },
+        if release { " --release" } else { "" },
         if only.is_empty() { String::new() } else { format!(" --only {}", only.join(",")) },
         started.elapsed().as_secs_f64(),
+        if release {
+            "release builds (`--release`)"
+        } else {
+            "the debug builds the test stack runs (dependencies unoptimised but for the cryptography); `--release` \
+             measures optimised ones"
+        },
         cpu::own_cpu().saturating_sub(cpu_start).as_secs_f64(),
     );
     let text = report::markdown(&preamble, &sections);

@@ -1,15 +1,18 @@
 //! P1: `keys` lookups through Prosody and the keyward component, against the same load to the null component and to Prosody's own XEP-0199 ping.
 
+use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 
 use super::Plan;
-use super::loadgen::{IqTarget, interleave};
+use super::cpu::{postmaster, process_cpu};
+use super::loadgen::{IqTarget, Probe, interleave};
 use super::report::{Row, Section, targets_table};
 use super::setup::BenchStack;
-use super::stats::{Aim, Summary};
+use super::stats::{Aim, Summary, Tally};
 
 /// A `keys` lookup of one other published account, addressed to `to`.
 fn keys_iq(to: &str, domain: &str, users: &[String], session: usize, id: u64) -> String {
@@ -43,9 +46,11 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
     };
     let targets = [lookup_target(bench), null, ping];
     let mut sessions = bench.sessions().await?;
+    let probe = server_probe(bench)?;
     // A short warm-up of every target, not counted.
-    interleave(&mut sessions, &targets, 1, plan.warmup, plan.window).await?;
-    let tallies = interleave(&mut sessions, &targets, plan.rounds, plan.slot, plan.window).await?;
+    interleave(&mut sessions, &targets, 1, plan.warmup, plan.window, &probe).await?;
+    let mut tallies = interleave(&mut sessions, &targets, plan.rounds, plan.slot, plan.window, &probe).await?;
+    let cpu_table = cpu_per_iq(&targets, &mut tallies);
     let summaries: Vec<(String, Summary)> =
         targets.iter().zip(tallies).map(|(t, mut tally)| (t.name.clone(), tally.summary())).collect();
     let [keyward, null, ping] = [&summaries[0].1, &summaries[1].1, &summaries[2].1];
@@ -73,10 +78,38 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
             plan.warmup.as_secs_f64()
         ),
         rows,
-        detail: targets_table("iq/s", &summaries),
+        detail: format!("{}\n{cpu_table}", targets_table("iq/s", &summaries)),
         plots,
         not_measured: None,
     })
+}
+
+/// The processes whose CPU time P1 charges to each target, in [`SERVERS`] order.
+const SERVERS: [&str; 4] = ["Prosody", "component", "keydir", "Postgres (all backends)"];
+
+fn server_probe(bench: &BenchStack) -> Result<Probe> {
+    let postgres = postmaster(keyward_tests::postgres::Postgres::shared()?.port());
+    let pids = [bench.stack.xmpp_pid(), bench.stack.pids().1, bench.keydir.pid(), postgres];
+    Ok(Arc::new(move || {
+        pids.iter().enumerate().map(|(i, pid)| pid.map_or(Duration::ZERO, |pid| process_cpu(pid, i == 3))).collect()
+    }))
+}
+
+/// Where the CPU went: per answered IQ, each server process's CPU time and the bench's own.
+fn cpu_per_iq(targets: &[IqTarget], tallies: &mut [Tally]) -> String {
+    let mut out = format!(
+        "CPU time per answered IQ (µs), over the measured slots:\n\n| target | {} | bench process |\n|---|",
+        SERVERS.join(" | ")
+    );
+    out.push_str(&"---|".repeat(SERVERS.len() + 1));
+    out.push('\n');
+    for (target, tally) in targets.iter().zip(tallies.iter()) {
+        let n = tally.latencies_us.len().max(1) as f64;
+        let per = |d: &Duration| format!("{:.0}", d.as_secs_f64() * 1e6 / n);
+        let cells: Vec<String> = tally.servers.iter().map(per).collect();
+        let _ = writeln!(out, "| {} | {} | {} |", target.name, cells.join(" | "), per(&tally.cpu));
+    }
+    out
 }
 
 pub(crate) fn row(what: &str, unit: &'static str, keyward: f64, anchor: &str, value: f64, aim: Aim) -> Row {

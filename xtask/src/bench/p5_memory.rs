@@ -67,7 +67,7 @@ pub(crate) fn section(samples: &[(f64, f64, f64)], during: &str, plots: Vec<Stri
         id: "P5",
         title: "resident memory under load",
         method: format!(
-            "`VmRSS` of the keyward-component and keyward-keydir processes (debug builds, as the stack runs them), \
+            "`VmRSS` of the keyward-component and keyward-keydir processes, \
              sampled every 100 ms {during}; the peak of {} samples. The aims are absolute.",
             samples.len()
         ),

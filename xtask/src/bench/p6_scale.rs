@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Plan;
-use super::loadgen::interleave;
+use std::sync::Arc;
+
+use super::loadgen::{Probe, interleave};
 use super::p1_lookups::{lookup_target, row};
 use super::report::{Section, targets_table};
 use super::setup::BenchStack;
@@ -15,8 +17,9 @@ use super::stats::{Aim, Summary};
 async fn measure(bench: &BenchStack, plan: &Plan) -> Result<Summary> {
     let mut sessions = bench.sessions().await?;
     let targets = [lookup_target(bench)];
-    interleave(&mut sessions, &targets, 1, plan.warmup, plan.window).await?;
-    let mut tallies = interleave(&mut sessions, &targets, plan.rounds, plan.slot, plan.window).await?;
+    let probe: Probe = Arc::new(Vec::new);
+    interleave(&mut sessions, &targets, 1, plan.warmup, plan.window, &probe).await?;
+    let mut tallies = interleave(&mut sessions, &targets, plan.rounds, plan.slot, plan.window, &probe).await?;
     Ok(tallies.remove(0).summary())
 }
 

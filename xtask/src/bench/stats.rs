@@ -19,6 +19,8 @@ pub(crate) struct Tally {
     pub(crate) errors: u64,
     pub(crate) wall: Duration,
     pub(crate) cpu: Duration,
+    /// CPU time of the watched server processes meanwhile, in the probe's order.
+    pub(crate) servers: Vec<Duration>,
 }
 
 impl Tally {
@@ -28,6 +30,12 @@ impl Tally {
         self.errors += other.errors;
         self.wall += other.wall;
         self.cpu += other.cpu;
+        if self.servers.len() < other.servers.len() {
+            self.servers.resize(other.servers.len(), Duration::ZERO);
+        }
+        for (mine, theirs) in self.servers.iter_mut().zip(other.servers) {
+            *mine += theirs;
+        }
     }
 
     /// The summary; sorts the latencies.
@@ -121,13 +129,16 @@ mod tests {
             errors: 1,
             wall: Duration::from_secs(1),
             cpu: Duration::from_millis(250),
+            servers: vec![Duration::from_millis(100)],
         };
         tally.merge(Tally {
             latencies_us: vec![2000, 4000],
             errors: 0,
             wall: Duration::from_secs(1),
             cpu: Duration::from_millis(250),
+            servers: vec![Duration::from_millis(10), Duration::from_millis(20)],
         });
+        assert_eq!(tally.servers, [Duration::from_millis(110), Duration::from_millis(20)]);
         let s = tally.summary();
         assert_eq!((s.count, s.errors), (4, 1));
         assert_eq!(s.per_sec, 2.0);
