@@ -47,26 +47,32 @@ impl Drop for NullComponent {
 impl NullComponent {
     /// Connects to the server's component port as `jid`, handshakes, and answers from then on.
     pub(crate) async fn start(addr: SocketAddr, jid: &str, secret: &str) -> Result<Self> {
-        let mut wire = Wire::connect(addr).await?;
-        wire.send(&format!(
-            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
-             xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>"
-        ))
-        .await?;
-        let id = loop {
-            let frame = wire.frame(HANDSHAKE_TIMEOUT).await?;
-            if frame.name.is_none() && frame.tag.starts_with("stream:stream") {
-                break attr(&frame.tag, "id").context("the component stream header has no id")?.to_owned();
-            }
-        };
-        wire.send(&format!("<handshake>{}</handshake>", handshake_digest(&id, secret))).await?;
-        let reply = wire.frame(HANDSHAKE_TIMEOUT).await?;
-        if reply.name.as_deref() != Some("handshake") {
-            bail!("the server refused the null component's handshake: {}", reply.text);
-        }
+        let wire = connect(addr, jid, secret).await?;
         let task = tokio::spawn(serve(wire));
         Ok(Self { task })
     }
+}
+
+/// A component stream to the server at `addr`, as `jid`, after the handshake.
+pub(crate) async fn connect(addr: SocketAddr, jid: &str, secret: &str) -> Result<Wire> {
+    let mut wire = Wire::connect(addr).await?;
+    wire.send(&format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>"
+    ))
+    .await?;
+    let id = loop {
+        let frame = wire.frame(HANDSHAKE_TIMEOUT).await?;
+        if frame.name.is_none() && frame.tag.starts_with("stream:stream") {
+            break attr(&frame.tag, "id").context("the component stream header has no id")?.to_owned();
+        }
+    };
+    wire.send(&format!("<handshake>{}</handshake>", handshake_digest(&id, secret))).await?;
+    let reply = wire.frame(HANDSHAKE_TIMEOUT).await?;
+    if reply.name.as_deref() != Some("handshake") {
+        bail!("the server refused the handshake of {jid}: {}", reply.text);
+    }
+    Ok(wire)
 }
 
 async fn serve(mut wire: Wire) -> Result<()> {

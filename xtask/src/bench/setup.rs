@@ -23,7 +23,10 @@ pub(crate) struct BenchStack {
     pub(crate) keydir: Keydir,
     pub(crate) database_url: String,
     pub(crate) component_token: String,
+    pub(crate) admin_token: String,
     pub(crate) null_jid: String,
+    /// A second bare component, P4's anchor, and its secret.
+    pub(crate) bare: (String, String),
     pub(crate) _null: NullComponent,
     /// The accounts that published keys (local parts), also the load's users.
     pub(crate) users: Vec<String>,
@@ -53,8 +56,9 @@ impl BenchStack {
         let postgres = tokio::task::spawn_blocking(Postgres::shared).await.context("starting Postgres")??;
         let database_url = postgres.fresh_database().await?;
         let component_token = token()?;
+        let admin_token = token()?;
         let keydir = Keydir::start(KeydirOptions {
-            admin_token: token()?,
+            admin_token: admin_token.clone(),
             component_token: component_token.clone(),
             log_filter: "info".into(),
             bin_dir: Some(bin_dir.clone()),
@@ -63,8 +67,12 @@ impl BenchStack {
         .await
         .context("starting keydir")?;
         let null_jid = "null.example.test".to_owned();
-        let server =
-            ServerOptions { registration: true, extra_components: vec![null_jid.clone()], ..Default::default() };
+        let bare_jid = "bare.example.test".to_owned();
+        let server = ServerOptions {
+            registration: true,
+            extra_components: vec![null_jid.clone(), bare_jid.clone()],
+            ..Default::default()
+        };
         let options = StackOptions {
             server,
             log_filter: "info".into(),
@@ -74,6 +82,7 @@ impl BenchStack {
         };
         let stack = Stack::start(ServerKind::Prosody, options).await.context("starting Prosody and the component")?;
         let secret = stack.xmpp().options().extra_component_secret(&null_jid);
+        let bare = (bare_jid.clone(), stack.xmpp().options().extra_component_secret(&bare_jid));
         let null = NullComponent::start(stack.xmpp().extra_component_addr(), &null_jid, &secret)
             .await
             .context("starting the null component")?;
@@ -91,7 +100,9 @@ impl BenchStack {
             keydir,
             database_url,
             component_token,
+            admin_token,
             null_jid,
+            bare,
             _null: null,
             users: names,
             _accounts: accounts,
