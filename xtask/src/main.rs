@@ -1,6 +1,7 @@
-//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo, chaos and soak runs, fuzzing).
+//! `cargo xtask`: keyward's project chores (the test command, the local stack, the demo, chaos and soak runs, benchmarks, fuzzing).
 
 mod audit;
+mod bench;
 mod chaos;
 mod demo;
 mod fault;
@@ -65,6 +66,20 @@ enum Task {
         #[arg(long, default_value = "prosody")]
         server: String,
     },
+    /// Start the real stack and measure it beside anchors in the same run (not part of the test
+    /// command): target/bench/report.md and SVG plots.
+    Bench {
+        /// A short smoke run (a minute or two).
+        #[arg(long)]
+        quick: bool,
+        /// Run keydir and the component as release builds (built first: about 5 minutes and 700 MB
+        /// the first time on 2 cores) instead of the debug builds the test stack runs.
+        #[arg(long)]
+        release: bool,
+        /// Only these parts, e.g. `P1,P2` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
     /// Build the fuzz targets of fuzz/ and run each for a bounded time from its seeds
     /// (working corpus in target/fuzz-corpus, crashes in target/fuzz-artifacts).
     Fuzz {
@@ -110,6 +125,7 @@ fn main() -> Result<()> {
         Task::Demo { server } => demo::run(ServerKind::parse(&server)?),
         Task::Chaos { short, server, report } => chaos::run(short, &server, report),
         Task::Soak { minutes, server } => soak::run(minutes, &server),
+        Task::Bench { quick, release, only } => bench::run(quick, release, &only),
         Task::Fuzz { minutes, seconds, target, jobs, dev } => {
             let time = match (minutes, seconds) {
                 (Some(minutes), _) => std::time::Duration::try_from_secs_f64(minutes * 60.0)

@@ -42,7 +42,7 @@ pub(crate) fn run(minutes: f64, servers: &str) -> Result<()> {
 }
 
 /// Resident memory of a process in KiB (`VmRSS` of `/proc/PID/status`).
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
