@@ -190,6 +190,9 @@ async fn replayed_and_stale_messages_are_refused(kind: ServerKind) -> anyhow::Re
     b.close().await?;
     let mut b = bob.session(Setup::ThisDevice).await?;
     b.go_online().await?;
+    // A round trip on bob's stream: the server has handled his presence (it handles a stream's
+    // stanzas in order), so the replay goes to this session, not to offline storage.
+    b.refresh_key(&alice.jid).await?;
     server_as_alice.send(genuine).await?;
     match expect(&mut b, "the replayed message", message_or_refusal).await? {
         Incoming::Rejected { error: Error::Protocol(ProtoError::Replay), from } => assert_eq!(from, alice.jid),
