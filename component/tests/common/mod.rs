@@ -1,8 +1,15 @@
 //! Shared helpers of the component's integration tests: a real XMPP client (tokio-xmpp over
 //! plain TCP on loopback) and the stack (a real XMPP server, the component binary, keydir) they run.
+//!
+//! The client drives tokio-xmpp's `StanzaStream` whole, from one task, with its own IQ id map:
+//! tokio-xmpp's `Client` splits the stream, and its worker's `try_lock` on the receiving half returns
+//! `Pending` without a waker while a send holds the lock, so a stanza arriving then (a stored message
+//! right after the initial presence) could wait for ever: a test failed that way while the server's
+//! log showed the message written to the client's stream.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,12 +19,17 @@ use keyward_tests::component::Component;
 use keyward_tests::stack::{KeydirChoice, Stack, StackOptions};
 use keyward_tests::xmpp::{ServerOptions, XmppServer};
 use tokio::sync::{mpsc, oneshot};
-use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
 use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::stanzastream::{Event as StreamItem, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event, IqRequest, IqResponse, IqResponseToken, Stanza};
+use tokio_xmpp::{IqRequest, IqResponse, Stanza};
+
+/// The answer to one IQ, when it comes ([`finish_iq`]).
+pub type IqResponseToken = oneshot::Receiver<IqResponse>;
 
 pub use keyward_tests::xmpp::ServerKind;
 
@@ -100,7 +112,7 @@ fn kebab(debug: &str) -> String {
 /// What the test asks of the task that drives a client.
 enum Command {
     Iq { to: tokio_xmpp::jid::Jid, request: IqRequest, token: oneshot::Sender<IqResponseToken> },
-    Stanza { stanza: Box<Stanza>, sent: oneshot::Sender<std::io::Result<()>> },
+    Stanza { stanza: Box<Stanza>, sent: oneshot::Sender<anyhow::Result<()>> },
     End { done: oneshot::Sender<()> },
 }
 
@@ -112,27 +124,58 @@ pub struct User {
     messages: mpsc::UnboundedReceiver<Message>,
 }
 
-/// Runs the client: executes commands and keeps every incoming message.
-async fn drive(mut client: Client, mut commands: mpsc::Receiver<Command>, messages: mpsc::UnboundedSender<Message>) {
+/// Runs the client: executes commands, hands IQ answers to their waiters and keeps every
+/// incoming message. One task owns the whole stream, so no wake-up is lost.
+async fn drive(
+    mut stream: StanzaStream,
+    mut commands: mpsc::Receiver<Command>,
+    messages: mpsc::UnboundedSender<Message>,
+) {
+    let mut waiting: HashMap<String, oneshot::Sender<IqResponse>> = HashMap::new();
+    let mut next_id = 0u64;
     loop {
         tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::Iq { to, request, token }) => {
-                    let _ = token.send(client.send_iq(Some(to), request).await);
+                    next_id += 1;
+                    let id = format!("test-iq-{next_id}");
+                    let iq = match request {
+                        IqRequest::Get(payload) => Iq::Get { from: None, to: Some(to), id: id.clone(), payload },
+                        IqRequest::Set(payload) => Iq::Set { from: None, to: Some(to), id: id.clone(), payload },
+                    };
+                    let (answer, receiver) = oneshot::channel();
+                    waiting.insert(id, answer);
+                    let _ = stream.send(Box::new(iq.into())).await;
+                    let _ = token.send(receiver);
                 }
                 Some(Command::Stanza { stanza, sent }) => {
-                    let _ = sent.send(client.send_stanza(*stanza).await.map(|_| ()));
+                    let mut token = stream.send(stanza).await;
+                    let outcome = match token.wait_for(StanzaStage::Sent).await {
+                        Some(StanzaState::Sent { .. } | StanzaState::Acked { .. }) => Ok(()),
+                        other => Err(anyhow::anyhow!("not sent: {other:?}")),
+                    };
+                    let _ = sent.send(outcome);
                 }
                 Some(Command::End { done }) => {
-                    let _ = client.send_end().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), stream.close()).await;
                     let _ = done.send(());
                     return;
                 }
                 None => return,
             },
-            event = client.next() => match event {
-                Some(Event::Stanza(Stanza::Message(message))) => {
+            event = stream.next() => match event {
+                Some(StreamItem::Stanza(Stanza::Message(message))) => {
                     let _ = messages.send(message);
+                }
+                Some(StreamItem::Stanza(Stanza::Iq(Iq::Result { id, payload, .. }))) => {
+                    if let Some(answer) = waiting.remove(&id) {
+                        let _ = answer.send(IqResponse::Result(payload));
+                    }
+                }
+                Some(StreamItem::Stanza(Stanza::Iq(Iq::Error { id, error, .. }))) => {
+                    if let Some(answer) = waiting.remove(&id) {
+                        let _ = answer.send(IqResponse::Error(error));
+                    }
                 }
                 Some(_) => {}
                 None => return,
@@ -150,18 +193,13 @@ impl User {
 
     /// Logs in an already registered account.
     pub async fn connect(server: &XmppServer, jid: &str) -> anyhow::Result<Self> {
-        let xmpp_jid: tokio_xmpp::jid::BareJid = jid.parse().context("jid")?;
-        let mut client = Client::new_plaintext(
-            xmpp_jid,
-            PASSWORD,
-            DnsConfig::Addr { addr: server.c2s_addr().to_string() },
-            Timeouts::tight(),
-        );
+        let xmpp_jid: tokio_xmpp::jid::Jid = jid.parse().context("jid")?;
+        let connector = TcpServerConnector::from(DnsConfig::Addr { addr: server.c2s_addr().to_string() });
+        let mut client = StanzaStream::new_c2s(connector, xmpp_jid, PASSWORD.to_owned(), Timeouts::tight(), 64);
         tokio::time::timeout(WAIT, async {
             loop {
                 match client.next().await {
-                    Some(event) if event.is_online() => return Ok(()),
-                    Some(Event::Disconnected(err)) => bail!("login failed: {err}"),
+                    Some(StreamItem::Stream(StreamEvent::Reset { .. })) => return Ok(()),
                     Some(_) => {}
                     None => bail!("client ended"),
                 }
@@ -315,7 +353,7 @@ pub async fn finish_iq(token: IqResponseToken) -> anyhow::Result<Answer> {
     let response = tokio::time::timeout(WAIT, token)
         .await
         .with_context(|| format!("no answer within {WAIT:?}"))?
-        .map_err(|e| anyhow::anyhow!("iq failed: {e}"))?;
+        .map_err(|_| anyhow::anyhow!("iq failed: the client's stream ended"))?;
     Ok(match response {
         IqResponse::Result(payload) => Answer::Result(payload),
         IqResponse::Error(error) => Answer::Error {
