@@ -43,12 +43,12 @@ pub enum Error {
     #[error("keydir unavailable: {0}")]
     KeydirUnavailable(String),
     /// keydir refused the request with an `application/problem+json` answer.
-    #[error("keydir refused the request: {status} {problem}")]
+    #[error("keydir refused the request: status {status}, problem {}", problem.map_or("unknown", |p| p.name()))]
     KeydirProblem {
         /// The HTTP status.
         status: u16,
-        /// The problem type's last segment (`not-found`, `revoked`, `conflict`, ...).
-        problem: String,
+        /// The problem type, when the answer was a problem this version knows.
+        problem: Option<keyward_contract::ProblemType>,
     },
     /// keydir answered something that does not follow its API.
     #[error("unexpected answer from keydir: {0}")]

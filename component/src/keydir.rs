@@ -7,18 +7,20 @@ use core::time::Duration;
 use std::path::Path;
 use std::sync::Arc;
 
+use keyward_contract::Problem;
+use keyward_contract::component::{
+    AckResponse, ClaimRequest, ClaimResponse, LookupRequest, LookupResponse, NoticeIds, PublishRequest, RelayRequest,
+    RelayResponse, ReleaseResponse, SecretResponse,
+};
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// How long to wait for a TCP connection to keydir.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Prefix of keydir's problem types.
-const PROBLEM_PREFIX: &str = "urn:keyward:problem:";
 
 /// A client of keydir's component API. Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
@@ -38,103 +40,7 @@ pub enum Published {
     Unchanged,
 }
 
-/// One account in a lookup answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct LookupItem {
-    /// The account.
-    pub jid: String,
-    /// `active`, `revoked` or `none`.
-    pub status: String,
-    /// When it was revoked (RFC 3339).
-    #[serde(default)]
-    pub revoked_at: Option<String>,
-    /// Why it was revoked.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Its bundle's XML.
-    #[serde(default)]
-    pub bundle: Option<String>,
-}
-
-/// A notice claimed from the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Notice {
-    /// Its id, to acknowledge it.
-    pub id: i64,
-    /// The addressee's bare JID.
-    pub to: String,
-    /// `key-relay` or `revoked`.
-    pub kind: String,
-    /// The complete XML of the `<key-relay/>` or `<revoked/>` element.
-    pub payload: String,
-}
-
-#[derive(Serialize)]
-struct PublishBody<'a> {
-    bundle: &'a str,
-    secret: &'a str,
-    secret_sig: &'a str,
-}
-
-#[derive(Deserialize)]
-struct SecretBody {
-    secret: String,
-}
-
-#[derive(Serialize)]
-struct LookupBody<'a> {
-    requester: Option<&'a str>,
-    jids: Vec<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct LookupAnswer {
-    items: Vec<LookupItem>,
-}
-
-#[derive(Serialize)]
-struct RelayBody<'a> {
-    from: &'a str,
-    to: &'a str,
-}
-
-#[derive(Deserialize)]
-struct RelayAnswer {
-    notice_id: i64,
-}
-
-#[derive(Serialize)]
-struct ClaimBody {
-    max: u32,
-    wait_ms: u64,
-    lease_ms: u64,
-}
-
-#[derive(Deserialize)]
-struct ClaimAnswer {
-    notices: Vec<Notice>,
-}
-
-#[derive(Serialize)]
-struct AckBody<'a> {
-    ids: &'a [i64],
-}
-
-#[derive(Deserialize)]
-struct AckAnswer {
-    acknowledged: u64,
-}
-
-#[derive(Deserialize)]
-struct ReleaseAnswer {
-    released: u64,
-}
-
-#[derive(Deserialize)]
-struct Problem {
-    #[serde(rename = "type")]
-    kind: String,
-}
+pub use keyward_contract::component::{LookupItem, Notice, NoticeEvent};
 
 fn unavailable(err: reqwest::Error) -> Error {
     let what = if err.is_timeout() {
@@ -269,11 +175,8 @@ impl KeydirClient {
         if status.is_server_error() {
             return Err(Error::KeydirUnavailable(format!("status {status}")));
         }
-        let problem = match response.json::<Problem>().await {
-            Ok(problem) => problem.kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(&problem.kind).to_owned(),
-            Err(_) if status == StatusCode::PAYLOAD_TOO_LARGE => "too-large".to_owned(),
-            Err(_) => format!("status-{}", status.as_u16()),
-        };
+        // A problem type this version does not know (a newer keydir) leaves only the status.
+        let problem = response.json::<Problem>().await.ok().map(|problem| problem.kind);
         Err(Error::KeydirProblem { status: status.as_u16(), problem })
     }
 
@@ -286,7 +189,7 @@ impl KeydirClient {
 
     /// Stores `jid`'s bundle and secret blob with its signed secret update (their XML).
     pub async fn publish(&self, jid: &BareJid, bundle: &str, secret: &str, secret_sig: &str) -> Result<Published> {
-        let body = PublishBody { bundle, secret, secret_sig };
+        let body = PublishRequest { bundle: bundle.into(), secret: secret.into(), secret_sig: secret_sig.into() };
         let request = self.request(Method::PUT, &["accounts", jid.as_str()]).json(&body);
         let response = self.send(request).await?;
         Ok(if response.status() == StatusCode::CREATED { Published::Created } else { Published::Unchanged })
@@ -295,15 +198,17 @@ impl KeydirClient {
     /// `jid`'s secret blob (XML).
     pub async fn secret(&self, jid: &BareJid) -> Result<String> {
         let response = self.send(self.request(Method::GET, &["accounts", jid.as_str(), "secret"])).await?;
-        Ok(Self::json::<SecretBody>(response).await?.secret)
+        Ok(Self::json::<SecretResponse>(response).await?.secret)
     }
 
     /// Looks up 1 to 100 accounts, recording that `requester` now holds each returned bundle.
     pub async fn lookup(&self, requester: Option<&BareJid>, jids: &[BareJid]) -> Result<Vec<LookupItem>> {
-        let body =
-            LookupBody { requester: requester.map(BareJid::as_str), jids: jids.iter().map(BareJid::as_str).collect() };
+        let body = LookupRequest {
+            requester: requester.map(|jid| jid.as_str().to_owned()),
+            jids: jids.iter().map(|jid| jid.as_str().to_owned()).collect(),
+        };
         let response = self.send(self.request(Method::POST, &["lookup"]).json(&body)).await?;
-        let items = Self::json::<LookupAnswer>(response).await?.items;
+        let items = Self::json::<LookupResponse>(response).await?.items;
         if items.len() != jids.len() {
             return Err(Error::KeydirProtocol(format!("{} items for {} jids", items.len(), jids.len())));
         }
@@ -312,34 +217,40 @@ impl KeydirClient {
 
     /// Records that `to` holds `from`'s key and queues a key-relay notice; returns the notice id.
     pub async fn relay(&self, from: &BareJid, to: &BareJid) -> Result<i64> {
-        let body = RelayBody { from: from.as_str(), to: to.as_str() };
+        let body = RelayRequest { from: from.as_str().to_owned(), to: to.as_str().to_owned() };
         let response = self.send(self.request(Method::POST, &["relays"]).json(&body)).await?;
-        Ok(Self::json::<RelayAnswer>(response).await?.notice_id)
+        Ok(Self::json::<RelayResponse>(response).await?.notice_id)
     }
 
     /// Claims up to `max` due notices, waiting up to `wait` for one (long poll), leasing them for `lease`.
     pub async fn claim(&self, max: u32, wait: Duration, lease: Duration) -> Result<Vec<Notice>> {
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(30_000).min(30_000);
-        let body = ClaimBody { max, wait_ms, lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX) };
+        let body = ClaimRequest {
+            max: Some(i64::from(max)),
+            wait_ms: Some(i64::try_from(wait_ms).unwrap_or(30_000)),
+            lease_ms: Some(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+        };
         let request = self
             .request(Method::POST, &["notices", "claim"])
             .json(&body)
             .timeout(Duration::from_millis(wait_ms) + self.timeout);
         let response = self.send(request).await?;
-        Ok(Self::json::<ClaimAnswer>(response).await?.notices)
+        Ok(Self::json::<ClaimResponse>(response).await?.notices)
     }
 
     /// Acknowledges delivered notices.
     pub async fn ack(&self, ids: &[i64]) -> Result<u64> {
-        let response = self.send(self.request(Method::POST, &["notices", "ack"]).json(&AckBody { ids })).await?;
-        Ok(Self::json::<AckAnswer>(response).await?.acknowledged)
+        let body = NoticeIds { ids: ids.to_vec() };
+        let response = self.send(self.request(Method::POST, &["notices", "ack"]).json(&body)).await?;
+        Ok(Self::json::<AckResponse>(response).await?.acknowledged)
     }
 
     /// Hands claimed notices back undelivered, so that they are due again at once instead of
     /// when their lease runs out.
     pub async fn release(&self, ids: &[i64]) -> Result<u64> {
-        let response = self.send(self.request(Method::POST, &["notices", "release"]).json(&AckBody { ids })).await?;
-        Ok(Self::json::<ReleaseAnswer>(response).await?.released)
+        let body = NoticeIds { ids: ids.to_vec() };
+        let response = self.send(self.request(Method::POST, &["notices", "release"]).json(&body)).await?;
+        Ok(Self::json::<ReleaseResponse>(response).await?.released)
     }
 }
 

@@ -14,18 +14,18 @@ use core::time::Duration;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use keyward_proto::elements::{KeyRelay, NS, Revoked, StoreHint};
-use keyward_proto::xml::{Element, ParseLimits};
-use keyward_proto::{BareJid, XmlElement};
+use keyward_proto::elements::{KeyRelay, Revoked, StoreHint};
+use keyward_proto::xml::Element;
+use keyward_proto::{BareJid, Bundle, Fingerprint, XmlElement};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
 use crate::context::{SessionContext, Shared};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::handlers::roster::{NS_ROSTER, roster_contacts};
-use crate::keydir::Notice;
+use crate::keydir::{Notice, NoticeEvent};
 use crate::stanza::Condition;
 use crate::stream::NS_COMPONENT;
 
@@ -94,7 +94,7 @@ async fn deliver(session: &SessionContext, notices: Vec<Notice>) {
                     finished = false;
                     break;
                 }
-                shared.metrics.notices_sent.with_label_values(&[notice.kind.as_str()]).inc();
+                shared.metrics.notices_sent.with_label_values(&[notice.event.kind().as_str()]).inc();
                 if let Some(owner) = revoked_owner(notice)
                     && tell_roster(session, notice.id, &owner, &message, &holders).await.is_err()
                 {
@@ -104,7 +104,8 @@ async fn deliver(session: &SessionContext, notices: Vec<Notice>) {
                 sent.push(notice);
             }
             Err(err) => {
-                // A notice keyward cannot read would come back forever: log it and acknowledge it.
+                // A notice that cannot be rendered (a bundle or fingerprint that does not parse:
+                // keydir stores only checked ones) would come back forever: log it and acknowledge it.
                 warn!(id = notice.id, cause = %err, "dropping an unreadable notice");
                 shared.metrics.errors.with_label_values(&["bad-notice"]).inc();
                 unreadable.push(notice.id);
@@ -147,22 +148,18 @@ async fn deliver(session: &SessionContext, notices: Vec<Notice>) {
 fn revoked_recipients(notices: &[Notice]) -> HashSet<(BareJid, BareJid)> {
     notices
         .iter()
-        .filter(|n| n.kind == "revoked")
-        .filter_map(|n| {
-            let revoked = Revoked::parse(n.payload.as_bytes()).ok()?;
-            Some((revoked.jid, BareJid::parse(&n.to).ok()?))
-        })
+        .filter(|n| matches!(n.event, NoticeEvent::Revoked { .. }))
+        .filter_map(|n| Some((BareJid::parse(&n.subject).ok()?, BareJid::parse(&n.to).ok()?)))
         .collect()
 }
 
 /// The revoked account, when `notice` is a `revoked` notice addressed to that account itself.
 fn revoked_owner(notice: &Notice) -> Option<BareJid> {
-    if notice.kind != "revoked" {
+    if !matches!(notice.event, NoticeEvent::Revoked { .. }) {
         return None;
     }
-    let revoked = Revoked::parse(notice.payload.as_bytes()).ok()?;
     let to = BareJid::parse(&notice.to).ok()?;
-    (revoked.jid == to).then_some(to)
+    (BareJid::parse(&notice.subject).ok()? == to).then_some(to)
 }
 
 /// The fan-out could not finish now (the stream went down or the server did not answer in
@@ -212,25 +209,35 @@ async fn tell_roster(
     Ok(())
 }
 
+/// The protocol element a notice tells (`<key-relay/>` or `<revoked/>`), rendered once here
+/// from keydir's structured notice.
+fn payload(notice: &Notice) -> Result<Element> {
+    let subject = BareJid::parse(&notice.subject)?;
+    Ok(match &notice.event {
+        NoticeEvent::KeyRelay { bundle } => {
+            KeyRelay { from: subject, bundle: Bundle::parse(bundle.as_bytes())? }.to_element()
+        }
+        NoticeEvent::Revoked { reason, .. } if reason.len() > keyward_proto::limits::REASON_BYTES => {
+            return Err(
+                keyward_proto::Error::TooLarge { what: "reason", limit: keyward_proto::limits::REASON_BYTES }.into()
+            );
+        }
+        NoticeEvent::Revoked { fingerprint, revoked_at, reason } => {
+            Revoked { jid: subject, fp: Fingerprint::from_hex(fingerprint)?, at: *revoked_at, reason: reason.clone() }
+                .to_element()
+        }
+    })
+}
+
 /// The `<message type='normal'>` carrying a notice, with a store hint.
 pub fn message_for(notice: &Notice, component: &BareJid) -> Result<Element> {
     let to = BareJid::parse(&notice.to)?;
-    let payload = Element::parse(notice.payload.as_bytes(), &ParseLimits::STANZA)?;
-    match (payload.ns(), payload.name(), notice.kind.as_str()) {
-        (NS, "key-relay", "key-relay") => {
-            KeyRelay::from_element(&payload)?;
-        }
-        (NS, "revoked", "revoked") => {
-            Revoked::from_element(&payload)?;
-        }
-        _ => return Err(Error::KeydirProtocol(format!("notice of kind {:?} holds <{}>", notice.kind, payload.name()))),
-    }
     Ok(Element::new("message", NS_COMPONENT)
         .attr("type", "normal")
         .attr("from", component.as_str())
         .attr("to", to.as_str())
         .attr("id", format!("kw-notice-{}", notice.id))
-        .child(payload)
+        .child(payload(notice)?)
         .child(StoreHint.to_element()))
 }
 
@@ -238,33 +245,72 @@ pub fn message_for(notice: &Notice, component: &BareJid) -> Result<Element> {
 mod tests {
     use super::*;
     use crate::stream::encode;
+    use time::macros::datetime;
 
-    #[test]
-    fn revoked_notice_becomes_a_stored_normal_message() {
-        let payload = "<revoked xmlns='urn:keyward:0' jid='alice@example.test' \
-                       fp='0000000000000000000000000000000000000000000000000000000000000000' \
-                       at='2025-11-26T10:00:00Z' reason='lost'/>";
-        let notice = Notice { id: 7, to: "bob@example.test".into(), kind: "revoked".into(), payload: payload.into() };
-        let component = BareJid::parse("keys.example.test").expect("valid");
-        let message = encode::stanza(&message_for(&notice, &component).expect("valid"));
-        assert!(message.starts_with(
-            "<message type='normal' from='keys.example.test' to='bob@example.test' id='kw-notice-7'><revoked"
-        ));
-        assert!(message.ends_with("<store xmlns='urn:xmpp:hints'/></message>"), "{message}");
+    const FP: &str = "00000000000000000000000000000000000000000000000000000000000000ff";
+
+    fn revoked(to: &str, fingerprint: &str, reason: &str) -> Notice {
+        Notice {
+            id: 7,
+            to: to.into(),
+            subject: "alice@example.test".into(),
+            event: NoticeEvent::Revoked {
+                fingerprint: fingerprint.into(),
+                revoked_at: datetime!(2025-11-26 10:00:00.25 UTC),
+                reason: reason.into(),
+            },
+        }
     }
 
     #[test]
-    fn unreadable_notices_are_refused() {
+    fn a_revoked_notice_becomes_a_stored_normal_message_the_client_parses() {
         let component = BareJid::parse("keys.example.test").expect("valid");
+        let message = message_for(&revoked("bob@example.test", FP, "lost <it> & 'more'"), &component).expect("valid");
+        let text = encode::stanza(&message);
+        assert!(text.starts_with(
+            "<message type='normal' from='keys.example.test' to='bob@example.test' id='kw-notice-7'><revoked"
+        ));
+        assert!(text.ends_with("<store xmlns='urn:xmpp:hints'/></message>"), "{text}");
+        let element = message.children().first().expect("a payload");
+        let parsed = Revoked::from_element(element).expect("the client's parser reads it");
+        assert_eq!(parsed.jid.as_str(), "alice@example.test");
+        assert_eq!(parsed.fp.to_hex(), FP);
+        assert_eq!(parsed.at, datetime!(2025-11-26 10:00:00.25 UTC));
+        assert_eq!(parsed.reason, "lost <it> & 'more'");
+    }
+
+    #[test]
+    fn a_notice_that_cannot_be_rendered_is_refused() {
+        let component = BareJid::parse("keys.example.test").expect("valid");
+        let relay = |bundle: &str| Notice {
+            id: 1,
+            to: "bob@example.test".into(),
+            subject: "alice@example.test".into(),
+            event: NoticeEvent::KeyRelay { bundle: bundle.into() },
+        };
         let cases = [
-            ("revoked", "<revoked xmlns='urn:keyward:0'/>"),
-            ("key-relay", "<revoked xmlns='urn:keyward:0' jid='a@b'/>"),
-            ("revoked", "<script xmlns='urn:evil'/>"),
-            ("revoked", "not xml"),
+            revoked("bob@example.test", "not hex", "lost"),
+            revoked("not a jid@@", FP, "lost"),
+            revoked("bob@example.test", FP, &"x".repeat(keyward_proto::limits::REASON_BYTES + 1)),
+            relay("<script xmlns='urn:evil'/>"),
+            relay("not xml"),
         ];
-        for (kind, payload) in cases {
-            let notice = Notice { id: 1, to: "bob@example.test".into(), kind: kind.into(), payload: payload.into() };
-            assert!(message_for(&notice, &component).is_err(), "{payload}");
+        for notice in cases {
+            assert!(message_for(&notice, &component).is_err(), "{notice:?}");
         }
+    }
+
+    #[test]
+    fn the_owner_of_a_revocation_is_its_subject_addressed_to_itself() {
+        assert_eq!(
+            revoked_owner(&revoked("alice@example.test", FP, "x")).map(|j| j.to_string()).as_deref(),
+            Some("alice@example.test")
+        );
+        assert!(revoked_owner(&revoked("bob@example.test", FP, "x")).is_none());
+        let holders = revoked_recipients(&[revoked("bob@example.test", FP, "x")]);
+        assert!(holders.contains(&(
+            BareJid::parse("alice@example.test").expect("ok"),
+            BareJid::parse("bob@example.test").expect("ok")
+        )));
     }
 }

@@ -62,8 +62,3 @@ pub fn metrics_router(state: AppState) -> Router {
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
-
-/// RFC 3339 text of a time (what every JSON time field holds).
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}

@@ -2,8 +2,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Every error answer of the API. Database and unexpected failures become a
 /// logged 500 (or 503 when the database is unreachable) without details.
@@ -39,74 +37,36 @@ pub enum ApiError {
     Internal,
 }
 
-/// The body of an error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `urn:keyward:problem:<name>`: what clients switch on.
-    #[schema(example = "urn:keyward:problem:not-found")]
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short summary of the kind.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What exactly was wrong with this request.
-    pub detail: String,
-}
+pub use keyward_contract::{Problem, ProblemType};
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+    /// The problem type and the detail sent with it.
+    fn parts(self) -> (ProblemType, String) {
         use ApiError::*;
         match self {
-            BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
-            BadBundle(d) => (StatusCode::BAD_REQUEST, "bad-bundle", "Bad bundle", d.clone()),
-            BadSecret(d) => (StatusCode::BAD_REQUEST, "bad-secret", "Bad secret blob", d.clone()),
-            BadSecretSignature(d) => {
-                (StatusCode::BAD_REQUEST, "bad-secret-signature", "Bad secret update signature", d.clone())
-            }
-            Unauthorized => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a valid bearer token is required".into())
-            }
-            Forbidden => {
-                (StatusCode::FORBIDDEN, "forbidden", "Forbidden", "this token is not valid for this API".into())
-            }
-            Revoked => (StatusCode::FORBIDDEN, "revoked", "Account revoked", "the account is revoked".into()),
-            NotFound(d) => (StatusCode::NOT_FOUND, "not-found", "Not found", d.clone()),
-            Conflict(d) => (StatusCode::CONFLICT, "conflict", "Conflict", d.clone()),
-            StaleSecret(d) => (StatusCode::CONFLICT, "stale-secret", "Stale secret update", d.clone()),
-            TooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Too large", d.clone()),
-            UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "the body must be application/json".into(),
-            ),
-            Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-                "the database is unavailable; retry later".into(),
-            ),
-            Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-                "an internal error occurred; it was logged".into(),
-            ),
+            BadRequest(d) => (ProblemType::BadRequest, d),
+            BadBundle(d) => (ProblemType::BadBundle, d),
+            BadSecret(d) => (ProblemType::BadSecret, d),
+            BadSecretSignature(d) => (ProblemType::BadSecretSignature, d),
+            Unauthorized => (ProblemType::Unauthorized, "a valid bearer token is required".into()),
+            Forbidden => (ProblemType::Forbidden, "this token is not valid for this API".into()),
+            Revoked => (ProblemType::Revoked, "the account is revoked".into()),
+            NotFound(d) => (ProblemType::NotFound, d),
+            Conflict(d) => (ProblemType::Conflict, d),
+            StaleSecret(d) => (ProblemType::StaleSecret, d),
+            TooLarge(d) => (ProblemType::TooLarge, d),
+            UnsupportedMediaType => (ProblemType::UnsupportedMediaType, "the body must be application/json".into()),
+            Unavailable => (ProblemType::Unavailable, "the database is unavailable; retry later".into()),
+            Internal => (ProblemType::Internal, "an internal error occurred; it was logged".into()),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, name, title, detail) = self.parts();
-        let problem = Problem {
-            kind: format!("urn:keyward:problem:{name}"),
-            title: title.into(),
-            status: status.as_u16(),
-            detail,
-        };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let (kind, detail) = self.parts();
+        let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&Problem::new(kind, detail)).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

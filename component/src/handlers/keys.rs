@@ -1,10 +1,9 @@
 //! `keys`: the bundles and status of up to 100 accounts; shared with `roster-keys`.
 
+use keyward_contract::KeyStatus as Directory;
 use keyward_proto::elements::{KeyItem, KeyStatus, KeysQuery, KeysResult};
 use keyward_proto::xml::Element;
 use keyward_proto::{BareJid, Bundle, XmlElement};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tracing::warn;
 
 use super::{Outcome, keydir_failed, refused, sender};
@@ -54,18 +53,14 @@ fn key_item(jid: &BareJid, item: LookupItem) -> Result<KeyItem, StanzaError> {
         }
         None => None,
     };
-    let status = match item.status.as_str() {
-        "active" if bundle.is_some() => KeyStatus::Active,
-        "none" => KeyStatus::None,
-        "revoked" => {
-            let at = item
-                .revoked_at
-                .as_deref()
-                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
-                .ok_or_else(|| internal("revoked without a time", jid))?;
+    let status = match item.status {
+        Directory::Active if bundle.is_some() => KeyStatus::Active,
+        Directory::Active => return Err(internal("active without a bundle", jid)),
+        Directory::None => KeyStatus::None,
+        Directory::Revoked => {
+            let at = item.revoked_at.ok_or_else(|| internal("revoked without a time", jid))?;
             KeyStatus::Revoked { at, reason: item.reason.unwrap_or_default() }
         }
-        _ => return Err(internal("unknown status", jid)),
     };
     Ok(KeyItem { jid: jid.clone(), status, bundle })
 }

@@ -103,22 +103,25 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 .text("the key directory is unavailable")
         }
         Error::KeydirProblem { status, problem } => {
-            let condition = match problem.as_str() {
-                "bad-request" | "bad-bundle" | "bad-secret" | "bad-secret-signature" => Condition::BadRequest,
+            use keyward_contract::ProblemType as P;
+            let condition = match problem {
+                Some(P::BadRequest | P::BadBundle | P::BadSecret | P::BadSecretSignature) => Condition::BadRequest,
                 // A replayed or out-of-order secret update (protocol section 6.1).
-                "stale-secret" => Condition::UnexpectedRequest,
-                "revoked" => Condition::NotAllowed,
-                "not-found" => Condition::ItemNotFound,
-                "conflict" => Condition::Conflict,
-                "too-large" => Condition::PolicyViolation,
+                Some(P::StaleSecret) => Condition::UnexpectedRequest,
+                Some(P::Revoked) => Condition::NotAllowed,
+                Some(P::NotFound) => Condition::ItemNotFound,
+                Some(P::Conflict) => Condition::Conflict,
+                Some(P::TooLarge) => Condition::PolicyViolation,
+                None if *status == 413 => Condition::PolicyViolation,
                 _ => Condition::InternalServerError,
             };
+            let name = problem.map_or("unknown", |p| p.name());
             if condition == Condition::InternalServerError {
                 // unauthorized / forbidden: the component token is wrong; an operator must act.
-                warn!(status, problem, "keydir refused the component");
+                warn!(status, problem = name, "keydir refused the component");
                 return StanzaError::new(condition);
             }
-            StanzaError::new(condition).text(problem.as_str())
+            StanzaError::new(condition).text(problem.map_or("too-large", |p| p.name()))
         }
         _ => {
             warn!(cause = %err, "keydir failure");

@@ -4,21 +4,13 @@ use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+pub use keyward_contract::admin::Health;
 use std::time::Duration;
-use utoipa::ToSchema;
-
-/// A health answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok` or `ready`.
-    pub status: &'static str,
-}
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up", body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health { status: "ok".into() })
 }
 
 /// The database is reachable.
@@ -32,7 +24,7 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     let probe = sqlx::query_scalar!("SELECT 1").fetch_one(&state.pool);
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(_)) => Ok(Json(Health { status: "ready" })),
+        Ok(Ok(_)) => Ok(Json(Health { status: "ready".into() })),
         Ok(Err(err)) => {
             tracing::warn!(cause = %err, "not ready: database error");
             Err(ApiError::Unavailable)

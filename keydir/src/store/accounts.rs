@@ -1,8 +1,8 @@
 //! Accounts as the component sees them: publish, fetch the secret, look up bundles, relay.
 
+use super::Status;
 use crate::problem::{ApiError, ApiResult};
-use keyward_proto::elements::KeyRelay;
-use keyward_proto::{BareJid, Bundle, IdentityPublic, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
+use keyward_proto::{BareJid, IdentityPublic, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -69,7 +69,7 @@ impl NewSecret {
 
 /// The locked account row, its bundle's fields and its secret update, if it has them.
 struct Current {
-    status: String,
+    status: Status,
     ik: Option<Vec<u8>>,
     ek: Option<Vec<u8>>,
     created_unix: Option<i64>,
@@ -126,7 +126,7 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
     insert_account(&mut tx, &bundle.jid).await?;
     // The row lock serialises publishes and revocations of this account.
     let current = lock_for_publish(&mut tx, &bundle.jid).await?;
-    if current.status != "active" {
+    if current.status != Status::Active {
         return Err(ApiError::Revoked);
     }
     let (created, ik) = match (&current.sig, &current.ik) {
@@ -177,7 +177,7 @@ async fn insert_account(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<()
 async fn lock_for_publish(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Current> {
     sqlx::query_as!(
         Current,
-        r#"SELECT a.status, b.ik AS "ik?", b.ek AS "ek?", b.created_unix AS "created_unix?", b.sig AS "sig?",
+        r#"SELECT a.status AS "status: Status", b.ik AS "ik?", b.ek AS "ek?", b.created_unix AS "created_unix?", b.sig AS "sig?",
                   s.jid IS NOT NULL AS "has_secret!", s.seq AS "secret_seq?", s.sig AS "secret_sig?",
                   s.xml AS "secret_xml?"
            FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid LEFT JOIN secret_blobs s ON s.jid = a.jid
@@ -233,14 +233,14 @@ async fn upsert_secret(tx: &mut PgConnection, jid: &BareJid, secret: &NewSecret)
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
     let row = sqlx::query!(
-        r#"SELECT a.status, s.xml AS "xml?" FROM accounts a LEFT JOIN secret_blobs s ON s.jid = a.jid WHERE a.jid = $1"#,
+        r#"SELECT a.status AS "status: Status", s.xml AS "xml?" FROM accounts a LEFT JOIN secret_blobs s ON s.jid = a.jid WHERE a.jid = $1"#,
         jid.as_str()
     )
     .fetch_optional(pool)
     .await?;
     match row.map(|row| (row.status, row.xml)) {
         None | Some((_, None)) => Err(ApiError::NotFound("no secret is stored for this account".into())),
-        Some((status, _)) if status != "active" => Err(ApiError::Revoked),
+        Some((Status::Revoked, _)) => Err(ApiError::Revoked),
         Some((_, Some(xml))) => Ok(xml),
     }
 }
@@ -249,8 +249,8 @@ pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
 pub struct Known {
     /// The account.
     pub jid: String,
-    /// `active` or `revoked`.
-    pub status: String,
+    /// Its status.
+    pub status: Status,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
     /// Why.
@@ -262,7 +262,7 @@ pub struct Known {
 /// What the directory knows of one account, and whether the requester holds its key already.
 struct KnownHeld {
     jid: String,
-    status: String,
+    status: Status,
     revoked_at: Option<OffsetDateTime>,
     reason: Option<String>,
     bundle: Option<String>,
@@ -277,7 +277,7 @@ impl From<KnownHeld> for Known {
 
 /// Whether answering `row` to `requester` gives it a key it does not hold yet (a new holder edge).
 fn gives_new_key(row: &KnownHeld, requester: &BareJid) -> bool {
-    row.status == "active" && row.bundle.is_some() && row.jid != requester.as_str() && !row.held
+    row.status == Status::Active && row.bundle.is_some() && row.jid != requester.as_str() && !row.held
 }
 
 /// Looks up accounts and records that `requester` holds each active bundle returned.
@@ -307,7 +307,7 @@ async fn lookup_recording(pool: &PgPool, requester: Option<&BareJid>, wanted: &[
     if let Some(requester) = requester {
         let held: Vec<&str> = rows
             .iter()
-            .filter(|row| row.status == "active" && row.bundle.is_some() && row.jid != requester.as_str())
+            .filter(|row| row.status == Status::Active && row.bundle.is_some() && row.jid != requester.as_str())
             .map(|row| row.jid.as_str())
             .collect();
         if !held.is_empty() {
@@ -324,7 +324,7 @@ async fn lookup_recording(pool: &PgPool, requester: Option<&BareJid>, wanted: &[
 async fn read_known(pool: &PgPool, jids: &[&str], holder: &str) -> sqlx::Result<Vec<KnownHeld>> {
     sqlx::query_as!(
         KnownHeld,
-        r#"SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS "bundle?",
+        r#"SELECT a.jid, a.status AS "status: Status", a.revoked_at, a.reason, b.xml AS "bundle?",
                   EXISTS (SELECT 1 FROM holders h WHERE h.jid = a.jid AND h.holder = $2) AS "held!"
            FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
           WHERE a.jid = ANY($1) ORDER BY a.jid"#,
@@ -342,7 +342,7 @@ async fn read_known(pool: &PgPool, jids: &[&str], holder: &str) -> sqlx::Result<
 async fn share_known(tx: &mut PgConnection, jids: &[&str]) -> sqlx::Result<Vec<Known>> {
     sqlx::query_as!(
         Known,
-        r#"SELECT a.jid, a.status, a.revoked_at, a.reason, b.xml AS "bundle?"
+        r#"SELECT a.jid, a.status AS "status: Status", a.revoked_at, a.reason, b.xml AS "bundle?"
            FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
           WHERE a.jid = ANY($1) ORDER BY a.jid FOR SHARE OF a"#,
         jids as &[&str]
@@ -369,33 +369,30 @@ async fn insert_holders(tx: &mut PgConnection, jids: &[&str], holder: &BareJid) 
 #[instrument(skip(pool), fields(from = %from, to = %to))]
 pub async fn relay(pool: &PgPool, from: &BareJid, to: &BareJid) -> ApiResult<i64> {
     let mut tx = pool.begin().await?;
-    let xml = match share_bundle(&mut tx, from).await? {
-        None | Some((_, None)) => return Err(ApiError::NotFound("the sender has no bundle".into())),
-        Some((status, _)) if status != "active" => return Err(ApiError::Revoked),
-        Some((_, Some(xml))) => xml,
-    };
-    let bundle = Bundle::parse(xml.as_bytes()).map_err(|err| {
-        tracing::error!(cause = %err, "a stored bundle does not parse");
-        ApiError::Internal
-    })?;
-    let payload = KeyRelay { from: from.clone(), bundle }.to_xml();
+    match share_bundle(&mut tx, from).await? {
+        None | Some((_, false)) => return Err(ApiError::NotFound("the sender has no bundle".into())),
+        Some((Status::Revoked, _)) => return Err(ApiError::Revoked),
+        Some((Status::Active, true)) => {}
+    }
     insert_holder(&mut tx, from, to).await?;
-    let id = insert_relay_notice(&mut tx, from, to, &payload).await?;
+    // The notice names its subject; the claim reads the bundle (which never changes) from there.
+    let id = insert_relay_notice(&mut tx, from, to).await?;
     tx.commit().await?;
     Ok(id)
 }
 
-/// The account's status and bundle, if it exists, locked `FOR SHARE`.
+/// The account's status and whether it has a bundle, if it exists, locked `FOR SHARE`.
 #[instrument(skip_all)]
-async fn share_bundle(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Option<(String, Option<String>)>> {
+async fn share_bundle(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Option<(Status, bool)>> {
     let row = sqlx::query!(
-        r#"SELECT a.status, b.xml AS "xml?" FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
+        r#"SELECT a.status AS "status: Status", b.jid IS NOT NULL AS "has_bundle!"
+           FROM accounts a LEFT JOIN bundles b ON b.jid = a.jid
           WHERE a.jid = $1 FOR SHARE OF a"#,
         jid.as_str()
     )
     .fetch_optional(tx)
     .await?;
-    Ok(row.map(|row| (row.status, row.xml)))
+    Ok(row.map(|row| (row.status, row.has_bundle)))
 }
 
 /// Records that `holder` holds `jid`'s key.
@@ -413,12 +410,11 @@ async fn insert_holder(tx: &mut PgConnection, jid: &BareJid, holder: &BareJid) -
 
 /// Queues a key-relay notice about `from` to `to`; returns its id.
 #[instrument(skip_all)]
-async fn insert_relay_notice(tx: &mut PgConnection, from: &BareJid, to: &BareJid, payload: &str) -> sqlx::Result<i64> {
+async fn insert_relay_notice(tx: &mut PgConnection, from: &BareJid, to: &BareJid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        "INSERT INTO notices (recipient, kind, subject, payload) VALUES ($1, 'key-relay', $2, $3) RETURNING id",
+        "INSERT INTO notices (recipient, kind, subject) VALUES ($1, 'key-relay', $2) RETURNING id",
         to.as_str(),
-        from.as_str(),
-        payload
+        from.as_str()
     )
     .fetch_one(tx)
     .await

@@ -1,8 +1,8 @@
 //! Accounts as admins see them: revocation (with its audit row and notices), reads, the audit log.
 
+use super::Status;
 use crate::problem::{ApiError, ApiResult};
-use keyward_proto::elements::Revoked;
-use keyward_proto::{BareJid, Fingerprint, XmlElement};
+use keyward_proto::BareJid;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -21,7 +21,7 @@ pub struct Revocation {
 }
 
 struct Locked {
-    status: String,
+    status: Status,
     revoked_at: Option<OffsetDateTime>,
     reason: Option<String>,
     fingerprint: String,
@@ -43,7 +43,7 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
     let Some(locked) = lock_for_revoke(&mut tx, jid).await? else {
         return Err(ApiError::NotFound("no such account".into()));
     };
-    if locked.status == "revoked" {
+    if locked.status == Status::Revoked {
         let notices = count_revoked_notices(&mut tx, jid).await?;
         tx.commit().await?;
         let (Some(at), Some(reason)) = (locked.revoked_at, locked.reason) else {
@@ -52,14 +52,10 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
         };
         return Ok(Revocation { at, reason, notices, changed: false });
     }
-    let fp = Fingerprint::from_hex(&locked.fingerprint).map_err(|_| {
-        tracing::error!("a stored fingerprint does not parse");
-        ApiError::Internal
-    })?;
     let at = now_micros();
-    let payload = Revoked { jid: jid.clone(), fp, at, reason: reason.to_owned() }.to_xml();
     mark_revoked(&mut tx, jid, at, reason).await?;
-    let notices = insert_revoked_notices(&mut tx, jid, &payload).await?;
+    // The notices name their subject; the claim reads the time, reason and fingerprint from there.
+    let notices = insert_revoked_notices(&mut tx, jid).await?;
     let notices = i64::try_from(notices).unwrap_or(i64::MAX);
     let detail = serde_json::json!({
         "reason": reason,
@@ -77,9 +73,9 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
 async fn lock_for_revoke(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<Option<Locked>> {
     sqlx::query_as!(
         Locked,
-        "SELECT a.status, a.revoked_at, a.reason, b.fingerprint
+        r#"SELECT a.status AS "status: Status", a.revoked_at, a.reason, b.fingerprint
            FROM accounts a JOIN bundles b ON b.jid = a.jid
-          WHERE a.jid = $1 FOR UPDATE OF a",
+          WHERE a.jid = $1 FOR UPDATE OF a"#,
         jid.as_str()
     )
     .fetch_optional(tx)
@@ -111,18 +107,17 @@ async fn mark_revoked(tx: &mut PgConnection, jid: &BareJid, at: OffsetDateTime, 
     Ok(())
 }
 
-/// Queues `payload` for every holder of `jid`'s key and for `jid`, once each;
-/// returns how many were queued.
+/// Queues a `revoked` notice about `jid` for every holder of its key and for `jid`, once
+/// each; returns how many were queued.
 #[instrument(skip_all)]
-async fn insert_revoked_notices(tx: &mut PgConnection, jid: &BareJid, payload: &str) -> sqlx::Result<u64> {
+async fn insert_revoked_notices(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<u64> {
     let done = sqlx::query!(
-        "INSERT INTO notices (recipient, kind, subject, payload)
-         SELECT recipient, 'revoked', $1, $2
+        "INSERT INTO notices (recipient, kind, subject)
+         SELECT recipient, 'revoked', $1
            FROM (SELECT holder AS recipient FROM holders WHERE jid = $1 UNION SELECT $1) AS r
           ORDER BY recipient
          ON CONFLICT (subject, recipient) WHERE kind = 'revoked' DO NOTHING",
-        jid.as_str(),
-        payload
+        jid.as_str()
     )
     .execute(tx)
     .await?;
@@ -142,8 +137,8 @@ async fn insert_audit(tx: &mut PgConnection, jid: &BareJid, detail: &Value) -> s
 pub struct AccountRow {
     /// The account.
     pub jid: String,
-    /// `active` or `revoked`.
-    pub status: String,
+    /// Its status.
+    pub status: Status,
     /// Fingerprint of its identity key.
     pub fingerprint: String,
     /// When it first published.
@@ -161,7 +156,7 @@ pub struct AccountRow {
 pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {
     let row = sqlx::query_as!(
         AccountRow,
-        r#"SELECT a.jid, a.status, b.fingerprint, a.created_at, a.revoked_at, a.reason,
+        r#"SELECT a.jid, a.status AS "status: Status", b.fingerprint, a.created_at, a.revoked_at, a.reason,
                   (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
              FROM accounts a JOIN bundles b ON b.jid = a.jid
             WHERE a.jid = $1"#,
@@ -177,18 +172,18 @@ pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {
 #[instrument(skip(pool))]
 pub async fn accounts(
     pool: &PgPool,
-    status: Option<&str>,
+    status: Option<Status>,
     after: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<AccountRow>> {
     let rows = sqlx::query_as!(
         AccountRow,
-        r#"SELECT a.jid, a.status, b.fingerprint, a.created_at, a.revoked_at, a.reason,
+        r#"SELECT a.jid, a.status AS "status: Status", b.fingerprint, a.created_at, a.revoked_at, a.reason,
                   (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
              FROM accounts a JOIN bundles b ON b.jid = a.jid
-            WHERE ($1::text IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.jid > $2)
+            WHERE ($1::account_status IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.jid > $2)
             ORDER BY a.jid LIMIT $3"#,
-        status,
+        status as Option<Status>,
         after,
         limit + 1
     )

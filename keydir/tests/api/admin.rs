@@ -1,8 +1,6 @@
 //! The admin API: revocation fan-out, idempotence and races, account reads, lists and the audit log.
 
 use crate::helpers::{Account, Auth, TestApp, metric};
-use keyward_proto::elements::Revoked;
-use keyward_proto::{Fingerprint, XmlElement};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -38,12 +36,15 @@ async fn revocation_notifies_every_holder_and_the_account_once() {
         BTreeSet::from(["alice@example.test", "bob@example.test", "carol@example.test", "dave@elsewhere.test"])
     );
     for notice in &notices {
-        assert_eq!(notice["kind"], "revoked");
-        let revoked = Revoked::parse(notice["payload"].as_str().expect("xml").as_bytes()).expect("parses");
-        assert_eq!(revoked.jid, alice.jid);
-        assert_eq!(revoked.fp, Fingerprint::from_hex(&alice.fingerprint()).expect("hex"));
-        assert_eq!(revoked.reason, "laptop stolen");
-        assert_eq!(revoked.at.format(&time::format_description::well_known::Rfc3339).expect("fmt"), at);
+        // Structured: the component renders the <revoked/> from these fields.
+        assert_eq!(notice["subject"], "alice@example.test");
+        let event = &notice["event"];
+        assert_eq!(event["kind"], "revoked");
+        assert_eq!(event["fingerprint"], alice.fingerprint());
+        assert_eq!(event["reason"], "laptop stolen");
+        assert_eq!(event["revoked_at"], at.as_str());
+        let typed: keyward_contract::component::Notice = serde_json::from_value(notice.clone()).expect("the contract");
+        assert_eq!(typed.event.kind(), keyward_contract::NoticeKind::Revoked);
     }
 
     // Idempotent: the second call changes nothing and says so, with the first time and reason.

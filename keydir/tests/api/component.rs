@@ -1,7 +1,6 @@
 //! The component API: publish, secret, lookup and relay, with their errors.
 
 use crate::helpers::{Account, Auth, TestApp};
-use keyward_proto::elements::KeyRelay;
 use keyward_proto::{Bundle, XmlElement};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -311,10 +310,10 @@ async fn relay_records_the_holder_and_queues_a_key_relay() {
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0]["id"], id);
     assert_eq!(notices[0]["to"], "bob@other.test");
-    assert_eq!(notices[0]["kind"], "key-relay");
-    let relay = KeyRelay::parse(notices[0]["payload"].as_str().expect("xml").as_bytes()).expect("parses");
-    assert_eq!(relay.from, alice.jid);
-    relay.bundle.verify_for(&alice.jid).expect("the relayed bundle verifies");
+    assert_eq!(notices[0]["subject"], "alice@example.test");
+    assert_eq!(notices[0]["event"]["kind"], "key-relay");
+    let bundle = Bundle::parse(notices[0]["event"]["bundle"].as_str().expect("xml").as_bytes()).expect("parses");
+    bundle.verify_for(&alice.jid).expect("the relayed bundle is alice's and verifies");
     let admin = app.send(Method::GET, "/v0/admin/accounts/alice@example.test", Auth::Admin, None).await;
     assert_eq!(admin.body["holders"], 1);
 

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod component;
 mod helpers;
+mod migrations;
 mod offline;
 mod ops;
 mod outbox;

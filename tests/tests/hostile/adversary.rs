@@ -2,7 +2,6 @@
 //! queues notices of its own, and sends stanzas as a user (the server can log in as anyone).
 
 use keyward_client::Connection;
-use keyward_client::keyward_proto::elements::Revoked;
 use keyward_client::keyward_proto::{
     BareJid, Envelope, Fingerprint, KeyPair, Recipient, Sealed, VerifiedBundle, XmlElement,
 };
@@ -37,6 +36,12 @@ pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow:
 
 /// Queues a `<revoked/>` notice of the adversary's making in keydir's outbox: the real component
 /// delivers it to `recipient`, stamped with the component's own JID.
+///
+/// A notice tells what the directory's rows say (its subject's fingerprint, revocation time and
+/// reason), so the adversary edits those rows the way only the database's owner can: it drops
+/// the rule that an active account has no revocation time, gives `about` the fingerprint `fp`
+/// and, unless it is revoked already, the time `at`, while its status stays active and its
+/// bundle genuine: a lookup still answers `active` with the real key.
 pub async fn queue_revoked_notice(
     stack: &Stack,
     recipient: &BareJid,
@@ -44,18 +49,30 @@ pub async fn queue_revoked_notice(
     fp: Fingerprint,
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
-    let payload = Revoked { jid: about.clone(), fp, at, reason: "forged by the directory".into() }.to_xml();
     let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    sqlx::query("ALTER TABLE accounts DROP CONSTRAINT IF EXISTS accounts_revocation_fields").execute(&mut db).await?;
+    sqlx::query(
+        "UPDATE accounts SET revoked_at = COALESCE(revoked_at, $2), reason = COALESCE(reason, 'forged by the directory')
+          WHERE jid = $1",
+    )
+    .bind(about.as_str())
+    .bind(at)
+    .execute(&mut db)
+    .await?;
+    sqlx::query("UPDATE bundles SET fingerprint = $2 WHERE jid = $1")
+        .bind(about.as_str())
+        .bind(fp.to_hex())
+        .execute(&mut db)
+        .await?;
     // One revocation notice per subject and recipient: the adversary replaces an earlier one.
     sqlx::query("DELETE FROM notices WHERE recipient = $1 AND subject = $2 AND kind = 'revoked'")
         .bind(recipient.as_str())
         .bind(about.as_str())
         .execute(&mut db)
         .await?;
-    sqlx::query("INSERT INTO notices (recipient, kind, subject, payload) VALUES ($1, 'revoked', $2, $3)")
+    sqlx::query("INSERT INTO notices (recipient, kind, subject) VALUES ($1, 'revoked', $2)")
         .bind(recipient.as_str())
         .bind(about.as_str())
-        .bind(payload)
         .execute(&mut db)
         .await?;
     db.close().await?;
