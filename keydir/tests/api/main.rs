@@ -7,4 +7,5 @@ mod helpers;
 mod offline;
 mod ops;
 mod outbox;
+mod replicas;
 mod tls;
