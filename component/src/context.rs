@@ -39,7 +39,7 @@ const ADVERTISEMENT_WAIT: Duration = Duration::from_secs(2);
 /// that balances a component domain over several connections (ejabberd, components running
 /// active-active) routes the answer to any of them: a copy whose answer went to another process
 /// is replaced by a new one, and an answer to any copy is the answer.
-const ANSWER_RETRY: Duration = Duration::from_secs(1);
+const ANSWER_RETRY: Duration = Duration::from_millis(250);
 
 /// A request the component sent to the server, waiting for its answer.
 #[derive(Debug)]
@@ -143,7 +143,7 @@ impl SessionContext {
     }
 
     /// Sends the IQ get and waits up to `timeout` for its answer, sending a new copy (new id)
-    /// every [`ANSWER_RETRY`] while none came: every copy stays awaited, so a slow answer to an
+    /// every [`ANSWER_RETRY`] (250 ms) while none came: every copy stays awaited, so a slow answer to an
     /// early copy counts too. The request must be safe to repeat (reads and pings only).
     async fn exchange(&self, to: &BareJid, payload: Element, timeout: Duration) -> Exchange {
         let deadline = Instant::now() + timeout;
