@@ -295,11 +295,22 @@ def policy(rendered, overlay, secrets_dir):
     if not component:
         p.append("no Deployment keyward-component")
     else:
-        if component["spec"].get("replicas") != 1:
-            p.append("component replicas is not 1 (one XEP-0114 connection per server)")
-        if component["spec"].get("strategy", {}).get("type") != "Recreate":
-            p.append("component strategy is not Recreate")
         c = pod_spec(component)["containers"][0]
+        replicas = component["spec"].get("replicas", 1)
+        strategy = component["spec"].get("strategy", {})
+        if replicas == 1 and strategy.get("type") != "Recreate":
+            p.append("one component replica is not Recreate (a rollout would start a second process)")
+        if replicas > 1:
+            # Replicas: active-active on ejabberd, active-standby on Prosody. A standby has no
+            # stream, so readiness must not be /healthz (a rollout would wait for it forever),
+            # and a rollout replaces one pod at a time without a surge.
+            rolling = strategy.get("rollingUpdate", {})
+            if strategy.get("type") != "RollingUpdate" or rolling.get("maxSurge") != 0:
+                p.append("component replicas roll without RollingUpdate and maxSurge 0")
+            if "tcpSocket" not in c.get("readinessProbe", {}) or "httpGet" in c.get("readinessProbe", {}):
+                p.append("component replicas: readiness is not a TCP check (a standby is never /healthz-ready)")
+        if replicas > 2:
+            p.append(f"component has {replicas} replicas: tested with 2")
         if c.get("args") != ["serve"]:
             p.append(f"component args are {c.get('args')}")
         names = env_names(c, configmaps)
@@ -314,7 +325,8 @@ def policy(rendered, overlay, secrets_dir):
         if not svc or int(url.group(2)) not in [sp["port"] for sp in svc["spec"]["ports"]
                                                 if sp["name"] == "http"]:
             p.append("KEYWARD_KEYDIR_URL does not name keydir's Service and its http port")
-    report("component Deployment: 1 replica, Recreate, serve, env, keydir URL", p)
+    report("component Deployment: 1 replica with Recreate or 2 rolling one at a time with TCP "
+           "readiness, serve, env, keydir URL", p)
 
     p = []
     if not job:

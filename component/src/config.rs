@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// Longest reconnect delay, in milliseconds.
     #[arg(long, env = "KEYWARD_RECONNECT_MAX_MS", default_value_t = 30_000)]
     pub reconnect_max_ms: u64,
+    /// Retry interval, in milliseconds (jittered: drawn from its upper half), while the server
+    /// refuses the stream with `conflict` because another component holds the JID (Prosody's
+    /// active-standby): the standby takes over within about this long of the active one's
+    /// death. 50 to 60000.
+    #[arg(long, env = "KEYWARD_STANDBY_RETRY_MS", default_value_t = 500)]
+    pub standby_retry_ms: u64,
     /// How long claimed notices stay leased to this component, in milliseconds (1000 to
     /// 600000): a component that dies mid-batch delays that batch by at most this much.
     #[arg(long, env = "KEYWARD_NOTICE_LEASE_MS", default_value_t = 30_000)]
@@ -103,6 +109,8 @@ pub struct Config {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Retry interval while another component holds the JID (`conflict`), jittered.
+    pub standby_retry: Duration,
     /// How long to wait for the server's roster answer (XEP-0356).
     pub roster_timeout: Duration,
     /// How long to connect and authenticate before giving up on an attempt.
@@ -148,6 +156,7 @@ impl Config {
             keepalive: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(250),
             reconnect_max: Duration::from_secs(30),
+            standby_retry: Duration::from_millis(500),
             roster_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
@@ -192,6 +201,9 @@ impl Config {
         if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
         }
+        if !(50..=60_000).contains(&args.standby_retry_ms) {
+            return Err(Error::Config("the standby retry interval must be 50 to 60000 ms".into()));
+        }
         if !(1_000..=600_000).contains(&args.notice_lease_ms) {
             return Err(Error::Config("the notice lease must be 1000 to 600000 ms".into()));
         }
@@ -203,6 +215,7 @@ impl Config {
         config.keepalive = Duration::from_secs(args.keepalive_secs.max(1));
         config.reconnect_min = Duration::from_millis(args.reconnect_min_ms);
         config.reconnect_max = Duration::from_millis(args.reconnect_max_ms);
+        config.standby_retry = Duration::from_millis(args.standby_retry_ms);
         config.claim_lease = Duration::from_millis(args.notice_lease_ms);
         Ok(config)
     }
@@ -273,6 +286,16 @@ mod tests {
         let config = from_flags(&["--notice-lease-ms=600000"]).expect("the longest lease");
         assert_eq!(config.claim_lease, Duration::from_secs(600));
         for bad in ["--notice-lease-ms=999", "--notice-lease-ms=600001"] {
+            assert!(matches!(from_flags(&[bad]), Err(Error::Config(_))), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn the_standby_retry_defaults_to_half_a_second_and_is_bounded() {
+        assert_eq!(from_flags(&[]).expect("defaults").standby_retry, Duration::from_millis(500));
+        let config = from_flags(&["--standby-retry-ms=250"]).expect("valid");
+        assert_eq!(config.standby_retry, Duration::from_millis(250));
+        for bad in ["--standby-retry-ms=49", "--standby-retry-ms=60001"] {
             assert!(matches!(from_flags(&[bad]), Err(Error::Config(_))), "{bad} accepted");
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use keyward_proto::BareJid;
 use keyward_proto::xml::Element;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -35,11 +35,17 @@ pub struct Shared {
 /// How long after the handshake a server may take to send its privilege advertisement.
 const ADVERTISEMENT_WAIT: Duration = Duration::from_secs(2);
 
+/// How long one copy of a request to the server waits before another copy is sent. A server
+/// that balances a component domain over several connections (ejabberd, components running
+/// active-active) routes the answer to any of them: a copy whose answer went to another process
+/// is replaced by a new one, and an answer to any copy is the answer.
+const ANSWER_RETRY: Duration = Duration::from_millis(250);
+
 /// A request the component sent to the server, waiting for its answer.
 #[derive(Debug)]
 struct Waiting {
     from: String,
-    answer: oneshot::Sender<Iq>,
+    answer: mpsc::Sender<Iq>,
 }
 
 /// State of one connected stream, shared by its handlers.
@@ -106,7 +112,7 @@ impl SessionContext {
             _ => return false,
         }
         match waiting.remove(&iq.id) {
-            Some(w) => w.answer.send(iq).is_ok(),
+            Some(w) => w.answer.try_send(iq).is_ok(),
             None => false,
         }
     }
@@ -136,29 +142,46 @@ impl SessionContext {
         matches!(self.exchange(&to, Element::new("ping", NS_PING), timeout).await, Exchange::Answered(_))
     }
 
+    /// Sends the IQ get and waits up to `timeout` for its answer, sending a new copy (new id)
+    /// every [`ANSWER_RETRY`] (250 ms) while none came: every copy stays awaited, so a slow answer to an
+    /// early copy counts too. The request must be safe to repeat (reads and pings only).
     async fn exchange(&self, to: &BareJid, payload: Element, timeout: Duration) -> Exchange {
-        let id = format!("kw-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-        let (answer, receiver) = oneshot::channel();
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(id.clone(), Waiting { from: to.as_str().to_owned(), answer });
-        }
-        let iq = Element::new("iq", NS_COMPONENT)
-            .attr("type", "get")
-            .attr("id", id.as_str())
-            .attr("from", self.shared.config.component_jid.as_str())
-            .attr("to", to.as_str())
-            .child(payload);
-        let outcome = if self.outbox.send(&iq).await {
-            match tokio::time::timeout(timeout, receiver).await {
-                Ok(Ok(answer)) => Exchange::Answered(answer),
-                Ok(Err(_)) => Exchange::StreamDown,
-                Err(_) => Exchange::TimedOut,
+        let deadline = Instant::now() + timeout;
+        let (first, mut receiver) = mpsc::channel(1);
+        // Only the waiting map holds the senders: when the stream ends and clears it, the
+        // receiver learns it at once.
+        let weak = first.downgrade();
+        let mut first = Some(first);
+        let mut sent = Vec::new();
+        let outcome = loop {
+            let Some(answer) = first.take().or_else(|| weak.upgrade()) else { break Exchange::StreamDown };
+            let id = format!("kw-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            if let Ok(mut waiting) = self.waiting.lock() {
+                waiting.insert(id.clone(), Waiting { from: to.as_str().to_owned(), answer });
             }
-        } else {
-            Exchange::StreamDown
+            let iq = Element::new("iq", NS_COMPONENT)
+                .attr("type", "get")
+                .attr("id", id.as_str())
+                .attr("from", self.shared.config.component_jid.as_str())
+                .attr("to", to.as_str())
+                .child(payload.clone());
+            sent.push(id);
+            if !self.outbox.send(&iq).await {
+                break Exchange::StreamDown;
+            }
+            let wait_until = deadline.min(Instant::now() + ANSWER_RETRY);
+            match tokio::time::timeout_at(wait_until, receiver.recv()).await {
+                Ok(Some(answer)) => break Exchange::Answered(answer),
+                // Every sender is gone: the stream ended and cleared the waiting requests.
+                Ok(None) => break Exchange::StreamDown,
+                Err(_) if Instant::now() >= deadline => break Exchange::TimedOut,
+                Err(_) => {}
+            }
         };
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.remove(&id);
+            for id in &sent {
+                waiting.remove(id);
+            }
         }
         outcome
     }

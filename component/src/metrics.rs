@@ -24,6 +24,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// 1 while the XMPP stream is up and authenticated.
     pub connected: IntGauge,
+    /// 1 while the server refuses the stream because another component holds the JID.
+    pub standby: IntGauge,
     /// Reconnections after the stream went away.
     pub reconnects: IntCounter,
     /// Notices delivered, by kind.
@@ -84,6 +86,15 @@ impl Metrics {
             IntGauge::new("connected", "1 while the XMPP component stream is up and authenticated, else 0.")
                 .unwrap_or_else(|_| unreachable_metric()),
         );
+        let standby = register(
+            &registry,
+            IntGauge::new(
+                "standby",
+                "1 while the XMPP server refuses this component's stream with conflict because another \
+                 component process holds the JID (active-standby): it retries at KEYWARD_STANDBY_RETRY_MS.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
         let reconnects = register(
             &registry,
             IntCounter::new("reconnects_total", "Reconnections after the XMPP stream went away.")
@@ -112,6 +123,7 @@ impl Metrics {
             request_seconds,
             errors,
             connected,
+            standby,
             reconnects,
             notices_sent,
             notices_released,
@@ -191,6 +203,7 @@ mod tests {
             "keyward_component_request_duration_seconds_bucket{request=\"keys\",le=\"0.01\"} 1",
             "keyward_component_errors_total{condition=\"bad-request\"} 1",
             "keyward_component_connected 0",
+            "keyward_component_standby 0",
             "keyward_component_reconnects_total 1",
             "keyward_component_notices_sent_total{kind=\"revoked\"} 1",
             "keyward_component_requests_in_flight 0",

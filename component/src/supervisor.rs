@@ -1,15 +1,21 @@
 //! Keeps a stream up: connects, runs the session, and reconnects with capped jittered backoff.
+//!
+//! A server that refuses the stream with `conflict` (Prosody, while another component process
+//! holds the JID) makes this process a standby: it retries at the short steady
+//! `standby_retry` interval instead of backing off, so that it takes over within about that
+//! long of the active process's death.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::connection::Connection;
 use crate::context::{SessionContext, Shared};
+use crate::error::Error;
 use crate::session;
 use crate::stream::DecoderLimits;
 
@@ -21,7 +27,9 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Arc<SessionC
     let config = &shared.config;
     let metrics = &shared.metrics;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
+    let mut standby_retry = Backoff::new(config.standby_retry, config.standby_retry);
     let mut down_since: Option<Instant> = None;
+    let mut standby = false;
     loop {
         let attempt = tokio::select! {
             () = stop.cancelled() => return,
@@ -35,6 +43,11 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Arc<SessionC
         };
         match attempt {
             Ok((connection, socket)) => {
+                if standby {
+                    standby = false;
+                    metrics.standby.set(0);
+                    info!(jid = %config.component_jid, "standby: taking over, the other component is gone");
+                }
                 match down_since {
                     Some(since) => {
                         metrics.reconnects.inc();
@@ -64,7 +77,25 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Arc<SessionC
                     backoff.reset();
                 }
             }
+            Err(err) if is_conflict(&err) => {
+                if !standby {
+                    standby = true;
+                    metrics.standby.set(1);
+                    info!(jid = %config.component_jid, retry_ms = config.standby_retry.as_millis(), "standby: another component holds {}", config.component_jid);
+                }
+                let delay = standby_retry.next_delay();
+                debug!(delay_ms = delay.as_millis(), "standby: retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                continue;
+            }
             Err(err) => {
+                if standby {
+                    standby = false;
+                    metrics.standby.set(0);
+                }
                 warn!(addr = %config.xmpp_addr, cause = %err, "could not connect");
                 metrics.errors.with_label_values(&["connect-failed"]).inc();
             }
@@ -76,4 +107,10 @@ pub async fn run(shared: Arc<Shared>, streams: watch::Sender<Option<Arc<SessionC
             () = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Whether the server refused the stream because another connection holds the component's JID
+/// (Prosody's `conflict` at the handshake, under its default `component_conflict_resolve`).
+fn is_conflict(err: &Error) -> bool {
+    matches!(err, Error::ServerStreamError { condition, .. } if condition == "conflict")
 }

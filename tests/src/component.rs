@@ -209,6 +209,12 @@ impl Component {
         }
     }
 
+    /// The value of the metric line `series` (exact name and labels, e.g.
+    /// `keyward_component_standby`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        Ok(metric_value(&self.metrics().await?, series))
+    }
+
     /// The address of `/metrics` and `/healthz`.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics
@@ -259,4 +265,15 @@ impl Component {
     pub fn process(&mut self) -> &mut ServiceProcess {
         &mut self.process
     }
+}
+
+/// The value of the line `series value` of a metrics page (exact name and labels), 0 when absent.
+pub fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.trim().parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }

@@ -220,6 +220,26 @@ impl Stack {
         self.wait_component_up().await
     }
 
+    /// Starts another component process with this stack's component settings (the same JID,
+    /// secret and keydir), as a second replica; its log is `component-<name>.log` in the stack's
+    /// folder. Returns once its metrics listener accepts connections: whether its stream comes up
+    /// is the server's choice (ejabberd balances between both, Prosody refuses it with `conflict`).
+    pub async fn start_replica(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut ComponentOptions),
+    ) -> anyhow::Result<Component> {
+        let mut options = self.component_options.clone();
+        options.log = Some(self.dir.path().join(format!("component-{name}.log")));
+        edit(&mut options);
+        Component::start(options).await
+    }
+
+    /// The component's settings (its keydir URL and token, say, to speak to keydir as it does).
+    pub fn component_options(&self) -> &ComponentOptions {
+        &self.component_options
+    }
+
     /// Waits until the component's `/healthz` says its stream is up.
     pub async fn wait_component_up(&self) -> anyhow::Result<()> {
         self.component.wait_up(self.start_timeout).await.map(drop)

@@ -8,4 +8,5 @@ mod migrations;
 mod offline;
 mod ops;
 mod outbox;
+mod replicas;
 mod tls;

@@ -11,6 +11,7 @@ mod blindness;
 mod cli;
 mod devices;
 mod flow;
+mod replicas;
 mod revocation;
 mod support;
 mod tls;
