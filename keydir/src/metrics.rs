@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry per running key directory, served on its own listener.
 
 use crate::state::AppState;
+use crate::store::edges::EdgeMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -20,6 +21,8 @@ pub struct Metrics {
     pub notices_queued: CounterVec,
     /// Notices acknowledged.
     pub notices_acked: Counter,
+    /// Group commit of new holder edges.
+    pub edges: EdgeMetrics,
     /// Claims waiting for a notice (long-polls parked until a NOTIFY, the sweep or their deadline).
     pub claims_waiting: IntGauge,
     notices_pending: IntGauge,
@@ -67,7 +70,17 @@ impl Metrics {
             IntGauge::with_opts(opts("db_pool_max_connections", "Largest size of the database pool."))?;
         let database_up =
             IntGauge::with_opts(opts("database_up", "1 if the last scrape could query the database, else 0."))?;
+        let edge_lookups = Counter::with_opts(opts(
+            "holder_edge_lookups_total",
+            "Lookups that handed out a key for the first time and recorded the holder edge.",
+        ))?;
+        let edge_commits = Counter::with_opts(opts(
+            "holder_edge_commits_total",
+            "Transactions that recorded holder edges (group commit: one for every lookup waiting).",
+        ))?;
         let requests = registry.register(requests)?;
+        let edges =
+            EdgeMetrics { lookups: registry.register(edge_lookups)?, commits: registry.register(edge_commits)? };
         let latency = registry.register(latency)?;
         let revocations = registry.register(revocations)?;
         let notices_queued = registry.register(notices_queued)?;
@@ -89,6 +102,7 @@ impl Metrics {
             revocations,
             notices_queued,
             notices_acked,
+            edges,
             claims_waiting,
             notices_pending,
             oldest_pending,

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Every error answer of the API. Database and unexpected failures become a
 /// logged 500 (or 503 when the database is unreachable) without details.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
     /// 400: the request is malformed.
     BadRequest(String),

@@ -4,6 +4,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::store::edges::EdgeWriter;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::future::Future;
@@ -46,9 +47,14 @@ pub async fn run(
     };
     let pool = connect(&settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
+    // A few transactions of new holder edges at once, leaving most of the pool to reads.
+    let edge_workers = (settings.db_pool_max as usize / 4).clamp(1, 4);
+    let edges = EdgeWriter::spawn(pool.clone(), edge_workers, registry.edges.clone());
     let state = AppState {
         pool: pool.clone(),
-        metrics: Arc::new(Metrics::new(settings.db_pool_max)?),
+        metrics: registry,
+        edges,
         settings: Arc::new(settings),
         wake: Arc::new(Notify::new()),
         stopping: stop_rx.clone(),

@@ -2,6 +2,7 @@
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::store::edges::EdgeWriter;
 use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
@@ -17,6 +18,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Woken when Postgres says notices were queued.
     pub wake: Arc<Notify>,
+    /// Records the holder edges of lookups that hand out keys for the first time (group commit).
+    pub edges: EdgeWriter,
     /// Becomes true when the service shuts down: waiting claims return.
     pub stopping: watch::Receiver<bool>,
 }

@@ -105,7 +105,7 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     }
     let requester = body.requester.as_deref().map(|r| parse_jid(r, "requester")).transpose()?;
     let jids = body.jids.iter().map(|j| parse_jid(j, "jids")).collect::<Result<Vec<BareJid>, _>>()?;
-    let known = store::accounts::lookup(&state.pool, requester.as_ref(), &jids).await?;
+    let known = store::accounts::lookup(&state.pool, &state.edges, requester.as_ref(), &jids).await?;
     let items = jids
         .iter()
         .map(|jid| match known.iter().find(|k| k.jid == jid.as_str()) {

@@ -1,6 +1,7 @@
 //! Accounts as the component sees them: publish, fetch the secret, look up bundles, relay.
 
 use super::Status;
+use super::edges::EdgeWriter;
 use crate::problem::{ApiError, ApiResult};
 use keyward_proto::{BareJid, IdentityPublic, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
 use sqlx::{PgConnection, PgPool};
@@ -246,6 +247,7 @@ pub async fn secret(pool: &PgPool, jid: &BareJid) -> ApiResult<String> {
 }
 
 /// What the directory knows of one account, for a lookup.
+#[derive(Clone)]
 pub struct Known {
     /// The account.
     pub jid: String,
@@ -285,37 +287,26 @@ fn gives_new_key(row: &KnownHeld, requester: &BareJid) -> bool {
 /// Most lookups are of keys the requester holds already: they only read (no transaction that
 /// writes, no row lock). That is safe because the edge is committed: a revocation that commits
 /// later fans out to every edge it sees, this one included. Only a lookup that hands out a key
-/// for the first time takes the locking path, where the edge is durable before the answer leaves.
+/// for the first time records edges, through `edges` (group commit), where the edge is durable
+/// before the answer leaves.
 #[instrument(skip_all, fields(count = jids.len()))]
-pub async fn lookup(pool: &PgPool, requester: Option<&BareJid>, jids: &[BareJid]) -> ApiResult<Vec<Known>> {
+pub async fn lookup(
+    pool: &PgPool,
+    edges: &EdgeWriter,
+    requester: Option<&BareJid>,
+    jids: &[BareJid],
+) -> ApiResult<Vec<Known>> {
     let mut wanted: Vec<&str> = jids.iter().map(BareJid::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let holder = requester.map_or("", BareJid::as_str);
     let rows = read_known(pool, &wanted, holder).await?;
-    let needs_edges = requester.is_some_and(|requester| rows.iter().any(|row| gives_new_key(row, requester)));
-    if !needs_edges {
-        return Ok(rows.into_iter().map(Known::from).collect());
-    }
-    lookup_recording(pool, requester, &wanted).await
-}
-
-/// The lookup that records new holder edges, in one transaction with the accounts read FOR SHARE.
-async fn lookup_recording(pool: &PgPool, requester: Option<&BareJid>, wanted: &[&str]) -> ApiResult<Vec<Known>> {
-    let mut tx = pool.begin().await?;
-    let rows = share_known(&mut tx, wanted).await?;
-    if let Some(requester) = requester {
-        let held: Vec<&str> = rows
-            .iter()
-            .filter(|row| row.status == Status::Active && row.bundle.is_some() && row.jid != requester.as_str())
-            .map(|row| row.jid.as_str())
-            .collect();
-        if !held.is_empty() {
-            insert_holders(&mut tx, &held, requester).await?;
+    match requester {
+        Some(requester) if rows.iter().any(|row| gives_new_key(row, requester)) => {
+            edges.record(requester, &wanted).await
         }
+        _ => Ok(rows.into_iter().map(Known::from).collect()),
     }
-    tx.commit().await?;
-    Ok(rows)
 }
 
 /// Reads the accounts among `jids` (sorted, distinct) that exist, in JID order, and whether
@@ -339,7 +330,7 @@ async fn read_known(pool: &PgPool, jids: &[&str], holder: &str) -> sqlx::Result<
 /// FOR SHARE: a revocation of one of these waits until the holder edges are
 /// committed, so its fan-out includes this requester.
 #[instrument(skip_all)]
-async fn share_known(tx: &mut PgConnection, jids: &[&str]) -> sqlx::Result<Vec<Known>> {
+pub(super) async fn share_known(tx: &mut PgConnection, jids: &[&str]) -> sqlx::Result<Vec<Known>> {
     sqlx::query_as!(
         Known,
         r#"SELECT a.jid, a.status AS "status: Status", a.revoked_at, a.reason, b.xml AS "bundle?"
@@ -351,14 +342,14 @@ async fn share_known(tx: &mut PgConnection, jids: &[&str]) -> sqlx::Result<Vec<K
     .await
 }
 
-/// Records that `holder` holds the keys of each of `jids`.
-#[instrument(skip_all)]
-async fn insert_holders(tx: &mut PgConnection, jids: &[&str], holder: &BareJid) -> sqlx::Result<()> {
+/// Records the holder edges `(jids[i], holders[i])`, given in `(jid, holder)` order.
+#[instrument(skip_all, fields(count = jids.len()))]
+pub(super) async fn insert_edges(tx: &mut PgConnection, jids: &[&str], holders: &[&str]) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO holders (jid, holder) SELECT j, $2 FROM unnest($1::text[]) AS j ORDER BY j
+        "INSERT INTO holders (jid, holder) SELECT * FROM unnest($1::text[], $2::text[])
          ON CONFLICT (jid, holder) DO NOTHING",
         jids as &[&str],
-        holder.as_str()
+        holders as &[&str]
     )
     .execute(tx)
     .await?;

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod component;
+mod edges;
 mod helpers;
 mod migrations;
 mod offline;
