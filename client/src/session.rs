@@ -131,6 +131,8 @@ pub struct Session {
     keys: KeyPair,
     bundle: VerifiedBundle,
     store: Store,
+    /// Revocations learned when going online, handed out first by `next_event`.
+    caught_up: std::collections::VecDeque<crate::events::Incoming>,
 }
 
 impl std::fmt::Debug for Session {

@@ -100,6 +100,11 @@ pub(crate) struct Record {
     pub(crate) received: BTreeSet<String>,
     /// Stanzas the client refused or bounces (should be none).
     pub(crate) rejected: Vec<String>,
+    /// Revocations a holder learned from its own lookup before the notice came (the notice then
+    /// changes nothing at the client, which is right): (holder, revoked account).
+    pub(crate) learned_by_lookup: BTreeSet<(BareJid, BareJid)>,
+    /// For each notice never received: what the holder's own store says of the revoked account.
+    pub(crate) diagnosis: Vec<String>,
 }
 
 impl Record {
@@ -296,7 +301,28 @@ impl Load {
             eprintln!("load: tasks still running 30 s after the end; aborting them");
             self.tasks.abort_all();
         }
-        std::mem::take(&mut *self.shared.record())
+        let mut record = std::mem::take(&mut *self.shared.record());
+        record.diagnosis = record
+            .missing_notices()
+            .iter()
+            .map(|(holder, revoked)| format!("{holder}'s store: {}", self.holder_state(holder, revoked)))
+            .collect();
+        record
+    }
+
+    /// What `holder`'s own store (closed by now) says of `revoked`: whether the client knows the
+    /// revocation (the event was missed) or not (the notice was lost on the way).
+    fn holder_state(&self, holder: &BareJid, revoked: &BareJid) -> String {
+        let contacts = keyward_client::Store::open(self.dir.path(), holder).and_then(|store| store.contacts());
+        match contacts {
+            Err(err) => format!("unreadable ({err})"),
+            Ok(contacts) => match contacts.get(revoked) {
+                None => "no contact".to_owned(),
+                Some(contact) if contact.revoked.is_some() => "knows it is revoked".to_owned(),
+                Some(contact) if contact.pinned.is_some() => "key pinned, not known revoked".to_owned(),
+                Some(_) => "contact without a pinned key".to_owned(),
+            },
+        }
     }
 }
 
@@ -344,8 +370,18 @@ async fn steady(
                 2 | 3 | 6 | 7 => {
                     let victim = newest_unrevoked(&shared).unwrap_or_else(|| peer.clone());
                     let looked = live.refresh_key(&victim).await;
-                    if looked.is_ok() && victim != peer {
-                        shared.record().holders.entry(victim).or_default().insert(me.clone());
+                    match &looked {
+                        // The lookup raced the revocation and saw it: the holder knows, and the
+                        // notice, when it comes, changes nothing at the client.
+                        Ok(KeyEvent::Revoked { jid, .. }) => {
+                            let mut record = shared.record();
+                            record.notices.entry((me.clone(), jid.clone())).or_insert(shared.t0.elapsed());
+                            record.learned_by_lookup.insert((me.clone(), jid.clone()));
+                        }
+                        Ok(_) if victim != peer => {
+                            shared.record().holders.entry(victim).or_default().insert(me.clone());
+                        }
+                        _ => {}
                     }
                     (OpKind::Lookup, looked.map(drop))
                 }

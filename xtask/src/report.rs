@@ -183,6 +183,16 @@ fn server_section(out: &mut String, run: &ServerRun) {
         let at = record.revocations.iter().find(|r| &r.jid == revoked).map_or(Duration::ZERO, |r| r.at);
         let _ = writeln!(out, "  - {holder} never heard that {revoked} was revoked (at {})", secs(at));
     }
+    for diagnosis in &record.diagnosis {
+        let _ = writeln!(out, "  - {diagnosis}");
+    }
+    if !record.learned_by_lookup.is_empty() {
+        let _ = writeln!(
+            out,
+            "  - {} holder(s) learned a revocation from their own lookup, racing it, before the notice came.",
+            record.learned_by_lookup.len()
+        );
+    }
     let delivered = record.sent.intersection(&record.received).count();
     let _ = writeln!(
         out,

@@ -14,12 +14,50 @@ use tokio_xmpp::{IqRequest, Stanza};
 impl Session {
     /// Announces availability, so the server delivers messages, stored offline
     /// messages and pending contact requests.
+    ///
+    /// Then it catches up: one `keys` lookup (100 JIDs per request) of every pinned contact not
+    /// known revoked, so that a revocation whose notice this device never read (sent while no
+    /// session of it was there, or lost with a connection that broke: XMPP without stream
+    /// management delivers at most once to a session) is learned now, under the same checks as a
+    /// lookup's (protocol section 8). Such revocations come first from [`Session::next_event`];
+    /// nothing else of the answer is applied (a lookup of one contact does that).
     pub async fn go_online(&mut self) -> Result<()> {
-        self.conn.go_available().await
+        self.conn.go_available().await?;
+        self.catch_up().await
+    }
+
+    async fn catch_up(&mut self) -> Result<()> {
+        let pinned: Vec<BareJid> = self
+            .store
+            .contacts()?
+            .contacts
+            .iter()
+            .filter(|(_, contact)| contact.pinned.is_some() && contact.revoked.is_none())
+            .filter_map(|(jid, _)| BareJid::parse(jid).ok())
+            .collect();
+        // Without a component (keys exchanged out of band) the server's own domain stands in:
+        // there is no directory to ask, and no notices to have missed.
+        if pinned.is_empty() || (self.component.local().is_none() && self.component.domain() == self.me.domain()) {
+            return Ok(());
+        }
+        for item in directory::fetch_keys(&mut self.conn, &self.component, &pinned).await? {
+            if !matches!(item.status, KeyStatus::Revoked { .. }) {
+                continue;
+            }
+            let event = match self.learn(&item) {
+                Ok(event) => Incoming::Key(event),
+                Err(error) => Incoming::Rejected { from: self.component.clone(), error },
+            };
+            self.caught_up.push_back(event);
+        }
+        Ok(())
     }
 
     /// The next event within `wait`, or `None`. Call [`Session::go_online`] first.
     pub async fn next_event(&mut self, wait: Duration) -> Result<Option<Incoming>> {
+        if let Some(event) = self.caught_up.pop_front() {
+            return Ok(Some(event));
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -100,7 +100,7 @@ impl Session {
         store.save_account(&AccountState::new(&bundle, &secret))?;
         let mut conn = Connection::connect(&account.connect).await?;
         let component = directory::component_or_server(&mut conn, account).await?;
-        Ok(Self { conn, me, component, keys, bundle, store })
+        Ok(Self { conn, me, component, keys, bundle, store, caught_up: Default::default() })
     }
 
     async fn set_up(account: &Account, want: Want) -> Result<(Self, Setup)> {
@@ -115,7 +115,10 @@ impl Session {
             let keys = open_secret(account, state.secret()?, &bundle).await?;
             let mut conn = Connection::connect(&account.connect).await?;
             let component = directory::component_or_server(&mut conn, account).await?;
-            return Ok((Self { conn, me, component, keys, bundle, store }, Setup::ThisDevice));
+            return Ok((
+                Self { conn, me, component, keys, bundle, store, caught_up: Default::default() },
+                Setup::ThisDevice,
+            ));
         }
         let mut conn = Connection::connect(&account.connect).await?;
         let component = conn.find_component(account.connect.component.as_ref()).await?;
@@ -142,6 +145,6 @@ impl Session {
             }
         };
         store.save_account(&AccountState::new(&bundle, &secret))?;
-        Ok((Self { conn, me, component, keys, bundle, store }, setup))
+        Ok((Self { conn, me, component, keys, bundle, store, caught_up: Default::default() }, setup))
     }
 }

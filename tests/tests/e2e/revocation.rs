@@ -4,10 +4,14 @@
 use keyward_client::{Error, Incoming, KeyEvent, Setup, Warning};
 use keyward_tests::xmpp::ServerKind;
 
-use crate::support::{User, expect, revoke, stack};
+use crate::support::{User, expect, mutual_contacts, revoke, stack};
 use keyward_tests::on_both_servers;
+use sqlx::Connection as _;
 
-on_both_servers!(revocation_reaches_online_and_offline_contacts);
+on_both_servers!(
+    revocation_reaches_online_and_offline_contacts,
+    a_revocation_whose_notice_never_came_is_learned_online
+);
 
 fn is_revocation_of<'a>(jid: &'a keyward_client::keyward_proto::BareJid) -> impl FnMut(&Incoming) -> bool + 'a {
     move |e| matches!(e, Incoming::Key(KeyEvent::Revoked { jid: j, .. }) if j == jid)
@@ -83,6 +87,34 @@ async fn revocation_reaches_online_and_offline_contacts(kind: ServerKind) -> any
         other => panic!("a revoked account must not set up keys again, got {other:?}"),
     }
     for session in [a, b, c] {
+        session.close().await?;
+    }
+    Ok(())
+}
+
+/// A notice can be lost on the way (XMPP without stream management delivers at most once to a
+/// session, and a session can break with the notice in flight): going online looks up every
+/// pinned contact, so the revocation is learned all the same.
+async fn a_revocation_whose_notice_never_came_is_learned_online(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (alice, bob, a, b) = mutual_contacts(&stack).await?;
+    b.close().await?;
+    // alice is revoked, and no notice is ever queued for it: the lost notice.
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = now(), reason = 'laptop stolen' WHERE jid = $1")
+        .bind(alice.jid.as_str())
+        .execute(&mut db)
+        .await?;
+    db.close().await?;
+
+    let mut b = bob.session(Setup::ThisDevice).await?;
+    b.go_online().await?;
+    match expect(&mut b, "alice's revocation, learned online", is_revocation_of(&alice.jid)).await? {
+        Incoming::Key(KeyEvent::Revoked { reason, .. }) => assert_eq!(reason, "laptop stolen"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(b.send(&alice.jid, "still there?").await, Err(Error::Revoked { .. })));
+    for session in [a, b] {
         session.close().await?;
     }
     Ok(())
