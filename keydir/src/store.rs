@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod holdings;
 pub mod notices;
 
 use keyward_contract::{AccountStatus, NoticeKind};

@@ -118,8 +118,8 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 // A replayed or out-of-order secret update (protocol section 6.1).
                 Some(P::StaleSecret) => Condition::UnexpectedRequest,
                 Some(P::Revoked) => Condition::NotAllowed,
-                // The requester holds as many keys as keydir allows: a lookup of keys it
-                // holds still works; fewer new ones at a time will not help.
+                // The lookup would give the requester new keys past keydir's cap
+                // (KEYWARD_MAX_HOLDINGS); a lookup of keys it holds still works.
                 Some(P::HoldingLimit) => Condition::PolicyViolation,
                 Some(P::NotFound) => Condition::ItemNotFound,
                 Some(P::Conflict) => Condition::Conflict,

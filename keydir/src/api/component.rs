@@ -105,6 +105,13 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     }
     let requester = body.requester.as_deref().map(|r| parse_jid(r, "requester")).transpose()?;
     let jids = body.jids.iter().map(|j| parse_jid(j, "jids")).collect::<Result<Vec<BareJid>, _>>()?;
+    if let Some(requester) = &requester {
+        let capped = store::holdings::check(&state.pool, requester, &jids, state.settings.max_holdings).await;
+        if capped.is_err() {
+            state.metrics.holding_limit_refused.inc();
+        }
+        capped?;
+    }
     let known = store::accounts::lookup(&state.pool, requester.as_ref(), &jids).await?;
     let items = jids
         .iter()
