@@ -8,5 +8,6 @@ mod migrations;
 mod offline;
 mod ops;
 mod outbox;
+mod quotas;
 mod replicas;
 mod tls;
