@@ -57,6 +57,20 @@ pub struct ServeArgs {
     /// Relays allowed per sender and minute.
     #[arg(long, env = "KEYWARD_RELAY_PER_MINUTE", default_value_t = 30)]
     pub relay_per_minute: u32,
+    /// Requests of any kind allowed per sender (bare JID) and minute, on average.
+    #[arg(long, env = "KEYWARD_REQUESTS_PER_MINUTE", default_value_t = 120)]
+    pub requests_per_minute: u32,
+    /// Requests one sender may make at once before the per-minute rate applies.
+    #[arg(long, env = "KEYWARD_REQUESTS_BURST", default_value_t = 60)]
+    pub requests_burst: u32,
+    /// Requests allowed per minute (and burst) to each sender outside the served domains
+    /// (0 refuses them all).
+    #[arg(long, env = "KEYWARD_REMOTE_PER_MINUTE", default_value_t = 20)]
+    pub remote_per_minute: u32,
+    /// Requests allowed per minute (and burst) to all senders of one domain outside the served
+    /// domains together (0 refuses them all).
+    #[arg(long, env = "KEYWARD_REMOTE_DOMAIN_PER_MINUTE", default_value_t = 200)]
+    pub remote_domain_per_minute: u32,
     /// Seconds of silence after which a whitespace keepalive is sent.
     #[arg(long, env = "KEYWARD_KEEPALIVE_SECS", default_value_t = 60)]
     pub keepalive_secs: u64,
@@ -103,6 +117,8 @@ pub struct Config {
     pub keydir_timeout: Duration,
     /// Relays allowed per sender and minute.
     pub relay_per_minute: u32,
+    /// Requests allowed per sender and minute, and the burst.
+    pub requests: RequestQuota,
     /// Silence after which a whitespace keepalive is sent.
     pub keepalive: Duration,
     /// First reconnect delay.
@@ -121,6 +137,26 @@ pub struct Config {
     pub claim_wait: Duration,
     /// Lease of a claimed notice (handed out again after it, unless acknowledged).
     pub claim_lease: Duration,
+}
+
+/// The request buckets (`docs/protocol.md` section 11): every sender's, and the stricter ones of
+/// senders outside the served domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestQuota {
+    /// Requests per sender and minute, on average.
+    pub per_minute: u32,
+    /// Requests one sender may make at once.
+    pub burst: u32,
+    /// Requests per minute (and burst) of each sender outside the served domains; 0 refuses them.
+    pub remote_per_minute: u32,
+    /// Requests per minute (and burst) of all senders of one domain outside the served domains.
+    pub remote_domain_per_minute: u32,
+}
+
+impl Default for RequestQuota {
+    fn default() -> Self {
+        Self { per_minute: 120, burst: 60, remote_per_minute: 20, remote_domain_per_minute: 200 }
+    }
 }
 
 impl Config {
@@ -153,6 +189,7 @@ impl Config {
             max_queued: 1024,
             keydir_timeout: Duration::from_secs(3),
             relay_per_minute: 30,
+            requests: RequestQuota::default(),
             keepalive: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(250),
             reconnect_max: Duration::from_secs(30),
@@ -201,6 +238,9 @@ impl Config {
         if args.reconnect_min_ms == 0 || args.reconnect_max_ms < args.reconnect_min_ms {
             return Err(Error::Config("reconnect delays must be 0 < min <= max".into()));
         }
+        if args.requests_per_minute == 0 || args.requests_burst == 0 {
+            return Err(Error::Config("requests per minute and the requests burst must be at least 1".into()));
+        }
         if !(50..=60_000).contains(&args.standby_retry_ms) {
             return Err(Error::Config("the standby retry interval must be 50 to 60000 ms".into()));
         }
@@ -212,6 +252,12 @@ impl Config {
         config.max_queued = args.max_queued;
         config.keydir_timeout = Duration::from_millis(args.keydir_timeout_ms.max(1));
         config.relay_per_minute = args.relay_per_minute;
+        config.requests = RequestQuota {
+            per_minute: args.requests_per_minute,
+            burst: args.requests_burst,
+            remote_per_minute: args.remote_per_minute,
+            remote_domain_per_minute: args.remote_domain_per_minute,
+        };
         config.keepalive = Duration::from_secs(args.keepalive_secs.max(1));
         config.reconnect_min = Duration::from_millis(args.reconnect_min_ms);
         config.reconnect_max = Duration::from_millis(args.reconnect_max_ms);
@@ -277,6 +323,20 @@ mod tests {
         assert_eq!(config.max_queued, MAX_REQUESTS_LIMIT);
         for bad in [&["--max-in-flight=0"][..], &["--max-in-flight=65537"], &["--max-queued=65537"]] {
             assert!(matches!(from_flags(bad), Err(Error::Config(_))), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn request_quotas_default_and_refuse_zero_for_local_senders() {
+        assert_eq!(from_flags(&[]).expect("defaults").requests, RequestQuota::default());
+        let config =
+            from_flags(&["--requests-per-minute=6", "--requests-burst=2", "--remote-per-minute=0"]).expect("valid");
+        assert_eq!(
+            config.requests,
+            RequestQuota { per_minute: 6, burst: 2, remote_per_minute: 0, remote_domain_per_minute: 200 }
+        );
+        for bad in ["--requests-per-minute=0", "--requests-burst=0"] {
+            assert!(matches!(from_flags(&[bad]), Err(Error::Config(_))), "{bad} accepted");
         }
     }
 

@@ -14,6 +14,7 @@ use crate::handlers::disco::NS_PING;
 use crate::keydir::KeydirClient;
 use crate::metrics::Metrics;
 use crate::privilege::Privileges;
+use crate::quota::Quotas;
 use crate::ratelimit::RateLimiter;
 use crate::stanza::{Condition, Iq, IqType, StanzaError};
 use crate::stream::NS_COMPONENT;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The per-sender relay limit.
     pub relay_limit: RateLimiter,
+    /// The request buckets every request is checked against before it is queued.
+    pub quotas: Quotas,
 }
 
 /// How long after the handshake a server may take to send its privilege advertisement.

@@ -7,8 +7,8 @@
 //!
 //! Layers, from the wire up: [`stream`] (pure codec, no I/O), [`connection`] (owns the
 //! socket's read side), [`writer`] (the one writer), `session` (one connected stream:
-//! dispatch with bounded concurrency and a bounded FIFO queue, `backlog`, graceful
-//! shutdown), `supervisor` (reconnects), `handlers` (one module per request), [`keydir`]
+//! dispatch with bounded concurrency and a bounded FIFO queue, `backlog`, the per-sender
+//! request quotas, `quota`, graceful shutdown), `supervisor` (reconnects), `handlers` (one module per request), [`keydir`]
 //! (the HTTP client), `notices` (outbox delivery), [`metrics`], and [`run`], which ties
 //! them together.
 
@@ -27,6 +27,7 @@ pub mod keydir;
 pub mod metrics;
 mod notices;
 pub mod privilege;
+mod quota;
 mod ratelimit;
 pub mod route;
 mod session;
@@ -50,6 +51,7 @@ pub use metrics::Metrics;
 
 use context::Shared;
 use keydir::KeydirClient;
+use quota::Quotas;
 use ratelimit::RateLimiter;
 
 /// Runs the component until `shutdown` completes: the XMPP stream (reconnecting as
@@ -73,7 +75,8 @@ pub async fn run(
     )?;
     keydir.log_transport();
     let shared = Arc::new(Shared {
-        relay_limit: RateLimiter::new(config.relay_per_minute),
+        relay_limit: RateLimiter::new(config.relay_per_minute, config.relay_per_minute),
+        quotas: Quotas::new(&config.requests),
         config,
         keydir,
         metrics: metrics.clone(),

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub max_queued: IntGauge,
     /// Requests refused with `resource-constraint` because every slot was busy and the queue full.
     pub refused: IntCounter,
+    /// Requests refused by a quota, by reason (`crate::quota::REASONS`).
+    pub quota_refused: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &ServiceRegistry, metric: T) -> T {
@@ -117,6 +119,16 @@ impl Metrics {
             )
             .unwrap_or_else(|_| unreachable_metric()),
         );
+        let quota_refused = counter_vec(
+            "quota_refused_total",
+            "Requests refused by a quota, by reason: rate-limit (the sender's bucket), remote-rate-limit and \
+             remote-domain-rate-limit (senders outside the served domains), relay-rate-limit, holding-limit \
+             (keydir: the requester holds too many keys).",
+            "reason",
+        );
+        for reason in crate::quota::REASONS {
+            quota_refused.with_label_values(&[reason]);
+        }
         Self {
             registry,
             stanzas,
@@ -132,6 +144,7 @@ impl Metrics {
             max_in_flight,
             max_queued,
             refused,
+            quota_refused,
         }
     }
 
@@ -197,6 +210,7 @@ mod tests {
         metrics.set_limits(64, 1024);
         metrics.queued.set(3);
         metrics.refused.inc();
+        metrics.quota_refused.with_label_values(&["remote-rate-limit"]).inc();
         let page = metrics.render();
         for name in [
             "keyward_component_stanzas_total{kind=\"iq\"} 1",
@@ -211,6 +225,8 @@ mod tests {
             "keyward_component_requests_max_in_flight 64",
             "keyward_component_requests_max_queued 1024",
             "keyward_component_requests_refused_total 1",
+            "keyward_component_quota_refused_total{reason=\"remote-rate-limit\"} 1",
+            "keyward_component_quota_refused_total{reason=\"holding-limit\"} 0",
         ] {
             assert!(page.contains(name), "{name} missing from\n{page}");
         }

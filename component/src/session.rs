@@ -135,13 +135,16 @@ async fn dispatch(
                     }
                 }
                 IqType::Get | IqType::Set if draining => refuse(&iq, ctx, shutting_down()).await,
-                IqType::Get | IqType::Set => match backlog.offer(iq) {
-                    Ok(()) => start_ready(backlog, ctx, tracker),
-                    Err(iq) => {
-                        metrics.refused.inc();
-                        refuse(&iq, ctx, StanzaError::new(Condition::ResourceConstraint)).await;
+                IqType::Get | IqType::Set => {
+                    // Before the queue: one sender's flood takes no queue slot from the others.
+                    if let Err(exceeded) = ctx.shared.quotas.check(&iq, &ctx.shared.config) {
+                        metrics.quota_refused.with_label_values(&[exceeded.reason()]).inc();
+                        debug!(reason = exceeded.reason(), "request over quota");
+                        refuse(&iq, ctx, exceeded.error()).await;
+                        return;
                     }
-                },
+                    offer(iq, ctx, tracker, backlog).await;
+                }
             }
         }
         "message" => {
@@ -156,6 +159,18 @@ async fn dispatch(
             }
         }
         _ => {}
+    }
+}
+
+/// Queues a request (starting it at once when a slot is free), or refuses it with
+/// `resource-constraint` when every slot is busy and the queue full.
+async fn offer(iq: Iq, ctx: &Arc<SessionContext>, tracker: &TaskTracker, backlog: &mut Backlog<Iq>) {
+    match backlog.offer(iq) {
+        Ok(()) => start_ready(backlog, ctx, tracker),
+        Err(iq) => {
+            ctx.shared.metrics.refused.inc();
+            refuse(&iq, ctx, StanzaError::new(Condition::ResourceConstraint)).await;
+        }
     }
 }
 

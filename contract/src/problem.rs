@@ -34,6 +34,10 @@ pub enum ProblemType {
     /// 403: the account is revoked.
     #[serde(rename = "urn:keyward:problem:revoked")]
     Revoked,
+    /// 403: the lookup would give the requester keys it does not hold yet, and it already holds
+    /// as many as keydir allows (`KEYWARD_MAX_HOLDINGS`); keys it holds are still answered.
+    #[serde(rename = "urn:keyward:problem:holding-limit")]
+    HoldingLimit,
     /// 404: no such account, bundle, secret or route.
     #[serde(rename = "urn:keyward:problem:not-found")]
     NotFound,
@@ -59,7 +63,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, in the order of `docs/keydir-api.md`.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::BadRequest,
         Self::BadBundle,
         Self::BadSecret,
@@ -67,6 +71,7 @@ impl ProblemType {
         Self::Unauthorized,
         Self::Forbidden,
         Self::Revoked,
+        Self::HoldingLimit,
         Self::NotFound,
         Self::Conflict,
         Self::StaleSecret,
@@ -86,6 +91,7 @@ impl ProblemType {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Revoked => "revoked",
+            Self::HoldingLimit => "holding-limit",
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
             Self::StaleSecret => "stale-secret",
@@ -101,7 +107,7 @@ impl ProblemType {
         match self {
             Self::BadRequest | Self::BadBundle | Self::BadSecret | Self::BadSecretSignature => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden | Self::Revoked => 403,
+            Self::Forbidden | Self::Revoked | Self::HoldingLimit => 403,
             Self::NotFound => 404,
             Self::Conflict | Self::StaleSecret => 409,
             Self::TooLarge => 413,
@@ -121,6 +127,7 @@ impl ProblemType {
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::Revoked => "Account revoked",
+            Self::HoldingLimit => "Holding limit reached",
             Self::NotFound => "Not found",
             Self::Conflict => "Conflict",
             Self::StaleSecret => "Stale secret update",
@@ -182,7 +189,8 @@ mod tests {
     #[test]
     fn statuses_are_the_documented_ones() {
         let client_errors = ProblemType::ALL.iter().filter(|k| (400..500).contains(&k.status())).count();
-        assert_eq!(client_errors, 12);
+        assert_eq!(client_errors, 13);
+        assert_eq!(ProblemType::HoldingLimit.status(), 403);
         assert_eq!(ProblemType::Unavailable.status(), 503);
         assert_eq!(Problem::new(ProblemType::Revoked, "x").title, "Account revoked");
     }

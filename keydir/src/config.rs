@@ -33,6 +33,17 @@ pub struct ServeArgs {
     /// Longest a claim waits (milliseconds, at most 30000), whatever it asks for.
     #[arg(long, env = "KEYWARD_MAX_CLAIM_WAIT_MS", default_value_t = 30_000)]
     pub max_claim_wait_ms: u64,
+    /// Most keys one requester may hold: a lookup that would give it new keys past this is
+    /// refused (`holding-limit`); keys it holds are still answered. 1 to 10000000.
+    #[arg(long, env = "KEYWARD_MAX_HOLDINGS", default_value_t = 10_000)]
+    pub max_holdings: i64,
+    /// Hours an acknowledged notice is kept before it is deleted (0: at the next pruning
+    /// pass). Unacknowledged notices are never deleted. At most 87600 (ten years).
+    #[arg(long, env = "KEYWARD_NOTICE_RETENTION_HOURS", default_value_t = 168)]
+    pub notice_retention_hours: u64,
+    /// How often acknowledged notices past their retention are deleted (milliseconds, 100 to 86400000).
+    #[arg(long, env = "KEYWARD_PRUNE_INTERVAL_MS", default_value_t = 600_000)]
+    pub prune_interval_ms: u64,
     /// PEM certificate chain of the API: with --tls-key, the API serves HTTPS only.
     #[arg(long, env = "KEYWARD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -58,7 +69,18 @@ pub struct Settings {
     pub max_claim_wait: Duration,
     /// The API's certificate and key: HTTPS when set, plain HTTP otherwise.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Most keys one requester may hold through lookups.
+    pub max_holdings: i64,
+    /// How long an acknowledged notice is kept.
+    pub notice_retention: Duration,
+    /// How often acknowledged notices past their retention are deleted.
+    pub prune_interval: Duration,
 }
+
+/// The largest accepted `KEYWARD_MAX_HOLDINGS`.
+const MAX_HOLDINGS_LIMIT: i64 = 10_000_000;
+/// The longest accepted `KEYWARD_NOTICE_RETENTION_HOURS`.
+const RETENTION_HOURS_LIMIT: u64 = 87_600;
 
 impl Settings {
     /// Settings with defaults for everything but the URL and tokens.
@@ -74,6 +96,9 @@ impl Settings {
             sweep: Duration::from_secs(2),
             max_claim_wait: Duration::from_secs(30),
             tls: None,
+            max_holdings: 10_000,
+            notice_retention: Duration::from_secs(168 * 3600),
+            prune_interval: Duration::from_secs(600),
         })
     }
 
@@ -88,6 +113,20 @@ impl Settings {
         settings.sweep = Duration::from_millis(args.sweep_ms.clamp(50, 60_000));
         settings.max_claim_wait = Duration::from_millis(args.max_claim_wait_ms.min(30_000));
         settings.tls = crate::tls::tls_files(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+        if !(1..=MAX_HOLDINGS_LIMIT).contains(&args.max_holdings) {
+            return Err(crate::Error::Config(format!("KEYWARD_MAX_HOLDINGS must be 1 to {MAX_HOLDINGS_LIMIT}")));
+        }
+        if args.notice_retention_hours > RETENTION_HOURS_LIMIT {
+            return Err(crate::Error::Config(format!(
+                "KEYWARD_NOTICE_RETENTION_HOURS must be at most {RETENTION_HOURS_LIMIT}"
+            )));
+        }
+        if !(100..=86_400_000).contains(&args.prune_interval_ms) {
+            return Err(crate::Error::Config("KEYWARD_PRUNE_INTERVAL_MS must be 100 to 86400000".into()));
+        }
+        settings.max_holdings = args.max_holdings;
+        settings.notice_retention = Duration::from_secs(args.notice_retention_hours * 3600);
+        settings.prune_interval = Duration::from_millis(args.prune_interval_ms);
         Ok(settings)
     }
 }
@@ -107,6 +146,38 @@ mod tests {
             Settings::new("postgres://user:pw@host/db", "0123456789abcdef-a", "0123456789abcdef-c").expect("valid");
         let printed = format!("{settings:?}");
         assert!(!printed.contains("pw@host") && !printed.contains("abcdef-a"), "{printed}");
+    }
+
+    /// `serve`'s flags, parsed like the binary does (flags only: the environment is process-wide).
+    fn from_flags(extra: &[&str]) -> Result<Settings, crate::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        use clap::Parser;
+        let mut argv = vec![
+            "serve",
+            "--database-url=postgres://x",
+            "--admin-token=0123456789abcdef-a",
+            "--component-token=0123456789abcdef-c",
+        ];
+        argv.extend_from_slice(extra);
+        Settings::from_args(&Cli::try_parse_from(argv).expect("flags parse").args)
+    }
+
+    #[test]
+    fn quotas_and_retention_default_and_are_bounded() {
+        let settings = from_flags(&[]).expect("defaults");
+        assert_eq!(settings.max_holdings, 10_000);
+        assert_eq!(settings.notice_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(settings.prune_interval, Duration::from_secs(600));
+        let settings =
+            from_flags(&["--max-holdings=3", "--notice-retention-hours=0", "--prune-interval-ms=100"]).expect("valid");
+        assert_eq!((settings.max_holdings, settings.notice_retention), (3, Duration::ZERO));
+        for bad in ["--max-holdings=0", "--notice-retention-hours=87601", "--prune-interval-ms=99"] {
+            assert!(matches!(from_flags(&[bad]), Err(crate::Error::Config(_))), "{bad} accepted");
+        }
     }
 
     #[test]

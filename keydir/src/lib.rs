@@ -2,7 +2,8 @@
 //!
 //! It stores each account's signed bundle and passphrase-sealed secret blob,
 //! records who holds whose key, revokes accounts for admins, and keeps the
-//! notice outbox that the component drains. Two HTTP APIs on one listener (the
+//! notice outbox that the component drains (deleting delivered notices after
+//! their retention, `retention`). Two HTTP APIs on one listener (the
 //! component API and the admin API, see `docs/keydir-api.md`), Prometheus
 //! metrics on a second one.
 //!
@@ -16,6 +17,7 @@ pub mod config;
 mod error;
 mod metrics;
 mod problem;
+mod retention;
 mod server;
 mod state;
 mod store;

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub notices_acked: Counter,
     /// Group commit of new holder edges.
     pub edges: EdgeMetrics,
+    /// Acknowledged notices deleted after their retention.
+    pub notices_pruned: Counter,
+    /// Lookups refused because the requester holds as many keys as allowed.
+    pub holding_limit_refused: Counter,
     /// Claims waiting for a notice (long-polls parked until a NOTIFY, the sweep or their deadline).
     pub claims_waiting: IntGauge,
     notices_pending: IntGauge,
@@ -52,6 +56,14 @@ impl Metrics {
         let notices_queued =
             CounterVec::new(opts("notices_queued_total", "Notices written to the outbox, by kind."), &["kind"])?;
         let notices_acked = Counter::with_opts(opts("notices_acked_total", "Outbox notices acknowledged."))?;
+        let notices_pruned = Counter::with_opts(opts(
+            "notices_pruned_total",
+            "Acknowledged notices deleted once older than KEYWARD_NOTICE_RETENTION_HOURS.",
+        ))?;
+        let holding_limit_refused = Counter::with_opts(opts(
+            "holding_limit_refused_total",
+            "Lookups refused with holding-limit: they would give the requester new keys past KEYWARD_MAX_HOLDINGS.",
+        ))?;
         let claims_waiting = IntGauge::with_opts(opts(
             "claims_waiting",
             "Notice claims parked until a notice arrives or their wait ends (the component's long-polls).",
@@ -85,6 +97,8 @@ impl Metrics {
         let revocations = registry.register(revocations)?;
         let notices_queued = registry.register(notices_queued)?;
         let notices_acked = registry.register(notices_acked)?;
+        let notices_pruned = registry.register(notices_pruned)?;
+        let holding_limit_refused = registry.register(holding_limit_refused)?;
         let claims_waiting = registry.register(claims_waiting)?;
         let notices_pending = registry.register(notices_pending)?;
         let oldest_pending = registry.register(oldest_pending)?;
@@ -103,6 +117,8 @@ impl Metrics {
             notices_queued,
             notices_acked,
             edges,
+            notices_pruned,
+            holding_limit_refused,
             claims_waiting,
             notices_pending,
             oldest_pending,

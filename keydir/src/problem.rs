@@ -21,6 +21,8 @@ pub enum ApiError {
     Forbidden,
     /// 403: the account is revoked.
     Revoked,
+    /// 403: the lookup would give the requester new keys past `KEYWARD_MAX_HOLDINGS`.
+    HoldingLimit(String),
     /// 404: no such account (or bundle, or route).
     NotFound(String),
     /// 409: a different bundle is already stored.
@@ -51,6 +53,7 @@ impl ApiError {
             Unauthorized => (ProblemType::Unauthorized, "a valid bearer token is required".into()),
             Forbidden => (ProblemType::Forbidden, "this token is not valid for this API".into()),
             Revoked => (ProblemType::Revoked, "the account is revoked".into()),
+            HoldingLimit(d) => (ProblemType::HoldingLimit, d),
             NotFound(d) => (ProblemType::NotFound, d),
             Conflict(d) => (ProblemType::Conflict, d),
             StaleSecret(d) => (ProblemType::StaleSecret, d),

@@ -60,6 +60,13 @@ pub async fn run(
         stopping: stop_rx.clone(),
     };
     let listener_task = tokio::spawn(crate::wake::listen(pool.clone(), state.wake.clone()));
+    let retention_task = tokio::spawn(crate::retention::run(
+        pool.clone(),
+        state.metrics.clone(),
+        state.settings.notice_retention,
+        state.settings.prune_interval,
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -83,6 +90,9 @@ pub async fn run(
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let (api_result, metrics_result) = tokio::join!(api_server, metrics_server);
     listener_task.abort();
+    if retention_task.await.is_err() {
+        tracing::warn!("notice pruning ended abnormally");
+    }
     pool.close().await;
     tracing::info!("keydir stopped");
     api_result?;

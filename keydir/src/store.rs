@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod edges;
+pub mod holdings;
 pub mod notices;
 
 use keyward_contract::{AccountStatus, NoticeKind};

@@ -102,6 +102,7 @@ pub(crate) async fn start_stack(kind: ServerKind, bin_dir: PathBuf) -> Result<St
         bin_dir: Some(bin_dir),
         log_filter: "info".into(),
         own_postgres: true,
+        component: crate::load::unthrottled,
         ..StackOptions::default()
     };
     Stack::start(kind, options).await.with_context(|| format!("starting the stack with {}", kind.name()))

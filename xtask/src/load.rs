@@ -23,6 +23,15 @@ use tokio::task::JoinSet;
 /// The cheapest KDF parameters the client's strict policy accepts.
 const FAST_KDF: KdfParams = KdfParams { m_kib: 19_456, t: 2, p: 1 };
 
+/// Lifts the component's per-sender request bucket: a synthetic load's few users make more
+/// requests a minute than `KEYWARD_REQUESTS_PER_MINUTE` allows a person, and measure the
+/// service, not the quota (`relay`'s own limit stays).
+pub(crate) fn unthrottled(options: &mut keyward_tests::component::ComponentOptions) {
+    for (name, value) in [("KEYWARD_REQUESTS_PER_MINUTE", "100000000"), ("KEYWARD_REQUESTS_BURST", "100000")] {
+        options.env.push((name.to_owned(), value.to_owned()));
+    }
+}
+
 /// How hard and how long the load pushes.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadOptions {

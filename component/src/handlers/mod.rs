@@ -35,6 +35,9 @@ pub async fn handle(iq: Iq, ctx: Arc<SessionContext>) {
         Ok(payload) => iq.result(payload),
         Err(error) => {
             metrics.errors.with_label_values(&[error.condition.name()]).inc();
+            if is_holding_limit(&error) {
+                metrics.quota_refused.with_label_values(&["holding-limit"]).inc();
+            }
             debug!(request, condition = %error.condition, "request refused");
             error.reply_to(&iq.element)
         }
@@ -93,6 +96,12 @@ fn refused(err: &keyward_proto::Error) -> StanzaError {
     }
 }
 
+/// Whether `error` is keydir's `holding-limit` as [`keydir_failed`] answers it.
+fn is_holding_limit(error: &StanzaError) -> bool {
+    error.condition == Condition::PolicyViolation
+        && error.text.as_deref() == Some(keyward_contract::ProblemType::HoldingLimit.name())
+}
+
 /// A keydir failure as the user sees it.
 fn keydir_failed(err: &Error) -> StanzaError {
     match err {
@@ -109,6 +118,9 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 // A replayed or out-of-order secret update (protocol section 6.1).
                 Some(P::StaleSecret) => Condition::UnexpectedRequest,
                 Some(P::Revoked) => Condition::NotAllowed,
+                // The lookup would give the requester new keys past keydir's cap
+                // (KEYWARD_MAX_HOLDINGS); a lookup of keys it holds still works.
+                Some(P::HoldingLimit) => Condition::PolicyViolation,
                 Some(P::NotFound) => Condition::ItemNotFound,
                 Some(P::Conflict) => Condition::Conflict,
                 Some(P::TooLarge) => Condition::PolicyViolation,

@@ -105,7 +105,13 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     }
     let requester = body.requester.as_deref().map(|r| parse_jid(r, "requester")).transpose()?;
     let jids = body.jids.iter().map(|j| parse_jid(j, "jids")).collect::<Result<Vec<BareJid>, _>>()?;
-    let known = store::accounts::lookup(&state.pool, &state.edges, requester.as_ref(), &jids).await?;
+    let lookup =
+        store::accounts::lookup(&state.pool, &state.edges, requester.as_ref(), &jids, state.settings.max_holdings)
+            .await;
+    if matches!(lookup, Err(ApiError::HoldingLimit(_))) {
+        state.metrics.holding_limit_refused.inc();
+    }
+    let known = lookup?;
     let items = jids
         .iter()
         .map(|jid| match known.iter().find(|k| k.jid == jid.as_str()) {

@@ -16,7 +16,7 @@ pub enum ComponentErrors {
     /// No or unknown bearer token.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem),
-    /// The admin token, or the account is revoked.
+    /// The admin token, the account is revoked, or (lookup) the requester holds as many keys as allowed.
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
     /// The body or a field is too large.

@@ -288,25 +288,29 @@ fn gives_new_key(row: &KnownHeld, requester: &BareJid) -> bool {
 /// writes, no row lock). That is safe because the edge is committed: a revocation that commits
 /// later fans out to every edge it sees, this one included. Only a lookup that hands out a key
 /// for the first time records edges, through `edges` (group commit), where the edge is durable
-/// before the answer leaves.
+/// before the answer leaves; it is refused (`holding-limit`) when the requester would then hold
+/// more than `max_holdings` keys.
 #[instrument(skip_all, fields(count = jids.len()))]
 pub async fn lookup(
     pool: &PgPool,
     edges: &EdgeWriter,
     requester: Option<&BareJid>,
     jids: &[BareJid],
+    max_holdings: i64,
 ) -> ApiResult<Vec<Known>> {
     let mut wanted: Vec<&str> = jids.iter().map(BareJid::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let holder = requester.map_or("", BareJid::as_str);
     let rows = read_known(pool, &wanted, holder).await?;
-    match requester {
-        Some(requester) if rows.iter().any(|row| gives_new_key(row, requester)) => {
-            edges.record(requester, &wanted).await
-        }
-        _ => Ok(rows.into_iter().map(Known::from).collect()),
+    let Some(requester) = requester else { return Ok(rows.into_iter().map(Known::from).collect()) };
+    let new = rows.iter().filter(|row| gives_new_key(row, requester)).count();
+    if new == 0 {
+        return Ok(rows.into_iter().map(Known::from).collect());
     }
+    // A key is never answered without its edge: past the cap, the lookup is refused whole.
+    super::holdings::check(pool, requester, i64::try_from(new).unwrap_or(i64::MAX), max_holdings).await?;
+    edges.record(requester, &wanted).await
 }
 
 /// Reads the accounts among `jids` (sorted, distinct) that exist, in JID order, and whether

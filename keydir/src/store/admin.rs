@@ -82,11 +82,16 @@ async fn lock_for_revoke(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<O
     .await
 }
 
-/// How many `revoked` notices are about `jid`.
+/// How many `revoked` notices the revocation of `jid` queued: the count its audit row
+/// recorded (delivered notices are pruned after their retention, so the rows cannot be
+/// counted), or the rows still there for a revocation without one.
 #[instrument(skip_all)]
 async fn count_revoked_notices(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM notices WHERE subject = $1 AND kind = 'revoked'"#,
+        r#"SELECT COALESCE(
+                  (SELECT (detail->>'notices')::bigint FROM audit_log
+                    WHERE jid = $1 AND action = 'revoke' ORDER BY id LIMIT 1),
+                  (SELECT count(*) FROM notices WHERE subject = $1 AND kind = 'revoked')) AS "count!""#,
         jid.as_str()
     )
     .fetch_one(tx)

@@ -104,6 +104,24 @@ pub async fn release(pool: &PgPool, ids: &[i64]) -> ApiResult<u64> {
     Ok(released)
 }
 
+/// Deletes up to `batch` acknowledged notices acknowledged more than `retention` ago, oldest
+/// first; returns how many. Unacknowledged notices are never deleted. Replicas pruning at
+/// the same time skip each other's rows.
+#[instrument(skip(pool))]
+pub async fn prune(pool: &PgPool, retention: Duration, batch: i64) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "DELETE FROM notices WHERE id IN (
+             SELECT id FROM notices
+              WHERE acked_at IS NOT NULL AND acked_at < now() - make_interval(secs => $1)
+              ORDER BY acked_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        retention.as_secs_f64(),
+        batch
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The outbox backlog.
 pub struct Backlog {
     /// Unacknowledged notices.

@@ -9,5 +9,6 @@ mod migrations;
 mod offline;
 mod ops;
 mod outbox;
+mod quotas;
 mod replicas;
 mod tls;

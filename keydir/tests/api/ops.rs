@@ -78,6 +78,9 @@ async fn metrics_move_and_pass_promtool() {
     assert_eq!(series("keyward_keydir_db_pool_max_connections"), 10.0);
     assert!(page.contains(r#"keyward_keydir_db_pool_connections{state="idle"}"#));
     assert_eq!(series("keyward_keydir_database_up"), 1.0);
+    for zero in ["keyward_keydir_notices_pruned_total", "keyward_keydir_holding_limit_refused_total"] {
+        assert!(page.contains(&format!("\n{zero} 0\n")), "{zero} missing from\n{page}");
+    }
 
     let dir = keyward_tests::temp_dir("keydir-metrics").expect("temp dir");
     let file = dir.path().join("metrics.txt");

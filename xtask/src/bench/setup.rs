@@ -78,6 +78,7 @@ impl BenchStack {
             log_filter: "info".into(),
             bin_dir: Some(bin_dir),
             keydir: KeydirChoice::External { url: keydir.url(), token: component_token.clone() },
+            component: crate::load::unthrottled,
             ..StackOptions::default()
         };
         let stack = Stack::start(ServerKind::Prosody, options).await.context("starting Prosody and the component")?;
