@@ -38,14 +38,11 @@ pub struct Shared {
 /// How long after the handshake a server may take to send its privilege advertisement.
 const ADVERTISEMENT_WAIT: Duration = Duration::from_secs(2);
 
-/// How long the first copy of a request to the server waits before another copy is sent. A
-/// server that balances a component domain over several connections (ejabberd, components
-/// running active-active) routes the answer to any of them: a copy whose answer went to another
-/// process is replaced by a new one, and an answer to any copy is the answer. Each further copy
-/// waits twice as long, up to [`ANSWER_RETRY_MAX`], so that a slow server is not flooded.
+/// How long one copy of a request to the server waits before another copy is sent. A server
+/// that balances a component domain over several connections (ejabberd, components running
+/// active-active) routes the answer to any of them: a copy whose answer went to another process
+/// is replaced by a new one, and an answer to any copy is the answer.
 const ANSWER_RETRY: Duration = Duration::from_millis(250);
-/// The longest wait between two copies of a request.
-const ANSWER_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A request the component sent to the server, waiting for its answer.
 #[derive(Debug)]
@@ -149,9 +146,8 @@ impl SessionContext {
     }
 
     /// Sends the IQ get and waits up to `timeout` for its answer, sending a new copy (new id)
-    /// after [`ANSWER_RETRY`], then after twice as long each time up to [`ANSWER_RETRY_MAX`],
-    /// while none came: every copy stays awaited, so a slow answer to an early copy counts too.
-    /// The request must be safe to repeat (reads and pings only).
+    /// every [`ANSWER_RETRY`] (250 ms) while none came: every copy stays awaited, so a slow answer to an
+    /// early copy counts too. The request must be safe to repeat (reads and pings only).
     async fn exchange(&self, to: &BareJid, payload: Element, timeout: Duration) -> Exchange {
         let deadline = Instant::now() + timeout;
         let (first, mut receiver) = mpsc::channel(1);
@@ -160,7 +156,6 @@ impl SessionContext {
         let weak = first.downgrade();
         let mut first = Some(first);
         let mut sent = Vec::new();
-        let mut retry = ANSWER_RETRY;
         let outcome = loop {
             let Some(answer) = first.take().or_else(|| weak.upgrade()) else { break Exchange::StreamDown };
             let id = format!("kw-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
@@ -177,8 +172,7 @@ impl SessionContext {
             if !self.outbox.send(&iq).await {
                 break Exchange::StreamDown;
             }
-            let wait_until = deadline.min(Instant::now() + retry);
-            retry = (retry * 2).min(ANSWER_RETRY_MAX);
+            let wait_until = deadline.min(Instant::now() + ANSWER_RETRY);
             match tokio::time::timeout_at(wait_until, receiver.recv()).await {
                 Ok(Some(answer)) => break Exchange::Answered(answer),
                 // Every sender is gone: the stream ended and cleared the waiting requests.
