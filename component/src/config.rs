@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Relays allowed per sender and minute.
     #[arg(long, env = "KEYWARD_RELAY_PER_MINUTE", default_value_t = 30)]
     pub relay_per_minute: u32,
+    /// Most lookup answers kept in the answer cache (0 turns it off): `active` keys a requester
+    /// holds, answered without keydir while keydir's cache lease is valid.
+    #[arg(long, env = "KEYWARD_ANSWER_CACHE_ENTRIES", default_value_t = 100_000)]
+    pub answer_cache_entries: usize,
     /// Requests of any kind allowed per sender (bare JID) and minute, on average.
     #[arg(long, env = "KEYWARD_REQUESTS_PER_MINUTE", default_value_t = 120)]
     pub requests_per_minute: u32,
@@ -117,6 +121,8 @@ pub struct Config {
     pub keydir_timeout: Duration,
     /// Relays allowed per sender and minute.
     pub relay_per_minute: u32,
+    /// Most entries of the answer cache (0: off).
+    pub answer_cache_entries: usize,
     /// Requests allowed per sender and minute, and the burst.
     pub requests: RequestQuota,
     /// Silence after which a whitespace keepalive is sent.
@@ -189,6 +195,7 @@ impl Config {
             max_queued: 1024,
             keydir_timeout: Duration::from_secs(3),
             relay_per_minute: 30,
+            answer_cache_entries: 100_000,
             requests: RequestQuota::default(),
             keepalive: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(250),
@@ -252,6 +259,7 @@ impl Config {
         config.max_queued = args.max_queued;
         config.keydir_timeout = Duration::from_millis(args.keydir_timeout_ms.max(1));
         config.relay_per_minute = args.relay_per_minute;
+        config.answer_cache_entries = args.answer_cache_entries;
         config.requests = RequestQuota {
             per_minute: args.requests_per_minute,
             burst: args.requests_burst,

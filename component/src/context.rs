@@ -33,6 +33,8 @@ pub struct Shared {
     pub relay_limit: RateLimiter,
     /// The request buckets every request is checked against before it is queued.
     pub quotas: Quotas,
+    /// The cache of lookup answers, under keydir's lease.
+    pub answers: crate::answers::AnswerCache,
 }
 
 /// How long after the handshake a server may take to send its privilege advertisement.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use keyward_contract::Problem;
 use keyward_contract::component::{
-    AckResponse, ClaimRequest, ClaimResponse, LookupRequest, LookupResponse, NoticeIds, PublishRequest, RelayRequest,
-    RelayResponse, ReleaseResponse, SecretResponse,
+    AckResponse, CacheLeaseRequest, CacheLeaseResponse, ClaimRequest, ClaimResponse, LookupRequest, LookupResponse,
+    NoticeIds, PublishRequest, RelayRequest, RelayResponse, ReleaseResponse, SecretResponse,
 };
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -236,6 +236,14 @@ impl KeydirClient {
             .timeout(Duration::from_millis(wait_ms) + self.timeout);
         let response = self.send(request).await?;
         Ok(Self::json::<ClaimResponse>(response).await?.notices)
+    }
+
+    /// Renews the lease of this process's answer cache (`holder`), reporting the last pending
+    /// revocation it acted on; returns what it must drop.
+    pub async fn renew_cache_lease(&self, holder: &str, seen_seq: i64) -> Result<CacheLeaseResponse> {
+        let body = CacheLeaseRequest { holder: holder.to_owned(), seen_seq };
+        let response = self.send(self.request(Method::POST, &["cache", "lease"]).json(&body)).await?;
+        Self::json::<CacheLeaseResponse>(response).await
     }
 
     /// Acknowledges delivered notices.

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod answers;
 mod backlog;
 mod backoff;
 pub mod config;
@@ -77,6 +78,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         relay_limit: RateLimiter::new(config.relay_per_minute, config.relay_per_minute),
         quotas: Quotas::new(&config.requests),
+        answers: answers::AnswerCache::new(config.answer_cache_entries),
         config,
         keydir,
         metrics: metrics.clone(),
@@ -90,6 +92,11 @@ pub async fn run(
     let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics, stop_metrics.clone().cancelled_owned()));
     let (streams, streams_rx) = watch::channel(None);
     let notices_task = tokio::spawn(notices::run(shared.clone(), streams_rx, stop_notices.clone()));
+    let lease_task = {
+        let shared = shared.clone();
+        let stop = stop_stream.clone();
+        tokio::spawn(async move { shared.answers.keep_lease(shared.keydir.clone(), stop).await })
+    };
     let supervisor_task = tokio::spawn(supervisor::run(shared, streams, stop_stream.clone()));
 
     shutdown.await;
@@ -102,6 +109,7 @@ pub async fn run(
     if supervisor_task.await.is_err() {
         warn!("the stream supervisor ended abnormally");
     }
+    let _ = lease_task.await;
     stop_metrics.cancel();
     match metrics_task.await {
         Ok(Ok(())) => Ok(()),

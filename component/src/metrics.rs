@@ -28,6 +28,10 @@ pub struct Metrics {
     pub standby: IntGauge,
     /// Reconnections after the stream went away.
     pub reconnects: IntCounter,
+    /// Looked-up accounts answered from the answer cache.
+    pub answer_cache_hits: IntCounter,
+    /// Looked-up accounts that needed keydir.
+    pub answer_cache_misses: IntCounter,
     /// Notices delivered, by kind.
     pub notices_sent: IntCounterVec,
     /// Claimed notices handed back to keydir undelivered.
@@ -102,6 +106,19 @@ impl Metrics {
             IntCounter::new("reconnects_total", "Reconnections after the XMPP stream went away.")
                 .unwrap_or_else(|_| unreachable_metric()),
         );
+        let answer_cache_hits = register(
+            &registry,
+            IntCounter::new(
+                "answer_cache_hits_total",
+                "Looked-up accounts answered from the answer cache (active keys the requester holds), without keydir.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let answer_cache_misses = register(
+            &registry,
+            IntCounter::new("answer_cache_misses_total", "Looked-up accounts that needed a keydir lookup.")
+                .unwrap_or_else(|_| unreachable_metric()),
+        );
         let gauge = |name: &str, help: &str| {
             register(&registry, IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric()))
         };
@@ -137,6 +154,8 @@ impl Metrics {
             connected,
             standby,
             reconnects,
+            answer_cache_hits,
+            answer_cache_misses,
             notices_sent,
             notices_released,
             in_flight,

@@ -398,7 +398,79 @@ async fn a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_t
     stack.stop().await.expect("stop");
 }
 
+/// The status bob's lookup of `jid` answers, through the component.
+async fn status_of(bob: &mut User, keys: &str, jid: &str) -> String {
+    let query = format!("<keys xmlns='{NS}'><item jid='{jid}'/></keys>");
+    let answer = bob.get(keys, &query).await.expect("keys").payload().expect("answered").expect("keys element");
+    statuses(&answer).first().map(|(_, status, _)| status.clone()).unwrap_or_default()
+}
+
+async fn cached_answers_skip_keydir_and_never_say_active_after_a_revocation(kind: ServerKind) {
+    let stack = stack(kind, true, KeydirChoice::Real).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
+    let mut bob = User::login(stack.xmpp(), "bob").await.expect("bob");
+    let alice_id = Identity::new(&alice.jid);
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+    let alice_jid = alice.jid.to_string();
+    let component = stack.component();
+    let hits = "keyward_component_answer_cache_hits_total";
+
+    // bob looks alice up until an answer comes from the cache (the first one after the cache's
+    // first lease goes to keydir, which records the holder edge).
+    let deadline = Instant::now() + WAIT;
+    while component.metric(hits).await.expect("metrics") < 1.0 {
+        assert_eq!(status_of(&mut bob, &keys, &alice_jid).await, "active");
+        assert!(Instant::now() < deadline, "no lookup was ever answered from the cache");
+    }
+    // A hit costs keydir nothing.
+    let keydir_lookups = || async {
+        let page =
+            reqwest::get(stack.keydir_metrics_url().expect("url")).await.expect("metrics").text().await.expect("text");
+        keyward_tests::component::metric_value(
+            &page,
+            "keyward_keydir_http_requests_total{route=\"/v0/component/lookup\",method=\"POST\",status=\"200\"}",
+        )
+    };
+    let (before, hits_before) = (keydir_lookups().await, component.metric(hits).await.expect("metrics"));
+    for _ in 0..5 {
+        assert_eq!(status_of(&mut bob, &keys, &alice_jid).await, "active");
+    }
+    assert_eq!(keydir_lookups().await, before, "cached lookups reached keydir");
+    assert_eq!(component.metric(hits).await.expect("metrics"), hits_before + 5.0);
+
+    // carol (her own bucket of requests) holds alice's key from the cache too.
+    let mut carol = User::login(stack.xmpp(), "carol").await.expect("carol");
+    let hits_now = component.metric(hits).await.expect("metrics");
+    while component.metric(hits).await.expect("metrics") <= hits_now {
+        assert_eq!(status_of(&mut carol, &keys, &alice_jid).await, "active");
+        assert!(Instant::now() < deadline + WAIT, "carol's lookups never came from the cache");
+    }
+    // The admin revokes alice while carol keeps looking her up (ten a second): once the
+    // revocation is confirmed, no answer says active, though the cache held her as active.
+    let revoking = async {
+        revoke(&stack, &alice_jid, "stolen").await;
+        Instant::now()
+    };
+    let looking = async {
+        let mut answers = Vec::new();
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            let asked = Instant::now();
+            answers.push((asked, status_of(&mut carol, &keys, &alice_jid).await));
+            tokio::time::sleep_until((asked + Duration::from_millis(100)).into()).await;
+        }
+        answers
+    };
+    let (confirmed, answers) = tokio::join!(revoking, looking);
+    let after: Vec<&(Instant, String)> = answers.iter().filter(|(asked, _)| *asked >= confirmed).collect();
+    assert!(!after.is_empty(), "lookups ran after the revocation");
+    assert!(after.iter().all(|(_, status)| status == "revoked"), "active after the revocation: {answers:?}");
+    assert!(answers.iter().any(|(asked, status)| *asked < confirmed && status == "active"), "{answers:?}");
+}
+
 on_both_servers!(
+    cached_answers_skip_keydir_and_never_say_active_after_a_revocation,
     a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_the_stream_breaks,
     a_key_relay_to_an_offline_account_arrives_at_login,
     roster_contacts_hear_of_a_revocation,

@@ -208,6 +208,37 @@ pub struct ReleaseResponse {
     pub released: u64,
 }
 
+/// `POST /v0/component/cache/lease` body: a component renews the lease of its answer cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CacheLeaseRequest {
+    /// The component process's random id (1 to 64 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub holder: String,
+    /// The last pending revocation (`seq` of an earlier renewal) whose account the cache has
+    /// dropped; 0 for a cache that never renewed.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    pub seen_seq: i64,
+}
+
+/// The renewed lease, and what the cache must drop before it answers under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CacheLeaseResponse {
+    /// The newest pending revocation: report it as `seen_seq` once its account is dropped.
+    pub seq: i64,
+    /// How long the lease is valid, counted from the request (the cache stops answering a
+    /// little before).
+    pub lease_ms: i64,
+    /// Accounts whose revocation is pending or committed since `seen_seq`: drop them, and do not
+    /// cache them again for a while.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::Jid>))]
+    pub revoking: Vec<String>,
+    /// Too far behind to list: drop every entry.
+    pub flush: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/component/notices/claim", post(component::claim))
         .route("/v0/component/notices/ack", post(component::ack))
         .route("/v0/component/notices/release", post(component::release))
+        .route("/v0/component/cache/lease", post(component::cache_lease))
         .route_layer(from_fn_with_state(state.clone(), auth::component));
     let admin_api = Router::new()
         .route("/v0/admin/accounts", get(admin::list))

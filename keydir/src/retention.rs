@@ -29,6 +29,9 @@ pub async fn run(
             Ok(pruned) => tracing::info!(pruned, "deleted acknowledged notices past their retention"),
             Err(err) => tracing::warn!(cause = %err, "pruning acknowledged notices failed"),
         }
+        if let Err(err) = crate::store::leases::prune(&pool).await {
+            tracing::warn!(cause = ?err, "pruning old cache leases failed");
+        }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,

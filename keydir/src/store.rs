@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod edges;
 pub mod holdings;
+pub mod leases;
 pub mod notices;
 
 use keyward_contract::{AccountStatus, NoticeKind};

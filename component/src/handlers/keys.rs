@@ -21,11 +21,30 @@ pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome
 
 /// Looks up any number of accounts, 100 per keydir call.
 pub async fn lookup(ctx: &SessionContext, requester: &BareJid, jids: &[BareJid]) -> Result<Vec<KeyItem>, StanzaError> {
+    let (cache, metrics) = (&ctx.shared.answers, &ctx.shared.metrics);
     let mut items = Vec::with_capacity(jids.len());
     for chunk in jids.chunks(keyward_proto::limits::KEYS_ITEMS) {
-        let found = ctx.shared.keydir.lookup(Some(requester), chunk).await.map_err(|e| keydir_failed(&e))?;
-        for (jid, item) in chunk.iter().zip(found) {
-            items.push(key_item(jid, item)?);
+        // Keys the requester holds and the cache knows active (under its lease) need no keydir request.
+        let hits: Vec<Option<KeyItem>> = chunk.iter().map(|jid| cache.get(requester, jid)).collect();
+        let misses: Vec<BareJid> =
+            chunk.iter().zip(&hits).filter(|(_, hit)| hit.is_none()).map(|(jid, _)| jid.clone()).collect();
+        metrics.answer_cache_hits.inc_by((chunk.len() - misses.len()) as u64);
+        metrics.answer_cache_misses.inc_by(misses.len() as u64);
+        let mut found = if misses.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            ctx.shared.keydir.lookup(Some(requester), &misses).await.map_err(|e| keydir_failed(&e))?.into_iter()
+        };
+        for (jid, hit) in chunk.iter().zip(hits) {
+            let item = match hit {
+                Some(item) => item,
+                None => {
+                    let item = key_item(jid, found.next().ok_or_else(|| internal("too few items", jid))?)?;
+                    cache.put(requester, &item);
+                    item
+                }
+            };
+            items.push(item);
         }
     }
     Ok(items)

@@ -37,6 +37,10 @@ pub async fn revoke(
     if reason.chars().any(char::is_control) {
         return Err(ApiError::BadRequest("reason must not contain control characters".into()));
     }
+    // No component cache may answer `active` once the revocation committed: record it as
+    // pending, wait until every live cache dropped the account, then commit.
+    let pending = store::leases::mark_pending(&state.pool, jid.as_str()).await?;
+    store::leases::wait_for_caches(&state.pool, pending).await?;
     let revocation = store::admin::revoke(&state.pool, &jid, &reason).await?;
     if revocation.changed {
         state.metrics.revocations.inc();

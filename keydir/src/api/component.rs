@@ -9,8 +9,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 pub use keyward_contract::component::{
-    AckResponse, ClaimRequest, ClaimResponse, LookupItem, LookupRequest, LookupResponse, Notice, NoticeEvent,
-    NoticeIds, PublishRequest, Published, RelayRequest, RelayResponse, ReleaseResponse, SecretResponse,
+    AckResponse, CacheLeaseRequest, CacheLeaseResponse, ClaimRequest, ClaimResponse, LookupItem, LookupRequest,
+    LookupResponse, Notice, NoticeEvent, NoticeIds, PublishRequest, Published, RelayRequest, RelayResponse,
+    ReleaseResponse, SecretResponse,
 };
 use keyward_contract::{AccountStatus, Jid, KeyStatus};
 use keyward_proto::{BareJid, Bundle, Error as ProtoError, SecretBlob, SecretSig, XmlElement, limits};
@@ -269,4 +270,34 @@ pub async fn ack(State(state): State<AppState>, Body(body): Body<NoticeIds>) -> 
 pub async fn release(State(state): State<AppState>, Body(body): Body<NoticeIds>) -> ApiResult<Json<ReleaseResponse>> {
     let released = store::notices::release(&state.pool, checked(&body)?).await?;
     Ok(Json(ReleaseResponse { released }))
+}
+
+/// Renews the lease of a component's answer cache and tells it which accounts to drop: those
+/// whose revocation is pending (a revocation commits only once every live cache dropped it).
+#[utoipa::path(
+    post, path = "/v0/component/cache/lease", tag = "component",
+    request_body = CacheLeaseRequest,
+    responses(
+        (status = 200, description = "The lease, renewed; drop `revoking` (or everything when `flush`)", body = CacheLeaseResponse),
+        ComponentErrors,
+    ),
+    security(("component" = []))
+)]
+pub async fn cache_lease(
+    State(state): State<AppState>,
+    Body(body): Body<CacheLeaseRequest>,
+) -> ApiResult<Json<CacheLeaseResponse>> {
+    if body.holder.is_empty() || body.holder.chars().count() > 64 || body.holder.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest("holder: 1 to 64 characters, no control characters".into()));
+    }
+    if body.seen_seq < 0 {
+        return Err(ApiError::BadRequest("seen_seq must not be negative".into()));
+    }
+    let renewal = store::leases::renew(&state.pool, &body.holder, body.seen_seq).await?;
+    Ok(Json(CacheLeaseResponse {
+        seq: renewal.seq,
+        lease_ms: i64::try_from(store::leases::LEASE.as_millis()).unwrap_or(i64::MAX),
+        revoking: renewal.revoking,
+        flush: renewal.flush,
+    }))
 }

@@ -74,7 +74,7 @@ impl Modify for BearerSchemes {
     info(title = "keyward keydir", description = "The keyward key directory: component API and admin API (see docs/keydir-api.md)."),
     paths(
         component::publish, component::secret, component::lookup, component::relay, component::claim, component::ack,
-        component::release,
+        component::release, component::cache_lease,
         admin::revoke, admin::account, admin::list, admin::audit,
         health::healthz, health::readyz,
     ),

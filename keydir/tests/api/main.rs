@@ -5,6 +5,7 @@ mod auth;
 mod component;
 mod edges;
 mod helpers;
+mod leases;
 mod migrations;
 mod offline;
 mod ops;

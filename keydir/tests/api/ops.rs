@@ -118,6 +118,7 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("POST", "/v0/component/notices/claim"),
         ("POST", "/v0/component/notices/ack"),
         ("POST", "/v0/component/notices/release"),
+        ("POST", "/v0/component/cache/lease"),
         ("POST", "/v0/admin/accounts/{jid}/revoke"),
         ("GET", "/v0/admin/accounts/{jid}"),
         ("GET", "/v0/admin/accounts"),

@@ -99,8 +99,26 @@ async fn a_revocation_whose_notice_never_came_is_learned_online(kind: ServerKind
     let stack = stack(kind).await?;
     let (alice, bob, a, b) = mutual_contacts(&stack).await?;
     b.close().await?;
-    // alice is revoked, and no notice is ever queued for it: the lost notice.
+    // alice is revoked as keydir revokes (pending first, until the component's answer cache
+    // dropped her, then the status), and no notice is ever queued for it: the lost notice.
     let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    let seq: i64 = sqlx::query_scalar("INSERT INTO revocations_pending (jid) VALUES ($1) RETURNING seq")
+        .bind(alice.jid.as_str())
+        .fetch_one(&mut db)
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM cache_leases WHERE valid_until > now() AND seen_seq < $1")
+                .bind(seq)
+                .fetch_one(&mut db)
+                .await?;
+        if waiting == 0 {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the component's cache never dropped alice");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = now(), reason = 'laptop stolen' WHERE jid = $1")
         .bind(alice.jid.as_str())
         .execute(&mut db)

@@ -6,7 +6,9 @@ use keyward_client::keyward_proto::{
     BareJid, Envelope, Fingerprint, KeyPair, Recipient, Sealed, VerifiedBundle, XmlElement,
 };
 use keyward_client::stanzas::sealed_message;
-use keyward_tests::stack::Stack;
+use keyward_tests::component::ComponentOptions;
+use keyward_tests::stack::{Stack, StackOptions};
+use keyward_tests::xmpp::ServerKind;
 use sqlx::Connection as _;
 use time::OffsetDateTime;
 use tokio_xmpp::parsers::message::Message;
@@ -32,6 +34,18 @@ pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow:
     assert_eq!(updated, 1, "the bundle row was replaced");
     db.close().await?;
     Ok(())
+}
+
+/// The whole stack as the adversary runs it. The adversary is the server side as a whole, and
+/// these tests play it by editing the directory's database: what they write must reach clients
+/// at once. So the component's answer cache is off (it keeps a well-behaved directory's answers
+/// for a while, which would only delay the edits; a hostile component answers what it likes).
+pub async fn stack(kind: ServerKind) -> anyhow::Result<Stack> {
+    crate::support::stack_with(kind, StackOptions { component: no_answer_cache, ..StackOptions::default() }).await
+}
+
+fn no_answer_cache(options: &mut ComponentOptions) {
+    options.env.push(("KEYWARD_ANSWER_CACHE_ENTRIES".to_owned(), "0".to_owned()));
 }
 
 /// Queues a `<revoked/>` notice of the adversary's making in keydir's outbox: the real component

@@ -16,8 +16,9 @@ use secrecy::SecretString;
 use sqlx::Connection as _;
 use tokio_xmpp::IqRequest;
 
+use crate::adversary::stack;
 use crate::adversary::{connect_as, now_ms};
-use crate::support::{FAST_KDF, User, stack};
+use crate::support::{FAST_KDF, User};
 
 on_both_servers!(
     the_xmpp_password_alone_cannot_replace_the_key_backup,

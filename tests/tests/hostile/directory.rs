@@ -12,8 +12,9 @@ use sqlx::Connection;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
+use crate::adversary::stack;
 use crate::adversary::swap_bundle;
-use crate::support::{User, expect, mutual_contacts, stack};
+use crate::support::{User, expect, mutual_contacts};
 use keyward_tests::on_both_servers;
 
 on_both_servers!(server_swaps_a_key, user_forges_a_key_relay, tampered_forwarded_and_replayed_ciphertext);

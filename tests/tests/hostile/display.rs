@@ -15,7 +15,8 @@ use keyward_tests::stack::Stack;
 use keyward_tests::xmpp::ServerKind;
 use tokio::process::Command;
 
-use crate::support::{User, WAIT, revoke, stack};
+use crate::adversary::stack;
+use crate::support::{User, WAIT, revoke};
 
 on_both_servers!(forged_lines_never_reach_the_terminal);
 

@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 
-use crate::support::{User, WAIT, stack};
+use crate::adversary::stack;
+use crate::support::{User, WAIT};
 
 on_both_servers!(plaintext_to_a_network_address_sends_nothing);
 

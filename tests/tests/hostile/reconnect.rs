@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::support::{User, WAIT, stack};
+use crate::adversary::stack;
+use crate::support::{User, WAIT};
 
 on_both_servers!(a_reconnect_to_a_plain_only_server_sends_no_password);
 

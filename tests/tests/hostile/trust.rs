@@ -9,8 +9,9 @@ use keyward_tests::on_both_servers;
 use keyward_tests::xmpp::ServerKind;
 use time::{Duration, OffsetDateTime};
 
+use crate::adversary::stack;
 use crate::adversary::{connect_as, mark_revoked, now_ms, queue_revoked_notice, sealed_stanza, swap_bundle};
-use crate::support::{User, expect, mutual_contacts, revoke, stack};
+use crate::support::{User, expect, mutual_contacts, revoke};
 
 on_both_servers!(
     a_changed_key_never_opens_a_message,
