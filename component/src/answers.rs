@@ -40,6 +40,8 @@ struct State {
     len: usize,
     /// Accounts whose revocation is pending, until when they are not cached.
     pending: HashMap<BareJid, Instant>,
+    /// Until when nothing is cached: after dropping everything for revocations too many to list.
+    nothing_until: Option<Instant>,
     /// Until when this cache may answer (its lease), if it has one.
     lease_until: Option<Instant>,
     /// The last pending revocation whose account this cache dropped.
@@ -86,7 +88,10 @@ impl AnswerCache {
         let jid = &item.jid;
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else { return };
-        if state.lease_until.is_none_or(|until| now >= until) || state.pending.get(jid).is_some_and(|t| now < *t) {
+        if state.lease_until.is_none_or(|until| now >= until)
+            || state.pending.get(jid).is_some_and(|t| now < *t)
+            || state.nothing_until.is_some_and(|t| now < t)
+        {
             return;
         }
         if state.len >= self.capacity {
@@ -99,6 +104,14 @@ impl AnswerCache {
         if fresh {
             state.len += 1;
         }
+    }
+
+    /// Drops every entry, and caches nothing for [`PENDING_FOR`]: the accounts being revoked
+    /// are not known one by one.
+    fn drop_all(state: &mut State, now: Instant) {
+        state.entries.clear();
+        state.len = 0;
+        state.nothing_until = Some(now + PENDING_FOR);
     }
 
     /// Drops `jid` for every requester, and keeps it out for [`PENDING_FOR`].
@@ -116,19 +129,21 @@ impl AnswerCache {
         let renewal = keydir.renew_cache_lease(&self.holder, seen_seq).await?;
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else { return Ok(()) };
-        // A lapsed lease: revocations may have been missed meanwhile (and pruned since).
-        if renewal.flush || state.lease_until.is_none_or(|until| now >= until) {
+        // Too many pending to list: drop everything, and cache nothing while they may still commit.
+        if renewal.flush {
+            Self::drop_all(&mut state, now);
+        }
+        // A lapsed lease: revocations may have been missed meanwhile (and pruned since); they have
+        // all committed by now (keydir stopped waiting for this lease), so keydir answers say so.
+        if state.lease_until.is_none_or(|until| now >= until) {
             state.entries.clear();
             state.len = 0;
         }
         for jid in renewal.revoking {
             match BareJid::parse(&jid) {
                 Ok(jid) => Self::drop_jid(&mut state, jid, now),
-                // Not a JID this cache can hold: nothing to drop, but be safe.
-                Err(_) => {
-                    state.entries.clear();
-                    state.len = 0;
-                }
+                // Not a JID this cache can hold, so none of its entries: but be safe.
+                Err(_) => Self::drop_all(&mut state, now),
             }
         }
         state.pending.retain(|_, until| now < *until);
@@ -152,5 +167,79 @@ impl AnswerCache {
                 () = tokio::time::sleep(RENEW_EVERY) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_proto::{Bundle, KeyPair};
+
+    fn jid(text: &str) -> BareJid {
+        BareJid::parse(text).expect("valid")
+    }
+
+    fn active(of: &BareJid) -> KeyItem {
+        let bundle = Bundle::sign(&KeyPair::generate().expect("rng"), of.clone(), 1_764_150_000).into_bundle();
+        KeyItem { jid: of.clone(), status: KeyStatus::Active, bundle: Some(bundle) }
+    }
+
+    fn leased(cache: &AnswerCache) {
+        cache.state.lock().expect("lock").lease_until = Some(Instant::now() + Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_are_answered_only_under_a_lease_and_for_their_requester() {
+        let cache = AnswerCache::new(10);
+        let (alice, bob, carol) = (jid("alice@example.test"), jid("bob@example.test"), jid("carol@example.test"));
+        cache.put(&bob, &active(&alice));
+        assert!(cache.get(&bob, &alice).is_none(), "no lease, nothing cached");
+        leased(&cache);
+        cache.put(&bob, &active(&alice));
+        assert!(cache.get(&bob, &alice).is_some());
+        assert!(cache.get(&carol, &alice).is_none(), "carol's edge is not bob's");
+        cache.state.lock().expect("lock").lease_until = Some(Instant::now());
+        assert!(cache.get(&bob, &alice).is_none(), "a lease that ran out answers nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_account_or_a_flush_keeps_answers_out() {
+        let cache = AnswerCache::new(10);
+        let (alice, bob) = (jid("alice@example.test"), jid("bob@example.test"));
+        leased(&cache);
+        cache.put(&bob, &active(&alice));
+        {
+            let mut state = cache.state.lock().expect("lock");
+            AnswerCache::drop_jid(&mut state, alice.clone(), Instant::now());
+        }
+        assert!(cache.get(&bob, &alice).is_none(), "dropped");
+        cache.put(&bob, &active(&alice));
+        assert!(cache.get(&bob, &alice).is_none(), "an answer from before the commit does not come back");
+        tokio::time::advance(PENDING_FOR).await;
+        leased(&cache);
+        cache.put(&bob, &active(&alice));
+        assert!(cache.get(&bob, &alice).is_some(), "after the pending window, cached again");
+        {
+            let mut state = cache.state.lock().expect("lock");
+            AnswerCache::drop_all(&mut state, Instant::now());
+        }
+        cache.put(&bob, &active(&alice));
+        assert!(cache.get(&bob, &alice).is_none(), "after a flush nothing is cached for a while");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_cache_starts_again_and_a_zero_capacity_cache_is_off() {
+        let cache = AnswerCache::new(2);
+        leased(&cache);
+        let bob = jid("bob@example.test");
+        for n in 0..3 {
+            cache.put(&bob, &active(&jid(&format!("user{n}@example.test"))));
+        }
+        assert_eq!(cache.state.lock().expect("lock").len, 1, "emptied when full, then one added");
+        let off = AnswerCache::new(0);
+        leased(&off);
+        off.put(&bob, &active(&jid("alice@example.test")));
+        assert!(off.get(&bob, &jid("alice@example.test")).is_none());
+        assert!(!off.enabled());
     }
 }
