@@ -277,9 +277,15 @@ impl From<KnownHeld> for Known {
     }
 }
 
+/// Whether answering an account to `requester` hands out a key that must be recorded as held:
+/// an active bundle that is not the requester's own. The one rule for lookups and group commit.
+pub(super) fn hands_out_key(status: Status, has_bundle: bool, jid: &str, requester: &BareJid) -> bool {
+    status == Status::Active && has_bundle && jid != requester.as_str()
+}
+
 /// Whether answering `row` to `requester` gives it a key it does not hold yet (a new holder edge).
 fn gives_new_key(row: &KnownHeld, requester: &BareJid) -> bool {
-    row.status == Status::Active && row.bundle.is_some() && row.jid != requester.as_str() && !row.held
+    !row.held && hands_out_key(row.status, row.bundle.is_some(), &row.jid, requester)
 }
 
 /// Looks up accounts and records that `requester` holds each active bundle returned.

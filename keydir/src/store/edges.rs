@@ -8,8 +8,7 @@
 //! answering each only after the commit. Batches form by themselves under load (the lookups that
 //! arrive while a commit is in flight), so a lone lookup waits for nothing.
 
-use super::Status;
-use super::accounts::{Known, insert_edges, share_known};
+use super::accounts::{Known, hands_out_key, insert_edges, share_known};
 use crate::problem::{ApiError, ApiResult};
 use keyward_proto::BareJid;
 use prometheus::Counter;
@@ -100,11 +99,6 @@ async fn work(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>, metrics: Edg
     }
 }
 
-/// Whether `row`, answered to `requester`, hands out a key that must be recorded as held.
-fn held_after(row: &Known, requester: &BareJid) -> bool {
-    row.status == Status::Active && row.bundle.is_some() && row.jid != requester.as_str()
-}
-
 /// One transaction for the whole batch: the accounts of every job read `FOR SHARE` (in JID
 /// order), every job's edges inserted (in `(jid, holder)` order, so that concurrent batches and
 /// keydir replicas never deadlock), then the commit. Returns each job's rows, in job order.
@@ -116,7 +110,7 @@ async fn commit(pool: &PgPool, batch: &[Job]) -> ApiResult<Vec<Vec<Known>>> {
     let mut edges: BTreeSet<(&str, &str)> = BTreeSet::new();
     for job in batch {
         for row in rows.iter().filter(|row| job.wanted.binary_search(&row.jid).is_ok()) {
-            if held_after(row, &job.requester) {
+            if hands_out_key(row.status, row.bundle.is_some(), &row.jid, &job.requester) {
                 edges.insert((row.jid.as_str(), job.requester.as_str()));
             }
         }
