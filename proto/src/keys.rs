@@ -86,6 +86,9 @@ impl fmt::Debug for EncryptionPublic {
 pub struct KeyPair {
     identity: SigningKey,
     encryption: x25519_dalek::StaticSecret,
+    /// Derived once: each is a scalar multiplication or a hash, needed by every seal and open.
+    encryption_public: x25519_dalek::PublicKey,
+    fingerprint: Fingerprint,
 }
 
 impl KeyPair {
@@ -104,7 +107,11 @@ impl KeyPair {
 
     /// Rebuilds keys from the 32 byte Ed25519 seed and the 32 byte X25519 secret.
     pub fn from_secret_bytes(ik_seed: &[u8; 32], ek_secret: &[u8; 32]) -> Self {
-        Self { identity: SigningKey::from_bytes(ik_seed), encryption: x25519_dalek::StaticSecret::from(*ek_secret) }
+        let identity = SigningKey::from_bytes(ik_seed);
+        let encryption = x25519_dalek::StaticSecret::from(*ek_secret);
+        let encryption_public = x25519_dalek::PublicKey::from(&encryption);
+        let fingerprint = Fingerprint::of_identity_key(identity.verifying_key().as_bytes());
+        Self { identity, encryption, encryption_public, fingerprint }
     }
 
     /// The Ed25519 seed and X25519 secret, in a buffer zeroized on drop.
@@ -122,12 +129,12 @@ impl KeyPair {
 
     /// The encryption public key.
     pub fn encryption_public(&self) -> EncryptionPublic {
-        EncryptionPublic(x25519_dalek::PublicKey::from(&self.encryption))
+        EncryptionPublic(self.encryption_public)
     }
 
     /// The fingerprint of this account.
     pub fn fingerprint(&self) -> Fingerprint {
-        self.identity_public().fingerprint()
+        self.fingerprint
     }
 
     /// Signs `message` with the identity key.

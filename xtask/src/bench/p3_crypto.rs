@@ -70,8 +70,9 @@ pub(crate) fn run(quick: bool) -> Result<Section> {
         method: format!(
             "criterion's median time of `Sealed::seal` (plus `to_xml`) and of `Sealed::parse` plus `open` (with a replay \
              cache), against the sum of the primitives they use in the same bench binary (`raw_seal`: one Ed25519 \
-             signature, one XSalsa20-Poly1305 of the body, per recipient (and the sender's own copy) one X25519, one \
-             HKDF and one AEAD of the 32-byte key; `raw_open`: one X25519, HKDF, AEAD and Ed25519 verification), \
+             signature, one XSalsa20-Poly1305 of the body, one X25519 public key (the ephemeral one), per recipient \
+             (and the sender's own copy) one X25519, one HKDF and one AEAD of the 32-byte key; `raw_open`: one \
+             X25519, one HKDF, the AEAD of the 32-byte key and of the body, one Ed25519 verification), \
              from `proto/benches/crypto.rs` (`cargo bench -p keyward-proto --bench crypto -- --quick{}`; bench \
              profile, took {:.0} s including the build). \"n rcpt\" = n recipients besides the sender's own copy.",
             if quick { " --warm-up-time 1 --measurement-time 2" } else { "" },
