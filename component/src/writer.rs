@@ -61,31 +61,53 @@ async fn write(socket: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Most bytes gathered from the queue into one write.
+const COALESCE_MAX: usize = 64 * 1024;
+
 /// Writes what is queued until asked to close (or every outbox is dropped), sending a
-/// whitespace keepalive after `keepalive` of silence.
+/// whitespace keepalive after `keepalive` of silence. Stanzas queued together go out in one
+/// write (up to [`COALESCE_MAX`]): one segment for the server to read instead of one each.
 pub async fn run(mut socket: OwnedWriteHalf, mut queue: WriterQueue, keepalive: Duration) -> Result<()> {
     loop {
         match tokio::time::timeout(keepalive, queue.0.recv()).await {
             Err(_) => write(&mut socket, b" ").await?,
             Ok(Some(Outgoing::Stanza { xml, written })) => {
-                write(&mut socket, xml.as_bytes()).await?;
-                if let Some(written) = written {
+                let mut bytes = xml;
+                let mut waiting: Vec<oneshot::Sender<()>> = written.into_iter().collect();
+                let mut close = None;
+                while bytes.len() < COALESCE_MAX {
+                    match queue.0.try_recv() {
+                        Ok(Outgoing::Stanza { xml, written }) => {
+                            bytes.push_str(&xml);
+                            waiting.extend(written);
+                        }
+                        Ok(Outgoing::Close(error)) => {
+                            close = Some(error);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write(&mut socket, bytes.as_bytes()).await?;
+                for written in waiting {
                     let _ = written.send(());
                 }
+                if let Some(error) = close {
+                    return finish(socket, error).await;
+                }
             }
-            Ok(Some(Outgoing::Close(error))) => {
-                let end = error.map_or_else(|| encode::CLOSE.to_owned(), encode::stream_error);
-                let _ = write(&mut socket, end.as_bytes()).await;
-                let _ = socket.shutdown().await;
-                return Ok(());
-            }
-            Ok(None) => {
-                let _ = write(&mut socket, encode::CLOSE.as_bytes()).await;
-                let _ = socket.shutdown().await;
-                return Ok(());
-            }
+            Ok(Some(Outgoing::Close(error))) => return finish(socket, error).await,
+            Ok(None) => return finish(socket, None).await,
         }
     }
+}
+
+/// Ends the stream (with a stream error, if any) and shuts the socket down.
+async fn finish(mut socket: OwnedWriteHalf, error: Option<StreamCondition>) -> Result<()> {
+    let end = error.map_or_else(|| encode::CLOSE.to_owned(), encode::stream_error);
+    let _ = write(&mut socket, end.as_bytes()).await;
+    let _ = socket.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,5 +133,25 @@ mod tests {
         server.read_to_string(&mut seen).await.expect("read");
         assert_eq!(seen, "<iq id='1'/> <message/></stream:stream>");
         assert!(!outbox.send(&Element::new("message", crate::stream::NS_COMPONENT)).await);
+    }
+
+    #[tokio::test]
+    async fn stanzas_queued_together_go_out_in_order_before_the_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let (_read, write_half) = client.into_split();
+        let (outbox, queue) = channel(512);
+        for n in 0..300 {
+            let id = format!("{n}-{}", "x".repeat(300));
+            assert!(outbox.send(&Element::new("iq", crate::stream::NS_COMPONENT).attr("id", id.as_str())).await);
+        }
+        outbox.close(Some(StreamCondition::ConnectionTimeout)).await;
+        run(write_half, queue, Duration::from_secs(60)).await.expect("clean");
+        let mut seen = String::new();
+        server.read_to_string(&mut seen).await.expect("read");
+        let expected: String = (0..300).map(|n| format!("<iq id='{n}-{}'/>", "x".repeat(300))).collect();
+        assert!(seen.starts_with(&expected), "every stanza, in order, more than one write's worth");
+        assert!(seen[expected.len()..].contains("connection-timeout"), "then the close: {}", &seen[expected.len()..]);
     }
 }

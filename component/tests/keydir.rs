@@ -379,11 +379,17 @@ async fn a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_t
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The stream breaks before the answer comes: the component hands the batch back.
+    // The stream breaks before the answer comes: the component hands the batch back. (Maybe
+    // twice: the release wakes a claim the component made while the stream still looked up,
+    // and that batch meets the broken stream too.)
     drop(gate);
     stack
         .component()
-        .wait_for_metrics("a release", |l| l == "keyward_component_notices_released_total 1")
+        .wait_for_metrics("a release", |l| {
+            l.strip_prefix("keyward_component_notices_released_total ")
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 1)
+        })
         .await
         .expect("the batch was released");
     assert_eq!(notices_pending(&stack).await, 1.0);
