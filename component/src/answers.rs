@@ -123,12 +123,13 @@ impl AnswerCache {
     }
 
     /// Renews the lease once: acts on what keydir says must be dropped, then extends the lease.
-    async fn renew(&self, keydir: &KeydirClient) -> crate::error::Result<()> {
+    /// True when keydir named revocations not reported yet (the next renewal reports them).
+    async fn renew(&self, keydir: &KeydirClient) -> crate::error::Result<bool> {
         let asked = Instant::now();
         let seen_seq = self.state.lock().map(|s| s.seen_seq).unwrap_or(0);
         let renewal = keydir.renew_cache_lease(&self.holder, seen_seq).await?;
         let now = Instant::now();
-        let Ok(mut state) = self.state.lock() else { return Ok(()) };
+        let Ok(mut state) = self.state.lock() else { return Ok(false) };
         // Too many pending to list: drop everything, and cache nothing while they may still commit.
         if renewal.flush {
             Self::drop_all(&mut state, now);
@@ -147,20 +148,24 @@ impl AnswerCache {
             }
         }
         state.pending.retain(|_, until| now < *until);
+        let advanced = renewal.seq > state.seen_seq;
         state.seen_seq = state.seen_seq.max(renewal.seq);
         let lease = Duration::from_millis(u64::try_from(renewal.lease_ms).unwrap_or(0));
         state.lease_until = lease.checked_sub(MARGIN).map(|usable| asked + usable);
-        Ok(())
+        Ok(advanced)
     }
 
-    /// Renews the lease every [`RENEW_EVERY`] until `stop`.
+    /// Renews the lease every [`RENEW_EVERY`] until `stop`; at once again after dropping
+    /// revoked accounts, so that the revocations waiting for this cache learn it without delay.
     pub async fn keep_lease(&self, keydir: KeydirClient, stop: CancellationToken) {
         if !self.enabled() {
             return;
         }
         loop {
-            if let Err(err) = self.renew(&keydir).await {
-                tracing::debug!(cause = %err, "answer cache lease not renewed");
+            match self.renew(&keydir).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => tracing::debug!(cause = %err, "answer cache lease not renewed"),
             }
             tokio::select! {
                 () = stop.cancelled() => return,
