@@ -197,20 +197,37 @@ fn is_xml_char(c: char) -> bool {
 /// XML cannot carry at all (most control characters) become U+FFFD, so that whatever a
 /// value holds, the output stays well-formed and a server will not drop the stream.
 fn push_escaped(out: &mut String, text: &str, in_attr: bool) {
-    for c in text.chars() {
-        match c {
-            '\n' if in_attr => out.push_str("&#10;"),
-            '\t' if in_attr => out.push_str("&#9;"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            '\r' => out.push_str("&#13;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
+    let bytes = text.as_bytes();
+    // `text[start..i]` is copied as it is when a character needs writing otherwise.
+    let (mut start, mut i) = (0, 0);
+    while let Some(&b) = bytes.get(i) {
+        // The common case, printable ASCII that needs no reference, costs one test.
+        if (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'\'' | b'"') {
+            i += 1;
+            continue;
         }
+        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else { break };
+        let replacement = match c {
+            '\n' if in_attr => "&#10;",
+            '\t' if in_attr => "&#9;",
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '\'' => "&apos;",
+            '"' => "&quot;",
+            '\r' => "&#13;",
+            c if is_xml_char(c) => {
+                i += c.len_utf8();
+                continue;
+            }
+            _ => "\u{FFFD}",
+        };
+        out.push_str(text.get(start..i).unwrap_or_default());
+        out.push_str(replacement);
+        i += c.len_utf8();
+        start = i;
     }
+    out.push_str(text.get(start..).unwrap_or_default());
 }
 
 struct Parser<'i, 'l> {
@@ -319,7 +336,12 @@ impl Parser<'_, '_> {
 
 /// Refuses characters that XML 1.0 does not allow (NUL and most control characters).
 fn check_chars(text: &str) -> Result<&str> {
-    if text.chars().all(is_xml_char) { Ok(text) } else { Err(Error::Xml("character not allowed in XML".into())) }
+    // Printable ASCII (nearly all of it: base64) is checked bytewise first.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) || text.chars().all(is_xml_char) {
+        Ok(text)
+    } else {
+        Err(Error::Xml("character not allowed in XML".into()))
+    }
 }
 
 /// Resolves the five predefined entities; any other entity is refused.

@@ -58,6 +58,20 @@ proptest! {
     }
 
     #[test]
+    fn any_text_and_attribute_survive_writing_and_parsing(text in any::<String>(), value in any::<String>()) {
+        // Characters XML cannot carry are written as U+FFFD; everything else comes back as it was.
+        let carried = |s: &str| -> String {
+            s.chars()
+                .map(|c| if matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..) { c } else { '\u{FFFD}' })
+                .collect()
+        };
+        let element = Element::new("a", "urn:x").attr("v", value.as_str()).text(text.as_str());
+        let parsed = Element::parse(element.to_xml().as_bytes(), &ParseLimits::STANZA).expect("parses");
+        prop_assert_eq!(parsed.get_attr("v").map(str::to_owned), Some(carried(&value)));
+        prop_assert_eq!(parsed.get_text().to_owned(), carried(&text));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = Element::parse(&bytes, &ParseLimits::STANZA);
         let _ = Bundle::parse(&bytes);
