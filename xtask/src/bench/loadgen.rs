@@ -81,6 +81,12 @@ impl Session {
         Ok(Self { index, wire, next_id: 1, sent: HashMap::new() })
     }
 
+    /// Sends one IQ (no other in flight) and returns the element that answers it.
+    pub(crate) async fn ask(&mut self, iq: &str) -> Result<String> {
+        self.wire.send(iq).await?;
+        until_named(&mut self.wire, "iq").await
+    }
+
     /// Keeps `window` IQs of `target` unanswered until `until`; the tally holds the answers that
     /// came before `until`. Answers still on the way are then awaited, not counted.
     pub(crate) async fn drive(&mut self, target: &IqTarget, window: usize, until: Instant) -> Result<Tally> {

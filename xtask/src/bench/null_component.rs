@@ -1,4 +1,4 @@
-//! The null XEP-0114 component: it answers every IQ with an empty result at once, the anchor for lookups through the component.
+//! The null XEP-0114 component: it answers every IQ at once with a fixed result (empty, or a canned payload), the anchor for lookups through the component.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -17,8 +17,9 @@ pub(crate) fn handshake_digest(stream_id: &str, secret: &str) -> String {
     hex::encode(Sha1::digest(format!("{stream_id}{secret}").as_bytes()))
 }
 
-/// The answer to one IQ start tag, or `None` for anything but a get or set.
-pub(crate) fn answer(tag: &str) -> Option<String> {
+/// The answer to one IQ start tag, carrying `payload` (empty: an empty result), or `None`
+/// for anything but a get or set.
+pub(crate) fn answer(tag: &str, payload: &str) -> Option<String> {
     let kind = attr(tag, "type")?;
     if kind != "get" && kind != "set" {
         return None;
@@ -29,7 +30,11 @@ pub(crate) fn answer(tag: &str) -> Option<String> {
             let _ = write!(out, " {key}='{value}'");
         }
     }
-    out.push_str("/>");
+    if payload.is_empty() {
+        out.push_str("/>");
+    } else {
+        let _ = write!(out, ">{payload}</iq>");
+    }
     Some(out)
 }
 
@@ -45,10 +50,11 @@ impl Drop for NullComponent {
 }
 
 impl NullComponent {
-    /// Connects to the server's component port as `jid`, handshakes, and answers from then on.
-    pub(crate) async fn start(addr: SocketAddr, jid: &str, secret: &str) -> Result<Self> {
+    /// Connects to the server's component port as `jid`, handshakes, and answers every IQ
+    /// with `payload` from then on.
+    pub(crate) async fn start(addr: SocketAddr, jid: &str, secret: &str, payload: String) -> Result<Self> {
         let wire = connect(addr, jid, secret).await?;
-        let task = tokio::spawn(serve(wire));
+        let task = tokio::spawn(serve(wire, payload));
         Ok(Self { task })
     }
 }
@@ -75,13 +81,13 @@ pub(crate) async fn connect(addr: SocketAddr, jid: &str, secret: &str) -> Result
     Ok(wire)
 }
 
-async fn serve(mut wire: Wire) -> Result<()> {
+async fn serve(mut wire: Wire, payload: String) -> Result<()> {
     let mut out = String::new();
     loop {
         wire.fill(Duration::from_secs(3600)).await?;
         wire.drain(|name, tag| {
             if name == "iq"
-                && let Some(reply) = answer(tag)
+                && let Some(reply) = answer(tag, &payload)
             {
                 out.push_str(&reply);
             }
@@ -107,12 +113,16 @@ mod tests {
     #[test]
     fn answers_gets_and_sets_with_an_empty_result() {
         assert_eq!(
-            answer("iq type='get' id='5' from='a@b/c' to='null.b'").as_deref(),
+            answer("iq type='get' id='5' from='a@b/c' to='null.b'", "").as_deref(),
             Some("<iq type='result' id='5' to='a@b/c' from='null.b'/>")
         );
-        assert_eq!(answer("iq type='set' id='x'").as_deref(), Some("<iq type='result' id='x'/>"));
-        assert_eq!(answer("iq type='result' id='5'"), None);
-        assert_eq!(answer("iq type='error' id='5'"), None);
-        assert_eq!(answer("iq id='5'"), None);
+        assert_eq!(
+            answer("iq type='get' id='5' from='a@b/c' to='null.b'", "<keys/>").as_deref(),
+            Some("<iq type='result' id='5' to='a@b/c' from='null.b'><keys/></iq>")
+        );
+        assert_eq!(answer("iq type='set' id='x'", "").as_deref(), Some("<iq type='result' id='x'/>"));
+        assert_eq!(answer("iq type='result' id='5'", ""), None);
+        assert_eq!(answer("iq type='error' id='5'", ""), None);
+        assert_eq!(answer("iq id='5'", ""), None);
     }
 }

@@ -15,11 +15,24 @@ use super::setup::BenchStack;
 use super::stats::{Aim, Summary, Tally};
 
 /// A `keys` lookup of one other published account, addressed to `to`.
-fn keys_iq(to: &str, domain: &str, users: &[String], session: usize, id: u64) -> String {
+pub(crate) fn keys_iq(to: &str, domain: &str, users: &[String], session: usize, id: u64) -> String {
     let n = users.len().max(2);
     let other = (session + 1 + (id as usize % (n - 1))) % n;
     let user = users.get(other).map_or("nobody", String::as_str);
     format!("<iq type='get' id='{id}' to='{to}'><keys xmlns='urn:keyward:0'><item jid='{user}@{domain}'/></keys></iq>")
+}
+
+/// What an IQ result carries inside `<iq>`: empty for `<iq …/>`; `None` for anything but a result.
+pub(crate) fn result_payload(answer: &str) -> Option<String> {
+    let open_end = answer.find('>')?;
+    let start = &answer[..open_end];
+    if super::framing::attr(start, "type") != Some("result") {
+        return None;
+    }
+    if start.ends_with('/') {
+        return Some(String::new());
+    }
+    Some(answer[open_end + 1..].strip_suffix("</iq>")?.to_owned())
 }
 
 /// The lookup through the keyward component, as [`IqTarget`].
@@ -35,6 +48,13 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
         let (to, domain, users) = (bench.null_jid.clone(), bench.stack.domain().to_owned(), bench.users.clone());
         IqTarget { name: "null component".into(), make: Arc::new(move |s, id| keys_iq(&to, &domain, &users, s, id)) }
     };
+    let sized = {
+        let (to, domain, users) = (bench.sized_jid.clone(), bench.stack.domain().to_owned(), bench.users.clone());
+        IqTarget {
+            name: "null component, same-size answer".into(),
+            make: Arc::new(move |s, id| keys_iq(&to, &domain, &users, s, id)),
+        }
+    };
     let ping = {
         let domain = bench.stack.domain().to_owned();
         IqTarget {
@@ -44,7 +64,7 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
             }),
         }
     };
-    let targets = [lookup_target(bench), null, ping];
+    let targets = [lookup_target(bench), null, sized, ping];
     let mut sessions = bench.sessions().await?;
     let probe = server_probe(bench)?;
     // A short warm-up of every target, not counted.
@@ -53,11 +73,14 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
     let cpu_table = cpu_per_iq(&targets, &mut tallies);
     let summaries: Vec<(String, Summary)> =
         targets.iter().zip(tallies).map(|(t, mut tally)| (t.name.clone(), tally.summary())).collect();
-    let [keyward, null, ping] = [&summaries[0].1, &summaries[1].1, &summaries[2].1];
+    let [keyward, null, sized, ping] = [&summaries[0].1, &summaries[1].1, &summaries[2].1, &summaries[3].1];
+    let same = "null component, same-size answer";
     let rows = vec![
         row("throughput", "iq/s", keyward.per_sec, "null component", null.per_sec, Aim::RatioAtLeast(0.9)),
         row_opt("p99 latency", keyward.p99_ms, "null component", null.p99_ms, Aim::RatioAtMost(1.2)),
         row_opt("p50 latency", keyward.p50_ms, "null component", null.p50_ms, Aim::None),
+        row("throughput", "iq/s", keyward.per_sec, same, sized.per_sec, Aim::None),
+        row_opt("p99 latency", keyward.p99_ms, same, sized.p99_ms, Aim::None),
         row("throughput", "iq/s", keyward.per_sec, "Prosody ping", ping.per_sec, Aim::None),
         row_opt("p99 latency", keyward.p99_ms, "Prosody ping", ping.p99_ms, Aim::None),
     ];
@@ -69,13 +92,16 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
             "{} c2s sessions (SASL PLAIN, loopback), each keeping {} IQs in flight. Targets in turn, {} rounds of {:.0} s \
              slots each (after a {:.0} s warm-up of each): a `keys` get of one published account to the keyward \
              component (Prosody → component → keydir → Postgres, the bundle verified by the component), the same \
-             IQ to the null component (answers every IQ at once), and an XEP-0199 ping to the server itself. \
+             IQ to the null component (answers every IQ at once with an empty result), the same IQ to a second \
+             null component that answers every IQ at once with the bytes of one real keyward answer ({} bytes: the \
+             server's own cost of routing an answer that size), and an XEP-0199 ping to the server itself. \
              Latency: from writing the IQ to reading its answer.",
             bench.users.len(),
             plan.window,
             plan.rounds,
             plan.slot.as_secs_f64(),
-            plan.warmup.as_secs_f64()
+            plan.warmup.as_secs_f64(),
+            bench.sized_payload_len,
         ),
         rows,
         detail: format!("{}\n{cpu_table}", targets_table("iq/s", &summaries)),
@@ -123,6 +149,13 @@ fn row_opt(what: &str, keyward: Option<f64>, anchor: &str, value: Option<f64>, a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payload_of_a_result_is_what_the_iq_holds() {
+        assert_eq!(result_payload("<iq type='result' id='1'/>").as_deref(), Some(""));
+        assert_eq!(result_payload("<iq id='1' type='result'><keys/></iq>").as_deref(), Some("<keys/>"));
+        assert_eq!(result_payload("<iq type='error' id='1'><error/></iq>"), None);
+    }
 
     #[test]
     fn lookups_go_round_the_other_accounts() {

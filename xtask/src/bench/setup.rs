@@ -11,6 +11,7 @@ use keyward_tests::xmpp::{ServerKind, ServerOptions};
 
 use super::loadgen::Session;
 use super::null_component::NullComponent;
+use super::p1_lookups::{keys_iq, result_payload};
 
 /// A bench account's password (the same rule as the chaos load's accounts).
 pub(crate) fn password(local: &str) -> String {
@@ -28,6 +29,10 @@ pub(crate) struct BenchStack {
     /// A second bare component, P4's anchor, and its secret.
     pub(crate) bare: (String, String),
     pub(crate) _null: NullComponent,
+    /// The null component answering with a real keyward answer's bytes, and that answer's length.
+    pub(crate) sized_jid: String,
+    pub(crate) sized_payload_len: usize,
+    _sized: NullComponent,
     /// The accounts that published keys (local parts), also the load's users.
     pub(crate) users: Vec<String>,
     _accounts: tempfile::TempDir,
@@ -68,9 +73,10 @@ impl BenchStack {
         .context("starting keydir")?;
         let null_jid = "null.example.test".to_owned();
         let bare_jid = "bare.example.test".to_owned();
+        let sized_jid = "sized.example.test".to_owned();
         let server = ServerOptions {
             registration: true,
-            extra_components: vec![null_jid.clone(), bare_jid.clone()],
+            extra_components: vec![null_jid.clone(), bare_jid.clone(), sized_jid.clone()],
             ..Default::default()
         };
         let options = StackOptions {
@@ -84,7 +90,7 @@ impl BenchStack {
         let stack = Stack::start(ServerKind::Prosody, options).await.context("starting Prosody and the component")?;
         let secret = stack.xmpp().options().extra_component_secret(&null_jid);
         let bare = (bare_jid.clone(), stack.xmpp().options().extra_component_secret(&bare_jid));
-        let null = NullComponent::start(stack.xmpp().extra_component_addr(), &null_jid, &secret)
+        let null = NullComponent::start(stack.xmpp().extra_component_addr(), &null_jid, &secret, String::new())
             .await
             .context("starting the null component")?;
         let accounts = keyward_tests::temp_dir("keyward-bench-accounts-")?;
@@ -96,6 +102,20 @@ impl BenchStack {
             crate::load::create(&account).await.with_context(|| format!("publishing {local}"))?;
             names.push(local);
         }
+        // One real answer, for the null component that answers with the same bytes.
+        let first = names.first().context("no published account")?;
+        let mut asker = Session::login(0, stack.c2s_addr(), stack.domain(), first, &password(first)).await?;
+        let answer = asker.ask(&keys_iq(stack.component_jid(), stack.domain(), &names, 0, 1)).await?;
+        let payload =
+            result_payload(&answer).with_context(|| format!("the component did not answer a lookup: {answer}"))?;
+        if !payload.contains("<keys") {
+            bail!("the component's answer to a lookup holds no keys: {answer}");
+        }
+        let sized_payload_len = payload.len();
+        let sized_secret = stack.xmpp().options().extra_component_secret(&sized_jid);
+        let sized = NullComponent::start(stack.xmpp().extra_component_addr(), &sized_jid, &sized_secret, payload)
+            .await
+            .context("starting the same-size null component")?;
         Ok(Self {
             stack,
             keydir,
@@ -105,6 +125,9 @@ impl BenchStack {
             null_jid,
             bare,
             _null: null,
+            sized_jid,
+            sized_payload_len,
+            _sized: sized,
             users: names,
             _accounts: accounts,
         })
