@@ -88,13 +88,18 @@ pub struct Sealed {
 }
 
 /// Pads a body to a multiple of 64 bytes: `u32be(len) || body || zeros`.
-fn pad(body: &[u8]) -> Zeroizing<Vec<u8>> {
-    let len = (4 + body.len()).div_ceil(PAD_BLOCK) * PAD_BLOCK;
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
+/// The length of `body` once padded: its u32 length, itself, and zeros to a whole block.
+fn padded_len(body: &[u8]) -> usize {
+    (4 + body.len()).div_ceil(PAD_BLOCK) * PAD_BLOCK
+}
+
+/// Appends `lp(pad(body))`: written in place, so the plaintext is not copied into a buffer of its own.
+fn put_padded(out: &mut Vec<u8>, body: &[u8]) {
+    let len = padded_len(body);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(body);
-    out.resize(len, 0);
-    out
+    out.resize(out.len() + len - 4 - body.len(), 0);
 }
 
 fn unpad(padded: &[u8]) -> Result<&[u8]> {
@@ -147,13 +152,23 @@ impl Envelope {
     #[doc(hidden)]
     pub fn to_inner(&self) -> Result<Zeroizing<Vec<u8>>> {
         check_limits(self)?;
-        let mut inner = Zeroizing::new(Vec::new());
+        // Sized once, with room for the signature: a growing vector would leave copies of
+        // the plaintext behind in freed memory, which `Zeroizing` does not reach.
+        let capacity = DOMAIN.len()
+            + 4 * 4
+            + self.from.as_str().len()
+            + self.to.as_str().len()
+            + 8
+            + self.msg_id.len()
+            + padded_len(self.body.as_bytes())
+            + 64;
+        let mut inner = Zeroizing::new(Vec::with_capacity(capacity));
         inner.extend_from_slice(DOMAIN);
         put_lp(&mut inner, self.from.as_str().as_bytes());
         put_lp(&mut inner, self.to.as_str().as_bytes());
         inner.extend_from_slice(&self.ts_ms.to_be_bytes());
         put_lp(&mut inner, self.msg_id.as_bytes());
-        put_lp(&mut inner, &pad(self.body.as_bytes()));
+        put_padded(&mut inner, self.body.as_bytes());
         Ok(inner)
     }
 

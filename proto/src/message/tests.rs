@@ -141,10 +141,18 @@ fn padding_hides_length_within_64_bytes() {
     assert_eq!(seal("").ct.len(), seal(&"x".repeat(60)).ct.len());
     assert!(seal(&"x".repeat(61)).ct.len() > seal(&"x".repeat(60)).ct.len());
     assert!(unpad(&[0, 0, 0, 1, b'a']).is_err(), "not a multiple of 64");
-    let mut extra = pad(b"abc").to_vec();
+    // `put_padded` writes lp(pad(body)): the padded field follows its 4-byte length.
+    let padded = |body: &[u8]| {
+        let mut out = Vec::new();
+        put_padded(&mut out, body);
+        out.split_off(4)
+    };
+    assert_eq!(unpad(&padded(b"abc")).expect("well padded"), b"abc");
+    assert_eq!(padded(b"abc").len(), 64);
+    let mut extra = padded(b"abc");
     extra.extend_from_slice(&[0; 64]);
     assert!(unpad(&extra).is_err(), "more padding than needed");
-    let mut dirty = pad(b"abc").to_vec();
+    let mut dirty = padded(b"abc");
     dirty[63] = 1;
     assert!(unpad(&dirty).is_err(), "non-zero padding");
 }
