@@ -38,9 +38,16 @@ pub async fn revoke(
         return Err(ApiError::BadRequest("reason must not contain control characters".into()));
     }
     // No component cache may answer `active` once the revocation committed: record it as
-    // pending, wait until every live cache dropped the account, then commit.
-    let pending = store::leases::mark_pending(&state.pool, jid.as_str()).await?;
-    store::leases::wait_for_caches(&state.pool, pending).await?;
+    // pending, wait until every live cache dropped the account, then commit. An unknown
+    // account or one already revoked is in no cache as active: answered without the wait.
+    match store::admin::status(&state.pool, &jid).await? {
+        None => return Err(ApiError::NotFound("no such account".into())),
+        Some(store::Status::Revoked) => {}
+        Some(store::Status::Active) => {
+            let pending = store::leases::mark_pending(&state.pool, jid.as_str()).await?;
+            store::leases::wait_for_caches(&state.pool, pending).await?;
+        }
+    }
     let revocation = store::admin::revoke(&state.pool, &jid, &reason).await?;
     if revocation.changed {
         state.metrics.revocations.inc();

@@ -156,6 +156,14 @@ pub struct AccountRow {
     pub holders: i64,
 }
 
+/// The status of one account, if it exists.
+#[instrument(skip(pool), fields(jid = %jid))]
+pub async fn status(pool: &PgPool, jid: &BareJid) -> ApiResult<Option<Status>> {
+    Ok(sqlx::query_scalar!(r#"SELECT status AS "status: Status" FROM accounts WHERE jid = $1"#, jid.as_str())
+        .fetch_optional(pool)
+        .await?)
+}
+
 /// One account.
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {

@@ -60,6 +60,27 @@ async fn a_revocation_waits_until_every_live_cache_dropped_the_account() {
 }
 
 #[tokio::test]
+async fn revoking_an_unknown_or_already_revoked_account_marks_nothing_pending() {
+    let app = TestApp::spawn().await;
+    app.account("alice@example.test").await;
+    // No lease yet: the first revocation commits without waiting.
+    assert_eq!(app.revoke("alice@example.test", "stolen").await.status, StatusCode::OK);
+    let seq = renew(&app, "cache-a", 0).await["seq"].as_i64().expect("seq");
+    assert!(seq > 0, "the first revocation was marked pending");
+
+    // With a live lease that would hold a pending revocation, neither of these waits for it:
+    // nothing new is pending, which the next renewal shows.
+    let unknown = app.revoke("nobody@example.test", "stolen").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{unknown:?}");
+    let again = app.revoke("alice@example.test", "stolen again").await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.body["changed"], false);
+    let renewal = renew(&app, "cache-a", seq).await;
+    assert_eq!(renewal["seq"].as_i64(), Some(seq), "{renewal}");
+    assert_eq!(renewal["revoking"], json!([]));
+}
+
+#[tokio::test]
 async fn a_cache_that_stops_renewing_holds_a_revocation_only_until_its_lease_ends() {
     let app = TestApp::spawn().await;
     app.account("bob@example.test").await;
