@@ -100,7 +100,7 @@ impl Ejabberd {
             r#"# keyward test fixture
 hosts:
   - {domain:?}
-loglevel: debug
+loglevel: {loglevel}
 auth_method: internal
 auth_password_format: scram
 # Tests register many accounts from 127.0.0.1 in a row; the default allows one per 600 s.
@@ -141,6 +141,7 @@ modules:
 {privilege}"#,
             domain = o.domain,
             c2s = self.ports.c2s,
+            loglevel = if o.quiet_log { "info" } else { "debug" },
             certfiles = certfiles,
             c2s_tls = c2s_tls,
             component = self.ports.component,

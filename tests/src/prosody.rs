@@ -111,7 +111,7 @@ pidfile = {pidfile}
 data_path = {data}
 plugin_paths = {{ {plugins} }}
 certificates = {certs}
-log = {{ debug = {log} }}
+log = {{ {log_level} = {log} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s} }}
 component_ports = {{ {component} }}
@@ -138,6 +138,7 @@ Component {component_jid}
             plugins = lua_string(&plugin_path()?.display().to_string()),
             certs = lua_string(&dir.join("certs").display().to_string()),
             log = lua_string(&dir.join("prosody.log").display().to_string()),
+            log_level = if o.quiet_log { "info" } else { "debug" },
             c2s = self.ports.c2s,
             encryption = encryption,
             disabled = disabled,

@@ -27,6 +27,9 @@ pub struct ServerOptions {
     /// Serve c2s over TLS with these files: STARTTLS required on the c2s port, and direct TLS
     /// (XEP-0368) on a port of its own. Without it c2s is plain TCP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Log at `info`, as a production server would, instead of `debug` (which logs every
+    /// stanza: tests read it when they fail; `cargo xtask bench` turns it off).
+    pub quiet_log: bool,
 }
 
 impl ServerOptions {
@@ -46,6 +49,7 @@ impl Default for ServerOptions {
             privilege: true,
             registration: false,
             tls: None,
+            quiet_log: false,
         }
     }
 }

@@ -187,7 +187,7 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
         preamble,
         "Run: `cargo xtask bench{}{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not \
          the bare figures. keydir and the component are {}; the XMPP server is Prosody with the test fixtures' \
-         configuration (debug logging to a file on). The bench process (the load generator, the null component and \
+         configuration but logging at `info` as in production (the tests log every stanza at `debug`). The bench process (the load generator, the null component and \
          the HTTP client) used {:.1} s of CPU in all.",
         if quick { " --quick" } else { "" },
         if release { " --release" } else { "" },

@@ -77,6 +77,7 @@ impl BenchStack {
         let server = ServerOptions {
             registration: true,
             extra_components: vec![null_jid.clone(), bare_jid.clone(), sized_jid.clone()],
+            quiet_log: true,
             ..Default::default()
         };
         let options = StackOptions {
