@@ -25,6 +25,7 @@ mod keys;
 pub mod limits;
 mod message;
 mod replay;
+pub mod restore;
 mod secret;
 mod update;
 mod verify_cache;
