@@ -154,6 +154,16 @@ pub struct BlindState {
     input: Zeroizing<Vec<u8>>,
 }
 
+impl BlindState {
+    /// The blinding scalar, for the test vectors.
+    #[cfg(test)]
+    pub(crate) fn blind_scalar(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.client.serialize());
+        out
+    }
+}
+
 impl fmt::Debug for BlindState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BlindState(..)")
