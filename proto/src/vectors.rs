@@ -18,7 +18,7 @@ use crate::restore::proof::{RestoreChallenge, proof_message};
 use crate::restore::recovery::{RecoveryCode, code_from_random};
 use crate::restore::{AnySecret, OprfOutput, SecretV1};
 use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key};
-use crate::update::{SecretSig, statement as update_statement};
+use crate::update::{SecretSig, statement as update_statement, statement_v1 as update_statement_v1};
 use std::collections::VecDeque;
 use std::fmt::Write;
 
@@ -206,6 +206,13 @@ fn restore(v: &mut Vectors, alice: &KeyPair, alice_jid: &BareJid) -> Result<()> 
     let blob = SecretV1::seal_with(alice, alice_jid, PASSPHRASE, &output, &code, params, &mut |b| script.fill(b))?;
     v.line("xml", blob.to_xml());
 
+    v.heading("Restore: secret update of alice's v1 blob above, seq 1764150000456");
+    let seq = 1_764_150_000_456;
+    v.hex("M", &update_statement_v1(alice_jid, seq, &blob));
+    let update = SecretSig::sign_any(alice, alice_jid, seq, &AnySecret::V1(blob))?;
+    v.hex("sig", update.signature());
+    v.line("xml", update.to_xml());
+
     v.heading("Restore: proof of alice for the challenge above");
     v.hex("M", &proof_message(alice_jid, &result.challenge));
     let proof = RestoreProof::sign(alice, alice_jid, result.challenge);
@@ -297,6 +304,8 @@ fn restore_vectors_open_and_verify() {
     let code = RecoveryCode::parse(value(&text, "Restore: secret blob v1", "recovery_code")).expect("code parses");
     let recovered = blob.open_with_recovery(&code, &alice_jid).expect("opens with the code");
     assert_eq!(recovered.keys().encryption_public(), alice.encryption_public());
+    let update = SecretSig::parse(value(&text, "Restore: secret update", "xml").as_bytes()).expect("update parses");
+    update.verify_any(&alice.identity_public(), &alice_jid, &AnySecret::V1(blob)).expect("the update verifies");
 
     let proof = RestoreProof::parse(value(&text, "Restore: proof", "xml").as_bytes()).expect("proof parses");
     assert_eq!(proof.challenge, result.challenge);

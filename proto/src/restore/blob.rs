@@ -15,7 +15,7 @@
 //! no one can search, with or without keydir's help; a slow KDF would only slow its owner.
 //! Version 0 blobs ([`SecretBlob`]) are untouched; [`AnySecret`] reads either version.
 
-use crate::codec::{Cursor, attr, b64, child_text, expect, number, unb64, unb64_fixed};
+use crate::codec::{Cursor, attr, b64, child_text, expect, number, put_lp, unb64, unb64_fixed};
 use crate::elements::{NS, XmlElement};
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
@@ -262,6 +262,21 @@ impl SecretV1 {
         ik.copy_from_slice(&secrets[..32]);
         ek.copy_from_slice(&secrets[32..]);
         Ok(OpenedV1 { keys: KeyPair::from_secret_bytes(&ik, &ek), data_key })
+    }
+
+    /// Appends the fields a secret update signs (protocol section 6.2), in order:
+    /// `u32be(m) || u32be(t) || u32be(p) || pw_salt || pw_nonce || pw_ct || rc_salt || rc_nonce || rc_ct || nonce || lp(ct)`.
+    pub(crate) fn put_signed_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.params.m_kib.to_be_bytes());
+        out.extend_from_slice(&self.params.t.to_be_bytes());
+        out.extend_from_slice(&self.params.p.to_be_bytes());
+        for slot in [&self.passphrase, &self.recovery] {
+            out.extend_from_slice(&slot.salt);
+            out.extend_from_slice(&slot.nonce);
+            out.extend_from_slice(&slot.ct);
+        }
+        out.extend_from_slice(&self.nonce);
+        put_lp(out, &self.ct);
     }
 
     /// The Argon2id parameters of the passphrase slot (check them before the OPRF exchange).
