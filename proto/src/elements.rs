@@ -1,12 +1,13 @@
 //! Every keyward protocol element as a typed value, with XML encode and decode.
 
 use crate::bundle::{Bundle, VerifiedBundle};
-use crate::codec::{attr, expect};
+use crate::codec::{attr, b64, expect, unb64_fixed};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::jid::BareJid;
-use crate::keys::KeyPair;
+use crate::keys::{IdentityPublic, KeyPair};
 use crate::limits;
+use crate::restore::{BlindedElement, EvaluatedElement, RestoreChallenge, sign_proof, verify_proof};
 use crate::secret::SecretBlob;
 use crate::update::SecretSig;
 use crate::xml::{Element, ParseLimits};
@@ -370,6 +371,99 @@ impl XmlElement for Revoked {
             .attr("fp", self.fp.to_hex())
             .attr("at", format_time(&self.at))
             .attr("reason", self.reason.as_str())
+    }
+}
+
+/// The text of an element with no children: the base64 of a fixed-size field.
+fn fixed_text<const N: usize>(element: &Element, field: &'static str) -> Result<[u8; N]> {
+    if !element.children().is_empty() {
+        return Err(Error::InvalidValue(field));
+    }
+    unb64_fixed(element.get_text(), field)
+}
+
+/// The `challenge` attribute: 32 bytes in base64.
+fn challenge(element: &Element) -> Result<RestoreChallenge> {
+    Ok(RestoreChallenge::from_bytes(&unb64_fixed(attr(element, "challenge")?, "challenge")?))
+}
+
+/// `<oprf>` in an IQ get: the client's blinded passphrase, for keydir to evaluate with the
+/// sender's OPRF key (protocol section 6.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OprfQuery {
+    /// The blinded element (a ristretto255 element other than the identity).
+    pub blinded: BlindedElement,
+}
+
+impl XmlElement for OprfQuery {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "oprf", NS, "{urn:keyward:0}oprf")?;
+        Ok(Self { blinded: BlindedElement::from_bytes(&fixed_text(element, "oprf")?)? })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("oprf", NS).text(b64(&self.blinded.to_bytes()))
+    }
+}
+
+/// `<oprf-result challenge='...'>` in an IQ result: keydir's evaluation, and the challenge the
+/// client signs once the blob opened ([`RestoreProof`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OprfResult {
+    /// Fresh for this evaluation; keydir counts it as a failed guess until it is answered.
+    pub challenge: RestoreChallenge,
+    /// The evaluated element.
+    pub evaluated: EvaluatedElement,
+}
+
+impl XmlElement for OprfResult {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "oprf-result", NS, "{urn:keyward:0}oprf-result")?;
+        Ok(Self {
+            challenge: challenge(element)?,
+            evaluated: EvaluatedElement::from_bytes(&fixed_text(element, "oprf-result")?)?,
+        })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("oprf-result", NS)
+            .attr("challenge", b64(&self.challenge.to_bytes()))
+            .text(b64(&self.evaluated.to_bytes()))
+    }
+}
+
+/// `<restore-proof challenge='...'>` in an IQ set: the identity key's signature over keydir's
+/// challenge, showing that the guess behind it was right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreProof {
+    /// The challenge of the [`OprfResult`] this answers.
+    pub challenge: RestoreChallenge,
+    /// The signature over [`crate::restore::proof_message`].
+    pub sig: [u8; 64],
+}
+
+impl RestoreProof {
+    /// The proof for `challenge`, signed as account `jid` with the restored `keys`.
+    pub fn sign(keys: &KeyPair, jid: &BareJid, challenge: RestoreChallenge) -> Self {
+        Self { challenge, sig: sign_proof(keys, jid, &challenge) }
+    }
+
+    /// keydir: checks the proof with the identity key of `jid`'s stored bundle
+    /// ([`Error::BadSignature`] otherwise). keydir also checks that `challenge` is one it
+    /// issued to `jid` and has not seen answered.
+    pub fn verify(&self, ik: &IdentityPublic, jid: &BareJid) -> Result<()> {
+        verify_proof(ik, jid, &self.challenge, &self.sig)
+    }
+}
+
+impl XmlElement for RestoreProof {
+    fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "restore-proof", NS, "{urn:keyward:0}restore-proof")?;
+        Ok(Self { challenge: challenge(element)?, sig: fixed_text(element, "restore-proof")? })
+    }
+
+    fn to_element(&self) -> Element {
+        Element::new("restore-proof", NS).attr("challenge", b64(&self.challenge.to_bytes())).text(b64(&self.sig))
     }
 }
 

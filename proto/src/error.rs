@@ -95,6 +95,17 @@ pub enum Error {
     /// A message claims to be from the reader's own account but is not signed by its own key.
     #[error("a message from your own account not signed by your own key")]
     NotOwnKey,
+    /// An OPRF message was not the encoding of a ristretto255 element, or was the identity
+    /// (protocol section 6.2).
+    #[error("<{0}> is not a valid group element")]
+    InvalidElement(&'static str),
+    /// A recovery code was mistyped: wrong length, a character outside the alphabet, or a
+    /// checksum that does not match (protocol section 6.2).
+    #[error("invalid recovery code: {reason}")]
+    RecoveryCode {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
     /// The operating system's random generator failed.
     #[error("the random generator failed")]
     Rng,

@@ -3,11 +3,12 @@
 //! Everything that the client, the component and the key directory must agree
 //! on lives here: bare JIDs, fingerprints and safety numbers, key material,
 //! the signed [`Bundle`], the passphrase-sealed [`SecretBlob`] and the
-//! [`SecretSig`] without which no blob is stored or replaced, the [`Sealed`]
-//! message, and every protocol element as a typed value ([`elements`]) with
-//! XML encode and decode ([`xml`]). The normative description is
-//! `docs/protocol.md` in the repository, with test vectors checked by this
-//! crate's tests.
+//! [`SecretSig`] without which no blob is stored or replaced, the guess-limited
+//! [`restore`] (an OPRF with keydir, the version 1 blob with its recovery code,
+//! the restore proof), the [`Sealed`] message, and every protocol element as a
+//! typed value ([`elements`]) with XML encode and decode ([`xml`]). The
+//! normative description is `docs/protocol.md` in the repository, with test
+//! vectors checked by this crate's tests.
 //!
 //! This crate performs no I/O and never panics on input: every failure is an
 //! [`Error`].
@@ -25,6 +26,7 @@ mod keys;
 pub mod limits;
 mod message;
 mod replay;
+pub mod restore;
 mod secret;
 mod update;
 mod verify_cache;

@@ -7,16 +7,26 @@
 //! M = "keyward/secret-update/v0" 0x00 || lp(jid) || u64be(seq)
 //!     || u32be(m) || u32be(t) || u32be(p) || salt(16) || nonce(24) || lp(ct)
 //! ```
+//!
+//! and for a version 1 blob (section 6.2), under its own tag:
+//!
+//! ```text
+//! M = "keyward/secret-update/v1" 0x00 || lp(jid) || u64be(seq) || u32be(m) || u32be(t) || u32be(p)
+//!     || pw_salt(16) || pw_nonce(24) || pw_ct(48) || rc_salt(16) || rc_nonce(24) || rc_ct(48)
+//!     || nonce(24) || lp(ct)
+//! ```
 
 use crate::codec::{b64, expect, number, put_lp, unb64_fixed};
 use crate::elements::{NS, XmlElement};
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
 use crate::keys::{IdentityPublic, KeyPair};
+use crate::restore::{AnySecret, SecretV1};
 use crate::secret::SecretBlob;
 use crate::xml::Element;
 
 const DOMAIN: &[u8] = b"keyward/secret-update/v0\x00";
+const DOMAIN_V1: &[u8] = b"keyward/secret-update/v1\x00";
 
 /// The largest `seq`: 2^63 - 1, so that it fits a signed 64-bit database column.
 pub const MAX_SEQ: u64 = i64::MAX as u64;
@@ -36,6 +46,25 @@ pub(crate) fn statement(jid: &BareJid, seq: u64, blob: &SecretBlob) -> Vec<u8> {
     out.extend_from_slice(nonce);
     put_lp(&mut out, ct);
     out
+}
+
+/// The signed statement `M` of a secret update of a version 1 blob.
+pub(crate) fn statement_v1(jid: &BareJid, seq: u64, blob: &SecretV1) -> Vec<u8> {
+    let jid = jid.as_str().as_bytes();
+    let mut out = Vec::with_capacity(DOMAIN_V1.len() + 4 + jid.len() + 8 + 12 + 2 * 88 + 24 + 4 + 256);
+    out.extend_from_slice(DOMAIN_V1);
+    put_lp(&mut out, jid);
+    out.extend_from_slice(&seq.to_be_bytes());
+    blob.put_signed_fields(&mut out);
+    out
+}
+
+/// The statement for a blob of either version.
+fn statement_any(jid: &BareJid, seq: u64, blob: &AnySecret) -> Vec<u8> {
+    match blob {
+        AnySecret::V0(blob) => statement(jid, seq, blob),
+        AnySecret::V1(blob) => statement_v1(jid, seq, blob),
+    }
 }
 
 fn check_seq(seq: u64) -> Result<u64> {
@@ -69,6 +98,18 @@ impl SecretSig {
     /// A failure is [`Error::SecretSignature`].
     pub fn verify(&self, ik: &IdentityPublic, jid: &BareJid, blob: &SecretBlob) -> Result<()> {
         ik.verify(&statement(jid, self.seq, blob), &self.sig).map_err(|_| Error::SecretSignature)
+    }
+
+    /// [`SecretSig::sign`] for a blob of either version: a version 0 blob gets exactly the
+    /// signature of [`SecretSig::sign`], a version 1 blob one under its own statement.
+    pub fn sign_any(keys: &KeyPair, jid: &BareJid, seq: u64, blob: &AnySecret) -> Result<Self> {
+        let seq = check_seq(seq)?;
+        Ok(Self { seq, sig: keys.sign(&statement_any(jid, seq, blob)) })
+    }
+
+    /// [`SecretSig::verify`] for a blob of either version. A failure is [`Error::SecretSignature`].
+    pub fn verify_any(&self, ik: &IdentityPublic, jid: &BareJid, blob: &AnySecret) -> Result<()> {
+        ik.verify(&statement_any(jid, self.seq, blob), &self.sig).map_err(|_| Error::SecretSignature)
     }
 
     /// The sequence number, as signed.
@@ -185,6 +226,56 @@ mod tests {
         assert_eq!(&rest[36..60], nonce);
         assert_eq!(&rest[60..64], &(ct.len() as u32).to_be_bytes());
         assert_eq!(&rest[64..], ct.as_slice());
+    }
+
+    #[test]
+    fn either_version_is_signed_under_its_own_statement() {
+        use crate::restore::{OprfSeed, RecoveryCode, blind, evaluate, finalize};
+        let keys = KeyPair::generate().expect("rng");
+        let v0 = blob(&keys);
+        let plain = SecretSig::sign(&keys, &alice(), 5, &v0).expect("signs");
+        let any = SecretSig::sign_any(&keys, &alice(), 5, &AnySecret::V0(v0.clone())).expect("signs");
+        assert_eq!(any, plain, "version 0 signs exactly as before");
+        any.verify_any(&keys.identity_public(), &alice(), &AnySecret::V0(v0)).expect("verifies");
+
+        let seed = OprfSeed::generate().expect("rng");
+        let (state, blinded) = blind(b"correct horse").expect("blinds");
+        let out = finalize(state, &evaluate(&seed, &alice(), &blinded).expect("evaluates")).expect("finalizes");
+        let code = RecoveryCode::generate().expect("rng");
+        let seal = || SecretV1::seal(&keys, &alice(), b"correct horse", &out, &code, KdfParams::INSECURE_TEST_ONLY);
+        let v1 = AnySecret::V1(seal().expect("seals"));
+        let update = SecretSig::sign_any(&keys, &alice(), 6, &v1).expect("signs");
+        let parsed = SecretSig::parse(update.to_xml().as_bytes()).expect("parses");
+        parsed.verify_any(&keys.identity_public(), &alice(), &v1).expect("verifies");
+        let bob = BareJid::parse("bob@example.test").expect("valid");
+        assert_eq!(parsed.verify_any(&keys.identity_public(), &bob, &v1), Err(Error::SecretSignature));
+        let other = AnySecret::V1(seal().expect("seals"));
+        assert_eq!(parsed.verify_any(&keys.identity_public(), &alice(), &other), Err(Error::SecretSignature));
+
+        // Every field of the version 1 blob is signed.
+        let xml = v1.to_xml();
+        for (from, to) in [("m='64'", "m='65'"), ("t='1'", "t='2'"), ("p='1'", "p='2'")] {
+            let changed = AnySecret::parse(xml.replace(from, to).as_bytes()).expect("well-formed");
+            assert_eq!(parsed.verify_any(&keys.identity_public(), &alice(), &changed), Err(Error::SecretSignature));
+        }
+        let mut texts = Vec::new();
+        let mut rest = xml.as_str();
+        while let Some(start) = rest.find('>') {
+            rest = &rest[start + 1..];
+            let end = rest.find('<').unwrap_or(rest.len());
+            if end > 0 {
+                texts.push(rest[..end].to_owned());
+            }
+            rest = &rest[end..];
+        }
+        assert_eq!(texts.len(), 8, "3 fields per slot, the nonce and the ct");
+        for text in texts {
+            let bytes = crate::codec::unb64(&text, "field", 4096).expect("base64");
+            let mut flipped = bytes.clone();
+            flipped[0] ^= 1;
+            let changed = AnySecret::parse(xml.replacen(&text, &b64(&flipped), 1).as_bytes()).expect("well-formed");
+            assert_eq!(parsed.verify_any(&keys.identity_public(), &alice(), &changed), Err(Error::SecretSignature));
+        }
     }
 
     #[test]

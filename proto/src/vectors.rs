@@ -5,15 +5,20 @@
 //! document after a deliberate change of the wire format.
 
 use crate::bundle::{Bundle, statement};
-use crate::elements::{Publish, XmlElement};
+use crate::elements::{OprfQuery, OprfResult, Publish, RestoreProof, XmlElement};
 use crate::error::{Error, Result};
 use crate::fingerprint::SafetyNumber;
 use crate::jid::BareJid;
 use crate::keys::KeyPair;
 use crate::message::{Envelope, Recipient, Sealed, signed_payload, wrap_key};
 use crate::replay::MemoryReplayCache;
+use crate::restore::blob::{passphrase_key, recovery_key};
+use crate::restore::oprf::{OprfSeed, blind_with, evaluate, finalize, key_info};
+use crate::restore::proof::{RestoreChallenge, proof_message};
+use crate::restore::recovery::{RecoveryCode, code_from_random};
+use crate::restore::{AnySecret, OprfOutput, SecretV1};
 use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key};
-use crate::update::{SecretSig, statement as update_statement};
+use crate::update::{SecretSig, statement as update_statement, statement_v1 as update_statement_v1};
 use std::collections::VecDeque;
 use std::fmt::Write;
 
@@ -145,7 +150,75 @@ fn generate() -> Result<String> {
     let mut script = Script(VecDeque::from([content_key, msg_nonce, eph, wrap_bob, wrap_alice]));
     let sealed = Sealed::seal_with(&alice, &envelope, &[Recipient::from(&bob_bundle)], &mut |b| script.fill(b))?;
     v.line("xml", sealed.to_xml());
+
+    restore(&mut v, &alice, &alice_jid)?;
     Ok(v.text)
+}
+
+/// The OPRF exchange of the vectors: keydir's seed `e0 .. ff`, the blind drawn from `11 .. 50`.
+fn restore_oprf(jid: &BareJid) -> Result<(OprfSeed, [u8; 32], crate::restore::BlindedElement, OprfOutput, OprfResult)> {
+    let seed = OprfSeed::from_bytes(&counting(0xe0, 32))?;
+    let mut script = Script(VecDeque::from([counting(0x11, 64), counting(0x80, 32)]));
+    let (state, blinded) = blind_with(PASSPHRASE, &mut |b| script.fill(b))?;
+    let scalar = state.blind_scalar();
+    let evaluated = evaluate(&seed, jid, &blinded)?;
+    let challenge = RestoreChallenge::generate_with(&mut |b| script.fill(b))?;
+    let output = finalize(state, &evaluated)?;
+    Ok((seed, scalar, blinded, output, OprfResult { challenge, evaluated }))
+}
+
+fn restore(v: &mut Vectors, alice: &KeyPair, alice_jid: &BareJid) -> Result<()> {
+    v.heading("Restore: OPRF of alice's passphrase (RFC 9497 mode OPRF, ristretto255-SHA512)");
+    let (seed, scalar, blinded, output, result) = restore_oprf(alice_jid)?;
+    v.hex("seed", seed.as_bytes());
+    v.hex("key_info", &key_info(alice_jid));
+    v.hex("input", PASSPHRASE);
+    v.hex("blind_random", &counting(0x11, 64));
+    v.hex("blind", &scalar);
+    v.hex("blinded", &blinded.to_bytes());
+    v.hex("evaluated", &result.evaluated.to_bytes());
+    v.hex("output", output.as_bytes());
+    v.hex("challenge", &result.challenge.to_bytes());
+    v.line("query.xml", OprfQuery { blinded }.to_xml());
+    v.line("result.xml", result.to_xml());
+
+    v.heading("Restore: secret blob v1 of alice, the OPRF output above, TEST-ONLY KDF m=64 t=1 p=1");
+    let code = code_from_random(&mut |b| {
+        b.copy_from_slice(&counting(0x30, b.len()));
+        Ok(())
+    })?;
+    v.hex("code_random", &counting(0x30, 26));
+    v.line("recovery_code", code.to_grouped().as_str());
+    let (data_key, pw_salt, pw_nonce) = (counting(0x40, 32), counting(0x60, 16), counting(0x70, 24));
+    let (rc_salt, rc_nonce, nonce) = (counting(0x90, 16), counting(0xa0, 24), counting(0xb0, 24));
+    v.hex("data_key", &data_key);
+    v.hex("pw_salt", &pw_salt);
+    v.hex("pw_nonce", &pw_nonce);
+    v.hex("rc_salt", &rc_salt);
+    v.hex("rc_nonce", &rc_nonce);
+    v.hex("nonce", &nonce);
+    let params = KdfParams::INSECURE_TEST_ONLY;
+    let (pw_salt16, rc_salt16) = (array::<16>(0x60), array::<16>(0x90));
+    v.hex("argon2id_key", derive_key(PASSPHRASE, &pw_salt16, &params)?.as_ref());
+    v.hex("pw_key", passphrase_key(PASSPHRASE, &output, &pw_salt16, &params, alice_jid)?.as_ref());
+    v.hex("rc_key", recovery_key(&code, &rc_salt16, alice_jid).as_ref());
+    let mut script = Script(VecDeque::from([data_key, pw_salt, pw_nonce, rc_salt, rc_nonce, nonce]));
+    let blob = SecretV1::seal_with(alice, alice_jid, PASSPHRASE, &output, &code, params, &mut |b| script.fill(b))?;
+    v.line("xml", blob.to_xml());
+
+    v.heading("Restore: secret update of alice's v1 blob above, seq 1764150000456");
+    let seq = 1_764_150_000_456;
+    v.hex("M", &update_statement_v1(alice_jid, seq, &blob));
+    let update = SecretSig::sign_any(alice, alice_jid, seq, &AnySecret::V1(blob))?;
+    v.hex("sig", update.signature());
+    v.line("xml", update.to_xml());
+
+    v.heading("Restore: proof of alice for the challenge above");
+    v.hex("M", &proof_message(alice_jid, &result.challenge));
+    let proof = RestoreProof::sign(alice, alice_jid, result.challenge);
+    v.hex("sig", &proof.sig);
+    v.line("xml", proof.to_xml());
+    Ok(())
 }
 
 fn document_path() -> std::path::PathBuf {
@@ -205,4 +278,36 @@ fn vectors_open_with_the_fixed_keys() {
         .expect("message opens");
     assert_eq!(envelope.body, "Hello, Bob!");
     assert_eq!(envelope.msg_id, "msg-0001");
+}
+
+#[test]
+fn restore_vectors_open_and_verify() {
+    let text = generate().expect("vectors generate");
+    let alice_jid = BareJid::parse("alice@example.test").expect("valid");
+    let alice = KeyPair::from_secret_bytes(&array(0x00), &array(0x20));
+    let weak = KdfPolicy::danger_accept_weak_for_tests();
+
+    // keydir's side, from the document alone: evaluate the query with the seed.
+    let query = OprfQuery::parse(value(&text, "Restore: OPRF", "query.xml").as_bytes()).expect("query parses");
+    let seed = OprfSeed::from_bytes(&hex::decode(value(&text, "Restore: OPRF", "seed")).expect("hex")).expect("seed");
+    let result = OprfResult::parse(value(&text, "Restore: OPRF", "result.xml").as_bytes()).expect("result parses");
+    assert_eq!(evaluate(&seed, &alice_jid, &query.blinded).expect("evaluates"), result.evaluated);
+    let (_, _, _, output, _) = restore_oprf(&alice_jid).expect("oprf");
+    assert_eq!(hex::encode(output.as_bytes()), value(&text, "Restore: OPRF", "output"));
+
+    let xml = value(&text, "Restore: secret blob v1", "xml");
+    let AnySecret::V1(blob) = AnySecret::parse(xml.as_bytes()).expect("blob parses") else {
+        panic!("the vector is a version 1 blob");
+    };
+    let opened = blob.open_with_passphrase(PASSPHRASE, &output, &alice_jid, &weak).expect("opens");
+    assert_eq!(opened.keys().identity_public(), alice.identity_public());
+    let code = RecoveryCode::parse(value(&text, "Restore: secret blob v1", "recovery_code")).expect("code parses");
+    let recovered = blob.open_with_recovery(&code, &alice_jid).expect("opens with the code");
+    assert_eq!(recovered.keys().encryption_public(), alice.encryption_public());
+    let update = SecretSig::parse(value(&text, "Restore: secret update", "xml").as_bytes()).expect("update parses");
+    update.verify_any(&alice.identity_public(), &alice_jid, &AnySecret::V1(blob)).expect("the update verifies");
+
+    let proof = RestoreProof::parse(value(&text, "Restore: proof", "xml").as_bytes()).expect("proof parses");
+    assert_eq!(proof.challenge, result.challenge);
+    proof.verify(&alice.identity_public(), &alice_jid).expect("the proof verifies");
 }

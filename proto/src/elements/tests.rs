@@ -165,3 +165,68 @@ fn publish_needs_the_secret_update_of_the_bundles_key() {
     let bare = format!("{}{}", &xml[..start], &xml[end..]);
     assert_eq!(Publish::parse(bare.as_bytes()), Err(Error::Missing("secret-sig")));
 }
+
+#[test]
+fn restore_elements_round_trip_and_the_proof_verifies() {
+    use crate::restore::{OprfSeed, blind, evaluate};
+    let alice = jid("alice@example.test");
+    let keys = KeyPair::generate().expect("rng");
+    let (_, blinded) = blind(b"pw").expect("blinds");
+    let query = OprfQuery { blinded: blinded.clone() };
+    round_trip(&query);
+    let seed = OprfSeed::generate().expect("rng");
+    let challenge = RestoreChallenge::generate().expect("rng");
+    let result = OprfResult { challenge, evaluated: evaluate(&seed, &alice, &blinded).expect("evaluates") };
+    round_trip(&result);
+    let proof = RestoreProof::sign(&keys, &alice, challenge);
+    round_trip(&proof);
+    let parsed = RestoreProof::parse(proof.to_xml().as_bytes()).expect("parses");
+    parsed.verify(&keys.identity_public(), &alice).expect("verifies");
+    assert_eq!(parsed.verify(&keys.identity_public(), &jid("bob@example.test")), Err(Error::BadSignature));
+    let other = RestoreProof { challenge: RestoreChallenge::generate().expect("rng"), ..parsed };
+    assert_eq!(other.verify(&keys.identity_public(), &alice), Err(Error::BadSignature));
+}
+
+#[test]
+fn restore_elements_refuse_bad_fields() {
+    let b64_32 = |byte: u8| b64(&[byte; 32]);
+    // The identity (all zero) and a non-canonical encoding are refused as group elements.
+    for bytes in [0u8, 0xff] {
+        let xml = format!("<oprf xmlns='urn:keyward:0'>{}</oprf>", b64_32(bytes));
+        assert_eq!(OprfQuery::parse(xml.as_bytes()), Err(Error::InvalidElement("oprf")));
+        let xml =
+            format!("<oprf-result xmlns='urn:keyward:0' challenge='{}'>{}</oprf-result>", b64_32(1), b64_32(bytes));
+        assert_eq!(OprfResult::parse(xml.as_bytes()), Err(Error::InvalidElement("oprf-result")));
+    }
+    for (xml, expected) in [
+        (
+            "<oprf xmlns='urn:keyward:0'>AAAA</oprf>".to_owned(),
+            Error::Length { field: "oprf", expected: 32, actual: 3 },
+        ),
+        ("<oprf xmlns='urn:keyward:0'>!!!!</oprf>".to_owned(), Error::Base64 { field: "oprf" }),
+        (format!("<oprf xmlns='urn:keyward:0'><x/>{}</oprf>", b64_32(2)), Error::InvalidValue("oprf")),
+        (
+            format!("<oprf xmlns='urn:keyward:1'>{}</oprf>", b64_32(2)),
+            Error::UnexpectedElement { expected: "{urn:keyward:0}oprf", found: "{urn:keyward:1}oprf".into() },
+        ),
+        (
+            format!("<restore-proof xmlns='urn:keyward:0'>{}</restore-proof>", b64(&[0; 64])),
+            Error::Missing("challenge"),
+        ),
+        (
+            format!("<restore-proof xmlns='urn:keyward:0' challenge='AAAA'>{}</restore-proof>", b64(&[0; 64])),
+            Error::Length { field: "challenge", expected: 32, actual: 3 },
+        ),
+        (
+            format!("<restore-proof xmlns='urn:keyward:0' challenge='{}'>{}</restore-proof>", b64_32(1), b64_32(1)),
+            Error::Length { field: "restore-proof", expected: 64, actual: 32 },
+        ),
+    ] {
+        let err = if xml.starts_with("<oprf") {
+            OprfQuery::parse(xml.as_bytes()).err()
+        } else {
+            RestoreProof::parse(xml.as_bytes()).err()
+        };
+        assert_eq!(err, Some(expected), "{xml}");
+    }
+}
