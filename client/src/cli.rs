@@ -4,7 +4,7 @@ mod output;
 mod sanitize;
 mod secrets;
 
-use crate::{Account, ConnectOptions, Error, Incoming, KeyEvent, Session, Setup, Store, Transport};
+use crate::{Account, ConnectOptions, Error, Incoming, KeyEvent, PassphrasePolicy, Session, Setup, Store, Transport};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use keyward_proto::BareJid;
@@ -41,6 +41,10 @@ pub struct Cli {
     /// Read the key passphrase from this file (else KEYWARD_PASSPHRASE, else a prompt).
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Accept a weak key passphrase at first use. For tests only: a weak passphrase leaves your
+    /// keys as weak as it is to whoever holds the key directory's database and OPRF seed.
+    #[arg(long, global = true)]
+    allow_weak_passphrase: bool,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -167,6 +171,9 @@ impl Cli {
         let passphrase = secrets::passphrase(self.passphrase_file.as_deref(), confirm_passphrase)?;
         let mut account = Account::new(connect, passphrase, self.data_dir()?);
         account.progress = output::kdf_spinner();
+        if self.allow_weak_passphrase {
+            account.passphrase_policy = PassphrasePolicy::AllowWeakForTests;
+        }
         Ok(account)
     }
 }

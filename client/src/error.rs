@@ -89,6 +89,9 @@ pub enum Error {
     /// The secret blob from the server does not match the published bundle.
     #[error("the secret blob on the server does not match the published keys of {0}: refusing to use it")]
     SecretMismatch(BareJid),
+    /// A new passphrase was refused by the passphrase policy (too weak, or the XMPP password).
+    #[error(transparent)]
+    PassphraseRefused(#[from] crate::passphrase::Refused),
     /// The passphrase did not open the secret blob.
     #[error("wrong passphrase (or the stored secret was tampered with)")]
     WrongPassphrase,

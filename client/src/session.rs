@@ -12,6 +12,7 @@ use crate::connection::{ConnectOptions, Connection};
 use crate::contacts::{Compared, PinOutcome, Trust};
 use crate::error::{Error, Result};
 use crate::events::KeyEvent;
+use crate::passphrase::PassphrasePolicy;
 use crate::stanzas;
 use crate::store::Store;
 use keyward_proto::elements::{KeyItem, KeyStatus};
@@ -43,6 +44,8 @@ pub struct Account {
     pub kdf: KdfParams,
     /// Progress callback for the KDF.
     pub progress: Option<KdfProgress>,
+    /// How a new passphrase is checked at first use ([`PassphrasePolicy::Strict`] unless a test says otherwise).
+    pub passphrase_policy: PassphrasePolicy,
 }
 
 impl std::fmt::Debug for Account {
@@ -57,7 +60,14 @@ impl std::fmt::Debug for Account {
 impl Account {
     /// An account with default KDF parameters and no progress callback.
     pub fn new(connect: ConnectOptions, passphrase: SecretString, data_dir: PathBuf) -> Self {
-        Self { connect, passphrase, data_dir, kdf: KdfParams::DEFAULT, progress: None }
+        Self {
+            connect,
+            passphrase,
+            data_dir,
+            kdf: KdfParams::DEFAULT,
+            progress: None,
+            passphrase_policy: PassphrasePolicy::Strict,
+        }
     }
 }
 

@@ -31,6 +31,7 @@ async fn account(stack: &Stack, local: &str, dir: &tempfile::TempDir) -> Account
     let mut account =
         Account::new(options, SecretString::from(format!("passphrase of {local}")), dir.path().join(local));
     account.kdf = KdfParams { m_kib: 19_456, t: 2, p: 1 };
+    account.passphrase_policy = keyward_client::PassphrasePolicy::AllowWeakForTests;
     account
 }
 

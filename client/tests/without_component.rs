@@ -30,6 +30,7 @@ fn account(server: &XmppServer, local: &str, dir: &tempfile::TempDir) -> Account
         Account::new(options(server, local), SecretString::from(format!("passphrase of {local}")), dir.path().into());
     // The cheapest parameters the strict policy accepts, to keep tests fast.
     account.kdf = KdfParams { m_kib: 19_456, t: 2, p: 1 };
+    account.passphrase_policy = keyward_client::PassphrasePolicy::AllowWeakForTests;
     account
 }
 

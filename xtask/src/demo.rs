@@ -96,8 +96,8 @@ impl<'e> Demo<'e> {
 
     /// The whole scenario.
     pub(crate) fn run(&self) -> Result<()> {
-        let alice = self.device("alice", "laptop", "alice's long passphrase");
-        let bob = self.device("bob", "phone", "bob's long passphrase");
+        let alice = self.device("alice", "laptop", "alice's rhubarb tractor hums over velvet anchors");
+        let bob = self.device("bob", "phone", "bob's marmalade glacier sings to quiet lanterns");
         let secret_text = "Meet me at the lighthouse at nine.";
         let reply_text = "I'll bring the thermos.";
 

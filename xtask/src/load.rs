@@ -165,6 +165,7 @@ impl Target {
         connect.timeout = timeout;
         let mut account = Account::new(connect, SecretString::from(format!("passphrase of {local}")), dir.into());
         account.kdf = FAST_KDF;
+        account.passphrase_policy = keyward_client::PassphrasePolicy::AllowWeakForTests;
         Ok(account)
     }
 }

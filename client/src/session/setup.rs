@@ -128,6 +128,11 @@ impl Session {
             (KeyStatus::Revoked { reason, .. }, _) => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
             (KeyStatus::None, Want::NewDevice | Want::Existing) => return Err(Error::NotInitialized(me)),
             (KeyStatus::None, Want::Any | Want::FirstUse) => {
+                account.passphrase_policy.check(
+                    account.passphrase.expose_secret(),
+                    account.connect.password.expose_secret(),
+                    &me,
+                )?;
                 let (keys, secret) = seal_secret(account, KeyPair::generate()?).await?;
                 let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
                 let publish = Publish::signed(&keys, &bundle, secret.clone(), now_ms())?;

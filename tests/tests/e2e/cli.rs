@@ -27,13 +27,18 @@ struct Cli<'a> {
 impl Cli<'_> {
     async fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
         let local = self.jid.split('@').next().unwrap_or_default();
+        self.run_with_passphrase(args, &format!("{local}'s rhubarb tractor hums over velvet anchors")).await
+    }
+
+    async fn run_with_passphrase(&self, args: &[&str], passphrase: &str) -> anyhow::Result<Output> {
+        let local = self.jid.split('@').next().unwrap_or_default();
         let output = Command::new(find_binary("keyward", None)?)
             .args(["--json", "--insecure-plaintext", "--server", &self.stack.c2s_addr().to_string()])
             .args(["--component", self.stack.component_jid(), "--jid", &self.jid, "--data-dir"])
             .arg(self.data)
             .args(args)
             .env("KEYWARD_PASSWORD", format!("password of {local}"))
-            .env("KEYWARD_PASSPHRASE", format!("passphrase of {local}, long enough"))
+            .env("KEYWARD_PASSPHRASE", passphrase)
             .env_remove("KEYWARD_DATA_DIR")
             .output()
             .await
@@ -88,6 +93,14 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
 
     for user in [&carol, &dave] {
         assert_eq!(user.one(&["register"]).await?["registered"], user.jid.as_str());
+    }
+    // A weak passphrase, or the XMPP password, is refused before anything is published.
+    for (passphrase, why) in
+        [("password1", "too easy to guess"), ("password of carol", "must not be your XMPP password")]
+    {
+        let refused = carol.run_with_passphrase(&["init"], passphrase).await?;
+        let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+        assert!(!refused.status.success() && said.contains(why), "init with {passphrase:?}: {said}");
     }
     let carol_init = carol.one(&["init"]).await?;
     assert_eq!(carol_init["setup"], "first-use");

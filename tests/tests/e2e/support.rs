@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use keyward_client::keyward_proto::{BareJid, KdfParams, KdfPolicy, KeyPair, SecretBlob};
-use keyward_client::{Account, ConnectOptions, Incoming, Session, Setup};
+use keyward_client::{Account, ConnectOptions, Incoming, PassphrasePolicy, Session, Setup};
 use keyward_tests::stack::{Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
 use secrecy::SecretString;
@@ -73,6 +73,7 @@ impl User {
         let mut account =
             Account::new(self.connect_options(), SecretString::from(self.passphrase.clone()), dir.to_path_buf());
         account.kdf = FAST_KDF;
+        account.passphrase_policy = PassphrasePolicy::AllowWeakForTests;
         account
     }
 

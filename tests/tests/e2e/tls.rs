@@ -52,7 +52,7 @@ async fn keyward(
         .env("SSL_CERT_FILE", ca)
         .env_remove("SSL_CERT_DIR")
         .env("KEYWARD_PASSWORD", format!("password of {local}"))
-        .env("KEYWARD_PASSPHRASE", format!("passphrase of {local}, long enough"))
+        .env("KEYWARD_PASSPHRASE", format!("{local}'s rhubarb tractor hums over velvet anchors"))
         .output()
         .await
         .context("running keyward")

@@ -27,7 +27,7 @@ async fn keyward(stack: &Stack, jid: &str, data: &Path, args: &[&str]) -> anyhow
         .arg(data)
         .args(args)
         .env("KEYWARD_PASSWORD", "password of carol")
-        .env("KEYWARD_PASSPHRASE", "passphrase of carol, long enough")
+        .env("KEYWARD_PASSPHRASE", "carol's rhubarb tractor hums over velvet anchors")
         .env_remove("KEYWARD_DATA_DIR")
         .output()
         .await

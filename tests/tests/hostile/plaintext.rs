@@ -83,7 +83,7 @@ async fn plaintext_to_a_network_address_sends_nothing(kind: ServerKind) -> anyho
             .arg(tempfile::tempdir()?.path())
             .arg(command)
             .env("KEYWARD_PASSWORD", "dave's password")
-            .env("KEYWARD_PASSPHRASE", "dave's passphrase, long enough")
+            .env("KEYWARD_PASSPHRASE", "dave's marmalade glacier sings to quiet lanterns")
             .output()
             .await?;
         let stderr = String::from_utf8_lossy(&output.stderr);
