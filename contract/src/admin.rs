@@ -1,4 +1,4 @@
-//! The admin API (`/v0/admin/...`): revoke an account, read accounts and the audit log.
+//! The admin API (`/v0/admin/...`): revoke an account, unlock its restore, read accounts and the audit log.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -54,6 +54,46 @@ pub struct Account {
     pub reason: Option<String>,
     /// How many accounts hold its key.
     pub holders: i64,
+    /// Its guess-limited restore: failed guesses and the lock.
+    pub restore: RestoreState,
+}
+
+/// An account's guess-limited restore (protocol section 6.2) as keydir counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreState {
+    /// OPRF evaluations answered since the last valid restore proof or unlock (failed guesses).
+    pub attempts: i64,
+    /// Whether evaluations are refused (`restore-locked`).
+    pub locked: bool,
+    /// When the account was locked, or null.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_at: Option<OffsetDateTime>,
+    /// When the lock expires by itself, or null (not locked, or only an admin unlocks it).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// `POST /v0/admin/accounts/{jid}/unlock` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// Why (1 to 1024 bytes, no control characters); kept in the audit log.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
+    pub reason: String,
+}
+
+/// The outcome of an unlock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnlockResponse {
+    /// The account.
+    pub jid: String,
+    /// Its restore state now: no failed guess, not locked.
+    pub restore: RestoreState,
+    /// true if there was a lock or a count to clear (an audit row was written), false if not.
+    pub changed: bool,
 }
 
 /// Query of the account list (`GET /v0/admin/accounts`).
@@ -103,6 +143,8 @@ pub struct AuditQuery {
 pub enum AuditAction {
     /// Revoked an account.
     Revoke,
+    /// Cleared an account's restore lock and failed-guess count.
+    Unlock,
 }
 
 /// One admin action.
@@ -118,7 +160,8 @@ pub struct AuditEntry {
     pub action: AuditAction,
     /// To which account.
     pub jid: String,
-    /// Details: for `revoke`, the reason, fingerprint and number of notices.
+    /// Details: for `revoke`, the reason, fingerprint and number of notices; for `unlock`, the
+    /// reason, and the failed guesses and lock time it cleared.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: serde_json::Value,
 }

@@ -1,10 +1,13 @@
-//! The component API (`/v0/component/...`): publish, secret, lookup, relay, and the notice outbox.
+//! The component API (`/v0/component/...`): publish, secret, lookup, relay, the notice outbox, and the restore's OPRF and proof.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::int::{int_list, opt_int};
 use crate::{KeyStatus, NoticeKind};
+
+mod restore;
+pub use restore::{OprfRequest, OprfResponse, RestoreProofRequest, RestoreProofResponse};
 
 /// `PUT /v0/component/accounts/{jid}` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

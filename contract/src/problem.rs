@@ -38,6 +38,14 @@ pub enum ProblemType {
     /// as many as keydir allows (`KEYWARD_MAX_HOLDINGS`); keys it holds are still answered.
     #[serde(rename = "urn:keyward:problem:holding-limit")]
     HoldingLimit,
+    /// 403: the account's restore is locked: its failed guesses reached keydir's limit; an admin
+    /// unlocks it (or the lock expires, when keydir is configured so).
+    #[serde(rename = "urn:keyward:problem:restore-locked")]
+    RestoreLocked,
+    /// 403: a restore proof was refused: its challenge was not issued to this account, was
+    /// used or expired, or its signature does not verify with the account's identity key.
+    #[serde(rename = "urn:keyward:problem:bad-restore-proof")]
+    BadRestoreProof,
     /// 404: no such account, bundle, secret or route.
     #[serde(rename = "urn:keyward:problem:not-found")]
     NotFound,
@@ -56,6 +64,9 @@ pub enum ProblemType {
     /// 503: the database is unreachable; retry later.
     #[serde(rename = "urn:keyward:problem:unavailable")]
     Unavailable,
+    /// 503: keydir has no OPRF seed configured: the restore's evaluations and proofs are off.
+    #[serde(rename = "urn:keyward:problem:restore-unavailable")]
+    RestoreUnavailable,
     /// 500: a bug; logged by keydir, never detailed.
     #[serde(rename = "urn:keyward:problem:internal")]
     Internal,
@@ -63,7 +74,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, in the order of `docs/keydir-api.md`.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::BadRequest,
         Self::BadBundle,
         Self::BadSecret,
@@ -72,12 +83,15 @@ impl ProblemType {
         Self::Forbidden,
         Self::Revoked,
         Self::HoldingLimit,
+        Self::RestoreLocked,
+        Self::BadRestoreProof,
         Self::NotFound,
         Self::Conflict,
         Self::StaleSecret,
         Self::TooLarge,
         Self::UnsupportedMediaType,
         Self::Unavailable,
+        Self::RestoreUnavailable,
         Self::Internal,
     ];
 
@@ -92,12 +106,15 @@ impl ProblemType {
             Self::Forbidden => "forbidden",
             Self::Revoked => "revoked",
             Self::HoldingLimit => "holding-limit",
+            Self::RestoreLocked => "restore-locked",
+            Self::BadRestoreProof => "bad-restore-proof",
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
             Self::StaleSecret => "stale-secret",
             Self::TooLarge => "too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Unavailable => "unavailable",
+            Self::RestoreUnavailable => "restore-unavailable",
             Self::Internal => "internal",
         }
     }
@@ -107,13 +124,13 @@ impl ProblemType {
         match self {
             Self::BadRequest | Self::BadBundle | Self::BadSecret | Self::BadSecretSignature => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden | Self::Revoked | Self::HoldingLimit => 403,
+            Self::Forbidden | Self::Revoked | Self::HoldingLimit | Self::RestoreLocked | Self::BadRestoreProof => 403,
             Self::NotFound => 404,
             Self::Conflict | Self::StaleSecret => 409,
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::Internal => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::RestoreUnavailable => 503,
         }
     }
 
@@ -128,12 +145,15 @@ impl ProblemType {
             Self::Forbidden => "Forbidden",
             Self::Revoked => "Account revoked",
             Self::HoldingLimit => "Holding limit reached",
+            Self::RestoreLocked => "Restore locked",
+            Self::BadRestoreProof => "Restore proof refused",
             Self::NotFound => "Not found",
             Self::Conflict => "Conflict",
             Self::StaleSecret => "Stale secret update",
             Self::TooLarge => "Too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Unavailable => "Service unavailable",
+            Self::RestoreUnavailable => "Restore unavailable",
             Self::Internal => "Internal error",
         }
     }
@@ -189,9 +209,11 @@ mod tests {
     #[test]
     fn statuses_are_the_documented_ones() {
         let client_errors = ProblemType::ALL.iter().filter(|k| (400..500).contains(&k.status())).count();
-        assert_eq!(client_errors, 13);
+        assert_eq!(client_errors, 15);
         assert_eq!(ProblemType::HoldingLimit.status(), 403);
         assert_eq!(ProblemType::Unavailable.status(), 503);
+        assert_eq!(ProblemType::RestoreUnavailable.status(), 503);
+        assert_eq!(ProblemType::RestoreLocked.status(), 403);
         assert_eq!(Problem::new(ProblemType::Revoked, "x").title, "Account revoked");
     }
 }

@@ -1,4 +1,4 @@
-//! The HTTP surface: routes of both APIs, health, the OpenAPI document, and the metrics router.
+//! The HTTP surface: routes of both APIs (the restore's among them), health, the OpenAPI document, and the metrics router.
 
 pub mod admin;
 pub mod component;
@@ -6,6 +6,7 @@ pub mod component;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod restore;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -29,6 +30,8 @@ pub fn router(state: AppState) -> Router {
     let component_api = Router::new()
         .route("/v0/component/accounts/{jid}", put(component::publish))
         .route("/v0/component/accounts/{jid}/secret", get(component::secret))
+        .route("/v0/component/accounts/{jid}/oprf", post(restore::oprf))
+        .route("/v0/component/accounts/{jid}/restore-proof", post(restore::restore_proof))
         .route("/v0/component/lookup", post(component::lookup))
         .route("/v0/component/relays", post(component::relay))
         .route("/v0/component/notices/claim", post(component::claim))
@@ -40,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/admin/accounts", get(admin::list))
         .route("/v0/admin/accounts/{jid}", get(admin::account))
         .route("/v0/admin/accounts/{jid}/revoke", post(admin::revoke))
+        .route("/v0/admin/accounts/{jid}/unlock", post(admin::unlock))
         .route("/v0/admin/audit", get(admin::audit))
         .route_layer(from_fn_with_state(state.clone(), auth::admin));
     Router::new()

@@ -22,7 +22,7 @@ pub enum Command {
     /// Apply the database migrations, then exit.
     Migrate(MigrateArgs),
     /// Serve the API and the metrics until SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// GET /healthz of the keydir serving on KEYWARD_LISTEN: exit 0 on 200, else 1.
     Healthcheck(HealthcheckArgs),
 }

@@ -1,10 +1,13 @@
-//! Configuration from flags and environment; tokens and the database URL in types that never print.
+//! Configuration from flags and environment; tokens, the database URL and the OPRF seed in types that never print.
 
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod restore;
+
 pub use keyward_service::{LogFormat, Secret, Token};
+pub use restore::{LOCK_SECONDS_LIMIT, MAX_ATTEMPTS_LIMIT, RestoreSettings, parse_seed};
 
 /// Everything `serve` needs, from flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +53,22 @@ pub struct ServeArgs {
     /// PEM private key of the API's certificate.
     #[arg(long, env = "KEYWARD_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// OPRF master seed of the guess-limited restore: base64 of 32 to 1024 random bytes. Keep it
+    /// out of the database's backups. Without it (and without --oprf-seed-file) the restore
+    /// endpoints answer 503 `restore-unavailable`.
+    #[arg(long, env = "KEYWARD_OPRF_SEED", hide_env_values = true)]
+    pub oprf_seed: Option<Secret>,
+    /// A file holding the OPRF master seed (base64), e.g. a mounted Kubernetes Secret; instead
+    /// of KEYWARD_OPRF_SEED.
+    #[arg(long, env = "KEYWARD_OPRF_SEED_FILE")]
+    pub oprf_seed_file: Option<PathBuf>,
+    /// OPRF evaluations answered without a valid restore proof before the account is locked
+    /// (the last one is still answered). 1 to 1000.
+    #[arg(long, env = "KEYWARD_RESTORE_MAX_ATTEMPTS", default_value_t = 10)]
+    pub restore_max_attempts: u32,
+    /// Seconds after which a restore lock expires by itself; 0: only an admin unlocks.
+    #[arg(long, env = "KEYWARD_RESTORE_LOCK_SECONDS", default_value_t = 0)]
+    pub restore_lock_seconds: u64,
 }
 
 /// Validated settings of a running key directory.
@@ -75,6 +94,8 @@ pub struct Settings {
     pub notice_retention: Duration,
     /// How often acknowledged notices past their retention are deleted.
     pub prune_interval: Duration,
+    /// The guess-limited restore: seed, limit, lock expiry.
+    pub restore: RestoreSettings,
 }
 
 /// The largest accepted `KEYWARD_MAX_HOLDINGS`.
@@ -99,6 +120,7 @@ impl Settings {
             max_holdings: 10_000,
             notice_retention: Duration::from_secs(168 * 3600),
             prune_interval: Duration::from_secs(600),
+            restore: RestoreSettings::default(),
         })
     }
 
@@ -127,6 +149,12 @@ impl Settings {
         settings.max_holdings = args.max_holdings;
         settings.notice_retention = Duration::from_secs(args.notice_retention_hours * 3600);
         settings.prune_interval = Duration::from_millis(args.prune_interval_ms);
+        settings.restore = RestoreSettings::new(
+            args.oprf_seed.as_ref(),
+            args.oprf_seed_file.as_deref(),
+            args.restore_max_attempts,
+            args.restore_lock_seconds,
+        )?;
         Ok(settings)
     }
 }
@@ -175,7 +203,17 @@ mod tests {
         let settings =
             from_flags(&["--max-holdings=3", "--notice-retention-hours=0", "--prune-interval-ms=100"]).expect("valid");
         assert_eq!((settings.max_holdings, settings.notice_retention), (3, Duration::ZERO));
-        for bad in ["--max-holdings=0", "--notice-retention-hours=87601", "--prune-interval-ms=99"] {
+        assert_eq!((settings.restore.max_attempts, settings.restore.lock), (10, None));
+        assert!(settings.restore.seed.is_none());
+        let settings = from_flags(&["--restore-max-attempts=3", "--restore-lock-seconds=900"]).expect("valid");
+        assert_eq!((settings.restore.max_attempts, settings.restore.lock), (3, Some(Duration::from_secs(900))));
+        for bad in [
+            "--max-holdings=0",
+            "--notice-retention-hours=87601",
+            "--prune-interval-ms=99",
+            "--restore-max-attempts=0",
+            "--oprf-seed=dG9vIHNob3J0",
+        ] {
             assert!(matches!(from_flags(&[bad]), Err(crate::Error::Config(_))), "{bad} accepted");
         }
     }

@@ -27,6 +27,12 @@ pub struct Metrics {
     pub notices_pruned: Counter,
     /// Lookups refused because the requester holds as many keys as allowed.
     pub holding_limit_refused: Counter,
+    /// OPRF evaluations answered (each counted as a failed guess until proven).
+    pub restore_evaluations: Counter,
+    /// Restore proofs, by outcome (`accepted` or `refused`).
+    pub restore_proofs: CounterVec,
+    /// OPRF evaluations refused because the account's restore is locked.
+    pub restore_locked_refused: Counter,
     /// Claims waiting for a notice (long-polls parked until a NOTIFY, the sweep or their deadline).
     pub claims_waiting: IntGauge,
     notices_pending: IntGauge,
@@ -64,6 +70,18 @@ impl Metrics {
             "holding_limit_refused_total",
             "Lookups refused with holding-limit: they would give the requester new keys past KEYWARD_MAX_HOLDINGS.",
         ))?;
+        let restore_evaluations = Counter::with_opts(opts(
+            "restore_evaluations_total",
+            "OPRF evaluations answered for the guess-limited restore (each a failed guess until a valid proof).",
+        ))?;
+        let restore_proofs = CounterVec::new(
+            opts("restore_proofs_total", "Restore proofs, by outcome (accepted or refused)."),
+            &["outcome"],
+        )?;
+        let restore_locked_refused = Counter::with_opts(opts(
+            "restore_locked_refused_total",
+            "OPRF evaluations refused with restore-locked: the account reached KEYWARD_RESTORE_MAX_ATTEMPTS.",
+        ))?;
         let claims_waiting = IntGauge::with_opts(opts(
             "claims_waiting",
             "Notice claims parked until a notice arrives or their wait ends (the component's long-polls).",
@@ -100,6 +118,12 @@ impl Metrics {
         let notices_pruned = registry.register(notices_pruned)?;
         let holding_limit_refused = registry.register(holding_limit_refused)?;
         let claims_waiting = registry.register(claims_waiting)?;
+        let restore_evaluations = registry.register(restore_evaluations)?;
+        let restore_proofs = registry.register(restore_proofs)?;
+        let restore_locked_refused = registry.register(restore_locked_refused)?;
+        for outcome in ["accepted", "refused"] {
+            restore_proofs.with_label_values(&[outcome]);
+        }
         let notices_pending = registry.register(notices_pending)?;
         let oldest_pending = registry.register(oldest_pending)?;
         let pool = registry.register(pool)?;
@@ -119,6 +143,9 @@ impl Metrics {
             edges,
             notices_pruned,
             holding_limit_refused,
+            restore_evaluations,
+            restore_proofs,
+            restore_locked_refused,
             claims_waiting,
             notices_pending,
             oldest_pending,

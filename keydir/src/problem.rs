@@ -23,6 +23,10 @@ pub enum ApiError {
     Revoked,
     /// 403: the lookup would give the requester new keys past `KEYWARD_MAX_HOLDINGS`.
     HoldingLimit(String),
+    /// 403: the account's restore is locked (too many evaluations without a valid proof).
+    RestoreLocked(String),
+    /// 403: a restore proof with an unknown, used or expired challenge, or a bad signature.
+    BadRestoreProof(String),
     /// 404: no such account (or bundle, or route).
     NotFound(String),
     /// 409: a different bundle is already stored.
@@ -35,6 +39,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 503: the database is unreachable.
     Unavailable,
+    /// 503: no OPRF seed is configured: the restore endpoints are off.
+    RestoreUnavailable,
     /// 500: anything else; the cause is logged, never sent.
     Internal,
 }
@@ -54,12 +60,18 @@ impl ApiError {
             Forbidden => (ProblemType::Forbidden, "this token is not valid for this API".into()),
             Revoked => (ProblemType::Revoked, "the account is revoked".into()),
             HoldingLimit(d) => (ProblemType::HoldingLimit, d),
+            RestoreLocked(d) => (ProblemType::RestoreLocked, d),
+            BadRestoreProof(d) => (ProblemType::BadRestoreProof, d),
             NotFound(d) => (ProblemType::NotFound, d),
             Conflict(d) => (ProblemType::Conflict, d),
             StaleSecret(d) => (ProblemType::StaleSecret, d),
             TooLarge(d) => (ProblemType::TooLarge, d),
             UnsupportedMediaType => (ProblemType::UnsupportedMediaType, "the body must be application/json".into()),
             Unavailable => (ProblemType::Unavailable, "the database is unavailable; retry later".into()),
+            RestoreUnavailable => (
+                ProblemType::RestoreUnavailable,
+                "this keydir has no OPRF seed configured: the guess-limited restore is off".into(),
+            ),
             Internal => (ProblemType::Internal, "an internal error occurred; it was logged".into()),
         }
     }

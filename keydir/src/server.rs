@@ -46,6 +46,12 @@ pub async fn run(
         None => None,
     };
     let pool = connect(&settings)?;
+    if settings.restore.seed.is_none() {
+        tracing::warn!(
+            "no OPRF seed (KEYWARD_OPRF_SEED or KEYWARD_OPRF_SEED_FILE): the guess-limited restore is off, \
+             its endpoints answer 503 restore-unavailable"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
     // A few transactions of new holder edges at once, leaving most of the pool to reads.

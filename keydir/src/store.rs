@@ -6,6 +6,7 @@ pub mod edges;
 pub mod holdings;
 pub mod leases;
 pub mod notices;
+pub mod restore;
 
 use keyward_contract::{AccountStatus, NoticeKind};
 

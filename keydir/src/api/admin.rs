@@ -1,17 +1,31 @@
-//! The admin API: revoke an account, read accounts (with cursor pagination), read the audit log.
+//! The admin API: revoke an account, unlock its restore, read accounts (with cursor pagination), read the audit log.
 
 use super::extract::{Body, JidPath, Params, parse_jid};
 use super::openapi::AdminErrors;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store;
+use crate::store::restore::{Policy, State as Counted};
 use axum::Json;
 use axum::extract::State;
 pub use keyward_contract::admin::{
-    Account, AccountPage, AuditAction, AuditEntry, AuditPage, AuditQuery, ListQuery, RevokeRequest, RevokeResponse,
+    Account, AccountPage, AuditAction, AuditEntry, AuditPage, AuditQuery, ListQuery, RestoreState, RevokeRequest,
+    RevokeResponse, UnlockRequest, UnlockResponse,
 };
 use keyward_contract::{AccountStatus, Jid};
 use keyward_proto::limits;
+use time::OffsetDateTime;
+
+/// An admin's reason: 1 to 1024 bytes, no control characters.
+fn checked_reason(reason: &str) -> ApiResult<()> {
+    if reason.is_empty() || reason.len() > limits::REASON_BYTES {
+        return Err(ApiError::BadRequest(format!("reason must be 1 to {} bytes", limits::REASON_BYTES)));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest("reason must not contain control characters".into()));
+    }
+    Ok(())
+}
 
 /// Revokes an account: terminal, idempotent, in one transaction with its audit row and notices.
 #[utoipa::path(
@@ -31,12 +45,7 @@ pub async fn revoke(
     Body(body): Body<RevokeRequest>,
 ) -> ApiResult<Json<RevokeResponse>> {
     let reason = body.reason;
-    if reason.is_empty() || reason.len() > limits::REASON_BYTES {
-        return Err(ApiError::BadRequest(format!("reason must be 1 to {} bytes", limits::REASON_BYTES)));
-    }
-    if reason.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("reason must not contain control characters".into()));
-    }
+    checked_reason(&reason)?;
     // No component cache may answer `active` once the revocation committed: record it as
     // pending, wait until every live cache dropped the account, then commit. An unknown
     // account or one already revoked is in no cache as active: answered without the wait.
@@ -64,17 +73,57 @@ pub async fn revoke(
     }))
 }
 
-impl From<store::admin::AccountRow> for Account {
-    fn from(row: store::admin::AccountRow) -> Self {
-        Self {
-            jid: row.jid,
-            status: row.status.into(),
-            fingerprint: row.fingerprint,
-            created_at: row.created_at,
-            revoked_at: row.revoked_at,
-            reason: row.reason,
-            holders: row.holders,
-        }
+/// Clears an account's restore lock and failed-guess count, with an audit row.
+#[utoipa::path(
+    post, path = "/v0/admin/accounts/{jid}/unlock", tag = "admin",
+    params(("jid" = Jid, Path, description = "Bare JID of the account")),
+    request_body = UnlockRequest,
+    responses(
+        (status = 200, description = "Unlocked (changed: true, audited) or there was nothing to clear (changed: false)", body = UnlockResponse),
+        (status = 404, description = "No such account", body = crate::problem::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    ),
+    security(("admin" = []))
+)]
+pub async fn unlock(
+    State(state): State<AppState>,
+    JidPath(jid): JidPath,
+    Body(body): Body<UnlockRequest>,
+) -> ApiResult<Json<UnlockResponse>> {
+    checked_reason(&body.reason)?;
+    let changed = store::restore::unlock(&state.pool, &jid, &body.reason).await?;
+    if changed {
+        tracing::info!(jid = %jid, "restore unlocked by an admin");
+    }
+    let restore = restore_state(Counted { attempts: 0, locked_at: None }, &state);
+    Ok(Json(UnlockResponse { jid: jid.to_string(), restore, changed }))
+}
+
+/// The restore state as admins see it: an expired lock is shown as gone.
+fn restore_state(stored: Counted, state: &AppState) -> RestoreState {
+    let policy = Policy::from(&state.settings.restore);
+    let now = OffsetDateTime::now_utc();
+    let effective = policy.effective(stored, now);
+    RestoreState {
+        attempts: i64::from(effective.attempts),
+        locked: effective.locked_at.is_some(),
+        locked_at: effective.locked_at,
+        locked_until: effective.locked_at.and_then(|at| policy.locked_until(at)),
+    }
+}
+
+/// An account row as the API shows it.
+fn account_view(row: store::admin::AccountRow, state: &AppState) -> Account {
+    let restore = restore_state(Counted { attempts: row.restore_attempts, locked_at: row.restore_locked_at }, state);
+    Account {
+        jid: row.jid,
+        status: row.status.into(),
+        fingerprint: row.fingerprint,
+        created_at: row.created_at,
+        revoked_at: row.revoked_at,
+        reason: row.reason,
+        holders: row.holders,
+        restore,
     }
 }
 
@@ -90,7 +139,7 @@ impl From<store::admin::AccountRow> for Account {
     security(("admin" = []))
 )]
 pub async fn account(State(state): State<AppState>, JidPath(jid): JidPath) -> ApiResult<Json<Account>> {
-    Ok(Json(store::admin::account(&state.pool, &jid).await?.into()))
+    Ok(Json(account_view(store::admin::account(&state.pool, &jid).await?, &state)))
 }
 
 fn page_size(limit: Option<i64>) -> ApiResult<i64> {
@@ -127,7 +176,7 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|row| row.jid.clone()) } else { None };
-    Ok(Json(AccountPage { accounts: rows.into_iter().map(Account::from).collect(), next_cursor }))
+    Ok(Json(AccountPage { accounts: rows.into_iter().map(|row| account_view(row, &state)).collect(), next_cursor }))
 }
 
 /// Reads the audit log, newest first, a page at a time.
@@ -159,6 +208,7 @@ pub async fn audit(State(state): State<AppState>, Params(query): Params<AuditQue
 fn audit_entry(row: store::admin::AuditRow) -> ApiResult<AuditEntry> {
     let action = match row.action.as_str() {
         "revoke" => AuditAction::Revoke,
+        "unlock" => AuditAction::Unlock,
         other => {
             tracing::error!(action = other, "an audit row with an unknown action");
             return Err(ApiError::Internal);

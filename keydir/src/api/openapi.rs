@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers, served at `/openapi.json`.
 
-use super::{admin, component, health};
+use super::{admin, component, health, restore};
 use crate::problem::Problem;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -74,8 +74,8 @@ impl Modify for BearerSchemes {
     info(title = "keyward keydir", description = "The keyward key directory: component API and admin API (see docs/keydir-api.md)."),
     paths(
         component::publish, component::secret, component::lookup, component::relay, component::claim, component::ack,
-        component::release, component::cache_lease,
-        admin::revoke, admin::account, admin::list, admin::audit,
+        component::release, component::cache_lease, restore::oprf, restore::restore_proof,
+        admin::revoke, admin::unlock, admin::account, admin::list, admin::audit,
         health::healthz, health::readyz,
     ),
     components(schemas(Problem)),

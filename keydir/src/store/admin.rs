@@ -154,6 +154,10 @@ pub struct AccountRow {
     pub reason: Option<String>,
     /// How many accounts hold its key.
     pub holders: i64,
+    /// Failed restore guesses, as stored.
+    pub restore_attempts: i32,
+    /// When its restore was locked, as stored.
+    pub restore_locked_at: Option<OffsetDateTime>,
 }
 
 /// The status of one account, if it exists.
@@ -170,8 +174,9 @@ pub async fn account(pool: &PgPool, jid: &BareJid) -> ApiResult<AccountRow> {
     let row = sqlx::query_as!(
         AccountRow,
         r#"SELECT a.jid, a.status AS "status: Status", b.fingerprint, a.created_at, a.revoked_at, a.reason,
-                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
-             FROM accounts a JOIN bundles b ON b.jid = a.jid
+                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!",
+                  COALESCE(r.attempts, 0) AS "restore_attempts!", r.locked_at AS "restore_locked_at?"
+             FROM accounts a JOIN bundles b ON b.jid = a.jid LEFT JOIN restore_attempts r ON r.jid = a.jid
             WHERE a.jid = $1"#,
         jid.as_str()
     )
@@ -192,8 +197,9 @@ pub async fn accounts(
     let rows = sqlx::query_as!(
         AccountRow,
         r#"SELECT a.jid, a.status AS "status: Status", b.fingerprint, a.created_at, a.revoked_at, a.reason,
-                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!"
-             FROM accounts a JOIN bundles b ON b.jid = a.jid
+                  (SELECT count(*) FROM holders h WHERE h.jid = a.jid) AS "holders!",
+                  COALESCE(r.attempts, 0) AS "restore_attempts!", r.locked_at AS "restore_locked_at?"
+             FROM accounts a JOIN bundles b ON b.jid = a.jid LEFT JOIN restore_attempts r ON r.jid = a.jid
             WHERE ($1::account_status IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.jid > $2)
             ORDER BY a.jid LIMIT $3"#,
         status as Option<Status>,

@@ -12,6 +12,12 @@ fn component_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"bundle": "", "secret": "", "secret_sig": ""})),
         ),
         (Method::GET, "/v0/component/accounts/alice@example.test/secret", None),
+        (Method::POST, "/v0/component/accounts/alice@example.test/oprf", Some(json!({"blinded": "AA=="}))),
+        (
+            Method::POST,
+            "/v0/component/accounts/alice@example.test/restore-proof",
+            Some(json!({"challenge": "AA==", "sig": "AA=="})),
+        ),
         (Method::POST, "/v0/component/lookup", Some(json!({"jids": ["alice@example.test"]}))),
         (Method::POST, "/v0/component/relays", Some(json!({"from": "alice@example.test", "to": "bob@example.test"}))),
         (Method::POST, "/v0/component/notices/claim", Some(json!({"wait_ms": 0}))),
@@ -23,6 +29,7 @@ fn component_routes() -> Vec<(Method, &'static str, Option<Value>)> {
 fn admin_routes() -> Vec<(Method, &'static str, Option<Value>)> {
     vec![
         (Method::POST, "/v0/admin/accounts/alice@example.test/revoke", Some(json!({"reason": "x"}))),
+        (Method::POST, "/v0/admin/accounts/alice@example.test/unlock", Some(json!({"reason": "x"}))),
         (Method::GET, "/v0/admin/accounts/alice@example.test", None),
         (Method::GET, "/v0/admin/accounts", None),
         (Method::GET, "/v0/admin/audit", None),

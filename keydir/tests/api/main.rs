@@ -12,4 +12,6 @@ mod ops;
 mod outbox;
 mod quotas;
 mod replicas;
+mod restore;
+mod restore_checks;
 mod tls;

@@ -78,7 +78,12 @@ async fn metrics_move_and_pass_promtool() {
     assert_eq!(series("keyward_keydir_db_pool_max_connections"), 10.0);
     assert!(page.contains(r#"keyward_keydir_db_pool_connections{state="idle"}"#));
     assert_eq!(series("keyward_keydir_database_up"), 1.0);
-    for zero in ["keyward_keydir_notices_pruned_total", "keyward_keydir_holding_limit_refused_total"] {
+    for zero in [
+        "keyward_keydir_notices_pruned_total",
+        "keyward_keydir_holding_limit_refused_total",
+        "keyward_keydir_restore_evaluations_total",
+        "keyward_keydir_restore_locked_refused_total",
+    ] {
         assert!(page.contains(&format!("\n{zero} 0\n")), "{zero} missing from\n{page}");
     }
 
@@ -113,6 +118,8 @@ async fn openapi_document_describes_exactly_the_real_routes() {
     let real: BTreeSet<(String, String)> = [
         ("PUT", "/v0/component/accounts/{jid}"),
         ("GET", "/v0/component/accounts/{jid}/secret"),
+        ("POST", "/v0/component/accounts/{jid}/oprf"),
+        ("POST", "/v0/component/accounts/{jid}/restore-proof"),
         ("POST", "/v0/component/lookup"),
         ("POST", "/v0/component/relays"),
         ("POST", "/v0/component/notices/claim"),
@@ -120,6 +127,7 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("POST", "/v0/component/notices/release"),
         ("POST", "/v0/component/cache/lease"),
         ("POST", "/v0/admin/accounts/{jid}/revoke"),
+        ("POST", "/v0/admin/accounts/{jid}/unlock"),
         ("GET", "/v0/admin/accounts/{jid}"),
         ("GET", "/v0/admin/accounts"),
         ("GET", "/v0/admin/audit"),
