@@ -127,12 +127,15 @@ async fn ten_evaluations_without_a_proof_lock_the_account_and_the_eleventh_is_re
 async fn a_valid_proof_resets_the_count_and_its_challenge_is_used_up() {
     let app = app().await;
     let alice = app.account("alice@example.test").await;
-    let challenges = guesses(&app, "alice@example.test", 9).await;
-    let reply = prove(&app, &alice, &alice.keys, &challenges[8]).await;
+    // Nine wrong guesses, then the right one: the tenth evaluation, the last allowed. Its proof
+    // resets the count (the limit counts unproven evaluations, and this one is proven).
+    let challenges = guesses(&app, "alice@example.test", 10).await;
+    assert_eq!(restore_state(&app, "alice@example.test").await["locked"], false);
+    let reply = prove(&app, &alice, &alice.keys, &challenges[9]).await;
     assert_eq!((reply.status, reply.body.clone()), (StatusCode::OK, json!({"reset": true})), "{reply:?}");
     assert_eq!(restore_state(&app, "alice@example.test").await["attempts"], 0);
     // Single use: the same proof again is refused.
-    prove(&app, &alice, &alice.keys, &challenges[8]).await.assert_problem(403, "bad-restore-proof");
+    prove(&app, &alice, &alice.keys, &challenges[9]).await.assert_problem(403, "bad-restore-proof");
     // Ten more are allowed, and the eleventh is not.
     guesses(&app, "alice@example.test", 10).await;
     oprf(&app, "alice@example.test", b"x").await.0.assert_problem(403, "restore-locked");
@@ -196,6 +199,7 @@ async fn an_admin_unlock_clears_the_lock_and_is_audited() {
     let app = app().await;
     app.account("alice@example.test").await;
     guesses(&app, "alice@example.test", 10).await;
+    oprf(&app, "alice@example.test", b"x").await.0.assert_problem(403, "restore-locked");
     let reply = unlock(&app, "alice@example.test", "called the helpdesk").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.body["changed"], true);

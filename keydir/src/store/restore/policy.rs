@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 /// keydir's limit: how many failed guesses, and how long a lock lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// Evaluations answered before the account is locked (the last one locks it).
+    /// Evaluations answered without a proof; the next one is refused and locks the account.
     pub max_attempts: i32,
     /// How long a lock lasts; `None`: until an admin unlocks.
     pub lock: Option<Duration>,
@@ -66,20 +66,19 @@ impl Policy {
     }
 }
 
-/// One evaluation at `now`: `Ok(next state)` when it may be answered (the count is one higher,
-/// and locked when it reached the limit), `Err` when the account is locked.
+/// One evaluation at `now`: `Ok(next state)` when it may be answered (the count is one higher),
+/// `Err` when the account is locked, or is locked now because `max_attempts` evaluations went
+/// unproven. The last evaluation allowed does not lock by itself: its proof (the right
+/// passphrase after nine wrong ones) still resets the count.
 pub fn decide(stored: State, now: OffsetDateTime, policy: &Policy) -> Result<State, Refusal> {
     let state = policy.effective(stored, now);
     if state.locked_at.is_some() {
         return Err(Refusal { state, changed: state != stored });
     }
     if state.attempts >= policy.max_attempts {
-        // Already at the limit (the limit was lowered since): lock now, answer nothing.
         return Err(Refusal { state: State { attempts: state.attempts, locked_at: Some(now) }, changed: true });
     }
-    let attempts = state.attempts + 1;
-    let locked_at = (attempts >= policy.max_attempts).then_some(now);
-    Ok(State { attempts, locked_at })
+    Ok(State { attempts: state.attempts + 1, locked_at: None })
 }
 
 #[cfg(test)]
@@ -94,17 +93,19 @@ mod tests {
     }
 
     #[test]
-    fn ten_evaluations_are_answered_and_the_tenth_locks() {
+    fn ten_evaluations_are_answered_and_the_eleventh_locks() {
         let policy = Policy { max_attempts: 10, lock: None };
         let mut state = fresh();
         for n in 1..=10 {
             state = decide(state, NOW, &policy).expect("answered");
-            assert_eq!(state.attempts, n);
-            assert_eq!(state.locked_at.is_some(), n == 10);
+            assert_eq!(state, State { attempts: n, locked_at: None });
         }
-        let refusal = decide(state, NOW + Duration::from_secs(86_400 * 365), &policy).expect_err("locked");
-        assert_eq!(refusal, Refusal { state, changed: false });
-        assert!(policy.locked_detail(state.locked_at).contains("until an admin unlocks it"));
+        let refusal = decide(state, NOW, &policy).expect_err("the eleventh is refused");
+        let locked = State { attempts: 10, locked_at: Some(NOW) };
+        assert_eq!(refusal, Refusal { state: locked, changed: true });
+        let later = decide(locked, NOW + Duration::from_secs(86_400 * 365), &policy).expect_err("still locked");
+        assert_eq!(later, Refusal { state: locked, changed: false });
+        assert!(policy.locked_detail(locked.locked_at).contains("until an admin unlocks it"));
     }
 
     #[test]
