@@ -10,7 +10,8 @@ use std::sync::Arc;
 use keyward_contract::Problem;
 use keyward_contract::component::{
     AckResponse, CacheLeaseRequest, CacheLeaseResponse, ClaimRequest, ClaimResponse, LookupRequest, LookupResponse,
-    NoticeIds, PublishRequest, RelayRequest, RelayResponse, ReleaseResponse, SecretResponse,
+    NoticeIds, OprfRequest, OprfResponse, PublishRequest, RelayRequest, RelayResponse, ReleaseResponse,
+    RestoreProofRequest, RestoreProofResponse, SecretResponse,
 };
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -199,6 +200,19 @@ impl KeydirClient {
     pub async fn secret(&self, jid: &BareJid) -> Result<String> {
         let response = self.send(self.request(Method::GET, &["accounts", jid.as_str(), "secret"])).await?;
         Ok(Self::json::<SecretResponse>(response).await?.secret)
+    }
+
+    /// One counted OPRF evaluation of `jid`'s blinded passphrase (base64 in and out).
+    pub async fn oprf(&self, jid: &BareJid, blinded: String) -> Result<OprfResponse> {
+        let request = self.request(Method::POST, &["accounts", jid.as_str(), "oprf"]).json(&OprfRequest { blinded });
+        Self::json(self.send(request).await?).await
+    }
+
+    /// `jid`'s restore proof (base64 challenge and signature); whether keydir reset the count.
+    pub async fn restore_proof(&self, jid: &BareJid, challenge: String, sig: String) -> Result<bool> {
+        let body = RestoreProofRequest { challenge, sig };
+        let request = self.request(Method::POST, &["accounts", jid.as_str(), "restore-proof"]).json(&body);
+        Ok(Self::json::<RestoreProofResponse>(self.send(request).await?).await?.reset)
     }
 
     /// Looks up 1 to 100 accounts, recording that `requester` now holds each returned bundle.

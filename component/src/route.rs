@@ -23,6 +23,10 @@ pub enum Request {
     RosterKeys,
     /// `<relay/>` (set).
     Relay,
+    /// `<oprf/>` (get): one guess of the guess-limited restore.
+    Oprf,
+    /// `<restore-proof/>` (set).
+    RestoreProof,
     /// disco#info (get).
     DiscoInfo,
     /// XEP-0199 ping (get).
@@ -38,6 +42,8 @@ impl Request {
             Self::Keys => "keys",
             Self::RosterKeys => "roster-keys",
             Self::Relay => "relay",
+            Self::Oprf => "oprf",
+            Self::RestoreProof => "restore-proof",
             Self::DiscoInfo => "disco-info",
             Self::Ping => "ping",
         }
@@ -64,7 +70,9 @@ pub fn route(iq: &Iq, component: &BareJid) -> Result<Request, Refusal> {
         (NS, "keys", IqType::Get) => Ok(Request::Keys),
         (NS, "roster-keys", IqType::Get) => Ok(Request::RosterKeys),
         (NS, "relay", IqType::Set) => Ok(Request::Relay),
-        (NS, "publish" | "secret" | "keys" | "roster-keys" | "relay", _) => {
+        (NS, "oprf", IqType::Get) => Ok(Request::Oprf),
+        (NS, "restore-proof", IqType::Set) => Ok(Request::RestoreProof),
+        (NS, "publish" | "secret" | "keys" | "roster-keys" | "relay" | "oprf" | "restore-proof", _) => {
             Err(("malformed", bad_request("wrong IQ type for this request")))
         }
         (NS, _, _) => Err(("unknown", StanzaError::new(Condition::FeatureNotImplemented))),

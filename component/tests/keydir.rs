@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Answer, Identity, User, WAIT, options, stack, statuses};
-use keyward_proto::elements::{KeyRelay, Revoked};
+use keyward_proto::elements::{KeyRelay, OprfQuery, OprfResult, RestoreProof, Revoked};
+use keyward_proto::restore::{self, OprfOutput, RestoreChallenge};
 use keyward_proto::{SecretBlob, XmlElement};
 use keyward_tests::gate::Gate;
 use keyward_tests::on_both_servers;
@@ -475,7 +476,61 @@ async fn cached_answers_skip_keydir_and_never_say_active_after_a_revocation(kind
     assert!(answers.iter().any(|(asked, status)| *asked < confirmed && status == "active"), "{answers:?}");
 }
 
+/// One `<oprf/>` get of `passphrase` by `user`: the finalized output and the challenge, or the error.
+async fn oprf_exchange(
+    user: &mut User,
+    keys: &str,
+    passphrase: &[u8],
+) -> Result<(OprfOutput, RestoreChallenge), Answer> {
+    let (state, blinded) = restore::blind(passphrase).expect("blinds");
+    let answer = user.get(keys, &OprfQuery { blinded }.to_xml()).await.expect("answered");
+    let payload = match answer {
+        Answer::Result(Some(payload)) => payload,
+        other => return Err(other),
+    };
+    let result = OprfResult::parse(String::from(&payload).as_bytes()).expect("an oprf-result");
+    Ok((restore::finalize(state, &result.evaluated).expect("unblinds"), result.challenge))
+}
+
+async fn the_restore_exchange_is_relayed_for_the_senders_own_account(kind: ServerKind) {
+    let stack = stack(kind, false, KeydirChoice::Real).await;
+    let keys = stack.component_jid().to_owned();
+    let mut alice = User::login(stack.xmpp(), "alice").await.expect("alice");
+    let alice_id = Identity::new(&alice.jid);
+    alice.set(&keys, &alice_id.publish_xml()).await.expect("publish").payload().expect("published");
+
+    // The same passphrase gives the same output through fresh blinds; another gives another.
+    let (first, challenge) = oprf_exchange(&mut alice, &keys, b"right passphrase").await.expect("evaluated");
+    let (again, _) = oprf_exchange(&mut alice, &keys, b"right passphrase").await.expect("evaluated");
+    let (other, _) = oprf_exchange(&mut alice, &keys, b"wrong passphrase").await.expect("evaluated");
+    assert_eq!(first.as_bytes(), again.as_bytes());
+    assert_ne!(first.as_bytes(), other.as_bytes());
+
+    // A proof signed by another key is refused; alice's own proof resets her count.
+    let stranger = keyward_proto::KeyPair::generate().expect("rng");
+    let forged = RestoreProof::sign(&stranger, &alice.jid, challenge).to_xml();
+    let refused = alice.set(&keys, &forged).await.expect("answered");
+    assert_eq!(refused.condition(), Some("bad-request"), "{refused:?}");
+    let proof = RestoreProof::sign(&alice_id.keys, &alice.jid, challenge).to_xml();
+    alice.set(&keys, &proof).await.expect("answered").payload().expect("the proof is accepted");
+
+    // Ten unproven guesses are answered; the eleventh is refused with restore-locked.
+    for n in 0..10 {
+        oprf_exchange(&mut alice, &keys, b"a guess").await.unwrap_or_else(|e| panic!("guess {n} refused: {e:?}"));
+    }
+    match oprf_exchange(&mut alice, &keys, b"right passphrase").await {
+        Err(Answer::Error { condition, text, .. }) => {
+            assert_eq!((condition.as_str(), text.as_deref()), ("not-allowed", Some("restore-locked")));
+        }
+        other => panic!("the eleventh guess was answered: {:?}", other.map(|_| ())),
+    }
+    // A malformed element never reaches keydir.
+    let malformed = alice.get(&keys, "<oprf xmlns='urn:keyward:0'>not base64</oprf>").await.expect("answered");
+    assert_eq!(malformed.condition(), Some("bad-request"), "{malformed:?}");
+}
+
 on_both_servers!(
+    the_restore_exchange_is_relayed_for_the_senders_own_account,
     cached_answers_skip_keydir_and_never_say_active_after_a_revocation,
     a_notice_is_acknowledged_once_the_server_handled_it_and_released_when_the_stream_breaks,
     a_key_relay_to_an_offline_account_arrives_at_login,

@@ -40,6 +40,8 @@ pub struct KeydirOptions {
     /// Whether [`Keydir::start`] runs `migrate` first (off for a keydir that is meant not to
     /// reach its database).
     pub migrate: bool,
+    /// `KEYWARD_OPRF_SEED` (base64), when set: without it keydir answers restores with 503.
+    pub oprf_seed: Option<String>,
     /// Any other variables; they override the ones above.
     pub env: Vec<(String, String)>,
     /// Where the log goes; by default a temp folder of the keydir's own.
@@ -61,6 +63,7 @@ impl KeydirOptions {
             log_filter: std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             tls: None,
             migrate: true,
+            oprf_seed: None,
             env: Vec::new(),
             log: None,
             bin_dir: None,
@@ -88,6 +91,9 @@ impl KeydirOptions {
         if let Some(tls) = &self.tls {
             env.push(("KEYWARD_TLS_CERT".to_owned(), tls.cert.display().to_string()));
             env.push(("KEYWARD_TLS_KEY".to_owned(), tls.key.display().to_string()));
+        }
+        if let Some(seed) = &self.oprf_seed {
+            env.push(("KEYWARD_OPRF_SEED".to_owned(), seed.clone()));
         }
         env.extend(self.env.iter().cloned());
         env

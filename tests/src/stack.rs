@@ -114,6 +114,14 @@ fn random_token() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
+/// A fresh OPRF seed for keydir: 32 random bytes, base64.
+fn random_seed() -> anyhow::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         if std::env::var_os("KEYWARD_TEST_KEEP").is_some() {
@@ -165,6 +173,7 @@ impl Stack {
                     log: Some(dir.path().join("keydir.log")),
                     bin_dir: options.bin_dir.clone(),
                     tls: cas.first().map(|ca| ca.files().clone()),
+                    oprf_seed: Some(random_seed()?),
                     ..KeydirOptions::new(&database_url)
                 })
                 .await?;

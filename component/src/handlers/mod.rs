@@ -7,6 +7,7 @@ pub(crate) mod disco;
 mod keys;
 mod publish;
 mod relay;
+mod restore;
 pub(crate) mod roster;
 mod secret;
 
@@ -63,6 +64,8 @@ async fn route(iq: &Iq, ctx: &SessionContext) -> (&'static str, Outcome) {
         Request::Keys => keys::handle(iq, payload, ctx).await,
         Request::RosterKeys => roster::handle(iq, payload, ctx).await,
         Request::Relay => relay::handle(iq, payload, ctx).await,
+        Request::Oprf => restore::oprf(iq, payload, ctx).await,
+        Request::RestoreProof => restore::proof(iq, payload, ctx).await,
         Request::DiscoInfo => disco::info(iq, payload, ctx),
         Request::Ping => Ok(None),
     };
@@ -118,6 +121,9 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 // A replayed or out-of-order secret update (protocol section 6.1).
                 Some(P::StaleSecret) => Condition::UnexpectedRequest,
                 Some(P::Revoked) => Condition::NotAllowed,
+                // Too many restore guesses without a proof (protocol section 6.2).
+                Some(P::RestoreLocked) => Condition::NotAllowed,
+                Some(P::BadRestoreProof) => Condition::BadRequest,
                 // The lookup would give the requester new keys past keydir's cap
                 // (KEYWARD_MAX_HOLDINGS); a lookup of keys it holds still works.
                 Some(P::HoldingLimit) => Condition::PolicyViolation,
