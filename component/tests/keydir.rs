@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Answer, Identity, User, WAIT, options, stack, statuses};
-use keyward_proto::elements::{KeyRelay, OprfQuery, OprfResult, RestoreProof, Revoked};
-use keyward_proto::restore::{self, OprfOutput, RestoreChallenge};
+use keyward_proto::elements::{KeyRelay, OprfQuery, OprfResult, Publish, RestoreProof, Revoked};
+use keyward_proto::restore::{self, AnySecret, OprfOutput, RestoreChallenge};
 use keyward_proto::{SecretBlob, XmlElement};
 use keyward_tests::gate::Gate;
 use keyward_tests::on_both_servers;
@@ -524,6 +524,42 @@ async fn the_restore_exchange_is_relayed_for_the_senders_own_account(kind: Serve
         }
         other => panic!("the eleventh guess was answered: {:?}", other.map(|_| ())),
     }
+    // The transition (protocol 6.2): a version 1 blob sealed with keydir's OPRF output is
+    // published over the version 0 one (signed by the identity key, a greater seq) and comes
+    // back as it was; it opens with the passphrase and that output only.
+    let admin_unlock = reqwest::Client::new()
+        .post(format!("{}/v0/admin/accounts/{}/unlock", stack.keydir_url(), alice.jid))
+        .bearer_auth(stack.admin_token())
+        .json(&serde_json::json!({ "reason": "test" }))
+        .send()
+        .await
+        .expect("unlock");
+    assert_eq!(admin_unlock.status(), 200);
+    let (output, challenge) = oprf_exchange(&mut alice, &keys, b"right passphrase").await.expect("evaluated");
+    let code = restore::RecoveryCode::generate().expect("rng");
+    let v1 = restore::SecretV1::seal(
+        &alice_id.keys,
+        &alice.jid,
+        b"right passphrase",
+        &output,
+        &code,
+        keyward_proto::KdfParams::INSECURE_TEST_ONLY,
+    )
+    .expect("seals");
+    let bundle = alice_id.bundle.verify_for(&alice.jid).expect("verifies");
+    let publish = Publish::signed(&alice_id.keys, &bundle, v1.clone(), 2).expect("signs");
+    alice.set(&keys, &publish.to_xml()).await.expect("answered").payload().expect("a version 1 blob is stored");
+    let proof = RestoreProof::sign(&alice_id.keys, &alice.jid, challenge).to_xml();
+    alice.set(&keys, &proof).await.expect("answered").payload().expect("proof");
+    let stored = alice.get(&keys, "<secret xmlns='urn:keyward:0'/>").await.expect("secret").payload().expect("ok");
+    let stored = AnySecret::parse(String::from(&stored.expect("secret element")).as_bytes()).expect("a blob");
+    assert_eq!(stored, AnySecret::V1(v1.clone()));
+    let policy = keyward_proto::KdfPolicy::danger_accept_weak_for_tests();
+    let opened = v1.open_with_passphrase(b"right passphrase", &output, &alice.jid, &policy).expect("opens");
+    assert_eq!(opened.keys().fingerprint(), alice_id.keys.fingerprint());
+    assert!(v1.open_with_passphrase(b"right passphrase", &other, &alice.jid, &policy).is_err(), "another output");
+    v1.open_with_recovery(&code, &alice.jid).expect("the recovery code opens it");
+
     // A malformed element never reaches keydir.
     let malformed = alice.get(&keys, "<oprf xmlns='urn:keyward:0'>not base64</oprf>").await.expect("answered");
     assert_eq!(malformed.condition(), Some("bad-request"), "{malformed:?}");

@@ -7,8 +7,7 @@ use crate::fingerprint::Fingerprint;
 use crate::jid::BareJid;
 use crate::keys::{IdentityPublic, KeyPair};
 use crate::limits;
-use crate::restore::{BlindedElement, EvaluatedElement, RestoreChallenge, sign_proof, verify_proof};
-use crate::secret::SecretBlob;
+use crate::restore::{AnySecret, BlindedElement, EvaluatedElement, RestoreChallenge, sign_proof, verify_proof};
 use crate::update::SecretSig;
 use crate::xml::{Element, ParseLimits};
 use time::OffsetDateTime;
@@ -54,8 +53,8 @@ fn one_child<'e>(element: &'e Element, name: &'static str) -> Result<&'e Element
 pub struct Publish {
     /// The public bundle (unverified until someone verifies it).
     pub bundle: Bundle,
-    /// The passphrase-sealed private keys.
-    pub secret: SecretBlob,
+    /// The sealed private keys, of either version (protocol sections 6 and 6.2).
+    pub secret: AnySecret,
     /// The identity key's signature over the blob, with its `seq` (protocol section 6.1).
     pub secret_sig: SecretSig,
 }
@@ -63,8 +62,9 @@ pub struct Publish {
 impl Publish {
     /// The publish of `bundle` (signed with `keys`) and `secret`, with a secret update
     /// signed by `keys` under `seq` (clients: the time in Unix milliseconds).
-    pub fn signed(keys: &KeyPair, bundle: &VerifiedBundle, secret: SecretBlob, seq: u64) -> Result<Self> {
-        let secret_sig = SecretSig::sign(keys, bundle.jid(), seq, &secret)?;
+    pub fn signed(keys: &KeyPair, bundle: &VerifiedBundle, secret: impl Into<AnySecret>, seq: u64) -> Result<Self> {
+        let secret = secret.into();
+        let secret_sig = SecretSig::sign_any(keys, bundle.jid(), seq, &secret)?;
         Ok(Self { bundle: bundle.bundle().clone(), secret, secret_sig })
     }
 
@@ -74,7 +74,7 @@ impl Publish {
     /// [`Error::SecretSignature`] for the secret update.
     pub fn verify_for(&self, sender: &BareJid) -> Result<VerifiedBundle> {
         let bundle = self.bundle.verify_for(sender)?;
-        self.secret_sig.verify(bundle.identity_key(), sender, &self.secret)?;
+        self.secret_sig.verify_any(bundle.identity_key(), sender, &self.secret)?;
         Ok(bundle)
     }
 }
@@ -84,7 +84,7 @@ impl XmlElement for Publish {
         expect(element, "publish", NS, "{urn:keyward:0}publish")?;
         Ok(Self {
             bundle: Bundle::from_element(one_child(element, "bundle")?)?,
-            secret: SecretBlob::from_element(one_child(element, "secret")?)?,
+            secret: AnySecret::from_element(one_child(element, "secret")?)?,
             secret_sig: SecretSig::from_element(one_child(element, "secret-sig")?)?,
         })
     }

@@ -14,7 +14,8 @@ pub use keyward_contract::component::{
     ReleaseResponse, SecretResponse,
 };
 use keyward_contract::{AccountStatus, Jid, KeyStatus};
-use keyward_proto::{BareJid, Bundle, Error as ProtoError, SecretBlob, SecretSig, XmlElement, limits};
+use keyward_proto::restore::AnySecret;
+use keyward_proto::{BareJid, Bundle, Error as ProtoError, SecretSig, XmlElement, limits};
 use std::time::Duration;
 
 /// Largest `secret_sig` text: a `<secret-sig/>` is about 150 bytes.
@@ -54,7 +55,7 @@ pub async fn publish(
         return Err(ApiError::TooLarge(format!("the secret blob exceeds {} bytes", limits::SECRET_BYTES)));
     }
     let bundle = Bundle::parse(body.bundle.as_bytes()).and_then(|b| b.verify_for(&jid)).map_err(bad_bundle)?;
-    let secret = SecretBlob::parse(body.secret.as_bytes()).map_err(|err| match err {
+    let secret = AnySecret::parse(body.secret.as_bytes()).map_err(|err| match err {
         ProtoError::TooLarge { .. } => ApiError::TooLarge(format!("secret: {err}")),
         other => ApiError::BadSecret(other.to_string()),
     })?;

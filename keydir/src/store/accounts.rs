@@ -3,7 +3,8 @@
 use super::Status;
 use super::edges::EdgeWriter;
 use crate::problem::{ApiError, ApiResult};
-use keyward_proto::{BareJid, IdentityPublic, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
+use keyward_proto::restore::AnySecret;
+use keyward_proto::{BareJid, IdentityPublic, SecretSig, VerifiedBundle, XmlElement};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -43,7 +44,7 @@ impl NewBundle {
 /// The update is not verified here: [`publish`] verifies it inside its
 /// transaction, against the identity key of the bundle the account has.
 pub struct NewSecret {
-    blob: SecretBlob,
+    blob: AnySecret,
     update: SecretSig,
     m_kib: i32,
     t: i32,
@@ -53,9 +54,12 @@ pub struct NewSecret {
 }
 
 impl NewSecret {
-    /// The columns of a parsed secret blob and its (not yet verified) update.
-    pub fn new(blob: SecretBlob, update: SecretSig) -> ApiResult<Self> {
-        let params = *blob.params();
+    /// The columns of a parsed secret blob (either version) and its (not yet verified) update.
+    pub fn new(blob: AnySecret, update: SecretSig) -> ApiResult<Self> {
+        let params = match &blob {
+            AnySecret::V0(blob) => *blob.params(),
+            AnySecret::V1(blob) => *blob.params(),
+        };
         let int = |v: u32| i32::try_from(v).map_err(|_| ApiError::BadSecret("KDF parameter out of range".into()));
         if params.m_kib == 0 || params.t == 0 || params.p == 0 {
             return Err(ApiError::BadSecret("KDF parameters must be positive".into()));
@@ -146,7 +150,7 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
             (true, *bundle.verified.identity_key())
         }
     };
-    secret.update.verify(&ik, &bundle.jid, &secret.blob).map_err(|_| {
+    secret.update.verify_any(&ik, &bundle.jid, &secret.blob).map_err(|_| {
         ApiError::BadSecretSignature("the secret blob is not signed by the account's identity key".into())
     })?;
     if secret_write(&current, secret)? == SecretWrite::Store {

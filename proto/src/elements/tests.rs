@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::keys::KeyPair;
-use crate::secret::KdfParams;
+use crate::secret::{KdfParams, SecretBlob};
 use time::macros::datetime;
 
 fn jid(text: &str) -> BareJid {
@@ -155,7 +155,7 @@ fn publish_needs_the_secret_update_of_the_bundles_key() {
         Publish { secret_sig: SecretSig::sign(&mallory, &alice, 43, &foreign).expect("signs"), ..publish.clone() };
     assert_eq!(forged.verify_for(&alice), Err(Error::SecretSignature));
     // Alice's own signature moved onto another blob.
-    let moved = Publish { secret: foreign, ..publish.clone() };
+    let moved = Publish { secret: foreign.into(), ..publish.clone() };
     assert_eq!(moved.verify_for(&alice), Err(Error::SecretSignature));
 
     // Without <secret-sig/>, a publish does not even parse.

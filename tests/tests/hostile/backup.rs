@@ -78,7 +78,7 @@ async fn the_xmpp_password_alone_cannot_replace_the_key_backup(kind: ServerKind)
     let seq = now_ms()? + 60_000;
     let signed_by_attacker = Publish {
         bundle: bundle.bundle().clone(),
-        secret: theirs.clone(),
+        secret: theirs.clone().into(),
         secret_sig: SecretSig::sign(&attacker, &alice.jid, seq, &theirs)?,
     };
     let with_sig = signed_by_attacker.to_xml();
