@@ -98,6 +98,39 @@ pub struct SecretBlob {
     ct: Vec<u8>,
 }
 
+/// The sealed plaintext of either blob version: `domain || u16be(len(jid)) || jid || IK_seed || EK_secret`.
+pub(crate) fn keys_plaintext(domain: &[u8], jid: &BareJid, keys: &KeyPair) -> Zeroizing<Vec<u8>> {
+    let jid = jid.as_str().as_bytes();
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(domain.len() + 2 + jid.len() + 64));
+    plaintext.extend_from_slice(domain);
+    plaintext.extend_from_slice(&(jid.len() as u16).to_be_bytes());
+    plaintext.extend_from_slice(jid);
+    plaintext.extend_from_slice(keys.secret_bytes().as_ref());
+    plaintext
+}
+
+/// Reads the keys out of [`keys_plaintext`], checking its `domain` and that they are `expected`'s.
+pub(crate) fn keys_from_plaintext(domain: &[u8], plaintext: &[u8], expected: &BareJid) -> Result<KeyPair> {
+    let mut cursor = Cursor::new(plaintext);
+    if cursor.take(domain.len())? != domain {
+        return Err(Error::InvalidValue("secret blob domain"));
+    }
+    let len = cursor.take(2)?;
+    let jid = cursor.take(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
+    if jid != expected.as_str().as_bytes() {
+        return Err(Error::JidMismatch);
+    }
+    let secrets = cursor.rest();
+    if secrets.len() != 64 {
+        return Err(Error::Length { field: "secret keys", expected: 64, actual: secrets.len() });
+    }
+    let mut ik = Zeroizing::new([0u8; 32]);
+    let mut ek = Zeroizing::new([0u8; 32]);
+    ik.copy_from_slice(&secrets[..32]);
+    ek.copy_from_slice(&secrets[32..]);
+    Ok(KeyPair::from_secret_bytes(&ik, &ek))
+}
+
 pub(crate) fn derive_key(passphrase: &[u8], salt: &[u8; 16], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     let argon_params = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
         .map_err(|_| Error::KdfParams { reason: "rejected by Argon2" })?;
@@ -127,12 +160,7 @@ impl SecretBlob {
         random(&mut salt)?;
         random(&mut nonce)?;
         let key = derive_key(passphrase, &salt, &params)?;
-        let jid = jid.as_str().as_bytes();
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(DOMAIN.len() + 2 + jid.len() + 64));
-        plaintext.extend_from_slice(DOMAIN);
-        plaintext.extend_from_slice(&(jid.len() as u16).to_be_bytes());
-        plaintext.extend_from_slice(jid);
-        plaintext.extend_from_slice(keys.secret_bytes().as_ref());
+        let plaintext = keys_plaintext(DOMAIN, jid, keys);
         let cipher = XSalsa20Poly1305::new(&(*key).into());
         let ct = cipher.encrypt(&nonce.into(), plaintext.as_slice()).map_err(|_| Error::Decrypt)?;
         Ok(Self { params, salt, nonce, ct })
@@ -146,24 +174,7 @@ impl SecretBlob {
         let cipher = XSalsa20Poly1305::new(&(*key).into());
         let plaintext =
             Zeroizing::new(cipher.decrypt(&self.nonce.into(), self.ct.as_slice()).map_err(|_| Error::Decrypt)?);
-        let mut cursor = Cursor::new(&plaintext);
-        if cursor.take(DOMAIN.len())? != DOMAIN {
-            return Err(Error::InvalidValue("secret blob domain"));
-        }
-        let len = cursor.take(2)?;
-        let jid = cursor.take(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
-        if jid != expected.as_str().as_bytes() {
-            return Err(Error::JidMismatch);
-        }
-        let secrets = cursor.rest();
-        if secrets.len() != 64 {
-            return Err(Error::Length { field: "secret keys", expected: 64, actual: secrets.len() });
-        }
-        let mut ik = Zeroizing::new([0u8; 32]);
-        let mut ek = Zeroizing::new([0u8; 32]);
-        ik.copy_from_slice(&secrets[..32]);
-        ek.copy_from_slice(&secrets[32..]);
-        Ok(KeyPair::from_secret_bytes(&ik, &ek))
+        keys_from_plaintext(DOMAIN, &plaintext, expected)
     }
 
     /// The KDF parameters the blob was sealed with.

@@ -15,7 +15,7 @@
 //! no one can search, with or without keydir's help; a slow KDF would only slow its owner.
 //! Version 0 blobs ([`SecretBlob`]) are untouched; [`AnySecret`] reads either version.
 
-use crate::codec::{Cursor, attr, b64, child_text, expect, number, put_lp, unb64, unb64_fixed};
+use crate::codec::{attr, b64, child_text, expect, number, put_lp, unb64, unb64_fixed};
 use crate::elements::{NS, XmlElement};
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
@@ -23,7 +23,7 @@ use crate::keys::{FillRandom, KeyPair, os_random};
 use crate::limits;
 use crate::restore::oprf::OprfOutput;
 use crate::restore::recovery::RecoveryCode;
-use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key};
+use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key, keys_from_plaintext, keys_plaintext};
 use crate::xml::Element;
 use core::fmt;
 use crypto_secretbox::XSalsa20Poly1305;
@@ -173,12 +173,7 @@ impl SecretV1 {
         let rc = new_slot(&data_key, random, |salt| Ok(recovery_key(recovery, salt, jid)))?;
         let mut nonce = [0u8; 24];
         random(&mut nonce)?;
-        let name = jid.as_str().as_bytes();
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(DOMAIN.len() + 2 + name.len() + 64));
-        plaintext.extend_from_slice(DOMAIN);
-        plaintext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        plaintext.extend_from_slice(name);
-        plaintext.extend_from_slice(keys.secret_bytes().as_ref());
+        let plaintext = keys_plaintext(DOMAIN, jid, keys);
         let ct = cipher(&data_key).encrypt(&nonce.into(), plaintext.as_slice()).map_err(|_| Error::Decrypt)?;
         Ok(Self { params, passphrase: pw, recovery: rc, nonce, ct })
     }
@@ -244,24 +239,7 @@ impl SecretV1 {
         let plaintext = Zeroizing::new(
             cipher(&data_key).decrypt(&self.nonce.into(), self.ct.as_slice()).map_err(|_| Error::Decrypt)?,
         );
-        let mut cursor = Cursor::new(&plaintext);
-        if cursor.take(DOMAIN.len())? != DOMAIN {
-            return Err(Error::InvalidValue("secret blob domain"));
-        }
-        let len = cursor.take(2)?;
-        let jid = cursor.take(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
-        if jid != expected.as_str().as_bytes() {
-            return Err(Error::JidMismatch);
-        }
-        let secrets = cursor.rest();
-        if secrets.len() != 64 {
-            return Err(Error::Length { field: "secret keys", expected: 64, actual: secrets.len() });
-        }
-        let mut ik = Zeroizing::new([0u8; 32]);
-        let mut ek = Zeroizing::new([0u8; 32]);
-        ik.copy_from_slice(&secrets[..32]);
-        ek.copy_from_slice(&secrets[32..]);
-        Ok(OpenedV1 { keys: KeyPair::from_secret_bytes(&ik, &ek), data_key })
+        Ok(OpenedV1 { keys: keys_from_plaintext(DOMAIN, &plaintext, expected)?, data_key })
     }
 
     /// Appends the fields a secret update signs (protocol section 6.2), in order:
