@@ -1,3 +1,5 @@
+//! Tests of the version 1 secret blob: sealing and opening with the passphrase and OPRF output or the recovery code, resealing, and refusals.
+
 use super::*;
 use crate::restore::oprf::{OprfSeed, blind, evaluate, finalize};
 
