@@ -74,7 +74,7 @@ pub async fn oprf(
     })?;
     state.metrics.restore_evaluations.inc();
     if attempts_left == 0 {
-        tracing::warn!(jid = %jid, "restore locked: too many evaluations without a valid proof");
+        tracing::warn!(jid = %jid, "the last restore guess allowed without a valid proof: the next one locks the account");
     }
     Ok(Json(OprfResponse {
         evaluated: STANDARD.encode(evaluated.to_bytes()),
@@ -106,12 +106,8 @@ pub async fn restore_proof(
     seed(&state)?;
     let challenge = RestoreChallenge::from_bytes(&decode_fixed::<32>(&body.challenge, "challenge")?);
     let sig = decode_fixed::<64>(&body.sig, "sig")?;
-    let verify = |ik: &[u8]| -> ApiResult<bool> {
-        let ik = <[u8; 32]>::try_from(ik).ok().and_then(|b| IdentityPublic::from_bytes(&b).ok()).ok_or_else(|| {
-            tracing::error!("a stored identity key does not parse");
-            ApiError::Internal
-        })?;
-        match verify_proof(&ik, &jid, &challenge, &sig) {
+    let verify = |ik: &IdentityPublic| -> ApiResult<bool> {
+        match verify_proof(ik, &jid, &challenge, &sig) {
             Ok(()) => Ok(true),
             Err(ProtoError::BadSignature) => Ok(false),
             Err(err) => {

@@ -161,7 +161,7 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
 }
 
 /// The identity key of a stored bundle (checked when it was stored).
-fn stored_identity_key(bytes: &[u8]) -> ApiResult<IdentityPublic> {
+pub(super) fn stored_identity_key(bytes: &[u8]) -> ApiResult<IdentityPublic> {
     <[u8; 32]>::try_from(bytes).ok().and_then(|b| IdentityPublic::from_bytes(&b).ok()).ok_or_else(|| {
         tracing::error!("a stored identity key does not parse");
         ApiError::Internal

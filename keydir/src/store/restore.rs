@@ -7,7 +7,7 @@
 
 use super::Status;
 use crate::problem::{ApiError, ApiResult};
-use keyward_proto::BareJid;
+use keyward_proto::{BareJid, IdentityPublic};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -134,7 +134,7 @@ pub async fn count_evaluation(pool: &PgPool, jid: &BareJid, challenge: &[u8; 32]
 
 /// The stored bundle's identity key of an active account (404 unknown, 403 revoked), share-locked.
 #[instrument(skip_all)]
-async fn identity_key(tx: &mut PgConnection, jid: &BareJid) -> ApiResult<Vec<u8>> {
+async fn identity_key(tx: &mut PgConnection, jid: &BareJid) -> ApiResult<IdentityPublic> {
     let row = sqlx::query!(
         r#"SELECT a.status AS "status: Status", b.ik FROM accounts a JOIN bundles b ON b.jid = a.jid
             WHERE a.jid = $1 FOR SHARE OF a"#,
@@ -145,7 +145,7 @@ async fn identity_key(tx: &mut PgConnection, jid: &BareJid) -> ApiResult<Vec<u8>
     match row {
         None => Err(ApiError::NotFound("no such account".into())),
         Some(row) if row.status == Status::Revoked => Err(ApiError::Revoked),
-        Some(row) => Ok(row.ik),
+        Some(row) => super::accounts::stored_identity_key(&row.ik),
     }
 }
 
@@ -170,7 +170,7 @@ async fn delete_challenge(tx: &mut PgConnection, challenge: &[u8; 32]) -> sqlx::
     Ok(())
 }
 
-/// Checks a restore proof: `verify` is given the stored identity key (32 bytes) and says whether
+/// Checks a restore proof: `verify` is given the stored bundle's identity key and says whether
 /// the signature verifies. A refused proof (unknown, used or expired challenge; bad signature)
 /// changes nothing. A good one uses up its challenge and clears the count: `Ok(true)`; on a
 /// locked account it clears nothing (only an admin or the lock's expiry does): `Ok(false)`.
@@ -179,7 +179,7 @@ pub async fn prove(
     pool: &PgPool,
     jid: &BareJid,
     challenge: &[u8; 32],
-    verify: impl FnOnce(&[u8]) -> ApiResult<bool>,
+    verify: impl FnOnce(&IdentityPublic) -> ApiResult<bool>,
     policy: &Policy,
 ) -> ApiResult<bool> {
     let mut tx = pool.begin().await?;
