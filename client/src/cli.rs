@@ -60,6 +60,12 @@ enum Command {
     Init,
     /// New device: fetch your sealed keys and open them with your passphrase.
     Login,
+    /// Forgot your passphrase: open your keys with your recovery code and choose a new passphrase.
+    Recover {
+        /// Read the recovery code from this file (else KEYWARD_RECOVERY_CODE, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        recovery_code_file: Option<PathBuf>,
+    },
     /// Add a contact: ask to see their presence and send them your key.
     Add {
         /// The contact.
@@ -187,32 +193,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out.registered(&options.jid);
         }
         Command::Init => {
-            let session = Session::first_use(&cli.account(true)?).await?;
-            out.ready(&session, Setup::FirstUse);
+            let mut session = Session::first_use(&cli.account(true)?).await?;
+            let code = session.take_recovery_code();
+            out.ready(&session, Setup::FirstUse, code.as_ref());
             session.close().await?;
         }
         Command::Login => {
-            let session = Session::new_device(&cli.account(false)?).await?;
-            out.ready(&session, Setup::NewDevice);
+            let mut session = Session::new_device(&cli.account(false)?).await?;
+            let code = session.take_recovery_code();
+            out.ready(&session, Setup::NewDevice, code.as_ref());
+            session.close().await?;
+        }
+        Command::Recover { recovery_code_file } => {
+            let code = secrets::recovery_code(recovery_code_file.as_deref())?;
+            // The passphrase asked for (twice at a prompt) is the new one.
+            let mut session = Session::recover(&cli.account(true)?, &code).await?;
+            let code = session.take_recovery_code();
+            out.recovered(&session, code.as_ref());
             session.close().await?;
         }
         Command::Add { jid } => {
             let jid = parse_jid(jid, "contact")?;
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(&cli, &out).await?;
             let event = session.add(&jid).await?;
             out.contact_added(&jid, &event, false);
             session.close().await?;
         }
         Command::Accept { jid } => {
             let jid = parse_jid(jid, "contact")?;
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(&cli, &out).await?;
             let event = session.accept(&jid).await?;
             out.contact_added(&jid, &event, true);
             session.close().await?;
         }
         Command::Send { jid, text } => {
             let jid = parse_jid(jid, "contact")?;
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(&cli, &out).await?;
             let sent = session.send(&jid, text).await?;
             out.sent(&jid, &sent);
             session.close().await?;
@@ -223,14 +239,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(_) => bail!("--timeout must be a number of seconds"),
                 None => crate::FOREVER,
             };
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(&cli, &out).await?;
             session.go_online().await?;
             out.listening(session.me(), timeout.is_some());
             recv_loop(&mut session, &out, wait).await?;
             session.close().await?;
         }
         Command::Contacts => {
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(&cli, &out).await?;
             let contacts = session.contacts().await?;
             out.contacts(&contacts);
             session.close().await?;
@@ -242,6 +258,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens the account's keys for a command; a recovery code made on the way (the migration of an
+/// older blob) is shown before the command's own output.
+async fn resume(cli: &Cli, out: &Output) -> anyhow::Result<Session> {
+    let mut session = Session::resume(&cli.account(false)?).await?;
+    if let Some(code) = session.take_recovery_code() {
+        out.migrated(&code);
+    }
+    Ok(session)
 }
 
 async fn recv_loop(session: &mut Session, out: &Output, wait: Duration) -> anyhow::Result<()> {
@@ -279,7 +305,7 @@ async fn verify(cli: &Cli, out: &Output, jid: &BareJid, compared: Option<&crate:
     let report = match local {
         Some(report) => report,
         None => {
-            let mut session = Session::resume(&cli.account(false)?).await?;
+            let mut session = resume(cli, out).await?;
             let report = session.safety_number(jid).await?;
             session.close().await?;
             report

@@ -92,9 +92,38 @@ pub enum Error {
     /// A new passphrase was refused by the passphrase policy (too weak, or the XMPP password).
     #[error(transparent)]
     PassphraseRefused(#[from] crate::passphrase::Refused),
-    /// The passphrase did not open the secret blob.
-    #[error("wrong passphrase (or the stored secret was tampered with)")]
+    /// The passphrase did not open the secret blob. With a version 1 blob the try was counted
+    /// by the key directory: ten in a row without a right one lock the account's restore.
+    #[error(
+        "wrong passphrase (or the stored secret was tampered with); each wrong try counts, and ten in a row lock your keys until an administrator unlocks them"
+    )]
     WrongPassphrase,
+    /// The key directory refuses to evaluate more passphrases for the account: too many wrong
+    /// ones (protocol section 6.2). Nothing on this side can lift it.
+    #[error(
+        "the key directory locked the restore of {0}'s keys after too many wrong passphrases: ask your server's administrator to unlock it (`POST /v0/admin/accounts/{0}/unlock`), or wait if they configured the lock to expire"
+    )]
+    RestoreLocked(BareJid),
+    /// The key directory cannot evaluate passphrases (no OPRF seed configured), so version 1
+    /// blobs can be neither sealed nor opened.
+    #[error(
+        "the key directory cannot seal or open keys now (it has no OPRF seed configured): tell your server's operator"
+    )]
+    RestoreUnavailable,
+    /// The recovery code did not open the secret blob.
+    #[error("that recovery code does not open your keys (a code made before your last recovery no longer does)")]
+    WrongRecoveryCode,
+    /// The account's blob was sealed before recovery codes existed (version 0).
+    #[error(
+        "the keys of {0} on the server have no recovery code yet (sealed by an older keyward): open them once with your passphrase (`keyward login`), which prints one"
+    )]
+    NoRecoverySlot(BareJid),
+    /// The passphrase opened the keys cached on this device but not the account's blob on the
+    /// server: it was changed on another device.
+    #[error(
+        "your passphrase opens the keys on this device but not those on the server of {0}: it was changed on another device; run `keyward login` with the new passphrase"
+    )]
+    PassphraseChangedElsewhere(BareJid),
     /// The account (own or a contact) was revoked by an administrator.
     #[error("{jid} was revoked{}: never encrypting to it again", reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default())]
     Revoked {

@@ -6,6 +6,7 @@
 
 mod directory;
 mod inbox;
+mod restore;
 mod setup;
 
 use crate::connection::{ConnectOptions, Connection};
@@ -16,6 +17,7 @@ use crate::passphrase::PassphrasePolicy;
 use crate::stanzas;
 use crate::store::Store;
 use keyward_proto::elements::{KeyItem, KeyStatus};
+use keyward_proto::restore::RecoveryCode;
 use keyward_proto::{
     BareJid, Bundle, Envelope, Fingerprint, KdfParams, KeyPair, Recipient, SafetyNumber, Sealed, VerifiedBundle,
 };
@@ -123,6 +125,21 @@ pub struct Sent {
     pub to_fingerprint: Fingerprint,
 }
 
+/// Runs the passphrase KDF (Argon2id) off the async threads, with the progress callback around it.
+async fn run_kdf<T: Send + 'static>(
+    progress: &Option<KdfProgress>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    if let Some(p) = progress {
+        p(true);
+    }
+    let out = tokio::task::spawn_blocking(work).await;
+    if let Some(p) = progress {
+        p(false);
+    }
+    out.map_err(|e| Error::Connection(format!("KDF task failed: {e}")))
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -143,6 +160,8 @@ pub struct Session {
     store: Store,
     /// Revocations learned when going online, handed out first by `next_event`.
     caught_up: std::collections::VecDeque<crate::events::Incoming>,
+    /// A recovery code made by this session's set-up, not yet shown to the user.
+    recovery_code: Option<RecoveryCode>,
 }
 
 impl std::fmt::Debug for Session {
@@ -165,6 +184,13 @@ impl Session {
     /// The account's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.bundle.fingerprint()
+    }
+
+    /// The recovery code this session made (first use, the migration of a version 0 blob, or
+    /// [`Session::recover`]), once: show it to the user then, as nothing keeps it. It opens
+    /// the account's keys without the passphrase (`keyward recover`).
+    pub fn take_recovery_code(&mut self) -> Option<RecoveryCode> {
+        self.recovery_code.take()
     }
 
     /// The local state.

@@ -17,7 +17,8 @@ mod replay;
 use crate::contacts::{Contact, Contacts, Revocation, Trust};
 use crate::error::{Error, Result};
 use crate::fsutil::{create_missing_dirs, ensure_private_dir, open_private};
-use keyward_proto::{BareJid, Bundle, ReplayCache, SecretBlob, VerifiedBundle, XmlElement};
+use keyward_proto::restore::AnySecret;
+use keyward_proto::{BareJid, Bundle, ReplayCache, VerifiedBundle, XmlElement};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -60,8 +61,8 @@ pub struct AccountState {
 }
 
 impl AccountState {
-    /// Builds the cached state from a bundle and a sealed blob.
-    pub fn new(bundle: &VerifiedBundle, secret: &SecretBlob) -> Self {
+    /// Builds the cached state from a bundle and a sealed blob (either version).
+    pub fn new(bundle: &VerifiedBundle, secret: &AnySecret) -> Self {
         Self { jid: bundle.jid().to_string(), bundle: bundle.to_xml(), secret: secret.to_xml() }
     }
 
@@ -70,9 +71,10 @@ impl AccountState {
         Ok(crate::contacts::verify_bundle(&Bundle::parse(self.bundle.as_bytes())?, jid)?)
     }
 
-    /// The sealed secret blob.
-    pub fn secret(&self) -> Result<SecretBlob> {
-        Ok(SecretBlob::parse(self.secret.as_bytes())?)
+    /// The sealed secret blob: version 1 once the account has a keyward component, version 0
+    /// from before, or for keys kept on this device only ([`crate::Session::with_local_keys`]).
+    pub fn secret(&self) -> Result<AnySecret> {
+        Ok(AnySecret::parse(self.secret.as_bytes())?)
     }
 }
 

@@ -99,6 +99,8 @@ pub struct Stack {
     component: Component,
     component_options: ComponentOptions,
     admin_token: String,
+    /// keydir's OPRF seed (base64), for tests that must open a version 1 blob without keydir.
+    oprf_seed: Option<String>,
     start_timeout: Duration,
     /// The CAs of [`KeydirTls`]: keydir's, and the one the component trusts instead.
     _cas: Vec<TestCa>,
@@ -149,6 +151,7 @@ impl Stack {
             }
             component_ca = cas.last().map(|ca| ca.files().ca.clone());
         }
+        let oprf_seed = random_seed()?;
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
                 let database_url = if options.own_postgres {
@@ -173,7 +176,7 @@ impl Stack {
                     log: Some(dir.path().join("keydir.log")),
                     bin_dir: options.bin_dir.clone(),
                     tls: cas.first().map(|ca| ca.files().clone()),
-                    oprf_seed: Some(random_seed()?),
+                    oprf_seed: Some(oprf_seed.clone()),
                     ..KeydirOptions::new(&database_url)
                 })
                 .await?;
@@ -193,6 +196,7 @@ impl Stack {
         };
         (options.component)(&mut component_options);
         let component = Component::start(component_options.clone()).await?;
+        let own_seed = keydir.is_some().then_some(oprf_seed);
         let stack = Self {
             dir,
             database_url,
@@ -202,6 +206,7 @@ impl Stack {
             component,
             component_options,
             admin_token,
+            oprf_seed: own_seed,
             start_timeout: options.start_timeout,
             _cas: cas,
             postgres: own_postgres,
@@ -347,6 +352,12 @@ impl Stack {
     /// The component's metrics and health address (`/metrics`, `/healthz`).
     pub fn component_metrics_addr(&self) -> SocketAddr {
         self.component.metrics_addr()
+    }
+
+    /// The OPRF seed (base64) of the stack's own keydir: a server-side secret, for tests that
+    /// play the attacker who holds it, or open a user's blob without counting a guess.
+    pub fn oprf_seed(&self) -> Option<&str> {
+        self.oprf_seed.as_deref()
     }
 
     /// keydir's admin token (random, this stack's own).

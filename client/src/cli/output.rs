@@ -4,6 +4,7 @@ use super::sanitize;
 use crate::{ContactView, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyward_proto::BareJid;
+use keyward_proto::restore::RecoveryCode;
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -112,22 +113,58 @@ impl Output {
         }
     }
 
-    pub(crate) fn ready(&self, session: &Session, setup: Setup) {
+    pub(crate) fn ready(&self, session: &Session, setup: Setup, code: Option<&RecoveryCode>) {
         let what = match setup {
             Setup::FirstUse => "first-use",
             Setup::NewDevice => "new-device",
             Setup::ThisDevice => "this-device",
         };
         if self.json {
-            print_json(
-                json!({"jid": session.me().as_str(), "fingerprint": session.fingerprint().to_hex(), "setup": what}),
-            );
+            let mut value =
+                json!({"jid": session.me().as_str(), "fingerprint": session.fingerprint().to_hex(), "setup": what});
+            if let Some(code) = code {
+                value["recovery_code"] = json!(code.to_grouped().as_str());
+            }
+            print_json(value);
         } else {
             match setup {
                 Setup::FirstUse => println!("keys created and published for {}", e(session.me())),
                 _ => println!("keys of {} opened on this device", e(session.me())),
             }
             println!("your fingerprint: {}", session.fingerprint());
+            if let Some(code) = code {
+                print_recovery_code(code);
+            }
+        }
+    }
+
+    pub(crate) fn recovered(&self, session: &Session, code: Option<&RecoveryCode>) {
+        if self.json {
+            let mut value = json!({"jid": session.me().as_str(), "fingerprint": session.fingerprint().to_hex(), "setup": "recovered"});
+            if let Some(code) = code {
+                value["recovery_code"] = json!(code.to_grouped().as_str());
+            }
+            print_json(value);
+        } else {
+            println!(
+                "keys of {} recovered on this device; your new passphrase opens them from now on",
+                e(session.me())
+            );
+            println!("your fingerprint: {}", session.fingerprint());
+            if let Some(code) = code {
+                print_recovery_code(code);
+            }
+        }
+    }
+
+    /// A recovery code made while a command opened the keys (an older blob was sealed again):
+    /// on standard error, so that the command's own output stays as it is.
+    pub(crate) fn migrated(&self, code: &RecoveryCode) {
+        if self.json {
+            eprintln!("{}", json!({"recovery_code": code.to_grouped().as_str()}));
+        } else {
+            eprintln!("your keys were sealed again in keyward's new format, which limits passphrase guesses");
+            eprintln!("{}", recovery_code_text(code));
         }
     }
 
@@ -280,4 +317,16 @@ impl Output {
             );
         }
     }
+}
+
+/// The recovery code as it is shown, once.
+fn recovery_code_text(code: &RecoveryCode) -> String {
+    format!(
+        "your recovery code: {}\n  write it down and keep it away from this device: it opens your keys if you forget your\n  passphrase (`keyward recover`), and it is shown only this once",
+        code.to_grouped().as_str()
+    )
+}
+
+fn print_recovery_code(code: &RecoveryCode) {
+    println!("{}", recovery_code_text(code));
 }

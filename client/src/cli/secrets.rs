@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use keyward_proto::BareJid;
+use keyward_proto::restore::RecoveryCode;
 use secrecy::{ExposeSecret, SecretString};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -64,6 +65,23 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretSt
         }
     }
     Ok(first)
+}
+
+/// The environment variable holding a recovery code (`keyward recover`).
+pub const RECOVERY_CODE_ENV: &str = "KEYWARD_RECOVERY_CODE";
+
+/// The recovery code for `keyward recover`: `--recovery-code-file`, else `KEYWARD_RECOVERY_CODE`,
+/// else a prompt. Read as a person typed it (case, spaces and dashes ignored); a typo is caught
+/// by its checksum before anything is asked of the server.
+pub fn recovery_code(file: Option<&Path>) -> anyhow::Result<RecoveryCode> {
+    let text = match file {
+        Some(file) => from_file(file, "recovery code")?,
+        None => match from_env(RECOVERY_CODE_ENV) {
+            Some(value) => value,
+            None => prompt("recovery code", RECOVERY_CODE_ENV, "--recovery-code-file")?,
+        },
+    };
+    RecoveryCode::parse(text.expose_secret()).context("that is not a keyward recovery code")
 }
 
 #[cfg(test)]

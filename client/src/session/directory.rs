@@ -6,7 +6,8 @@ use crate::stanzas;
 use keyward_proto::elements::{
     FEATURE_ROSTER_KEYS, KeyItem, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery, SecretQuery,
 };
-use keyward_proto::{BareJid, SecretBlob, XmlElement};
+use keyward_proto::restore::AnySecret;
+use keyward_proto::{BareJid, XmlElement};
 use tokio_xmpp::IqRequest;
 
 /// `keys` for `jids` (in chunks of the protocol's limit); only items that were asked for count.
@@ -43,11 +44,11 @@ pub(crate) async fn publish(conn: &mut Connection, component: &BareJid, me: &Bar
     }
 }
 
-/// `secret`: the own sealed blob; [`Error::SecretMismatch`] when the directory has none.
-pub(crate) async fn fetch_secret(conn: &mut Connection, component: &BareJid, me: &BareJid) -> Result<SecretBlob> {
+/// `secret`: the own sealed blob (either version); [`Error::SecretMismatch`] when the directory has none.
+pub(crate) async fn fetch_secret(conn: &mut Connection, component: &BareJid, me: &BareJid) -> Result<AnySecret> {
     let request = IqRequest::Get(stanzas::to_minidom(&SecretQuery.to_element())?);
     match conn.iq(Some(component), request, "secret").await {
-        Ok(Some(answer)) => Ok(SecretBlob::from_element(&stanzas::from_minidom(&answer)?)?),
+        Ok(Some(answer)) => Ok(AnySecret::from_element(&stanzas::from_minidom(&answer)?)?),
         Ok(None) => Err(Error::UnexpectedAnswer("secret")),
         Err(Error::Refused { condition, .. }) if condition == "item-not-found" => {
             Err(Error::SecretMismatch(me.clone()))

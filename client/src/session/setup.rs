@@ -1,11 +1,12 @@
 //! The key set-up: first use, a new device or this device, decided and done on one connection with one login and one lookup.
 
-use super::{Account, KdfProgress, Session, Setup, directory, now_ms};
+use super::{Account, Session, Setup, directory, now_ms, restore, run_kdf};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::store::{AccountState, Store};
 use keyward_proto::elements::{KeyStatus, Publish};
-use keyward_proto::{Bundle, KdfPolicy, KeyPair, SecretBlob, VerifiedBundle};
+use keyward_proto::restore::{AnySecret, RecoveryCode};
+use keyward_proto::{BareJid, Bundle, KdfPolicy, KeyPair, SecretBlob, VerifiedBundle, XmlElement};
 use secrecy::ExposeSecret;
 
 /// Which set-ups the caller accepts.
@@ -21,21 +22,9 @@ enum Want {
     Existing,
 }
 
-async fn run_kdf<T: Send + 'static>(
-    progress: &Option<KdfProgress>,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    if let Some(p) = progress {
-        p(true);
-    }
-    let out = tokio::task::spawn_blocking(work).await;
-    if let Some(p) = progress {
-        p(false);
-    }
-    out.map_err(|e| Error::Connection(format!("KDF task failed: {e}")))
-}
-
-async fn seal_secret(account: &Account, keys: KeyPair) -> Result<(KeyPair, SecretBlob)> {
+/// Seals keys kept on this device only as a version 0 blob (Argon2id alone): without a
+/// component there is no keydir to evaluate an OPRF, and the blob never leaves this device.
+async fn seal_local(account: &Account, keys: KeyPair) -> Result<(KeyPair, SecretBlob)> {
     KdfPolicy::STRICT.check(&account.kdf)?;
     let passphrase = account.passphrase.clone();
     let jid = account.connect.jid.clone();
@@ -48,7 +37,8 @@ async fn seal_secret(account: &Account, keys: KeyPair) -> Result<(KeyPair, Secre
     Ok((keys, blob?))
 }
 
-async fn open_secret(account: &Account, blob: SecretBlob, bundle: &VerifiedBundle) -> Result<KeyPair> {
+/// Opens a version 0 blob with the passphrase (Argon2id alone; no keydir involved).
+async fn open_v0(account: &Account, blob: SecretBlob, bundle: &VerifiedBundle) -> Result<KeyPair> {
     let passphrase = account.passphrase.clone();
     let jid = account.connect.jid.clone();
     let opened =
@@ -59,11 +49,109 @@ async fn open_secret(account: &Account, blob: SecretBlob, bundle: &VerifiedBundl
         Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase),
         Err(e) => return Err(e.into()),
     };
-    if keys.identity_public() != *bundle.identity_key() || keys.encryption_public() != *bundle.encryption_key() {
-        return Err(Error::SecretMismatch(account.connect.jid.clone()));
-    }
+    restore::check_matches(&keys, bundle, &account.connect.jid)?;
     Ok(keys)
 }
+
+/// Keys that were opened, the blob to cache, and the recovery code made on the way (first use,
+/// or the migration of a version 0 blob), to be shown to the user once.
+struct Opened {
+    keys: KeyPair,
+    secret: AnySecret,
+    recovery_code: Option<RecoveryCode>,
+}
+
+/// Migration (protocol section 6.2): keys opened from a version 0 blob are sealed again as
+/// version 1, with a new recovery code, published over the version 0 blob (a greater seq), and
+/// proven, so the count keydir made for the sealing is cleared.
+async fn migrate(
+    account: &Account,
+    conn: &mut Connection,
+    component: &BareJid,
+    keys: KeyPair,
+    bundle: &VerifiedBundle,
+) -> Result<Opened> {
+    let me = &account.connect.jid;
+    let (keys, blob, code, challenge) = restore::seal(account, conn, component, keys).await?;
+    let publish = Publish::signed(&keys, bundle, blob.clone(), now_ms())?;
+    directory::publish(conn, component, me, &publish).await?;
+    restore::prove(conn, component, me, &keys, challenge).await?;
+    tracing::info!(account = %me, "the sealed keys were migrated to version 1 (guess-limited restore)");
+    Ok(Opened { keys, secret: blob.into(), recovery_code: Some(code) })
+}
+
+/// Opens the account's blob (cached here or fetched from the directory) with the passphrase;
+/// a version 0 blob is migrated when the directory holds one ([`migrate`]).
+async fn open_any(
+    account: &Account,
+    conn: &mut Connection,
+    component: Option<&BareJid>,
+    secret: AnySecret,
+    bundle: &VerifiedBundle,
+) -> Result<Opened> {
+    match (secret, component) {
+        (AnySecret::V1(blob), Some(component)) => {
+            match restore::open(account, conn, component, blob.clone(), bundle).await {
+                Ok(keys) => Ok(Opened { keys, secret: blob.into(), recovery_code: None }),
+                // The passphrase may have been changed on another device (`keyward recover`):
+                // the directory's blob, if it is another one, is worth the one more guess.
+                Err(Error::WrongPassphrase) => {
+                    match directory::fetch_secret(conn, component, &account.connect.jid).await {
+                        Ok(AnySecret::V1(current)) if current != blob => {
+                            let keys = restore::open(account, conn, component, current.clone(), bundle).await?;
+                            Ok(Opened { keys, secret: current.into(), recovery_code: None })
+                        }
+                        _ => Err(Error::WrongPassphrase),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (AnySecret::V1(_), None) => Err(Error::NoComponent { domain: account.connect.jid.domain().to_owned() }),
+        (AnySecret::V0(blob), component) => {
+            let keys = open_v0(account, blob.clone(), bundle).await?;
+            let Some(component) = component else {
+                return Ok(Opened { keys, secret: blob.into(), recovery_code: None });
+            };
+            upgrade(account, conn, component, keys, blob, bundle).await
+        }
+    }
+}
+
+/// After a version 0 blob opened: migrates the directory's version 0 blob, or adopts its
+/// version 1 blob when another device migrated it first. Keys that were never published (kept
+/// on this device only), and failures, leave the cached blob as it is; the next start tries again.
+async fn upgrade(
+    account: &Account,
+    conn: &mut Connection,
+    component: &BareJid,
+    keys: KeyPair,
+    local: SecretBlob,
+    bundle: &VerifiedBundle,
+) -> Result<Opened> {
+    let me = &account.connect.jid;
+    let kept = |keys| Opened { keys, secret: local.clone().into(), recovery_code: None };
+    let outcome = match directory::fetch_secret(conn, component, me).await {
+        Err(Error::SecretMismatch(_)) => return Ok(kept(keys)),
+        Err(e) => Err(e),
+        Ok(AnySecret::V0(_)) => return migrate(account, conn, component, keys, bundle).await,
+        Ok(AnySecret::V1(blob)) => restore::open(account, conn, component, blob.clone(), bundle)
+            .await
+            .map(|opened| Opened { keys: opened, secret: blob.into(), recovery_code: None }),
+    };
+    match outcome {
+        Ok(opened) => Ok(opened),
+        // Keeping the old blob would spend one more counted guess at every start.
+        Err(Error::WrongPassphrase) => Err(Error::PassphraseChangedElsewhere(me.clone())),
+        // The account's restore is locked: nothing may be guessed until an admin acts.
+        Err(e @ Error::RestoreLocked(_)) => Err(e),
+        Err(e) => {
+            tracing::warn!(cause = %e, "could not adopt the directory's version 1 blob; using the one on this device");
+            Ok(kept(keys))
+        }
+    }
+}
+
 impl Session {
     /// Opens a session with no key handling asked of the user: keys cached on this
     /// device, else fetched from the server (new device), else generated and
@@ -90,17 +178,17 @@ impl Session {
     }
 
     /// Uses keys that were made elsewhere, without publishing them: they are
-    /// sealed with the passphrase and cached on this device only. For setups
-    /// where bundles travel out of band (no component), and for tests.
+    /// sealed with the passphrase (version 0: no keydir takes part) and cached on this device
+    /// only. For setups where bundles travel out of band (no component), and for tests.
     pub async fn with_local_keys(account: &Account, keys: KeyPair, created_unix_s: u64) -> Result<Self> {
         let store = Store::open(&account.data_dir, &account.connect.jid)?;
         let me = account.connect.jid.clone();
-        let (keys, secret) = seal_secret(account, keys).await?;
+        let (keys, secret) = seal_local(account, keys).await?;
         let bundle = Bundle::sign(&keys, me.clone(), created_unix_s);
-        store.save_account(&AccountState::new(&bundle, &secret))?;
+        store.save_account(&AccountState::new(&bundle, &secret.into()))?;
         let mut conn = Connection::connect(&account.connect).await?;
         let component = directory::component_or_server(&mut conn, account).await?;
-        Ok(Self { conn, me, component, keys, bundle, store, caught_up: Default::default() })
+        Ok(Self::assemble(conn, me, component, keys, bundle, store, None))
     }
 
     async fn set_up(account: &Account, want: Want) -> Result<(Self, Setup)> {
@@ -110,21 +198,30 @@ impl Session {
             Want::Any | Want::Existing => store.account()?,
             Want::FirstUse | Want::NewDevice => None,
         };
+        let mut conn = Connection::connect(&account.connect).await?;
         if let Some(state) = cached {
             let bundle = state.bundle(&me)?;
-            let keys = open_secret(account, state.secret()?, &bundle).await?;
-            let mut conn = Connection::connect(&account.connect).await?;
-            let component = directory::component_or_server(&mut conn, account).await?;
-            return Ok((
-                Self { conn, me, component, keys, bundle, store, caught_up: Default::default() },
-                Setup::ThisDevice,
-            ));
+            let found = match conn.find_component(account.connect.component.as_ref()).await {
+                Ok(component) => Some(component),
+                Err(Error::NoComponent { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let opened = open_any(account, &mut conn, found.as_ref(), state.secret()?, &bundle).await?;
+            if opened.secret.to_xml() != state.secret {
+                store.save_account(&AccountState::new(&bundle, &opened.secret))?;
+            }
+            // Without a component, the server's own domain stands in (it refuses keyward requests).
+            let component = match found {
+                Some(component) => component,
+                None => BareJid::parse(me.domain())?,
+            };
+            let session = Self::assemble(conn, me, component, opened.keys, bundle, store, opened.recovery_code);
+            return Ok((session, Setup::ThisDevice));
         }
-        let mut conn = Connection::connect(&account.connect).await?;
         let component = conn.find_component(account.connect.component.as_ref()).await?;
         // The directory's view decides: revoked, no keys yet, or keys to fetch.
         let item = directory::lookup_one(&mut conn, &component, &me).await?;
-        let (keys, bundle, secret, setup) = match (item.status, want) {
+        let (opened, bundle, setup) = match (item.status, want) {
             (KeyStatus::Revoked { reason, .. }, _) => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
             (KeyStatus::None, Want::NewDevice | Want::Existing) => return Err(Error::NotInitialized(me)),
             (KeyStatus::None, Want::Any | Want::FirstUse) => {
@@ -133,11 +230,13 @@ impl Session {
                     account.connect.password.expose_secret(),
                     &me,
                 )?;
-                let (keys, secret) = seal_secret(account, KeyPair::generate()?).await?;
+                let (keys, blob, code, challenge) =
+                    restore::seal(account, &mut conn, &component, KeyPair::generate()?).await?;
                 let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
-                let publish = Publish::signed(&keys, &bundle, secret.clone(), now_ms())?;
+                let publish = Publish::signed(&keys, &bundle, blob.clone(), now_ms())?;
                 directory::publish(&mut conn, &component, &me, &publish).await?;
-                (keys, bundle, secret, Setup::FirstUse)
+                restore::prove(&mut conn, &component, &me, &keys, challenge).await?;
+                (Opened { keys, secret: blob.into(), recovery_code: Some(code) }, bundle, Setup::FirstUse)
             }
             (KeyStatus::Active, Want::FirstUse) => return Err(Error::AlreadyInitialized(me)),
             (KeyStatus::Active, Want::Any | Want::NewDevice | Want::Existing) => {
@@ -145,11 +244,70 @@ impl Session {
                 let bundle = crate::contacts::verify_bundle(bundle, &me)
                     .map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?;
                 let secret = directory::fetch_secret(&mut conn, &component, &me).await?;
-                let keys = open_secret(account, secret.clone(), &bundle).await?;
-                (keys, bundle, secret, Setup::NewDevice)
+                let opened = match secret {
+                    AnySecret::V1(blob) => {
+                        let keys = restore::open(account, &mut conn, &component, blob.clone(), &bundle).await?;
+                        Opened { keys, secret: blob.into(), recovery_code: None }
+                    }
+                    AnySecret::V0(blob) => {
+                        let keys = open_v0(account, blob, &bundle).await?;
+                        migrate(account, &mut conn, &component, keys, &bundle).await?
+                    }
+                };
+                (opened, bundle, Setup::NewDevice)
             }
         };
-        store.save_account(&AccountState::new(&bundle, &secret))?;
-        Ok((Self { conn, me, component, keys, bundle, store, caught_up: Default::default() }, setup))
+        store.save_account(&AccountState::new(&bundle, &opened.secret))?;
+        Ok((Self::assemble(conn, me, component, opened.keys, bundle, store, opened.recovery_code), setup))
+    }
+
+    /// Forgot the passphrase: opens the directory's version 1 blob with `code` (the recovery
+    /// slot needs no keydir, so no guess is counted), then seals it again with the account's
+    /// passphrase as the new one (checked by the policy) and a new recovery code
+    /// ([`Session::take_recovery_code`]; the used one no longer opens anything), publishes it
+    /// and proves it. A locked restore ([`Error::RestoreLocked`]) must be unlocked by an admin first.
+    pub async fn recover(account: &Account, code: &RecoveryCode) -> Result<Self> {
+        let store = Store::open(&account.data_dir, &account.connect.jid)?;
+        let me = account.connect.jid.clone();
+        let mut conn = Connection::connect(&account.connect).await?;
+        let component = conn.find_component(account.connect.component.as_ref()).await?;
+        let item = directory::lookup_one(&mut conn, &component, &me).await?;
+        let bundle = match (item.status, item.bundle) {
+            (KeyStatus::Revoked { reason, .. }, _) => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
+            (KeyStatus::None, _) | (KeyStatus::Active, None) => return Err(Error::NotInitialized(me)),
+            (KeyStatus::Active, Some(bundle)) => crate::contacts::verify_bundle(&bundle, &me)
+                .map_err(|cause| Error::BadBundle { jid: me.clone(), cause })?,
+        };
+        let AnySecret::V1(blob) = directory::fetch_secret(&mut conn, &component, &me).await? else {
+            return Err(Error::NoRecoverySlot(me));
+        };
+        let opened = restore::open_with_recovery(&blob, code, &me)?;
+        restore::check_matches(opened.keys(), &bundle, &me)?;
+        account.passphrase_policy.check(
+            account.passphrase.expose_secret(),
+            account.connect.password.expose_secret(),
+            &me,
+        )?;
+        let new_code = RecoveryCode::generate()?;
+        let (opened, blob, challenge) =
+            restore::reseal(account, &mut conn, &component, blob, opened, &new_code).await?;
+        let keys = opened.into_keys();
+        let publish = Publish::signed(&keys, &bundle, blob.clone(), now_ms())?;
+        directory::publish(&mut conn, &component, &me, &publish).await?;
+        restore::prove(&mut conn, &component, &me, &keys, challenge).await?;
+        store.save_account(&AccountState::new(&bundle, &blob.into()))?;
+        Ok(Self::assemble(conn, me, component, keys, bundle, store, Some(new_code)))
+    }
+
+    fn assemble(
+        conn: Connection,
+        me: BareJid,
+        component: BareJid,
+        keys: KeyPair,
+        bundle: VerifiedBundle,
+        store: Store,
+        recovery_code: Option<RecoveryCode>,
+    ) -> Self {
+        Self { conn, me, component, keys, bundle, store, caught_up: Default::default(), recovery_code }
     }
 }

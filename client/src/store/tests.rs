@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::contacts::PinOutcome;
-use keyward_proto::{KdfParams, KeyPair};
+use keyward_proto::restore::{OprfSeed, RecoveryCode, SecretV1, blind, evaluate, finalize};
+use keyward_proto::{KdfParams, KeyPair, SecretBlob};
 
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -25,16 +26,23 @@ fn account_state_round_trips_and_holds_no_clear_private_key() {
     let (ik_seed, ek_secret) = ([0x5a; 32], [0xc3; 32]);
     let keys = KeyPair::from_secret_bytes(&ik_seed, &ek_secret);
     let bundle = Bundle::sign(&keys, alice(), 7);
-    let secret = SecretBlob::seal(&keys, &alice(), b"pass", KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    // A version 1 blob, sealed with a real OPRF exchange against a test seed.
+    let seed = OprfSeed::generate().expect("rng");
+    let (state, blinded) = blind(b"pass").expect("blinds");
+    let output = finalize(state, &evaluate(&seed, &alice(), &blinded).expect("evaluates")).expect("finalizes");
+    let code = RecoveryCode::generate().expect("rng");
+    let sealed =
+        SecretV1::seal(&keys, &alice(), b"pass", &output, &code, KdfParams::INSECURE_TEST_ONLY).expect("seals");
+    let secret = AnySecret::from(sealed);
     store.save_account(&AccountState::new(&bundle, &secret)).expect("saves");
     let back = store.account().expect("reads").expect("present");
     assert_eq!(back.bundle(&alice()).expect("verifies"), bundle);
+    let AnySecret::V1(back) = back.secret().expect("parses") else { panic!("a version 1 blob was saved") };
     let opened = back
-        .secret()
-        .expect("parses")
-        .open(b"pass", &alice(), &keyward_proto::KdfPolicy::danger_accept_weak_for_tests())
+        .open_with_passphrase(b"pass", &output, &alice(), &keyward_proto::KdfPolicy::danger_accept_weak_for_tests())
         .expect("opens");
-    assert_eq!(opened.fingerprint(), keys.fingerprint());
+    assert_eq!(opened.keys().fingerprint(), keys.fingerprint());
+    assert_eq!(back.open_with_recovery(&code, &alice()).expect("opens").keys().fingerprint(), keys.fingerprint());
     let path = store.path().to_owned();
     drop(store);
     // The database file holds no private key bytes, raw or in any usual encoding, and is 0600.
@@ -130,7 +138,7 @@ fn json_state_of_the_earlier_layout_is_moved_and_imported_once() {
     let keys = KeyPair::generate().expect("rng");
     let bundle = Bundle::sign(&keys, alice(), 7);
     let secret = SecretBlob::seal(&keys, &alice(), b"pass", KdfParams::INSECURE_TEST_ONLY).expect("seals");
-    let account = AccountState::new(&bundle, &secret);
+    let account = AccountState::new(&bundle, &secret.into());
     std::fs::write(dir.join("account.json"), serde_json::to_vec(&account).expect("json")).expect("writes");
     let bob_bundle = Bundle::sign(&KeyPair::generate().expect("rng"), bob(), 1);
     let contacts = serde_json::json!({"contacts": {"bob@example.test": {

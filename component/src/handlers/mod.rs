@@ -124,6 +124,8 @@ fn keydir_failed(err: &Error) -> StanzaError {
                 // Too many restore guesses without a proof (protocol section 6.2).
                 Some(P::RestoreLocked) => Condition::NotAllowed,
                 Some(P::BadRestoreProof) => Condition::BadRequest,
+                // keydir has no OPRF seed: version 1 blobs can be neither sealed nor opened.
+                Some(P::RestoreUnavailable) => Condition::ServiceUnavailable,
                 // The lookup would give the requester new keys past keydir's cap
                 // (KEYWARD_MAX_HOLDINGS); a lookup of keys it holds still works.
                 Some(P::HoldingLimit) => Condition::PolicyViolation,

@@ -124,6 +124,14 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
                 reason: None,
                 bundle: None,
             },
+            // A row without a bundle (its restore counted guesses before first use) has no key yet.
+            Some(k) if k.status == store::Status::Active && k.bundle.is_none() => LookupItem {
+                jid: jid.to_string(),
+                status: KeyStatus::None,
+                revoked_at: None,
+                reason: None,
+                bundle: None,
+            },
             Some(k) => LookupItem {
                 jid: jid.to_string(),
                 status: AccountStatus::from(k.status).into(),

@@ -34,7 +34,8 @@ fn seed(state: &AppState) -> ApiResult<&OprfSeed> {
 }
 
 /// Evaluates the OPRF for the account's passphrase guess: counts one failed guess and issues a
-/// single-use challenge, committed before the answer leaves.
+/// single-use challenge, committed before the answer leaves. An account keydir does not know yet
+/// is recorded (without a bundle) so that its guesses count before first use too.
 #[utoipa::path(
     post, path = "/v0/component/accounts/{jid}/oprf", tag = "component",
     params(("jid" = Jid, Path, description = "Bare JID of the account: the requester, never a JID from a payload")),
@@ -42,7 +43,6 @@ fn seed(state: &AppState) -> ApiResult<&OprfSeed> {
     responses(
         (status = 200, description = "The evaluation and its challenge; counted as a failed guess until a restore proof for the challenge arrives", body = OprfResponse),
         (status = 403, description = "The account is revoked (revoked), or its restore is locked (restore-locked)", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "No OPRF seed is configured (restore-unavailable), or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
         ComponentErrors,
     ),

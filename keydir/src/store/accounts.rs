@@ -168,9 +168,9 @@ pub(super) fn stored_identity_key(bytes: &[u8]) -> ApiResult<IdentityPublic> {
     })
 }
 
-/// Adds the account row, if it is not there yet.
+/// Adds the account row, if it is not there yet (a row without a bundle looks up as `none`).
 #[instrument(skip_all)]
-async fn insert_account(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<()> {
+pub(super) async fn insert_account(tx: &mut PgConnection, jid: &BareJid) -> sqlx::Result<()> {
     sqlx::query!("INSERT INTO accounts (jid) VALUES ($1) ON CONFLICT (jid) DO NOTHING", jid.as_str())
         .execute(tx)
         .await?;

@@ -160,12 +160,16 @@ pub struct AccountRow {
     pub restore_locked_at: Option<OffsetDateTime>,
 }
 
-/// The status of one account, if it exists.
+/// The status of one account, if it exists with a bundle (a row without one, made by a restore
+/// count before first use, has no key to revoke).
 #[instrument(skip(pool), fields(jid = %jid))]
 pub async fn status(pool: &PgPool, jid: &BareJid) -> ApiResult<Option<Status>> {
-    Ok(sqlx::query_scalar!(r#"SELECT status AS "status: Status" FROM accounts WHERE jid = $1"#, jid.as_str())
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT a.status AS "status: Status" FROM accounts a JOIN bundles b ON b.jid = a.jid WHERE a.jid = $1"#,
+        jid.as_str()
+    )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// One account.

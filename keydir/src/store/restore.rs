@@ -34,10 +34,14 @@ impl Counted {
     }
 }
 
-/// Refuses an unknown (404) or revoked (403) account; holds a share lock on its row until the
-/// transaction ends, so a revocation waits for it.
+/// Refuses a revoked account (403); holds a share lock on its row until the transaction ends,
+/// so a revocation waits for it. An account with no row yet gets one, without a bundle: at first
+/// use the client seals its blob (one evaluation) before it publishes, and guesses made before
+/// first use must count as much as later ones (an answer for a guessed passphrase would open
+/// the blob the account publishes later with that passphrase).
 #[instrument(skip_all)]
 async fn usable(tx: &mut PgConnection, jid: &BareJid) -> ApiResult<()> {
+    super::accounts::insert_account(&mut *tx, jid).await?;
     let status = sqlx::query_scalar!(
         r#"SELECT status AS "status: Status" FROM accounts WHERE jid = $1 FOR SHARE"#,
         jid.as_str()

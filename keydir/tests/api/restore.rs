@@ -195,6 +195,31 @@ async fn the_count_is_shared_by_replicas_and_the_lock_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn guesses_before_first_use_count_and_the_account_has_no_key_until_it_publishes() {
+    let app = app().await;
+    // First use evaluates before it publishes: the account is recorded, with no key.
+    let (_, _, left) = guess(&app, "carol@example.test", b"a guess").await;
+    assert_eq!(left, 9);
+    let reply = app.lookup(Some("alice@example.test"), &["carol@example.test"]).await;
+    assert_eq!(reply.body["items"][0]["status"], "none", "{reply:?}");
+    assert!(reply.body["items"][0]["bundle"].is_null(), "{reply:?}");
+    app.revoke("carol@example.test", "no key yet").await.assert_problem(404, "not-found");
+    // Guesses made before the account publishes lock it like any others.
+    guesses(&app, "carol@example.test", 9).await;
+    oprf(&app, "carol@example.test", b"x").await.0.assert_problem(403, "restore-locked");
+    assert_eq!(unlock(&app, "carol@example.test", "locked before first use").await.status, StatusCode::OK);
+    // The account publishes, then proves with the challenge of its own evaluation.
+    let (_, challenge, _) = guess(&app, "carol@example.test", b"the passphrase").await;
+    let carol = Account::new("carol@example.test");
+    assert_eq!(app.publish(&carol).await.status, StatusCode::CREATED);
+    let reply = prove(&app, &carol, &carol.keys, &challenge).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(restore_state(&app, "carol@example.test").await["attempts"], 0);
+    let reply = app.lookup(Some("alice@example.test"), &["carol@example.test"]).await;
+    assert_eq!(reply.body["items"][0]["status"], "active", "{reply:?}");
+}
+
+#[tokio::test]
 async fn an_admin_unlock_clears_the_lock_and_is_audited() {
     let app = app().await;
     app.account("alice@example.test").await;

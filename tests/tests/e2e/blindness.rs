@@ -3,15 +3,17 @@
 //! the XMPP server's data folder, not a line of the XMPP server's, keydir's or the component's logs.
 //!
 //! The private keys are recovered by decrypting the sealed secret blob independently of the
-//! product (Argon2id and XSalsa20-Poly1305 as the protocol specifies them), then checked against
-//! the published fingerprints. Positive controls show the same search finds what the server is
+//! product (Argon2id, HKDF and XSalsa20-Poly1305 as the protocol specifies them, with keydir's
+//! OPRF output computed from the stack's seed), then checked against the published
+//! fingerprints; every value on the way (the OPRF output, the Argon2id output, the slot key, the
+//! data key), the recovery codes and the OPRF seed itself are searched for too. Positive controls show the same search finds what the server is
 //! meant to hold: public bundles, the sealed blob and message ciphertext at rest.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use crypto_secretbox::aead::{Aead, KeyInit};
 use keyward_client::keyward_proto::{BareJid, Envelope, KeyPair, Recipient, Sealed, XmlElement};
 use keyward_client::{Incoming, Session, Setup};
@@ -46,24 +48,67 @@ fn xml_text<'a>(xml: &'a str, name: &str) -> anyhow::Result<&'a str> {
     Ok(&xml[start..start + end])
 }
 
-/// Opens `<secret/>` with the passphrase, following the protocol text rather than the product's code.
-fn open_blob_independently(secret_xml: &str, passphrase: &str, jid: &BareJid) -> anyhow::Result<PrivateKeys> {
+/// The XML of the `<slot type='kind'>` of a version 1 `<secret/>`.
+fn slot<'a>(secret_xml: &'a str, kind: &str) -> anyhow::Result<&'a str> {
+    let start = [format!("type='{kind}'"), format!("type=\"{kind}\"")]
+        .iter()
+        .find_map(|key| secret_xml.find(key.as_str()))
+        .with_context(|| format!("no {kind} slot"))?;
+    let start = secret_xml[..start].rfind("<slot").context("slot start")?;
+    let end = secret_xml[start..].find("</slot>").context("unterminated slot")? + start;
+    Ok(&secret_xml[start..end])
+}
+
+/// What opening a version 1 blob's passphrase slot goes through, kept to search the server side for.
+struct Opened {
+    keys: PrivateKeys,
+    /// The Argon2id output of the passphrase.
+    stretched: [u8; 32],
+    /// The slot's key: HKDF over the Argon2id output and the OPRF output.
+    slot_key: [u8; 32],
+    /// The data key the slot wraps.
+    data_key: [u8; 32],
+}
+
+/// Opens a version 1 `<secret/>` with the passphrase and keydir's OPRF output for it, following
+/// the protocol text (section 6.2) rather than the product's code.
+fn open_blob_independently(
+    secret_xml: &str,
+    passphrase: &str,
+    oprf: &[u8; 64],
+    jid: &BareJid,
+) -> anyhow::Result<Opened> {
     let b64 = base64::engine::general_purpose::STANDARD;
+    let pw = slot(secret_xml, "passphrase")?;
     let (m, t, p): (u32, u32, u32) =
-        (xml_attr(secret_xml, "m")?.parse()?, xml_attr(secret_xml, "t")?.parse()?, xml_attr(secret_xml, "p")?.parse()?);
-    let salt = b64.decode(xml_text(secret_xml, "salt")?)?;
-    let nonce = b64.decode(xml_text(secret_xml, "nonce")?)?;
-    let ct = b64.decode(xml_text(secret_xml, "ct")?)?;
+        (xml_attr(pw, "m")?.parse()?, xml_attr(pw, "t")?.parse()?, xml_attr(pw, "p")?.parse()?);
+    let salt = b64.decode(xml_text(pw, "salt")?)?;
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
-    let mut key = [0u8; 32];
+    let mut stretched = [0u8; 32];
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), &salt, &mut key)
+        .hash_password_into(passphrase.as_bytes(), &salt, &mut stretched)
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-    let cipher = crypto_secretbox::XSalsa20Poly1305::new(crypto_secretbox::Key::from_slice(&key));
-    let plain = cipher
-        .decrypt(crypto_secretbox::Nonce::from_slice(&nonce), ct.as_slice())
-        .map_err(|_| anyhow::anyhow!("the blob did not open"))?;
-    let mut prefix = b"keyward/secret/v0\0".to_vec();
+    let mut ikm = stretched.to_vec();
+    ikm.extend_from_slice(oprf);
+    let mut info = b"keyward/secret/v1/passphrase\0".to_vec();
+    info.extend_from_slice(jid.as_str().as_bytes());
+    let mut slot_key = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), &ikm)
+        .expand(&info, &mut slot_key)
+        .map_err(|_| anyhow::anyhow!("hkdf"))?;
+    let unwrap = |key: &[u8; 32], nonce: &str, ct: &str| -> anyhow::Result<Vec<u8>> {
+        let cipher = crypto_secretbox::XSalsa20Poly1305::new(crypto_secretbox::Key::from_slice(key));
+        cipher
+            .decrypt(crypto_secretbox::Nonce::from_slice(&b64.decode(nonce)?), b64.decode(ct)?.as_slice())
+            .map_err(|_| anyhow::anyhow!("the blob did not open"))
+    };
+    let data_key: [u8; 32] = unwrap(&slot_key, xml_text(pw, "nonce")?, xml_text(pw, "ct")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a data key of the wrong length"))?;
+    // The sealed keys follow the two slots.
+    let outer = &secret_xml[secret_xml.rfind("</slot>").context("no slots")?..];
+    let plain = unwrap(&data_key, xml_text(outer, "nonce")?, xml_text(outer, "ct")?)?;
+    let mut prefix = b"keyward/secret/v1\0".to_vec();
     prefix.extend_from_slice(&u16::try_from(jid.as_str().len())?.to_be_bytes());
     prefix.extend_from_slice(jid.as_str().as_bytes());
     let rest = plain.strip_prefix(prefix.as_slice()).context("unexpected blob plaintext")?;
@@ -73,7 +118,7 @@ fn open_blob_independently(secret_xml: &str, passphrase: &str, jid: &BareJid) ->
     let mut keys = PrivateKeys { ik_seed: [0; 32], ek_secret: [0; 32] };
     keys.ik_seed.copy_from_slice(&rest[..32]);
     keys.ek_secret.copy_from_slice(&rest[32..]);
-    Ok(keys)
+    Ok(Opened { keys, stretched, slot_key, data_key })
 }
 
 /// Every way `secret` may be written down: raw, hex (both cases), and base64 (standard and
@@ -122,6 +167,8 @@ async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: 
     let texts: Vec<String> = (0..6).map(|i| format!("plaintext {i} of run {run}: meet at the old mill")).collect();
 
     let (alice, bob, mut a, mut b) = mutual_contacts(&stack).await?;
+    let alice_code = a.take_recovery_code().context("alice's first use made a recovery code")?;
+    let bob_code = b.take_recovery_code().context("bob's first use made a recovery code")?;
     for pair in texts[..4].chunks(2) {
         a.send(&bob.jid, &pair[0]).await?;
         expect(&mut b, "alice's message", |e| matches!(e, Incoming::Message(m) if m.body == pair[0])).await?;
@@ -159,13 +206,16 @@ async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: 
     let alice_ik = xml_text(&alice_bundle, "ik")?.to_owned();
     a.close().await?;
 
-    // The private keys, recovered from the blobs on the users' own devices.
+    // The private keys, recovered from the blobs on the users' own devices, with every value
+    // on the way: keydir's OPRF output, the Argon2id output, the slot key, the data key.
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     let mut alice_secret_ct = String::new();
-    for user in [&alice, &bob] {
+    for (user, code) in [(&alice, &alice_code), (&bob, &bob_code)] {
         let store = keyward_client::Store::open(user.device.path(), &user.jid)?;
         let state = store.account()?.context("keys cached on the device")?;
-        let keys = open_blob_independently(&state.secret, &user.passphrase, &user.jid)?;
+        let oprf = *user.oprf_output(user.passphrase.as_bytes())?.as_bytes();
+        let opened = open_blob_independently(&state.secret, &user.passphrase, &oprf, &user.jid)?;
+        let keys = &opened.keys;
         let rebuilt = KeyPair::from_secret_bytes(&keys.ik_seed, &keys.ek_secret);
         assert_eq!(
             rebuilt.fingerprint(),
@@ -173,11 +223,20 @@ async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: 
             "the recovered keys are the real ones"
         );
         if user.jid == alice.jid {
-            alice_secret_ct = xml_text(&state.secret, "ct")?.to_owned();
+            alice_secret_ct = xml_text(slot(&state.secret, "passphrase")?, "ct")?.to_owned();
         }
         secrets.push((format!("{} Ed25519 seed", user.jid), keys.ik_seed.to_vec()));
         secrets.push((format!("{} X25519 secret", user.jid), keys.ek_secret.to_vec()));
+        secrets.push((format!("{} OPRF output", user.jid), oprf.to_vec()));
+        secrets.push((format!("{} Argon2id output", user.jid), opened.stretched.to_vec()));
+        secrets.push((format!("{} passphrase slot key", user.jid), opened.slot_key.to_vec()));
+        secrets.push((format!("{} data key", user.jid), opened.data_key.to_vec()));
+        secrets.push((format!("{} recovery code", user.jid), code.to_grouped().as_bytes().to_vec()));
+        let compact: String = code.to_grouped().chars().filter(|c| *c != '-').collect();
+        secrets.push((format!("{} recovery code, ungrouped", user.jid), compact.into_bytes()));
     }
+    let seed = STANDARD.decode(stack.oprf_seed().context("the stack's keydir has a seed")?)?;
+    secrets.push(("keydir's OPRF seed".into(), seed));
 
     // Stop everything so that every log and data file is complete on disk.
     stack.stop().await?;

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use keyward_client::keyward_proto::{BareJid, KdfParams, KdfPolicy, KeyPair, SecretBlob};
+use keyward_client::keyward_proto::restore::{AnySecret, OprfOutput, OprfSeed, blind, evaluate, finalize};
+use keyward_client::keyward_proto::{BareJid, KdfParams, KdfPolicy, KeyPair};
 use keyward_client::{Account, ConnectOptions, Incoming, PassphrasePolicy, Session, Setup};
 use keyward_tests::stack::{Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
@@ -35,6 +36,8 @@ pub struct User {
     pub device: TempDir,
     c2s: String,
     component: BareJid,
+    /// The stack's OPRF seed (base64), to open this user's blob without keydir ([`User::keys`]).
+    oprf_seed: Option<String>,
 }
 
 impl User {
@@ -48,6 +51,7 @@ impl User {
             device: tempfile::Builder::new().prefix("keyward-device-").tempdir()?,
             c2s: stack.c2s_addr().to_string(),
             component: BareJid::parse(stack.component_jid())?,
+            oprf_seed: stack.oprf_seed().map(str::to_owned),
         };
         keyward_client::register(&user.connect_options()).await.with_context(|| format!("registering {local}"))?;
         Ok(user)
@@ -91,8 +95,25 @@ impl User {
     pub fn keys(&self) -> anyhow::Result<KeyPair> {
         let store = keyward_client::Store::open(self.device.path(), &self.jid)?;
         let state = store.account()?.context("no keys on the first device")?;
-        let blob: SecretBlob = state.secret()?;
-        Ok(blob.open(self.passphrase.as_bytes(), &self.jid, &KdfPolicy::STRICT)?)
+        match state.secret()? {
+            AnySecret::V0(blob) => Ok(blob.open(self.passphrase.as_bytes(), &self.jid, &KdfPolicy::STRICT)?),
+            AnySecret::V1(blob) => {
+                let output = self.oprf_output(self.passphrase.as_bytes())?;
+                Ok(blob
+                    .open_with_passphrase(self.passphrase.as_bytes(), &output, &self.jid, &KdfPolicy::STRICT)?
+                    .into_keys())
+            }
+        }
+    }
+
+    /// keydir's OPRF output for `passphrase` of this user, computed with the stack's seed in
+    /// the test (as an attacker holding the seed could): keydir counts nothing.
+    pub fn oprf_output(&self, passphrase: &[u8]) -> anyhow::Result<OprfOutput> {
+        use base64::Engine;
+        let seed = self.oprf_seed.as_deref().context("the stack has no keydir of its own")?;
+        let seed = OprfSeed::from_bytes(&base64::engine::general_purpose::STANDARD.decode(seed)?)?;
+        let (state, blinded) = blind(passphrase)?;
+        Ok(finalize(state, &evaluate(&seed, &self.jid, &blinded)?)?)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use anyhow::{Context, bail};
 use keyward_client::keyward_proto::elements::Publish;
+use keyward_client::keyward_proto::restore::{AnySecret, RecoveryCode, SecretV1};
 use keyward_client::keyward_proto::xml::{Element, ParseLimits};
 use keyward_client::keyward_proto::{BareJid, KeyPair, SecretBlob, SecretSig, VerifiedBundle, XmlElement};
 use keyward_client::{Connection, Error, Session, Setup, stanzas};
@@ -107,9 +108,12 @@ async fn the_xmpp_password_alone_cannot_replace_the_key_backup(kind: ServerKind)
     // alice changes her passphrase (her device holds her key, so it can sign the new blob).
     let keys = alice.keys()?;
     let store = keyward_client::Store::open(alice.device.path(), &alice.jid)?;
-    let old_blob: SecretBlob = store.account()?.context("alice's first device")?.secret()?;
+    let old_blob = store.account()?.context("alice's first device")?.secret()?;
+    assert!(matches!(old_blob, AnySecret::V1(_)), "first use seals a version 1 blob");
     let new_passphrase = "alice's NEW passphrase: the old one leaked";
-    let renewed = SecretBlob::seal(&keys, &alice.jid, new_passphrase.as_bytes(), FAST_KDF)?;
+    let oprf = alice.oprf_output(new_passphrase.as_bytes())?;
+    let code = RecoveryCode::generate()?;
+    let renewed = SecretV1::seal(&keys, &alice.jid, new_passphrase.as_bytes(), &oprf, &code, FAST_KDF)?;
     let change = Publish::signed(&keys, &bundle, renewed, now_ms()?)?;
     let mut own_device = connect_as(&alice).await?;
     assert_eq!(publish(&mut own_device, &component, &change.to_xml()).await?, Ok(()), "alice's own update");
