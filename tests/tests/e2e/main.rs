@@ -12,6 +12,7 @@ mod cli;
 mod devices;
 mod flow;
 mod replicas;
+mod restore;
 mod revocation;
 mod support;
 mod tls;

@@ -165,6 +165,26 @@ pub async fn revoke(stack: &Stack, jid: &BareJid, reason: &str) -> anyhow::Resul
     Ok(serde_json::from_str(&text)?)
 }
 
+/// A request to keydir's HTTP admin API: the status and the JSON answer (`null` when empty).
+pub async fn admin(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", stack.keydir_url()))
+        .bearer_auth(stack.admin_token());
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_string());
+    }
+    let response = request.send().await.with_context(|| format!("admin request {path}"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    let value = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? };
+    Ok((status, value))
+}
+
 /// A random marker (16 hex digits), so that plaintexts are unique to one run.
 pub fn marker() -> String {
     let random = KeyPair::generate().map(|k| k.fingerprint().to_hex()).unwrap_or_default();
