@@ -1,5 +1,6 @@
 //! The whole flow through the real `keyward` binary, as a script would drive it: register, init,
-//! add, recv, accept, send, recv --json, verify --confirm, and login on a second device.
+//! add, recv, accept, send, recv --json, verify --confirm, login on a second device, and recover
+//! with the recovery code `init` printed.
 
 use std::path::Path;
 use std::process::Output;
@@ -104,6 +105,8 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     }
     let carol_init = carol.one(&["init"]).await?;
     assert_eq!(carol_init["setup"], "first-use");
+    let carol_code = carol_init["recovery_code"].as_str().context("init prints a recovery code")?.to_owned();
+    assert_eq!(carol_code.len(), 34, "28 characters in 7 groups of 4: {carol_code}");
     let carol_fp = carol_init["fingerprint"].as_str().context("fingerprint")?.to_owned();
     let dave_fp = dave.one(&["init"]).await?["fingerprint"].as_str().context("fingerprint")?.to_owned();
 
@@ -159,5 +162,29 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
         Cli { stack: &stack, jid: carol.jid.clone(), data: tempfile::tempdir()?.path() }.run(&["init"]).await?;
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("already has keyward keys"));
+
+    // carol forgot her passphrase: on a third device, `recover` with the code from `init` sets a
+    // new one (and prints a new code); a fourth device logs in with the new passphrase.
+    let (phone, tablet) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let code_file = phone.path().join("code.txt");
+    std::fs::write(&code_file, carol_code.to_lowercase().replace('-', " "))?;
+    let new_passphrase = "carol's NEW passphrase: saffron lighthouse at dusk";
+    let carol_phone = Cli { stack: &stack, jid: carol.jid.clone(), data: phone.path() };
+    let code_arg = code_file.to_str().context("path")?;
+    let output =
+        carol_phone.run_with_passphrase(&["recover", "--recovery-code-file", code_arg], new_passphrase).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "recover: {}{stdout}", String::from_utf8_lossy(&output.stderr));
+    let recovered: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(recovered["setup"], "recovered");
+    assert_eq!(recovered["fingerprint"], carol_fp.as_str());
+    let new_code = recovered["recovery_code"].as_str().context("a new code")?;
+    assert_ne!(new_code, carol_code);
+    let carol_tablet = Cli { stack: &stack, jid: carol.jid.clone(), data: tablet.path() };
+    let output = carol_tablet.run_with_passphrase(&["login"], new_passphrase).await?;
+    assert!(output.status.success(), "login with the new passphrase: {}", String::from_utf8_lossy(&output.stderr));
+    let output = carol_tablet.run(&["login"]).await?;
+    assert!(!output.status.success(), "the old passphrase still opens the keys");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wrong passphrase"));
     Ok(())
 }
