@@ -1,8 +1,10 @@
 //! The keyward session: one connection with the account's keys in memory; contacts pinned, messages sealed.
 //!
-//! Its parts: `setup` (first use, new device or this device, decided on one connection),
-//! `directory` (the requests to the component), `inbox` (each delivered stanza to one typed
-//! event, after every check of the protocol), and here the thin [`Session`] that sends.
+//! Its parts: `setup` (first use, new device, this device or a recovery, decided on one
+//! connection), `restore` (the guess-limited restore: keydir's OPRF through the component, version
+//! 1 blobs, the restore proof), `directory` (the requests to the component), `inbox` (each
+//! delivered stanza to one typed event, after every check of the protocol), and here the thin
+//! [`Session`] that sends.
 
 mod directory;
 mod inbox;

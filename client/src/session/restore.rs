@@ -67,19 +67,31 @@ pub(super) async fn prove(
     Ok(())
 }
 
+/// A version 1 blob just sealed, its recovery code, and the challenge to prove with once the
+/// blob is published.
+pub(super) type Sealed = (SecretV1, RecoveryCode, RestoreChallenge);
+
 /// Seals `keys` as a version 1 blob with the account's passphrase (one evaluation) and a fresh
-/// recovery code. Returns the keys, the blob, the code and the challenge to prove with once
-/// the blob is published.
+/// recovery code. The keys come back whether or not the sealing worked (the outer error only
+/// when the KDF task itself died).
 pub(super) async fn seal(
     account: &Account,
     conn: &mut Connection,
     component: &BareJid,
     keys: KeyPair,
-) -> Result<(KeyPair, SecretV1, RecoveryCode, RestoreChallenge)> {
-    KdfPolicy::STRICT.check(&account.kdf)?;
+) -> Result<(KeyPair, Result<Sealed>)> {
+    if let Err(e) = KdfPolicy::STRICT.check(&account.kdf) {
+        return Ok((keys, Err(e.into())));
+    }
     let me = account.connect.jid.clone();
-    let Evaluated { output, challenge } = evaluate(conn, component, &me, &account.passphrase).await?;
-    let code = RecoveryCode::generate()?;
+    let Evaluated { output, challenge } = match evaluate(conn, component, &me, &account.passphrase).await {
+        Ok(evaluated) => evaluated,
+        Err(e) => return Ok((keys, Err(e))),
+    };
+    let code = match RecoveryCode::generate() {
+        Ok(code) => code,
+        Err(e) => return Ok((keys, Err(e.into()))),
+    };
     let passphrase = account.passphrase.clone();
     let params = account.kdf;
     let (keys, code, blob) = run_kdf(&account.progress, move || {
@@ -87,7 +99,7 @@ pub(super) async fn seal(
         (keys, code, blob)
     })
     .await?;
-    Ok((keys, blob?, code, challenge))
+    Ok((keys, blob.map(|blob| (blob, code, challenge)).map_err(Error::from)))
 }
 
 /// Checks that opened keys are the ones the account published.

@@ -1,4 +1,4 @@
-//! The key set-up: first use, a new device or this device, decided and done on one connection with one login and one lookup.
+//! The key set-up: first use, a new device, this device or a recovery, decided and done on one connection with one login and one lookup.
 
 use super::{Account, Session, Setup, directory, now_ms, restore, run_kdf};
 use crate::connection::Connection;
@@ -63,21 +63,36 @@ struct Opened {
 
 /// Migration (protocol section 6.2): keys opened from a version 0 blob are sealed again as
 /// version 1, with a new recovery code, published over the version 0 blob (a greater seq), and
-/// proven, so the count keydir made for the sealing is cleared.
+/// proven, so the count keydir made for the sealing is cleared. The keys are open either way:
+/// when the migration fails, the version 0 blob stays cached and the next start tries again.
 async fn migrate(
     account: &Account,
     conn: &mut Connection,
     component: &BareJid,
     keys: KeyPair,
+    local: SecretBlob,
     bundle: &VerifiedBundle,
 ) -> Result<Opened> {
     let me = &account.connect.jid;
-    let (keys, blob, code, challenge) = restore::seal(account, conn, component, keys).await?;
-    let publish = Publish::signed(&keys, bundle, blob.clone(), now_ms())?;
-    directory::publish(conn, component, me, &publish).await?;
-    restore::prove(conn, component, me, &keys, challenge).await?;
-    tracing::info!(account = %me, "the sealed keys were migrated to version 1 (guess-limited restore)");
-    Ok(Opened { keys, secret: blob.into(), recovery_code: Some(code) })
+    let (keys, sealed) = restore::seal(account, conn, component, keys).await?;
+    let published = async {
+        let (blob, code, challenge) = sealed?;
+        let publish = Publish::signed(&keys, bundle, blob.clone(), now_ms())?;
+        directory::publish(conn, component, me, &publish).await?;
+        restore::prove(conn, component, me, &keys, challenge).await?;
+        Ok::<_, Error>((blob, code))
+    }
+    .await;
+    match published {
+        Ok((blob, code)) => {
+            tracing::info!(account = %me, "the sealed keys were migrated to version 1 (guess-limited restore)");
+            Ok(Opened { keys, secret: blob.into(), recovery_code: Some(code) })
+        }
+        Err(e) => {
+            tracing::warn!(cause = %e, "could not migrate the sealed keys to version 1; the next start tries again");
+            Ok(Opened { keys, secret: local.into(), recovery_code: None })
+        }
+    }
 }
 
 /// Opens the account's blob (cached here or fetched from the directory) with the passphrase;
@@ -134,7 +149,7 @@ async fn upgrade(
     let outcome = match directory::fetch_secret(conn, component, me).await {
         Err(Error::SecretMismatch(_)) => return Ok(kept(keys)),
         Err(e) => Err(e),
-        Ok(AnySecret::V0(_)) => return migrate(account, conn, component, keys, bundle).await,
+        Ok(AnySecret::V0(_)) => return migrate(account, conn, component, keys, local, bundle).await,
         Ok(AnySecret::V1(blob)) => restore::open(account, conn, component, blob.clone(), bundle)
             .await
             .map(|opened| Opened { keys: opened, secret: blob.into(), recovery_code: None }),
@@ -160,14 +175,16 @@ impl Session {
         Self::set_up(account, Want::Any).await
     }
 
-    /// First use: generates keys, seals them with the passphrase (Argon2id),
+    /// First use: generates keys, seals them with the passphrase (Argon2id and keydir's OPRF,
+    /// protocol section 6.2) and a new recovery code ([`Session::take_recovery_code`]),
     /// publishes bundle and secret to the component, and caches both here.
     pub async fn first_use(account: &Account) -> Result<Self> {
         Ok(Self::set_up(account, Want::FirstUse).await?.0)
     }
 
-    /// A new device: fetches the sealed secret, opens it with the passphrase
-    /// (refusing weakened KDF parameters), and checks it matches the published bundle.
+    /// A new device: fetches the sealed secret, opens it with the passphrase (refusing
+    /// weakened KDF parameters; each try is one guess counted by keydir until it is proven),
+    /// and checks it matches the published bundle. A version 0 blob is migrated to version 1.
     pub async fn new_device(account: &Account) -> Result<Self> {
         Ok(Self::set_up(account, Want::NewDevice).await?.0)
     }
@@ -230,8 +247,8 @@ impl Session {
                     account.connect.password.expose_secret(),
                     &me,
                 )?;
-                let (keys, blob, code, challenge) =
-                    restore::seal(account, &mut conn, &component, KeyPair::generate()?).await?;
+                let (keys, sealed) = restore::seal(account, &mut conn, &component, KeyPair::generate()?).await?;
+                let (blob, code, challenge) = sealed?;
                 let bundle = Bundle::sign(&keys, me.clone(), now_ms() / 1000);
                 let publish = Publish::signed(&keys, &bundle, blob.clone(), now_ms())?;
                 directory::publish(&mut conn, &component, &me, &publish).await?;
@@ -250,8 +267,8 @@ impl Session {
                         Opened { keys, secret: blob.into(), recovery_code: None }
                     }
                     AnySecret::V0(blob) => {
-                        let keys = open_v0(account, blob, &bundle).await?;
-                        migrate(account, &mut conn, &component, keys, &bundle).await?
+                        let keys = open_v0(account, blob.clone(), &bundle).await?;
+                        migrate(account, &mut conn, &component, keys, blob, &bundle).await?
                     }
                 };
                 (opened, bundle, Setup::NewDevice)
