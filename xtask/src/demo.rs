@@ -16,6 +16,18 @@ pub(crate) struct Device {
     data_dir: PathBuf,
 }
 
+/// The passphrase alice chooses when she recovers her keys.
+const NEW_PASSPHRASE: &str = "alice's new passphrase: juniper canoes drift past the mill";
+
+/// The recovery code a command printed (`your recovery code: XXXX-...`).
+fn recovery_code(output: &str) -> Result<String> {
+    output
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("your recovery code: "))
+        .map(|code| code.trim().to_owned())
+        .context("the command printed no recovery code")
+}
+
 /// The demo's state: the CLI binary, the stack's addresses, a scratch folder for the devices.
 pub(crate) struct Demo<'e> {
     keyward: PathBuf,
@@ -53,9 +65,15 @@ impl<'e> Demo<'e> {
 
     /// Runs `keyward ARGS` as `device` and returns its output; shows the command line.
     fn keyward(&self, device: &Device, args: &[&str]) -> Result<Output> {
+        self.keyward_with(device, args, &[])
+    }
+
+    /// [`Demo::keyward`] with more environment variables.
+    fn keyward_with(&self, device: &Device, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
         println!("   \x1b[2m$ keyward {}   # {} on {}\x1b[0m", args.join(" "), device.jid, device.name);
         let output = Command::new(&self.keyward)
             .args(args)
+            .envs(env.iter().copied())
             .env("KEYWARD_JID", &device.jid)
             .env("KEYWARD_SERVER", self.endpoints.c2s_addr.to_string())
             .env("KEYWARD_COMPONENT", &self.endpoints.component_jid)
@@ -71,7 +89,12 @@ impl<'e> Demo<'e> {
     /// Runs a command that must succeed, and shows its output (standard error, where the CLI
     /// puts warnings and notices, after a `!`); returns both.
     fn ok(&self, device: &Device, args: &[&str]) -> Result<String> {
-        let output = self.keyward(device, args)?;
+        self.ok_with(device, args, &[])
+    }
+
+    /// [`Demo::ok`] with more environment variables.
+    fn ok_with(&self, device: &Device, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+        let output = self.keyward_with(device, args, env)?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         indent("│", &stdout);
@@ -103,10 +126,13 @@ impl<'e> Demo<'e> {
 
         heading(1, "alice and bob create accounts and keys");
         say("Each client generates keys, seals the private part with the user's passphrase");
-        say("(Argon2id + XSalsa20-Poly1305) and publishes the bundle and the sealed blob.");
+        say("(Argon2id and an answer of the key directory for it, an OPRF that sees only a blinded");
+        say("value, so the directory's database alone allows no guess), publishes the bundle and");
+        say("the sealed blob, and prints a recovery code once.");
+        let mut codes = Vec::new();
         for device in [&alice, &bob] {
             self.ok(device, &["register"])?;
-            self.ok(device, &["init"])?;
+            codes.push(recovery_code(&self.ok(device, &["init"])?)?);
         }
 
         heading(2, "alice adds bob; bob accepts; the component relays their keys");
@@ -142,7 +168,15 @@ impl<'e> Demo<'e> {
         self.ok(&bob, &["send", &alice.jid, "Hello to both of your devices."])?;
         self.ok(&tablet, &["recv", "--timeout", "3"])?;
 
-        heading(7, "the admin revokes alice's account over HTTP");
+        heading(7, "alice forgot her passphrase: her recovery code opens her keys on a phone");
+        let phone = self.device("alice", "phone", NEW_PASSPHRASE);
+        say("The code from step 1 opens the blob's second slot; alice chooses a new passphrase");
+        say("(KEYWARD_PASSPHRASE here) and gets a new code. The old passphrase opens nothing now.");
+        let recovered = self.ok_with(&phone, &["recover"], &[("KEYWARD_RECOVERY_CODE", &codes[0])])?;
+        codes.push(recovery_code(&recovered)?);
+        self.refused(&self.device("alice", "old-passphrase", alice.passphrase), &["login"])?;
+
+        heading(8, "the admin revokes alice's account over HTTP");
         say(&format!(
             "$ curl -X POST -H 'Authorization: Bearer $KEYWARD_ADMIN_TOKEN' -H 'Content-Type: application/json' \\\n     -d '{{\"reason\":\"laptop stolen\"}}' {}/v0/admin/accounts/{}/revoke",
             self.endpoints.keydir_url, alice.jid
@@ -150,7 +184,7 @@ impl<'e> Demo<'e> {
         let answer = self.revoke(&alice.jid, "laptop stolen")?;
         indent("│", &answer);
 
-        heading(8, "bob receives the notice and refuses to send to alice");
+        heading(9, "bob receives the notice and refuses to send to alice");
         let notice = self.ok(&bob, &["recv", "--timeout", "3"])?;
         if !notice.contains("REVOKED") {
             bail!("bob did not receive the revocation notice");
@@ -158,11 +192,13 @@ impl<'e> Demo<'e> {
         self.refused(&bob, &["send", &alice.jid, "are you there?"])?;
         self.ok(&bob, &["contacts"])?;
 
-        heading(9, "what the server side kept");
+        heading(10, "what the server side kept");
         let messages = [secret_text, reply_text, "Hello to both of your devices."];
-        self.sweep_server_side(&messages, &[alice.passphrase, bob.passphrase])?;
+        let mut secrets = vec![alice.passphrase, bob.passphrase, NEW_PASSPHRASE];
+        secrets.extend(codes.iter().map(String::as_str));
+        self.sweep_server_side(&messages, &secrets)?;
 
-        println!("\n\x1b[1mDone.\x1b[0m The server side never saw a plaintext or a passphrase.");
+        println!("\n\x1b[1mDone.\x1b[0m The server side never saw a plaintext, a passphrase or a recovery code.");
         Ok(())
     }
 
@@ -234,7 +270,7 @@ impl<'e> Demo<'e> {
             total / 1024
         ));
         say(&format!(
-            "for the {} messages and the {} passphrases: none of them is there.",
+            "for the {} messages and the {} passphrases and recovery codes: none of them is there.",
             messages.len(),
             passphrases.len()
         ));
