@@ -87,6 +87,23 @@ impl Session {
         until_named(&mut self.wire, "iq").await
     }
 
+    /// Sends one IQ whose id is `id` and returns the IQ that answers it, skipping any other IQ
+    /// that arrives meanwhile (a push from the server is not an answer).
+    pub(crate) async fn ask_id(&mut self, iq: &str, id: &str) -> Result<String> {
+        self.wire.send(iq).await?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let answer = until_named(&mut self.wire, "iq").await?;
+            let start = answer.split('>').next().unwrap_or_default();
+            if attr(start, "id") == Some(id) {
+                return Ok(answer);
+            }
+            if Instant::now() >= deadline {
+                bail!("no answer to IQ {id} within {STEP_TIMEOUT:?} (other IQs came instead)");
+            }
+        }
+    }
+
     /// Keeps `window` IQs of `target` unanswered until `until`; the tally holds the answers that
     /// came before `until`. Answers still on the way are then awaited, not counted.
     pub(crate) async fn drive(&mut self, target: &IqTarget, window: usize, until: Instant) -> Result<Tally> {

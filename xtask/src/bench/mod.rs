@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the real stack measured beside anchors in the same run, written to `target/bench/report.md` with SVG plots.
 //!
-//! Each part (P1 to P6, see `report.md`) compares a keyward figure with an anchor measured in
+//! Each part (P1 to P7, see `report.md`) compares a keyward figure with an anchor measured in
 //! the same run, in alternating slots where it can, so that ratios hold on a noisy machine. The
 //! load generator is the bench's own (raw c2s, pipelined IQs; HTTP for keydir), bounded in count
 //! and time; its CPU time is reported beside each figure. Not part of the test command.
@@ -15,6 +15,7 @@ mod p3_crypto;
 mod p4_fanout;
 mod p5_memory;
 mod p6_scale;
+mod p7_restore;
 mod plot;
 mod report;
 mod setup;
@@ -32,7 +33,7 @@ use report::Section;
 use stats::Summary;
 
 /// Every part, in the order they run.
-const PARTS: [&str; 6] = ["P1", "P2", "P3", "P4", "P5", "P6"];
+const PARTS: [&str; 7] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"];
 /// Published accounts, each one c2s session of the load.
 const USERS: usize = 4;
 /// Filler accounts (and holders) in the directory for P1, P2 and P6's first half.
@@ -50,6 +51,8 @@ pub(crate) struct Plan {
     pub(crate) large: u64,
     /// P4's offline holders.
     pub(crate) holders: u64,
+    /// P7's rounds (one restore and one anchor each).
+    pub(crate) restores: usize,
 }
 
 impl Plan {
@@ -62,6 +65,7 @@ impl Plan {
                 window: 8,
                 large: 100_000,
                 holders: 1_000,
+                restores: 8,
             }
         } else {
             Plan {
@@ -71,6 +75,7 @@ impl Plan {
                 window: 8,
                 large: 1_000_000,
                 holders: 10_000,
+                restores: 30,
             }
         }
     }
@@ -172,7 +177,7 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
     let machine = machine();
     let cpu_start = cpu::own_cpu();
     let mut sections: Vec<Section> = Vec::new();
-    let stack_parts = ["P1", "P2", "P4", "P5", "P6"];
+    let stack_parts = ["P1", "P2", "P4", "P5", "P6", "P7"];
     if stack_parts.iter().any(|p| parts.contains(p)) {
         let bin_dir = binaries(release)?;
         let mut measured = crate::runtime()?.block_on(with_stack(&parts, &plan, bin_dir, &out))?;
@@ -188,7 +193,7 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
         "Run: `cargo xtask bench{}{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not \
          the bare figures. keydir and the component are {}; the XMPP server is Prosody with the test fixtures' \
          configuration but logging at `info` as in production (the tests log every stanza at `debug`). The bench process (the load generator, the null component and \
-         the HTTP client) used {:.1} s of CPU in all.",
+         the HTTP client{}) used {:.1} s of CPU in all.",
         if quick { " --quick" } else { "" },
         if release { " --release" } else { "" },
         if only.is_empty() { String::new() } else { format!(" --only {}", only.join(",")) },
@@ -199,6 +204,7 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
             "the debug builds the test stack runs (dependencies unoptimised but for the cryptography); `--release` \
              measures optimised ones"
         },
+        if parts.contains("P7") { ", and P7's client side with its Argon2id" } else { "" },
         cpu::own_cpu().saturating_sub(cpu_start).as_secs_f64(),
     );
     let text = report::markdown(&preamble, &sections);
@@ -238,6 +244,13 @@ async fn with_stack(
             println!("bench: P2 …");
             sections.push(p2_keydir::run(&bench, plan, SMALL, out).await?);
             during.push("P2");
+        }
+        // One more account, restored again and again: before the parts that grow the directory.
+        if parts.contains("P7") {
+            println!("bench: P7 …");
+            let result = p7_restore::run(&bench, plan).await;
+            sections.push(or_failed("P7", p7_restore::TITLE, result));
+            during.push("P7");
         }
         // The later parts change the directory for good; a failure there is reported, not fatal.
         if parts.contains("P4") {
@@ -288,7 +301,7 @@ mod tests {
 
     #[test]
     fn only_selects_parts_and_p5_brings_a_load() -> Result<()> {
-        assert_eq!(selected(&[])?.len(), 6);
+        assert_eq!(selected(&[])?.len(), 7);
         assert_eq!(selected(&["p2".into(), "P3".into()])?.into_iter().collect::<Vec<_>>(), ["P2", "P3"]);
         assert_eq!(selected(&["P5".into()])?.into_iter().collect::<Vec<_>>(), ["P1", "P5"]);
         assert!(selected(&["P9".into()]).is_err());

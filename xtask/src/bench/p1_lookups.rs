@@ -111,9 +111,10 @@ pub(crate) async fn run(bench: &BenchStack, plan: &Plan, out: &Path) -> Result<S
 }
 
 /// The processes whose CPU time P1 charges to each target, in [`SERVERS`] order.
-const SERVERS: [&str; 4] = ["Prosody", "component", "keydir", "Postgres (all backends)"];
+pub(crate) const SERVERS: [&str; 4] = ["Prosody", "component", "keydir", "Postgres (all backends)"];
 
-fn server_probe(bench: &BenchStack) -> Result<Probe> {
+/// Reads the CPU time of the processes in [`SERVERS`].
+pub(crate) fn server_probe(bench: &BenchStack) -> Result<Probe> {
     let postgres = postmaster(keyward_tests::postgres::Postgres::shared()?.port());
     let pids = [bench.stack.xmpp_pid(), bench.stack.pids().1, bench.keydir.pid(), postgres];
     Ok(Arc::new(move || {

@@ -15,7 +15,7 @@ pub(crate) struct Row {
     pub(crate) aim: Aim,
 }
 
-/// One measurement (P1 to P6).
+/// One measurement (P1 to P7).
 #[derive(Debug, Clone)]
 pub(crate) struct Section {
     pub(crate) id: &'static str,

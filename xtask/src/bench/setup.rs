@@ -38,12 +38,22 @@ pub(crate) struct BenchStack {
     _accounts: tempfile::TempDir,
 }
 
-fn token() -> Result<String> {
+fn random32() -> Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .context("reading /dev/urandom")?;
-    Ok(hex::encode(bytes))
+    Ok(bytes)
+}
+
+fn token() -> Result<String> {
+    Ok(hex::encode(random32()?))
+}
+
+/// keydir's OPRF seed (base64 of 32 random bytes): first use seals through it, and P7 restores with it.
+fn oprf_seed() -> Result<String> {
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.encode(random32()?))
 }
 
 impl BenchStack {
@@ -67,6 +77,7 @@ impl BenchStack {
             component_token: component_token.clone(),
             log_filter: "info".into(),
             bin_dir: Some(bin_dir.clone()),
+            oprf_seed: Some(oprf_seed()?),
             ..KeydirOptions::new(&database_url)
         })
         .await
