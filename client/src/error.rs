@@ -168,6 +168,10 @@ pub enum Error {
         /// Which check failed.
         reason: String,
     },
+    /// A carbon copy (XEP-0280) came from someone other than the account itself: anyone can
+    /// wrap a forged message in a carbon, so only the server-stamped own bare JID counts.
+    #[error("refused a carbon copy from {0}: carbons count only from your own account")]
+    ForgedCarbon(BareJid),
     /// What the user entered to confirm a key is neither the safety number nor the fingerprint of it.
     #[error(
         "what you entered does not match the key of {0}: nothing was confirmed; compare the safety number again (`keyward verify {0}`)"

@@ -53,6 +53,9 @@ impl fmt::Display for Warning {
 pub struct Received {
     /// The sender (server-stamped, and bound inside the signature).
     pub from: BareJid,
+    /// The recipient, bound inside the signature: this account, or for a message the account
+    /// sent from another device ([`Incoming::Sent`]), the contact it went to.
+    pub to: BareJid,
     /// The sender's message id.
     pub id: String,
     /// When the sender sealed it (Unix ms, the sender's clock).
@@ -73,6 +76,7 @@ impl fmt::Debug for Received {
         // The body is plaintext: never in logs.
         f.debug_struct("Received")
             .field("from", &self.from)
+            .field("to", &self.to)
             .field("id", &self.id)
             .field("verified", &self.verified)
             .field("trust", &self.trust)
@@ -128,6 +132,9 @@ pub enum KeyEvent {
 pub enum Incoming {
     /// A decrypted message.
     Message(Received),
+    /// A message this account sent from another of its devices (an XEP-0280 carbon), opened
+    /// with the own key; `to` is the contact it went to.
+    Sent(Received),
     /// A key was relayed, changed or revoked.
     Key(KeyEvent),
     /// Our own account was revoked.

@@ -1,5 +1,7 @@
 //! Stanza building and classification: keyward elements inside XMPP messages, presences and IQs. Pure, no I/O.
 
+pub mod carbons;
+
 use crate::error::{Error, Result};
 use keyward_proto::elements::{Eme, FALLBACK_BODY, KeyRelay, NS, Revoked, StoreHint};
 use keyward_proto::xml::{Element as KElement, ParseLimits};
@@ -93,6 +95,19 @@ pub enum Inbound {
         /// The condition.
         condition: String,
     },
+    /// A copy of a message another device of the account sent (`sent`) or received, from the
+    /// account's own bare JID (XEP-0280); `inner` is the copied message, classified.
+    Carbon {
+        /// A message the account sent elsewhere (else one it received elsewhere).
+        sent: bool,
+        /// The copied message.
+        inner: Box<Inbound>,
+    },
+    /// A carbon wrapper from someone other than the account itself: refused unopened.
+    ForgedCarbon {
+        /// Who sent it.
+        from: BareJid,
+    },
     /// Nothing keyward handles (chat states, receipts, ...).
     Other,
 }
@@ -101,9 +116,28 @@ fn first_child<'m>(message: &'m Message, name: &str) -> Option<&'m MElement> {
     message.payloads.iter().find(|p| p.is(name, NS))
 }
 
-/// Classifies a message; notices are accepted only from `component` (its server-stamped JID).
-pub fn classify_message(message: &Message, component: &BareJid) -> Inbound {
+/// Classifies a message to account `me`; notices are accepted only from `component` (its
+/// server-stamped JID), carbons only from `me`.
+pub fn classify_message(message: &Message, component: &BareJid, me: &BareJid) -> Inbound {
     let Some(from) = bare_from(message.from.as_ref()) else { return Inbound::Other };
+    if let Some(carbon) = carbons::unwrap(message, me) {
+        let (sent, inner) = match carbon {
+            carbons::Carbon::Forged => return Inbound::ForgedCarbon { from },
+            carbons::Carbon::Malformed => {
+                return Inbound::Malformed {
+                    from,
+                    error: Error::Invalid { what: "carbon", reason: "malformed".into() },
+                };
+            }
+            carbons::Carbon::Sent(inner) => (true, inner),
+            carbons::Carbon::Received(inner) => (false, inner),
+        };
+        // Only sealed messages are taken from a carbon (notices reach every device by themselves).
+        return match classify_sealed(&inner) {
+            Some(inner) => Inbound::Carbon { sent, inner: Box::new(inner) },
+            None => Inbound::Other,
+        };
+    }
     if message.type_ == MessageType::Error {
         let condition = message
             .payloads
@@ -130,17 +164,24 @@ pub fn classify_message(message: &Message, component: &BareJid) -> Inbound {
         });
         return parsed.unwrap_or_else(|error| Inbound::Malformed { from, error });
     }
-    if let Some(sealed) = first_child(message, "sealed") {
-        let id = message.id.as_ref().map(|i| i.0.clone());
-        return match from_minidom(sealed).and_then(|e| Ok(Sealed::from_element(&e)?)) {
-            Ok(sealed) => Inbound::Sealed { from, id, sealed: Box::new(sealed) },
-            Err(error) => Inbound::Malformed { from, error },
-        };
+    if let Some(sealed) = classify_sealed(message) {
+        return sealed;
     }
     if !message.bodies.is_empty() {
         return Inbound::Unencrypted { from };
     }
     Inbound::Other
+}
+
+/// A message with a `<sealed/>` (`Sealed` or `Malformed`), else `None`.
+fn classify_sealed(message: &Message) -> Option<Inbound> {
+    let from = bare_from(message.from.as_ref())?;
+    let sealed = first_child(message, "sealed")?;
+    let id = message.id.as_ref().map(|i| i.0.clone());
+    Some(match from_minidom(sealed).and_then(|e| Ok(Sealed::from_element(&e)?)) {
+        Ok(sealed) => Inbound::Sealed { from, id, sealed: Box::new(sealed) },
+        Err(error) => Inbound::Malformed { from, error },
+    })
 }
 
 /// A subscription-related presence.
@@ -279,6 +320,11 @@ mod tests {
         )
     }
 
+    /// The reader of the messages below.
+    fn me() -> BareJid {
+        BareJid::parse("bob@example.test").expect("valid")
+    }
+
     fn message_from(xml: &str) -> Message {
         let element: MElement = xml.parse().expect("well-formed");
         Message::try_from(element).expect("a message")
@@ -306,7 +352,7 @@ mod tests {
         }
         // As received: the server stamps a full `from`.
         message.from = Some(Jid::new("alice@example.test/laptop").expect("valid"));
-        match classify_message(&message, &component) {
+        match classify_message(&message, &component, &me()) {
             Inbound::Sealed { from, id, sealed: got } => {
                 assert_eq!(from, alice);
                 assert_eq!(id.as_deref(), Some("m1"));
@@ -314,6 +360,57 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn carbons_count_only_from_the_own_bare_jid() {
+        let (alice, bob, component) = jids();
+        let (_, _, sealed) = sealed_for(&alice, &bob);
+        let inner = |from: &str, to: &str| {
+            let mut message = sealed_message(&BareJid::parse(to).expect("valid"), "m1", &sealed).expect("builds");
+            message.from = Some(Jid::new(from).expect("valid"));
+            String::from(&MElement::from(message))
+        };
+        let wrap = |outer_from: &str, kind: &str, inner: &str| {
+            message_from(&format!(
+                "<message xmlns='jabber:client' from='{outer_from}' to='bob@example.test/phone' type='chat'>\
+                 <{kind} xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>{inner}</forwarded></{kind}></message>"
+            ))
+        };
+        // Received elsewhere: alice's message to bob, copied by bob's own server.
+        match classify_message(
+            &wrap("bob@example.test", "received", &inner("alice@example.test/laptop", "bob@example.test")),
+            &component,
+            &me(),
+        ) {
+            Inbound::Carbon { sent: false, inner } => {
+                assert!(matches!(*inner, Inbound::Sealed { ref from, .. } if *from == alice), "{inner:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Sent elsewhere: bob's own message from another resource.
+        match classify_message(
+            &wrap("bob@example.test", "sent", &inner("bob@example.test/laptop", "alice@example.test")),
+            &component,
+            &me(),
+        ) {
+            Inbound::Carbon { sent: true, inner } => {
+                assert!(matches!(*inner, Inbound::Sealed { ref from, .. } if *from == bob), "{inner:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A wrapper from anyone else, or from a resource, is refused unopened.
+        for forger in ["alice@example.test", "alice@example.test/laptop", "bob@example.test/laptop", "example.test"] {
+            let forged = wrap(forger, "received", &inner("carol@example.test/x", "bob@example.test"));
+            assert!(
+                matches!(classify_message(&forged, &component, &me()), Inbound::ForgedCarbon { .. }),
+                "accepted a carbon from {forger}"
+            );
+        }
+        let broken = message_from(
+            "<message xmlns='jabber:client' from='bob@example.test'><sent xmlns='urn:xmpp:carbons:2'/></message>",
+        );
+        assert!(matches!(classify_message(&broken, &component, &me()), Inbound::Malformed { .. }));
     }
 
     #[test]
@@ -325,12 +422,12 @@ mod tests {
         let from_component = message_from(&format!(
             "<message xmlns='jabber:client' from='keys.example.test' type='normal'>{body}</message>"
         ));
-        assert!(matches!(classify_message(&from_component, &component), Inbound::KeyRelay(r) if *r == relay));
+        assert!(matches!(classify_message(&from_component, &component, &me()), Inbound::KeyRelay(r) if *r == relay));
         for forger in ["mallory@example.test", "mallory@example.test/x", "keys.example.test/res", "evil.test"] {
             let forged =
                 message_from(&format!("<message xmlns='jabber:client' from='{forger}' type='normal'>{body}</message>"));
             assert!(
-                matches!(classify_message(&forged, &component), Inbound::ForgedNotice { .. }),
+                matches!(classify_message(&forged, &component, &me()), Inbound::ForgedNotice { .. }),
                 "accepted a notice from {forger}"
             );
         }
@@ -340,7 +437,7 @@ mod tests {
         );
         let notice =
             message_from(&format!("<message xmlns='jabber:client' from='keys.example.test'>{revoked}</message>"));
-        match classify_message(&notice, &component) {
+        match classify_message(&notice, &component, &me()) {
             Inbound::Revoked(r) => {
                 assert_eq!(r.jid, alice);
                 assert_eq!(r.reason, "lost");
@@ -350,7 +447,7 @@ mod tests {
         let broken = message_from(
             "<message xmlns='jabber:client' from='keys.example.test'><revoked xmlns='urn:keyward:0' jid='a@b'/></message>",
         );
-        assert!(matches!(classify_message(&broken, &component), Inbound::Malformed { .. }));
+        assert!(matches!(classify_message(&broken, &component, &me()), Inbound::Malformed { .. }));
     }
 
     #[test]
@@ -359,19 +456,19 @@ mod tests {
         let plain = message_from(
             "<message xmlns='jabber:client' from='bob@example.test/x' type='chat'><body>psst</body></message>",
         );
-        assert!(matches!(classify_message(&plain, &component), Inbound::Unencrypted { .. }));
+        assert!(matches!(classify_message(&plain, &component, &me()), Inbound::Unencrypted { .. }));
         let bad_sealed = message_from(
             "<message xmlns='jabber:client' from='bob@example.test/x' type='chat'><sealed xmlns='urn:keyward:0' v='0'/></message>",
         );
-        assert!(matches!(classify_message(&bad_sealed, &component), Inbound::Malformed { .. }));
+        assert!(matches!(classify_message(&bad_sealed, &component, &me()), Inbound::Malformed { .. }));
         let bounce = message_from(
             "<message xmlns='jabber:client' from='bob@example.test' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
         );
         assert!(
-            matches!(classify_message(&bounce, &component), Inbound::Bounce { condition, .. } if condition == "service-unavailable")
+            matches!(classify_message(&bounce, &component, &me()), Inbound::Bounce { condition, .. } if condition == "service-unavailable")
         );
         let chat_state = message_from("<message xmlns='jabber:client' from='bob@example.test/x' type='chat'/>");
-        assert!(matches!(classify_message(&chat_state, &component), Inbound::Other));
+        assert!(matches!(classify_message(&chat_state, &component, &me()), Inbound::Other));
     }
 
     #[test]

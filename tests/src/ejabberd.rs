@@ -133,6 +133,10 @@ modules:
 {disco_items}
   mod_ping: {{}}
   mod_roster: {{}}
+  # Message carbons (XEP-0280) and the archive (XEP-0313), as deploy/ejabberd.md asks operators to enable.
+  mod_carboncopy: {{}}
+  mod_mam:
+    default: always
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_register:

@@ -122,7 +122,10 @@ https_ports = {{ }}
 {encryption}
 authentication = "internal_hashed"
 allow_registration = {registration}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "offline"; "register" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "offline"; "register"; "carbons"; "mam" }}
+-- Message carbons (XEP-0280) and the archive (XEP-0313), as deploy/prosody.md asks operators to enable.
+default_archive_policy = true
+archive_expires_after = "1w"
 modules_disabled = {{ {disabled} }}
 
 VirtualHost {domain}

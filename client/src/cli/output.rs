@@ -46,6 +46,7 @@ fn print_json(value: Value) {
 pub fn message_json(message: &Received) -> Value {
     json!({
         "from": message.from.as_str(),
+        "to": message.to.as_str(),
         "body": message.body,
         "verified": message.verified,
         "trust": message.trust.as_str(),
@@ -212,6 +213,11 @@ impl Output {
         if self.json {
             let value = match event {
                 Incoming::Message(message) => message_json(message),
+                Incoming::Sent(message) => {
+                    let mut value = message_json(message);
+                    value["sent_elsewhere"] = json!(true);
+                    value
+                }
                 Incoming::Key(key) => key_event_json(key),
                 Incoming::SelfRevoked { at, reason } => json!({"notice": "self-revoked", "at": at, "reason": reason}),
                 Incoming::ContactRequest(jid) => json!({"notice": "contact-request", "jid": jid.as_str()}),
@@ -237,6 +243,10 @@ impl Output {
                 for warning in &message.warnings {
                     eprintln!("  WARNING {}", e(warning));
                 }
+            }
+            Incoming::Sent(message) => {
+                let body = sanitize::body(&message.body);
+                println!("you, to {} [sent from another device]: {body}", e(&message.to));
             }
             Incoming::Key(key) => self.key_event_text(key),
             Incoming::SelfRevoked { at, reason } => {

@@ -23,7 +23,17 @@ impl Session {
     /// nothing else of the answer is applied (a lookup of one contact does that).
     pub async fn go_online(&mut self) -> Result<()> {
         self.conn.go_available().await?;
+        self.enable_carbons().await;
         self.catch_up().await
+    }
+
+    /// Asks the server for carbons (XEP-0280), so that this device also sees the messages the
+    /// account's other devices send and receive. A server without them only means it does not.
+    async fn enable_carbons(&mut self) {
+        let request = IqRequest::Set(stanzas::carbons::enable());
+        if let Err(e) = self.conn.iq(None, request, "carbons").await {
+            tracing::warn!(cause = %e, "the server did not enable carbons: messages of other devices are not copied here");
+        }
     }
 
     async fn catch_up(&mut self) -> Result<()> {
@@ -63,7 +73,9 @@ impl Session {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(stanza) = self.conn.next_stanza(left).await? else { return Ok(None) };
             let event = match stanza {
-                Stanza::Message(message) => self.on_message(stanzas::classify_message(&message, &self.component)).await,
+                Stanza::Message(message) => {
+                    self.on_message(stanzas::classify_message(&message, &self.component, &self.me)).await
+                }
                 Stanza::Presence(presence) => match stanzas::classify_presence(&presence) {
                     Some(Subscription::Request(jid)) => Some(self.on_request(jid).await?),
                     Some(Subscription::Accepted(jid)) => Some(Incoming::ContactAccepted(jid)),
@@ -127,9 +139,36 @@ impl Session {
                     reason: "key notices are accepted only from the component".into(),
                 },
             }),
+            Inbound::Carbon { sent, inner } => self.on_carbon(sent, *inner).await,
+            Inbound::ForgedCarbon { from } => {
+                Some(Incoming::Rejected { error: Error::ForgedCarbon(from.clone()), from })
+            }
             Inbound::Unencrypted { from } => Some(Incoming::Unencrypted { from }),
             Inbound::Bounce { from, condition } => Some(Incoming::Bounce { from, condition }),
             Inbound::Other => None,
+        }
+    }
+
+    /// A carbon from the own account (XEP-0280): a copy of a sealed message another device sent
+    /// (opened with the own key: the sender always seals to itself too) or received (opened like
+    /// any message to this account). A copy this device already has (the server also delivered
+    /// the original here) is dropped without a word.
+    async fn on_carbon(&mut self, sent: bool, inner: Inbound) -> Option<Incoming> {
+        let (from, sealed) = match inner {
+            Inbound::Sealed { from, sealed, .. } => (from, sealed),
+            Inbound::Malformed { from, error } => return Some(Incoming::Rejected { from, error }),
+            _ => return None,
+        };
+        if sent != (from == self.me) {
+            let reason =
+                if sent { "a sent carbon of someone else's message" } else { "a received carbon of an own message" };
+            return Some(Incoming::Rejected { from, error: Error::Invalid { what: "carbon", reason: reason.into() } });
+        }
+        match self.open(&from, &sealed).await {
+            Ok(received) if sent => Some(Incoming::Sent(received)),
+            Ok(received) => Some(Incoming::Message(received)),
+            Err(Error::Protocol(keyward_proto::Error::Replay)) => None,
+            Err(error) => Some(Incoming::Rejected { from, error }),
         }
     }
 
@@ -177,6 +216,7 @@ impl Session {
             let envelope = self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
             return Ok(Received {
                 from: envelope.from.clone(),
+                to: envelope.to.clone(),
                 id: envelope.msg_id.clone(),
                 sent_at_ms: envelope.ts_ms,
                 body: envelope.body.clone(),
@@ -229,6 +269,7 @@ impl Session {
         }
         Ok(Received {
             from: envelope.from.clone(),
+            to: envelope.to.clone(),
             id: envelope.msg_id.clone(),
             sent_at_ms: envelope.ts_ms,
             body: envelope.body.clone(),

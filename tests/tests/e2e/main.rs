@@ -8,6 +8,7 @@
 //! `cargo build -p keyward-keydir -p keyward-component -p keyward-client --bins`.
 
 mod blindness;
+mod carbons;
 mod cli;
 mod devices;
 mod flow;
