@@ -1,9 +1,10 @@
 #!/bin/sh
-# Regenerates <repo>/.sqlx/, the offline data of keydir's sqlx query macros.
+# Regenerates <repo>/.sqlx/, the offline data of the sqlx query macros of keydir
+# and of keyward-transparency (akd's storage, in keydir's database).
 #
 # Starts a throwaway PostgreSQL (Debian package postgresql-15: initdb, pg_ctl,
 # psql) on a free loopback port in a temp folder, applies migrations/ with psql,
-# then builds keyward-keydir online: each query macro describes its query
+# then builds both crates online: each query macro describes its query
 # against that database and writes .sqlx/query-<sha256 of the query>.json.
 # The cluster is stopped and removed on exit. No permanent database needed.
 set -eu
@@ -57,17 +58,23 @@ for migration in "$repo"/migrations/*.sql; do
     psql -d keyward -f "$migration" >/dev/null
 done
 
+# The crates whose query macros write .sqlx/.
+crates="keydir transparency"
+packages="-p keyward-keydir -p keyward-transparency"
+
 mkdir -p "$repo/.sqlx"
 rm -f "$repo"/.sqlx/query-*.json
-# Touching the crate root makes cargo recompile keydir, so every macro runs again.
-touch "$repo/keydir/src/lib.rs"
+# Touching a crate root makes cargo recompile the crate, so every macro runs again.
+for crate in $crates; do touch "$repo/$crate/src/lib.rs"; done
 cd "$repo"
+# shellcheck disable=SC2086 # $packages is a list of arguments
 SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$repo/.sqlx" \
     DATABASE_URL="postgres://postgres@127.0.0.1:$port/keyward" \
-    cargo build -p keyward-keydir --lib
+    cargo build $packages --lib
 echo "$(ls "$repo"/.sqlx/query-*.json | wc -l) query files in .sqlx/"
 
 # The same build offline, with no database, must now succeed.
-touch "$repo/keydir/src/lib.rs"
-env -u DATABASE_URL SQLX_OFFLINE=true cargo build -p keyward-keydir --lib
+for crate in $crates; do touch "$repo/$crate/src/lib.rs"; done
+# shellcheck disable=SC2086
+env -u DATABASE_URL SQLX_OFFLINE=true cargo build $packages --lib
 echo "offline build OK"

@@ -1,4 +1,4 @@
-//! The committed `.sqlx/` query data still matches the migrated schema and keydir's query call sites.
+//! The committed `.sqlx/` query data still matches the migrated schema and the query call sites of keydir and keyward-transparency.
 //!
 //! Builds use `.sqlx/` (`SQLX_OFFLINE=true`), so a migration that changes a column
 //! without regenerating it would compile against stale types. Here every entry's
@@ -45,10 +45,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `query!`, `query_as!` and `query_scalar!` call sites in keydir's sources.
+/// The source folders of the crates whose query macros write `.sqlx/` (as `sqlx-prepare.sh` builds them).
+const QUERY_CRATES: [&str; 2] = ["src", "../transparency/src"];
+
+/// `query!`, `query_as!` and `query_scalar!` call sites in the sources of [`QUERY_CRATES`].
 fn macro_call_sites() -> usize {
     fn walk(dir: &Path, count: &mut usize) {
-        for item in std::fs::read_dir(dir).expect("keydir/src") {
+        for item in std::fs::read_dir(dir).expect("a source folder") {
             let path = item.expect("an entry").path();
             if path.is_dir() {
                 walk(&path, count);
@@ -62,7 +65,9 @@ fn macro_call_sites() -> usize {
         }
     }
     let mut count = 0;
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut count);
+    for dir in QUERY_CRATES {
+        walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), &mut count);
+    }
     count
 }
 
@@ -101,7 +106,7 @@ const REGENERATE: &str = "regenerate it with keydir/sqlx-prepare.sh (keydir/READ
 async fn every_sqlx_entry_matches_the_migrated_schema() {
     let entries = entries();
     let sites = macro_call_sites();
-    assert!(sites > 0, "no query macros found in keydir/src");
+    assert!(sites > 0, "no query macros found in {QUERY_CRATES:?}");
     assert_eq!(entries.len(), sites, ".sqlx/ has {} entries for {sites} query macros: {REGENERATE}", entries.len());
     let mut conn = migrated().await;
     let stale = stale(&mut conn, &entries).await;

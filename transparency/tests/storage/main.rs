@@ -1,0 +1,6 @@
+//! keyward-transparency against a real Postgres: akd's conformance suite, a directory end to end, damaged rows.
+
+mod conformance;
+mod corrupt;
+mod directory;
+mod helpers;
