@@ -92,6 +92,15 @@ enum Command {
         #[arg(long, value_name = "S")]
         timeout: Option<f64>,
     },
+    /// Show your conversation with a contact from the server's archive, decrypted and checked.
+    History {
+        /// The contact.
+        #[arg(id = "contact", value_name = "JID")]
+        jid: String,
+        /// How many of the last messages (1 to 500).
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
     /// List contacts with their keys and trust.
     Contacts,
     /// Show the safety number with a contact; --confirm NUMBER marks the key verified.
@@ -243,6 +252,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             session.go_online().await?;
             out.listening(session.me(), timeout.is_some());
             recv_loop(&mut session, &out, wait).await?;
+            session.close().await?;
+        }
+        Command::History { jid, limit } => {
+            let jid = parse_jid(jid, "contact")?;
+            let mut session = resume(&cli, &out).await?;
+            let items = session.history(&jid, *limit).await?;
+            out.history(&items);
             session.close().await?;
         }
         Command::Contacts => {

@@ -15,6 +15,7 @@ use tokio_xmpp::error::AuthError;
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::minidom::Element as MElement;
 use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
@@ -506,6 +507,21 @@ impl Connection {
             }
             self.absorb(event).await?;
         }
+    }
+
+    /// Takes out of the buffer the messages `pick` chooses (e.g. the results of an archive query,
+    /// which arrive before its answer), leaving every other stanza in order.
+    pub fn take_buffered(&mut self, mut pick: impl FnMut(&Message) -> bool) -> Vec<Message> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.buffered.len());
+        for stanza in self.buffered.drain(..) {
+            match stanza {
+                Stanza::Message(message) if pick(&message) => taken.push(message),
+                other => kept.push_back(other),
+            }
+        }
+        self.buffered = kept;
+        taken
     }
 
     /// The next message or presence, or `None` after `wait` without one.

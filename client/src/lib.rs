@@ -33,5 +33,8 @@ pub use error::{Error, Result};
 pub use events::{Incoming, KeyEvent, Received, Warning};
 pub use keyward_proto;
 pub use passphrase::PassphrasePolicy;
-pub use session::{Account, ContactView, FOREVER, KdfProgress, SafetyReport, Sent, Session, Setup, safety_report};
+pub use session::{
+    Account, ContactView, FOREVER, HistoryItem, KdfProgress, MAX_HISTORY, SafetyReport, Sent, Session, Setup,
+    safety_report,
+};
 pub use store::{AccountState, DATA_DIR_ENV, DATABASE_FILE, STATE_FOLDER, Store, default_data_dir};

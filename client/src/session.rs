@@ -7,9 +7,12 @@
 //! [`Session`] that sends.
 
 mod directory;
+mod history;
 mod inbox;
 mod restore;
 mod setup;
+
+pub use history::{HistoryItem, MAX_HISTORY};
 
 use crate::connection::{ConnectOptions, Connection};
 use crate::contacts::{Compared, PinOutcome, Trust};

@@ -1,5 +1,6 @@
 //! Stanza building and classification: keyward elements inside XMPP messages, presences and IQs. Pure, no I/O.
 
+pub mod archive;
 pub mod carbons;
 
 use crate::error::{Error, Result};

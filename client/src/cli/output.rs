@@ -1,7 +1,7 @@
 //! What the tool prints: short lines for people, one JSON object per line for scripts (`--json`).
 
 use super::sanitize;
-use crate::{ContactView, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
+use crate::{ContactView, HistoryItem, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyward_proto::BareJid;
 use keyward_proto::restore::RecoveryCode;
@@ -263,6 +263,42 @@ impl Output {
             Incoming::Unencrypted { from } => eprintln!("ignored an unencrypted message from {}", e(from)),
             Incoming::Bounce { from, condition } => {
                 eprintln!("a message to {} bounced: {}", e(from), e(condition))
+            }
+        }
+    }
+
+    pub(crate) fn history(&self, items: &[HistoryItem]) {
+        for item in items {
+            match item {
+                HistoryItem::Message { archived_at, message } => {
+                    if self.json {
+                        let mut value = message_json(message);
+                        value["archived_at"] = json!(archived_at);
+                        print_json(value);
+                        continue;
+                    }
+                    let mark = if message.verified { "verified signature" } else { "NOT VERIFIED" };
+                    let when = archived_at.as_deref().map(e).unwrap_or_default();
+                    let body = sanitize::body(&message.body);
+                    println!("{when} {} [{}, {}]: {body}", e(&message.from), message.trust.as_str(), mark);
+                    for warning in &message.warnings {
+                        println!("  WARNING {}", e(warning));
+                    }
+                }
+                HistoryItem::Unreadable { archived_at, from, reason } => {
+                    if self.json {
+                        print_json(json!({
+                            "unreadable": true,
+                            "from": from.as_ref().map(BareJid::as_str),
+                            "archived_at": archived_at,
+                            "reason": reason.to_string(),
+                        }));
+                        continue;
+                    }
+                    let when = archived_at.as_deref().map(e).unwrap_or_default();
+                    let from = from.as_ref().map(e).unwrap_or_else(|| "?".into());
+                    println!("{when} {from} [NOT SHOWN: {}]", e(reason));
+                }
             }
         }
     }

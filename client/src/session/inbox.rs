@@ -11,6 +11,15 @@ use time::format_description::well_known::Rfc3339;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
 use tokio_xmpp::{IqRequest, Stanza};
 
+/// How a message reached this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// Delivered now: the replay rule records it.
+    Live,
+    /// Fetched from the archive: shown as history, never recorded as seen.
+    Archived,
+}
+
 impl Session {
     /// Announces availability, so the server delivers messages, stored offline
     /// messages and pending contact requests.
@@ -211,9 +220,24 @@ impl Session {
     /// Opens a sealed message from `from` and checks it against the pinned key (the own key
     /// for the own account). A held-back changed key is never used to open.
     async fn open(&mut self, from: &BareJid, sealed: &Sealed) -> Result<Received> {
+        self.open_as(from, sealed, Seen::Live).await
+    }
+
+    /// [`Session::open`], for a live message (recorded by the replay rule) or an archived one
+    /// (every other check the same, but history is not a replay: nothing is recorded).
+    pub(super) async fn open_as(&mut self, from: &BareJid, sealed: &Sealed, seen: Seen) -> Result<Received> {
+        let replay =
+            |store: &crate::store::Store,
+             open: &dyn Fn(&mut dyn keyward_proto::ReplayCache) -> keyward_proto::Result<keyward_proto::Envelope>|
+             -> Result<keyward_proto::Result<keyward_proto::Envelope>> {
+                match seen {
+                    Seen::Live => store.with_replay(|cache| open(cache)),
+                    Seen::Archived => Ok(open(&mut keyward_proto::MemoryReplayCache::default())),
+                }
+            };
         if from == &self.me {
             let own = self.keys.identity_public();
-            let envelope = self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
+            let envelope = replay(&self.store, &|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
             return Ok(Received {
                 from: envelope.from.clone(),
                 to: envelope.to.clone(),
@@ -239,7 +263,7 @@ impl Session {
         let mut warnings = Vec::new();
         let mut verified = true;
         let opened =
-            self.store.with_replay(|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
+            replay(&self.store, &|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
         let envelope = match (opened, &pending) {
             (Ok(envelope), _) => envelope,
             (Err(keyward_proto::Error::BadSignature), Some(pending)) => {

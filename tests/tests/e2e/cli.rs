@@ -1,6 +1,6 @@
 //! The whole flow through the real `keyward` binary, as a script would drive it: register, init,
-//! add, recv, accept, send, recv --json, verify --confirm, login on a second device, and recover
-//! with the recovery code `init` printed.
+//! add, recv, accept, send, recv --json, verify --confirm, login on a second device and its
+//! history, and recover with the recovery code `init` printed.
 
 use std::path::Path;
 use std::process::Output;
@@ -157,6 +157,15 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     let login = carol_laptop.one(&["login"]).await?;
     assert_eq!(login["setup"], "new-device");
     assert_eq!(login["fingerprint"], carol_fp.as_str());
+    // ...and reads the conversation from the server's archive.
+    let history = carol_laptop.ok(&["history", &dave.jid]).await?;
+    let bodies: Vec<&str> = history.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies, ["hello dave, from the command line", "and now you know it is me"], "{history:?}");
+    assert!(
+        history
+            .iter()
+            .all(|m| m["verified"] == true && m["from"] == carol.jid.as_str() && m["to"] == dave.jid.as_str())
+    );
     // ...and `init` there is refused clearly: the account has keys already.
     let output =
         Cli { stack: &stack, jid: carol.jid.clone(), data: tempfile::tempdir()?.path() }.run(&["init"]).await?;

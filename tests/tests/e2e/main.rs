@@ -12,6 +12,7 @@ mod carbons;
 mod cli;
 mod devices;
 mod flow;
+mod history;
 mod replicas;
 mod restore;
 mod revocation;
