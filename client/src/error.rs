@@ -95,9 +95,19 @@ pub enum Error {
     /// The passphrase did not open the secret blob. With a version 1 blob the try was counted
     /// by the key directory: ten in a row without a right one lock the account's restore.
     #[error(
-        "wrong passphrase (or the stored secret was tampered with); each wrong try counts, and ten in a row lock your keys until an administrator unlocks them"
+        "wrong passphrase (or the stored secret was tampered with); {}",
+        match tries_left {
+            Some(0) => "the next wrong try locks your keys until an administrator unlocks them".to_owned(),
+            Some(n) => format!("{n} more wrong tries lock your keys until an administrator unlocks them"),
+            None => "each wrong try counts, and ten in a row lock your keys until an administrator unlocks them".to_owned(),
+        }
     )]
-    WrongPassphrase,
+    WrongPassphrase {
+        /// How many more wrong tries the key directory says it answers before it locks the
+        /// restore (its word only: the server side may say anything); `None` when it did not
+        /// say, or for a version 0 blob, which no directory counts.
+        tries_left: Option<u32>,
+    },
     /// The key directory refuses to evaluate more passphrases for the account: too many wrong
     /// ones (protocol section 6.2). Nothing on this side can lift it.
     #[error(

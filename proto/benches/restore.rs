@@ -43,7 +43,8 @@ fn restore(c: &mut Criterion) {
             // keydir: parse, evaluate with the account's key, answer with a challenge.
             let query = OprfQuery::parse(black_box(query.as_bytes())).expect("parses");
             let evaluated = evaluate(&seed, &alice, &query.blinded).expect("evaluates");
-            let answer = OprfResult { challenge: RestoreChallenge::generate().expect("rng"), evaluated }.to_xml();
+            let answer =
+                OprfResult { challenge: RestoreChallenge::generate().expect("rng"), evaluated, left: None }.to_xml();
             // Client: finalize, then open the blob.
             let answer = OprfResult::parse(black_box(answer.as_bytes())).expect("parses");
             let output = finalize(state, &answer.evaluated).expect("finalizes");

@@ -1,7 +1,7 @@
 //! Every keyward protocol element as a typed value, with XML encode and decode.
 
 use crate::bundle::{Bundle, VerifiedBundle};
-use crate::codec::{attr, b64, expect, unb64_fixed};
+use crate::codec::{attr, b64, expect, number, unb64_fixed};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::jid::BareJid;
@@ -414,21 +414,33 @@ pub struct OprfResult {
     pub challenge: RestoreChallenge,
     /// The evaluated element.
     pub evaluated: EvaluatedElement,
+    /// How many more unproven evaluations keydir answers before it locks the account (this one
+    /// counted), as keydir reports it: for telling the user, never for a decision (the server
+    /// side can say anything here).
+    pub left: Option<u32>,
 }
 
 impl XmlElement for OprfResult {
     fn from_element(element: &Element) -> Result<Self> {
         expect(element, "oprf-result", NS, "{urn:keyward:0}oprf-result")?;
+        let left = match element.get_attr("left") {
+            None => None,
+            Some(_) => Some(number(element, "left")?),
+        };
         Ok(Self {
             challenge: challenge(element)?,
             evaluated: EvaluatedElement::from_bytes(&fixed_text(element, "oprf-result")?)?,
+            left,
         })
     }
 
     fn to_element(&self) -> Element {
-        Element::new("oprf-result", NS)
-            .attr("challenge", b64(&self.challenge.to_bytes()))
-            .text(b64(&self.evaluated.to_bytes()))
+        let element = Element::new("oprf-result", NS).attr("challenge", b64(&self.challenge.to_bytes()));
+        let element = match self.left {
+            Some(left) => element.attr("left", left.to_string()),
+            None => element,
+        };
+        element.text(b64(&self.evaluated.to_bytes()))
     }
 }
 

@@ -164,7 +164,7 @@ fn restore_oprf(jid: &BareJid) -> Result<(OprfSeed, [u8; 32], crate::restore::Bl
     let evaluated = evaluate(&seed, jid, &blinded)?;
     let challenge = RestoreChallenge::generate_with(&mut |b| script.fill(b))?;
     let output = finalize(state, &evaluated)?;
-    Ok((seed, scalar, blinded, output, OprfResult { challenge, evaluated }))
+    Ok((seed, scalar, blinded, output, OprfResult { challenge, evaluated, left: None }))
 }
 
 fn restore(v: &mut Vectors, alice: &KeyPair, alice_jid: &BareJid) -> Result<()> {

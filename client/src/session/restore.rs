@@ -20,6 +20,8 @@ use tokio_xmpp::IqRequest;
 pub(super) struct Evaluated {
     output: OprfOutput,
     challenge: RestoreChallenge,
+    /// keydir's word on how many more unproven tries it answers (informative only).
+    left: Option<u32>,
 }
 
 /// Blinds `passphrase`, has keydir evaluate it through the component (one counted guess) and
@@ -46,7 +48,7 @@ pub(super) async fn evaluate(
     };
     let result = OprfResult::from_element(&stanzas::from_minidom(&answer)?)?;
     let output = finalize(state, &result.evaluated)?;
-    Ok(Evaluated { output, challenge: result.challenge })
+    Ok(Evaluated { output, challenge: result.challenge, left: result.left })
 }
 
 fn is(text: &Option<String>, name: &str) -> bool {
@@ -84,7 +86,7 @@ pub(super) async fn seal(
         return Ok((keys, Err(e.into())));
     }
     let me = account.connect.jid.clone();
-    let Evaluated { output, challenge } = match evaluate(conn, component, &me, &account.passphrase).await {
+    let Evaluated { output, challenge, .. } = match evaluate(conn, component, &me, &account.passphrase).await {
         Ok(evaluated) => evaluated,
         Err(e) => return Ok((keys, Err(e))),
     };
@@ -122,7 +124,7 @@ pub(super) async fn open(
 ) -> Result<KeyPair> {
     KdfPolicy::STRICT.check(blob.params())?;
     let me = account.connect.jid.clone();
-    let Evaluated { output, challenge } = evaluate(conn, component, &me, &account.passphrase).await?;
+    let Evaluated { output, challenge, left } = evaluate(conn, component, &me, &account.passphrase).await?;
     let passphrase = account.passphrase.clone();
     let jid = me.clone();
     let opened = run_kdf(&account.progress, move || {
@@ -131,7 +133,7 @@ pub(super) async fn open(
     .await?;
     let keys = match opened {
         Ok(opened) => opened.into_keys(),
-        Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase),
+        Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase { tries_left: left }),
         Err(e) => return Err(e.into()),
     };
     check_matches(&keys, bundle, &me)?;
@@ -160,7 +162,7 @@ pub(super) async fn reseal(
 ) -> Result<(OpenedV1, SecretV1, RestoreChallenge)> {
     KdfPolicy::STRICT.check(&account.kdf)?;
     let me = account.connect.jid.clone();
-    let Evaluated { output, challenge } = evaluate(conn, component, &me, &account.passphrase).await?;
+    let Evaluated { output, challenge, .. } = evaluate(conn, component, &me, &account.passphrase).await?;
     let passphrase = account.passphrase.clone();
     let params = account.kdf;
     let code = code.clone();

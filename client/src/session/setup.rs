@@ -46,7 +46,7 @@ async fn open_v0(account: &Account, blob: SecretBlob, bundle: &VerifiedBundle) -
             .await?;
     let keys = match opened {
         Ok(keys) => keys,
-        Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase),
+        Err(keyward_proto::Error::Decrypt) => return Err(Error::WrongPassphrase { tries_left: None }),
         Err(e) => return Err(e.into()),
     };
     restore::check_matches(&keys, bundle, &account.connect.jid)?;
@@ -110,13 +110,13 @@ async fn open_any(
                 Ok(keys) => Ok(Opened { keys, secret: blob.into(), recovery_code: None }),
                 // The passphrase may have been changed on another device (`keyward recover`):
                 // the directory's blob, if it is another one, is worth the one more guess.
-                Err(Error::WrongPassphrase) => {
+                Err(wrong @ Error::WrongPassphrase { .. }) => {
                     match directory::fetch_secret(conn, component, &account.connect.jid).await {
                         Ok(AnySecret::V1(current)) if current != blob => {
                             let keys = restore::open(account, conn, component, current.clone(), bundle).await?;
                             Ok(Opened { keys, secret: current.into(), recovery_code: None })
                         }
-                        _ => Err(Error::WrongPassphrase),
+                        _ => Err(wrong),
                     }
                 }
                 Err(e) => Err(e),
@@ -157,7 +157,7 @@ async fn upgrade(
     match outcome {
         Ok(opened) => Ok(opened),
         // Keeping the old blob would spend one more counted guess at every start.
-        Err(Error::WrongPassphrase) => Err(Error::PassphraseChangedElsewhere(me.clone())),
+        Err(Error::WrongPassphrase { .. }) => Err(Error::PassphraseChangedElsewhere(me.clone())),
         // The account's restore is locked: nothing may be guessed until an admin acts.
         Err(e @ Error::RestoreLocked(_)) => Err(e),
         Err(e) => {

@@ -36,7 +36,8 @@ pub async fn oprf(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome {
     let challenge = decode32(&answer.challenge)
         .map(|bytes| RestoreChallenge::from_bytes(&bytes))
         .ok_or_else(|| unreadable("challenge"))?;
-    Ok(Some(OprfResult { challenge, evaluated }.to_element()))
+    let left = u32::try_from(answer.attempts_left).ok();
+    Ok(Some(OprfResult { challenge, evaluated, left }.to_element()))
 }
 
 /// The sender's proof that it opened its blob: keydir checks it and clears the failed guesses.

@@ -176,8 +176,12 @@ fn restore_elements_round_trip_and_the_proof_verifies() {
     round_trip(&query);
     let seed = OprfSeed::generate().expect("rng");
     let challenge = RestoreChallenge::generate().expect("rng");
-    let result = OprfResult { challenge, evaluated: evaluate(&seed, &alice, &blinded).expect("evaluates") };
+    let result =
+        OprfResult { challenge, evaluated: evaluate(&seed, &alice, &blinded).expect("evaluates"), left: Some(7) };
     round_trip(&result);
+    round_trip(&OprfResult { left: None, ..result.clone() });
+    let bad_left = result.to_xml().replace("left='7'", "left='-1'");
+    assert!(OprfResult::parse(bad_left.as_bytes()).is_err(), "a negative count is refused");
     let proof = RestoreProof::sign(&keys, &alice, challenge);
     round_trip(&proof);
     let parsed = RestoreProof::parse(proof.to_xml().as_bytes()).expect("parses");

@@ -64,7 +64,7 @@ async fn second_device(kind: ServerKind) -> anyhow::Result<()> {
     let mut wrong = alice.account_on(wrong_dir.path());
     wrong.passphrase = "not the passphrase".to_owned().into();
     match Session::new_device(&wrong).await {
-        Err(Error::WrongPassphrase) => {}
+        Err(Error::WrongPassphrase { .. }) => {}
         other => panic!("expected WrongPassphrase, got {other:?}"),
     }
     let store = keyward_client::Store::open(wrong_dir.path(), &alice.jid)?;

@@ -65,7 +65,13 @@ async fn refused(user: &User, passphrase: &str, wanted: fn(&Error) -> bool, what
 async fn wrong_guesses(user: &User, n: usize) -> anyhow::Result<()> {
     for i in 0..n {
         let wrong = format!("wrong guess {i} at {}'s passphrase", user.jid);
-        refused(user, &wrong, |e| matches!(e, Error::WrongPassphrase), "a wrong passphrase").await?;
+        // keydir's count, as the client tells the user: this try counted, 10 - (i + 1) are left.
+        let left = u32::try_from(9 - i)?;
+        match new_device(user, &wrong).await? {
+            Err(Error::WrongPassphrase { tries_left }) => assert_eq!(tries_left, Some(left), "try {i}"),
+            Err(err) => bail!("a wrong passphrase: got {err:?}"),
+            Ok(session) => bail!("a wrong passphrase opened the keys ({})", session.fingerprint()),
+        }
     }
     Ok(())
 }
@@ -206,7 +212,7 @@ async fn the_recovery_code_sets_a_new_passphrase_that_a_third_device_uses(kind: 
 
     // A third device: the new passphrase opens the keys, the old one no longer does.
     opens(&alice, new_passphrase, &fingerprint).await?;
-    refused(&alice, &alice.passphrase, |e| matches!(e, Error::WrongPassphrase), "the old passphrase").await?;
+    refused(&alice, &alice.passphrase, |e| matches!(e, Error::WrongPassphrase { .. }), "the old passphrase").await?;
     // The used code opens nothing any more; the new one does.
     let fourth = tempfile::tempdir()?;
     let mut account = alice.account_on(fourth.path());

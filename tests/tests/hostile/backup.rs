@@ -133,7 +133,7 @@ async fn the_xmpp_password_alone_cannot_replace_the_key_backup(kind: ServerKind)
 
     // The old passphrase opens nothing any more; the new one restores alice's keys.
     match new_device(&alice, &alice.passphrase).await? {
-        Err(Error::WrongPassphrase) => {}
+        Err(Error::WrongPassphrase { .. }) => {}
         Err(other) => bail!("the old passphrase: expected WrongPassphrase, got {other:?}"),
         Ok(_) => bail!("the old blob was put back"),
     }
