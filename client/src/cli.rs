@@ -66,6 +66,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         recovery_code_file: Option<PathBuf>,
     },
+    /// Change your passphrase (your keys stay the same; you get a new recovery code).
+    Passphrase {
+        /// Read the new passphrase from this file (else KEYWARD_NEW_PASSPHRASE, else a prompt, twice).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
     /// Add a contact: ask to see their presence and send them your key.
     Add {
         /// The contact.
@@ -219,6 +225,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut session = Session::recover(&cli.account(true)?, &code).await?;
             let code = session.take_recovery_code();
             out.recovered(&session, code.as_ref());
+            session.close().await?;
+        }
+        Command::Passphrase { new_passphrase_file } => {
+            let account = cli.account(false)?;
+            let new = secrets::new_passphrase(new_passphrase_file.as_deref())?;
+            let mut session = resume(&cli, &out).await?;
+            let code = session.change_passphrase(&account, new).await?;
+            out.passphrase_changed(&session, &code);
             session.close().await?;
         }
         Command::Add { jid } => {

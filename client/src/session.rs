@@ -160,7 +160,8 @@ pub struct Session {
     conn: Connection,
     me: BareJid,
     component: BareJid,
-    keys: KeyPair,
+    /// Shared with the KDF thread while a passphrase change seals them again.
+    keys: Arc<KeyPair>,
     bundle: VerifiedBundle,
     store: Store,
     /// Revocations learned when going online, handed out first by `next_event`.

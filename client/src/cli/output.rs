@@ -158,6 +158,20 @@ impl Output {
         }
     }
 
+    pub(crate) fn passphrase_changed(&self, session: &Session, code: &RecoveryCode) {
+        if self.json {
+            print_json(
+                json!({"jid": session.me().as_str(), "passphrase_changed": true, "recovery_code": code.to_grouped().as_str()}),
+            );
+        } else {
+            println!(
+                "the passphrase of {} is changed; the old one and the old recovery code no longer open your keys",
+                e(session.me())
+            );
+            print_recovery_code(code);
+        }
+    }
+
     /// A recovery code made while a command opened the keys (an older blob was sealed again):
     /// on standard error, so that the command's own output stays as it is.
     pub(crate) fn migrated(&self, code: &RecoveryCode) {

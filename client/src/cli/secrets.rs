@@ -67,6 +67,26 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretSt
     Ok(first)
 }
 
+/// The environment variable holding the new passphrase of `keyward passphrase`.
+pub const NEW_PASSPHRASE_ENV: &str = "KEYWARD_NEW_PASSPHRASE";
+
+/// The new passphrase of `keyward passphrase`: `--new-passphrase-file`, else
+/// `KEYWARD_NEW_PASSPHRASE`, else a prompt, asked twice.
+pub fn new_passphrase(file: Option<&Path>) -> anyhow::Result<SecretString> {
+    if let Some(file) = file {
+        return from_file(file, "new passphrase");
+    }
+    if let Some(value) = from_env(NEW_PASSPHRASE_ENV) {
+        return Ok(value);
+    }
+    let first = prompt("new keyward passphrase", NEW_PASSPHRASE_ENV, "--new-passphrase-file")?;
+    let again = prompt("the same new passphrase again", NEW_PASSPHRASE_ENV, "--new-passphrase-file")?;
+    if first.expose_secret() != again.expose_secret() {
+        bail!("the two passphrases differ");
+    }
+    Ok(first)
+}
+
 /// The environment variable holding a recovery code (`keyward recover`).
 pub const RECOVERY_CODE_ENV: &str = "KEYWARD_RECOVERY_CODE";
 

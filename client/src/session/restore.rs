@@ -14,6 +14,7 @@ use keyward_proto::elements::{OprfQuery, OprfResult, RestoreProof};
 use keyward_proto::restore::{OpenedV1, OprfOutput, RecoveryCode, RestoreChallenge, SecretV1, blind, finalize};
 use keyward_proto::{BareJid, KdfPolicy, KeyPair, VerifiedBundle, XmlElement};
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
 use tokio_xmpp::IqRequest;
 
 /// keydir's answer for one passphrase: the unblinded output and the challenge to sign.
@@ -82,26 +83,32 @@ pub(super) async fn seal(
     component: &BareJid,
     keys: KeyPair,
 ) -> Result<(KeyPair, Result<Sealed>)> {
-    if let Err(e) = KdfPolicy::STRICT.check(&account.kdf) {
-        return Ok((keys, Err(e.into())));
-    }
+    let keys = Arc::new(keys);
+    let sealed = seal_shared(account, conn, component, Arc::clone(&keys)).await;
+    // The KDF task has ended and dropped its handle: the keys are this one's alone again.
+    let keys = Arc::try_unwrap(keys).map_err(|_| Error::Connection("the KDF task kept the keys".into()))?;
+    Ok((keys, sealed))
+}
+
+/// [`seal`] of keys the caller keeps (a running session's).
+pub(super) async fn seal_shared(
+    account: &Account,
+    conn: &mut Connection,
+    component: &BareJid,
+    keys: Arc<KeyPair>,
+) -> Result<Sealed> {
+    KdfPolicy::STRICT.check(&account.kdf)?;
     let me = account.connect.jid.clone();
-    let Evaluated { output, challenge, .. } = match evaluate(conn, component, &me, &account.passphrase).await {
-        Ok(evaluated) => evaluated,
-        Err(e) => return Ok((keys, Err(e))),
-    };
-    let code = match RecoveryCode::generate() {
-        Ok(code) => code,
-        Err(e) => return Ok((keys, Err(e.into()))),
-    };
+    let Evaluated { output, challenge, .. } = evaluate(conn, component, &me, &account.passphrase).await?;
+    let code = RecoveryCode::generate()?;
     let passphrase = account.passphrase.clone();
     let params = account.kdf;
-    let (keys, code, blob) = run_kdf(&account.progress, move || {
+    let (code, blob) = run_kdf(&account.progress, move || {
         let blob = SecretV1::seal(&keys, &me, passphrase.expose_secret().as_bytes(), &output, &code, params);
-        (keys, code, blob)
+        (code, blob)
     })
     .await?;
-    Ok((keys, blob.map(|blob| (blob, code, challenge)).map_err(Error::from)))
+    Ok((blob?, code, challenge))
 }
 
 /// Checks that opened keys are the ones the account published.

@@ -7,7 +7,7 @@ use crate::store::{AccountState, Store};
 use keyward_proto::elements::{KeyStatus, Publish};
 use keyward_proto::restore::{AnySecret, RecoveryCode};
 use keyward_proto::{BareJid, Bundle, KdfPolicy, KeyPair, SecretBlob, VerifiedBundle, XmlElement};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Which set-ups the caller accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +316,25 @@ impl Session {
         Ok(Self::assemble(conn, me, component, keys, bundle, store, Some(new_code)))
     }
 
+    /// Changes the account's passphrase to `new` (checked by the policy; `account` is this
+    /// session's): the keys it holds are sealed again as a new version 1 blob (one evaluation of
+    /// the new passphrase) with a new recovery code, which is returned to be shown once; the blob
+    /// is published over the old one and proven. From then on the old passphrase and the old
+    /// code open nothing the directory hands out; a copy of an older blob (a backup) still holds
+    /// the same keys under the old passphrase, which no change can undo.
+    pub async fn change_passphrase(&mut self, account: &Account, new: SecretString) -> Result<RecoveryCode> {
+        account.passphrase_policy.check(new.expose_secret(), account.connect.password.expose_secret(), &self.me)?;
+        let mut next = account.clone();
+        next.passphrase = new;
+        let keys = std::sync::Arc::clone(&self.keys);
+        let (blob, code, challenge) = restore::seal_shared(&next, &mut self.conn, &self.component, keys).await?;
+        let publish = Publish::signed(&self.keys, &self.bundle, blob.clone(), now_ms())?;
+        directory::publish(&mut self.conn, &self.component, &self.me, &publish).await?;
+        restore::prove(&mut self.conn, &self.component, &self.me, &self.keys, challenge).await?;
+        self.store.save_account(&AccountState::new(&self.bundle, &blob.into()))?;
+        Ok(code)
+    }
+
     fn assemble(
         conn: Connection,
         me: BareJid,
@@ -325,6 +344,7 @@ impl Session {
         store: Store,
         recovery_code: Option<RecoveryCode>,
     ) -> Self {
+        let keys = std::sync::Arc::new(keys);
         Self { conn, me, component, keys, bundle, store, caught_up: Default::default(), recovery_code }
     }
 }

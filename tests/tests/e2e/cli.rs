@@ -195,5 +195,22 @@ async fn cli_flow(kind: ServerKind) -> anyhow::Result<()> {
     let output = carol_tablet.run(&["login"]).await?;
     assert!(!output.status.success(), "the old passphrase still opens the keys");
     assert!(String::from_utf8_lossy(&output.stderr).contains("wrong passphrase"));
+
+    // On the tablet, `passphrase` changes it again; login elsewhere then takes the newest one.
+    let newest = "carol's NEWEST passphrase: thistle ferry at noon";
+    let newest_file = tablet.path().join("newest.txt");
+    std::fs::write(&newest_file, newest)?;
+    let newest_arg = newest_file.to_str().context("path")?;
+    let output =
+        carol_tablet.run_with_passphrase(&["passphrase", "--new-passphrase-file", newest_arg], new_passphrase).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "passphrase: {}{stdout}", String::from_utf8_lossy(&output.stderr));
+    let changed: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(changed["passphrase_changed"], true);
+    assert!(changed["recovery_code"].as_str().is_some_and(|c| c != new_code));
+    let elsewhere_dir = tempfile::tempdir()?;
+    let elsewhere = Cli { stack: &stack, jid: carol.jid.clone(), data: elsewhere_dir.path() };
+    let output = elsewhere.run_with_passphrase(&["login"], newest).await?;
+    assert!(output.status.success(), "login with the newest passphrase: {}", String::from_utf8_lossy(&output.stderr));
     Ok(())
 }

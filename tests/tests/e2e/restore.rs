@@ -37,6 +37,7 @@ on_both_servers!(
     ten_wrong_passphrases_lock_the_restore_across_a_restart_until_an_admin_unlocks_it,
     a_right_passphrase_after_nine_wrong_ones_works_and_clears_the_count,
     the_recovery_code_sets_a_new_passphrase_that_a_third_device_uses,
+    a_changed_passphrase_opens_the_keys_and_the_old_one_no_longer_does,
     a_version_0_blob_is_migrated_after_its_first_open
 );
 
@@ -223,6 +224,38 @@ async fn the_recovery_code_sets_a_new_passphrase_that_a_third_device_uses(kind: 
     let (session, setup) = Session::start(&account).await?;
     assert_eq!(setup, Setup::ThisDevice);
     session.close().await?;
+    Ok(())
+}
+
+async fn a_changed_passphrase_opens_the_keys_and_the_old_one_no_longer_does(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let alice = User::register(&stack, "alice").await?;
+    let mut session = alice.session(Setup::FirstUse).await?;
+    let first_code = session.take_recovery_code().context("first use made a code")?;
+    let fingerprint = session.fingerprint().to_hex();
+    let new_passphrase = "alice changed it: walnut harbour under a copper moon";
+    // The policy holds for a change too (the suite's accounts allow weak ones: this one does not).
+    let mut strict = alice.account();
+    strict.passphrase_policy = keyward_client::PassphrasePolicy::Strict;
+    let weak = session.change_passphrase(&strict, SecretString::from("password1".to_owned())).await;
+    assert!(matches!(weak, Err(Error::PassphraseRefused(_))), "{weak:?}");
+    let code = session.change_passphrase(&alice.account(), SecretString::from(new_passphrase.to_owned())).await?;
+    session.close().await?;
+
+    // This device opens with the new passphrase, and so does a new one; the old one opens nothing.
+    let mut account = alice.account();
+    account.passphrase = SecretString::from(new_passphrase.to_owned());
+    let (session, setup) = Session::start(&account).await?;
+    assert_eq!(setup, Setup::ThisDevice);
+    session.close().await?;
+    opens(&alice, new_passphrase, &fingerprint).await?;
+    refused(&alice, &alice.passphrase, |e| matches!(e, Error::WrongPassphrase { .. }), "the old passphrase").await?;
+    // Only the new recovery code opens the keys.
+    let spare = tempfile::tempdir()?;
+    let mut account = alice.account_on(spare.path());
+    account.passphrase = SecretString::from("and after that one more: quiet meadow lanterns".to_owned());
+    assert!(matches!(Session::recover(&account, &first_code).await, Err(Error::WrongRecoveryCode)), "the old code");
+    Session::recover(&account, &code).await?.close().await?;
     Ok(())
 }
 
