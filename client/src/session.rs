@@ -10,6 +10,7 @@ mod directory;
 mod history;
 mod inbox;
 mod restore;
+mod retry;
 mod setup;
 
 pub use history::{HistoryItem, MAX_HISTORY};
@@ -166,6 +167,8 @@ pub struct Session {
     store: Store,
     /// Revocations learned when going online, handed out first by `next_event`.
     caught_up: std::collections::VecDeque<crate::events::Incoming>,
+    /// Revocation notices whose confirmation must be tried again.
+    retries: retry::Retries,
     /// A recovery code made by this session's set-up, not yet shown to the user.
     recovery_code: Option<RecoveryCode>,
 }

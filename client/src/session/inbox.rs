@@ -79,8 +79,21 @@ impl Session {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(stanza) = self.conn.next_stanza(left).await? else { return Ok(None) };
+            let now = tokio::time::Instant::now();
+            if let Some((notice, tries)) = self.retries.take_due(now) {
+                match self.revoked_notice(notice, tries).await {
+                    Some(event) => return Ok(Some(event)),
+                    None => continue,
+                }
+            }
+            // Wake for the next notice due for another try, if it comes before the deadline.
+            let until = self.retries.next_due().map_or(deadline, |due| due.min(deadline));
+            let Some(stanza) = self.conn.next_stanza(until.saturating_duration_since(now)).await? else {
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                continue;
+            };
             let event = match stanza {
                 Stanza::Message(message) => {
                     self.on_message(stanzas::classify_message(&message, &self.component, &self.me)).await
@@ -135,11 +148,7 @@ impl Session {
                     Err(error) => Incoming::Rejected { from: self.component.clone(), error },
                 })
             }
-            Inbound::Revoked(notice) => Some(match self.on_revoked(&notice).await {
-                Ok(Some(event)) => event,
-                Ok(None) => return None,
-                Err(error) => Incoming::Rejected { from: self.component.clone(), error },
-            }),
+            Inbound::Revoked(notice) => self.revoked_notice(*notice, 0).await,
             Inbound::Malformed { from, error } => Some(Incoming::Rejected { from, error }),
             Inbound::ForgedNotice { from } => Some(Incoming::Rejected {
                 from,
@@ -178,6 +187,25 @@ impl Session {
             Ok(received) => Some(Incoming::Message(received)),
             Err(Error::Protocol(keyward_proto::Error::Replay)) => None,
             Err(error) => Some(Incoming::Rejected { from, error }),
+        }
+    }
+
+    /// A `<revoked/>` notice that failed its confirmation `tries` times so far: applied when the
+    /// directory confirms it, kept for a later try when the directory cannot be asked now
+    /// ([`super::retry`]), refused otherwise.
+    async fn revoked_notice(&mut self, notice: Revoked, tries: u32) -> Option<Incoming> {
+        match self.on_revoked(&notice).await {
+            Ok(event) => event,
+            Err(error) if passing(&error) => {
+                let (jid, tries) = (notice.jid.clone(), tries + 1);
+                if self.retries.keep(notice, tries, tokio::time::Instant::now()) {
+                    tracing::warn!(cause = %error, contact = %jid, tries, "could not confirm a revocation notice yet; trying again later");
+                    None
+                } else {
+                    Some(Incoming::Rejected { from: self.component.clone(), error })
+                }
+            }
+            Err(error) => Some(Incoming::Rejected { from: self.component.clone(), error }),
         }
     }
 
@@ -301,5 +329,24 @@ impl Session {
             trust: contact.trust,
             warnings,
         })
+    }
+}
+
+/// Whether a failed confirmation lookup is worth trying again later: the directory, the
+/// component or the server could not answer now (not a refusal of the notice itself).
+fn passing(error: &Error) -> bool {
+    match error {
+        Error::Timeout(_) => true,
+        Error::Refused { condition, .. } => matches!(
+            condition.as_str(),
+            "service-unavailable"
+                | "remote-server-timeout"
+                | "remote-server-not-found"
+                | "internal-server-error"
+                | "resource-constraint"
+                | "policy-violation"
+                | "recipient-unavailable"
+        ),
+        _ => false,
     }
 }

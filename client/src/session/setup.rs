@@ -345,6 +345,16 @@ impl Session {
         recovery_code: Option<RecoveryCode>,
     ) -> Self {
         let keys = std::sync::Arc::new(keys);
-        Self { conn, me, component, keys, bundle, store, caught_up: Default::default(), recovery_code }
+        Self {
+            conn,
+            me,
+            component,
+            keys,
+            bundle,
+            store,
+            caught_up: Default::default(),
+            retries: Default::default(),
+            recovery_code,
+        }
     }
 }

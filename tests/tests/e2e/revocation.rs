@@ -10,7 +10,8 @@ use sqlx::Connection as _;
 
 on_both_servers!(
     revocation_reaches_online_and_offline_contacts,
-    a_revocation_whose_notice_never_came_is_learned_online
+    a_revocation_whose_notice_never_came_is_learned_online,
+    a_notice_read_while_the_directory_is_down_is_applied_once_it_is_back
 );
 
 fn is_revocation_of<'a>(jid: &'a keyward_client::keyward_proto::BareJid) -> impl FnMut(&Incoming) -> bool + 'a {
@@ -135,5 +136,47 @@ async fn a_revocation_whose_notice_never_came_is_learned_online(kind: ServerKind
     for session in [a, b] {
         session.close().await?;
     }
+    Ok(())
+}
+
+async fn a_notice_read_while_the_directory_is_down_is_applied_once_it_is_back(kind: ServerKind) -> anyhow::Result<()> {
+    let mut stack = stack(kind).await?;
+    let (alice, bob, a, mut b) = mutual_contacts(&stack).await?;
+    a.close().await?;
+    // The notice reaches bob's connection (the component hands it over and is done with it),
+    // but bob reads it only once keydir is down: the lookup that must confirm it fails.
+    revoke(&stack, &alice.jid, "laptop stolen").await?;
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    loop {
+        let acked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM notices WHERE kind = 'revoked' AND subject = $1 AND recipient = $2 AND acked_at IS NOT NULL",
+        )
+        .bind(alice.jid.as_str())
+        .bind(bob.jid.as_str())
+        .fetch_one(&mut db)
+        .await?;
+        if acked == 1 {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the notice to bob was never handed over");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    db.close().await?;
+    stack.stop_keydir().await?;
+    // Everything bob reads while keydir is down (until 3 s pass without an event).
+    let mut during = Vec::new();
+    while let Some(event) = b.next_event(std::time::Duration::from_secs(3)).await? {
+        during.push(event);
+    }
+    assert!(
+        !during.iter().any(|e| matches!(e, Incoming::Key(KeyEvent::Revoked { .. }) | Incoming::Rejected { .. })),
+        "nothing is applied or refused while the directory cannot confirm: {during:?}"
+    );
+    // keydir comes back: the kept notice is tried again, confirmed and applied.
+    stack.start_keydir().await?;
+    expect(&mut b, "alice's revocation, once keydir is back", is_revocation_of(&alice.jid)).await?;
+    let refused = b.send(&alice.jid, "still there?").await;
+    assert!(matches!(refused, Err(Error::Revoked { .. })), "{refused:?}");
     Ok(())
 }
