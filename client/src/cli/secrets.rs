@@ -48,23 +48,45 @@ pub fn password(file: Option<&Path>, jid: &BareJid) -> anyhow::Result<SecretStri
     prompt(&format!("XMPP password for {jid}"), PASSWORD_ENV, "--password-file")
 }
 
-/// The key passphrase: `--passphrase-file`, else `KEYWARD_PASSPHRASE`, else a
-/// prompt (asked twice when `confirm`, so a typo cannot lock the keys away).
-pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretString> {
+/// Where one passphrase comes from: its file flag, its environment variable, and the prompt's words.
+struct Source {
+    what: &'static str,
+    env: &'static str,
+    flag: &'static str,
+    prompt: &'static str,
+    again: &'static str,
+}
+
+/// The passphrase of `source`: the file, else the environment variable, else a prompt (asked
+/// twice when `confirm`, so a typo cannot lock the keys away).
+fn passphrase_from(file: Option<&Path>, source: &Source, confirm: bool) -> anyhow::Result<SecretString> {
     if let Some(file) = file {
-        return from_file(file, "passphrase");
+        return from_file(file, source.what);
     }
-    if let Some(value) = from_env(PASSPHRASE_ENV) {
+    if let Some(value) = from_env(source.env) {
         return Ok(value);
     }
-    let first = prompt("keyward passphrase (protects your keys)", PASSPHRASE_ENV, "--passphrase-file")?;
+    let first = prompt(source.prompt, source.env, source.flag)?;
     if confirm {
-        let again = prompt("the same passphrase again", PASSPHRASE_ENV, "--passphrase-file")?;
+        let again = prompt(source.again, source.env, source.flag)?;
         if first.expose_secret() != again.expose_secret() {
             bail!("the two passphrases differ");
         }
     }
     Ok(first)
+}
+
+/// The key passphrase: `--passphrase-file`, else `KEYWARD_PASSPHRASE`, else a
+/// prompt (asked twice when `confirm`).
+pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretString> {
+    let source = Source {
+        what: "passphrase",
+        env: PASSPHRASE_ENV,
+        flag: "--passphrase-file",
+        prompt: "keyward passphrase (protects your keys)",
+        again: "the same passphrase again",
+    };
+    passphrase_from(file, &source, confirm)
 }
 
 /// The environment variable holding the new passphrase of `keyward passphrase`.
@@ -73,18 +95,14 @@ pub const NEW_PASSPHRASE_ENV: &str = "KEYWARD_NEW_PASSPHRASE";
 /// The new passphrase of `keyward passphrase`: `--new-passphrase-file`, else
 /// `KEYWARD_NEW_PASSPHRASE`, else a prompt, asked twice.
 pub fn new_passphrase(file: Option<&Path>) -> anyhow::Result<SecretString> {
-    if let Some(file) = file {
-        return from_file(file, "new passphrase");
-    }
-    if let Some(value) = from_env(NEW_PASSPHRASE_ENV) {
-        return Ok(value);
-    }
-    let first = prompt("new keyward passphrase", NEW_PASSPHRASE_ENV, "--new-passphrase-file")?;
-    let again = prompt("the same new passphrase again", NEW_PASSPHRASE_ENV, "--new-passphrase-file")?;
-    if first.expose_secret() != again.expose_secret() {
-        bail!("the two passphrases differ");
-    }
-    Ok(first)
+    let source = Source {
+        what: "new passphrase",
+        env: NEW_PASSPHRASE_ENV,
+        flag: "--new-passphrase-file",
+        prompt: "new keyward passphrase",
+        again: "the same new passphrase again",
+    };
+    passphrase_from(file, &source, true)
 }
 
 /// The environment variable holding a recovery code (`keyward recover`).
