@@ -43,10 +43,13 @@ pub const PASSWORD: &str = "correct-horse";
 /// The component token when keydir is not the stack's own.
 pub const TOKEN: &str = "component-token";
 
-/// A keydir URL where nothing listens: every keydir call fails fast.
+/// A keydir URL where nothing listens: every keydir call fails fast (connection refused).
+///
+/// Port 1 (tcpmux, privileged): a free ephemeral port would do only until a test running in
+/// parallel binds it (its keydir, say), and then the component would reach that server, with
+/// another token, and get answers no dead keydir gives. Nothing in a test run listens on port 1.
 pub fn dead_keydir() -> KeydirChoice {
-    let port = keyward_tests::free_port().expect("free port");
-    KeydirChoice::External { url: format!("http://127.0.0.1:{port}"), token: TOKEN.into() }
+    KeydirChoice::External { url: "http://127.0.0.1:1".into(), token: TOKEN.into() }
 }
 
 /// The options of a stack with the server of the given privilege and `keydir`.
