@@ -31,7 +31,7 @@ pub(super) struct Retries {
     waiting: VecDeque<Waiting>,
 }
 
-/// The wait before try number `tries` (1, 2, 4 ... seconds, at most [`MAX_BACKOFF`]).
+/// The wait after `tries` failed tries: 2^tries seconds (2, 4, 8 ...), at most [`MAX_BACKOFF`].
 fn backoff(tries: u32) -> Duration {
     Duration::from_secs(1u64 << tries.min(6)).min(MAX_BACKOFF)
 }
