@@ -1,9 +1,11 @@
 //! Fuzz target: the client's classification of incoming stanzas. Arbitrary XML in, as a
 //! message, a presence and a roster or disco answer; nothing may panic, classifying twice
-//! gives the same answer, and what is classified agrees with the stanza.
+//! gives the same answer, and what is classified agrees with the stanza (notices only from the
+//! component, carbons and archive results only from the own account).
 #![no_main]
 
 use keyward_client::keyward_proto::{BareJid, XmlElement};
+use keyward_client::stanzas::archive::{self, Delivered};
 use keyward_client::stanzas::{
     Inbound, Subscription, bare_from, classify_message, classify_presence, condition_name, disco_features,
     from_minidom, roster_jids, roster_we_asked,
@@ -18,11 +20,16 @@ fn component() -> BareJid {
     BareJid::parse("keys.example.test").expect("valid JID")
 }
 
+/// The reader.
+fn me() -> BareJid {
+    BareJid::parse("bob@example.test").expect("valid JID")
+}
+
 fn message(element: &Element) {
     let Ok(message) = Message::try_from(element.clone()) else { return };
-    let component = component();
-    let first = classify_message(&message, &component);
-    let second = classify_message(&message, &component);
+    let (component, me) = (component(), me());
+    let first = classify_message(&message, &component, &me);
+    let second = classify_message(&message, &component, &me);
     assert_eq!(format!("{first:?}"), format!("{second:?}"), "classification is not deterministic");
     let from = bare_from(message.from.as_ref());
     match &first {
@@ -37,10 +44,20 @@ fn message(element: &Element) {
             let again = keyward_client::keyward_proto::Sealed::parse(sealed.to_xml().as_bytes());
             assert_eq!(again.as_ref().ok(), Some(sealed.as_ref()));
         }
+        Inbound::Carbon { inner, .. } => {
+            assert_eq!(from.as_ref(), Some(&me), "a carbon accepted from someone else");
+            assert!(message.from.as_ref().is_some_and(|f| f.resource().is_none()), "a carbon from a resource");
+            assert!(matches!(**inner, Inbound::Sealed { .. } | Inbound::Malformed { .. }), "{inner:?}");
+        }
         Inbound::Malformed { from: sender, .. }
+        | Inbound::ForgedCarbon { from: sender }
         | Inbound::ForgedNotice { from: sender }
         | Inbound::Unencrypted { from: sender }
         | Inbound::Bounce { from: sender, .. } => assert_eq!(Some(sender), from.as_ref()),
+    }
+    if let Delivered::Result(_) = archive::classify(&message, &me, "q1") {
+        let own = message.from.as_ref().is_none_or(|f| f.resource().is_none() && from.as_ref() == Some(&me));
+        assert!(own, "an archive result accepted from someone else");
     }
 }
 
