@@ -1,5 +1,6 @@
 //! The `keyward` command line tool: argument parsing, secret input, output for people and for scripts.
 
+mod chat;
 mod output;
 mod sanitize;
 mod secrets;
@@ -119,6 +120,8 @@ enum Command {
         #[arg(long, value_name = "NUMBER")]
         confirm: Option<String>,
     },
+    /// Chat interactively in the terminal: contacts, conversations, safety numbers.
+    Chat,
 }
 
 /// Runs the tool: parses arguments, runs the command, prints errors. The binary's `main`.
@@ -285,6 +288,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let jid = parse_jid(jid, "contact")?;
             let compared = confirm.as_deref().map(crate::Compared::parse).transpose()?;
             verify(&cli, &out, &jid, compared.as_ref()).await?;
+        }
+        Command::Chat => {
+            if cli.json {
+                bail!("chat is interactive: --json does not apply");
+            }
+            let mut session = resume(&cli, &out).await?;
+            session.go_online().await?;
+            chat::run(&mut session).await?;
+            session.close().await?;
         }
     }
     Ok(())
