@@ -142,3 +142,133 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(format!("> {shown}")), inner);
     frame.set_cursor_position(Position::new(inner.x + cursor.min(inner.width.saturating_sub(1)), inner.y));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::tests::{alice, jid, received};
+    use super::super::app::{App, Key};
+    use super::*;
+    use crate::{Incoming, KeyEvent};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    /// The screen's rows as text, at 80x24.
+    fn screen(app: &App) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+        terminal.draw(|frame| draw(frame, app)).expect("draw");
+        let buffer = terminal.backend().buffer();
+        (0..24).map(|y| (0..80).map(|x| buffer[(x, y)].symbol()).collect()).collect()
+    }
+
+    /// The right-hand part of the rows: the conversation pane.
+    fn conversation(rows: &[String]) -> Vec<String> {
+        rows.iter().map(|r| r.chars().skip(usize::from(CONTACTS_WIDTH)).collect()).collect()
+    }
+
+    fn contacts(rows: &[String]) -> Vec<String> {
+        rows.iter().map(|r| r.chars().take(usize::from(CONTACTS_WIDTH)).collect()).collect()
+    }
+
+    fn shows(rows: &[String], text: &str) -> bool {
+        rows.iter().any(|r| r.contains(text))
+    }
+
+    #[test]
+    fn a_received_message_appears_in_the_conversation_pane() {
+        let mut app = alice();
+        app.incoming(Incoming::Message(received("bob@example.test", "b1", "hi alice, lunch?", true)));
+        let rows = screen(&app);
+        assert_eq!(rows.len(), 24);
+        assert!(shows(&conversation(&rows), "bob: hi alice, lunch?"), "{rows:#?}");
+        assert!(shows(&conversation(&rows), "bob@example.test [tofu, not verified]"), "{rows:#?}");
+        assert!(shows(&conversation(&rows), "key NOT VERIFIED: /verify"), "{rows:#?}");
+        assert!(shows(&contacts(&rows), "bob@example.test"), "{rows:#?}");
+        assert!(shows(&contacts(&rows), "carol@example.test"), "{rows:#?}");
+        assert!(rows[0].contains("alice@example.test"), "{rows:#?}");
+        assert!(rows[23].contains("/confirm"), "the status line: {rows:#?}");
+    }
+
+    #[test]
+    fn an_unverified_message_is_marked_and_styled_apart() {
+        let mut app = alice();
+        app.incoming(Incoming::Message(received("bob@example.test", "b1", "good", true)));
+        app.incoming(Incoming::Message(received("bob@example.test", "b2", "forged", false)));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+        terminal.draw(|frame| draw(frame, &app)).expect("draw");
+        let buffer = terminal.backend().buffer();
+        let rows = screen(&app);
+        let good = rows.iter().position(|r| r.contains("bob: good")).expect("good line");
+        let forged = rows.iter().position(|r| r.contains("bob [NOT VERIFIED]: forged")).expect("forged line");
+        let x = u16::try_from(rows[forged].chars().position(|c| c == '[').expect("mark")).expect("x");
+        let y = |row: usize| u16::try_from(row).expect("y");
+        assert_eq!(buffer[(x, y(forged))].fg, Color::Red);
+        assert_ne!(buffer[(x, y(good))].fg, Color::Red);
+    }
+
+    #[test]
+    fn a_revoked_contact_is_marked_in_both_panes() {
+        let mut app = alice();
+        app.incoming(Incoming::Key(KeyEvent::Revoked {
+            jid: jid("bob@example.test"),
+            at: "2026-01-01T00:00:00Z".into(),
+            reason: "lost laptop".into(),
+        }));
+        let rows = screen(&app);
+        assert!(shows(&contacts(&rows), "REVOKED"), "{rows:#?}");
+        assert!(shows(&contacts(&rows), "verified"), "carol stays verified: {rows:#?}");
+        assert!(shows(&conversation(&rows), "KEY REVOKED: do not trust anything"), "{rows:#?}");
+        assert!(shows(&conversation(&rows), "lost laptop"), "{rows:#?}");
+    }
+
+    #[test]
+    fn escape_and_bidi_characters_from_a_peer_show_escaped() {
+        let mut app = alice();
+        let body = "\u{1b}[2J\u{7}\u{202e}fdp.exe";
+        app.incoming(Incoming::Message(received("bob@example.test", "b1", body, true)));
+        app.incoming(Incoming::ContactRequest(jid("eve@example.test")));
+        let rows = screen(&app);
+        assert!(shows(&rows, "bob: \\u{001b}[2J\\u{0007}\\u{202e}fdp.exe"), "{rows:#?}");
+        assert!(shows(&contacts(&rows), "eve@example.test"), "{rows:#?}");
+        assert!(shows(&contacts(&rows), "wants to add you"), "{rows:#?}");
+        for row in &rows {
+            assert!(!row.chars().any(super::super::super::sanitize::is_unsafe), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn the_input_line_shows_what_is_typed_and_its_end_when_long() {
+        let mut app = alice();
+        for c in "draft".chars() {
+            app.key(Key::Char(c));
+        }
+        let rows = screen(&app);
+        assert!(rows[21].contains("> draft"), "{rows:#?}");
+        assert!(rows[20].contains("to bob@example.test"), "{rows:#?}");
+        for c in std::iter::repeat_n('x', 100).chain("END".chars()) {
+            app.key(Key::Char(c));
+        }
+        let rows = screen(&app);
+        assert!(rows[21].contains("xxxEND"), "{rows:#?}");
+        assert!(!rows[21].contains("draft"), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_long_conversation_shows_its_last_lines() {
+        let mut app = alice();
+        for i in 0..40 {
+            app.incoming(Incoming::Message(received("bob@example.test", &format!("b{i}"), &format!("msg {i}"), true)));
+        }
+        let rows = screen(&app);
+        assert!(shows(&rows, "bob: msg 39"), "{rows:#?}");
+        assert!(!shows(&rows, "bob: msg 0 "), "{rows:#?}");
+        assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
+
+    #[test]
+    fn an_empty_account_says_what_to_do() {
+        let rows = screen(&App::new(jid("alice@example.test")));
+        assert!(shows(&rows, "/add JID"), "{rows:#?}");
+        assert!(shows(&rows, "to no contact"), "{rows:#?}");
+    }
+}
