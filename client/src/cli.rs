@@ -128,10 +128,12 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // Log lines on the terminal would tear the chat screen: it shows failures itself.
+    let default_filter = if matches!(cli.command, Command::Chat) { "off" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -413,19 +413,27 @@ impl App {
                 self.entry(&jid).push(LineKind::Notice, "-- ended the subscription".into());
             }
             Incoming::Rejected { from, error } => {
-                let text = format!("!! REFUSED a message: {}", sanitize::escape(&error.to_string()));
-                self.entry_unread(&from).push(LineKind::Warning, text);
+                let text = format!("REFUSED a message: {}", sanitize::escape(&error.to_string()));
+                self.notice_from(&from, text);
             }
             Incoming::Unencrypted { from } => {
-                let text = "!! ignored a message without keyward encryption (not shown)".to_owned();
-                self.entry_unread(&from).push(LineKind::Warning, text);
+                self.notice_from(&from, "ignored a message without keyward encryption (not shown)".into());
             }
             Incoming::Bounce { from, condition } => {
-                let text = format!("!! a message bounced: {}", sanitize::escape(&condition));
-                self.entry(&from).push(LineKind::Warning, text);
+                self.notice_from(&from, format!("a message bounced: {}", sanitize::escape(&condition)));
             }
         }
         self.history_if_selected()
+    }
+
+    /// A warning about something `from` sent: in its conversation if it is a contact, else (a
+    /// stranger, the component, a server) in the status line, without making it a contact.
+    fn notice_from(&mut self, from: &BareJid, text: String) {
+        if self.contacts.iter().any(|c| &c.jid == from) {
+            self.entry_unread(from).push(LineKind::Warning, format!("!! {text}"));
+        } else {
+            self.status = format!("{}: {text}", sanitize::escape(from.as_str()));
+        }
     }
 
     /// A contact that got its first key while selected gets its history now.
@@ -799,6 +807,10 @@ pub(super) mod tests {
         });
         let last = texts(&app, "bob@example.test").pop().expect("line");
         assert_eq!(last, "!! REFUSED a message: invalid signature: bad\\u{202e}txt");
+        // From a stranger (or the component): said in the status line, no contact made.
+        app.incoming(Incoming::Unencrypted { from: jid("spam@example.test") });
+        assert_eq!(app.contacts.len(), before);
+        assert!(app.status.starts_with("spam@example.test: ignored a message"), "{}", app.status);
         app.incoming(Incoming::SelfRevoked { at: "now".into(), reason: "lost\nphone".into() });
         assert_eq!(
             app.self_revoked.as_deref(),
