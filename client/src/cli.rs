@@ -1,5 +1,6 @@
 //! The `keyward` command line tool: argument parsing, secret input, output for people and for scripts.
 
+mod chat;
 mod output;
 mod sanitize;
 mod secrets;
@@ -119,16 +120,20 @@ enum Command {
         #[arg(long, value_name = "NUMBER")]
         confirm: Option<String>,
     },
+    /// Chat interactively in the terminal: contacts, conversations, safety numbers.
+    Chat,
 }
 
 /// Runs the tool: parses arguments, runs the command, prints errors. The binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // Log lines on the terminal would tear the chat screen: it shows failures itself.
+    let default_filter = if matches!(cli.command, Command::Chat) { "off" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -285,6 +290,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let jid = parse_jid(jid, "contact")?;
             let compared = confirm.as_deref().map(crate::Compared::parse).transpose()?;
             verify(&cli, &out, &jid, compared.as_ref()).await?;
+        }
+        Command::Chat => {
+            if cli.json {
+                bail!("chat is interactive: --json does not apply");
+            }
+            let mut session = resume(&cli, &out).await?;
+            session.go_online().await?;
+            chat::run(&mut session).await?;
+            session.close().await?;
         }
     }
     Ok(())

