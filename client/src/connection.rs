@@ -509,14 +509,17 @@ impl Connection {
         }
     }
 
-    /// Takes out of the buffer the messages `pick` chooses (e.g. the results of an archive query,
-    /// which arrive before its answer), leaving every other stanza in order.
-    pub fn take_buffered(&mut self, mut pick: impl FnMut(&Message) -> bool) -> Vec<Message> {
+    /// Takes out of the buffer the messages `pick` turns into something (e.g. the results of an
+    /// archive query, which arrive before its answer), leaving every other stanza in order.
+    pub fn take_buffered<T>(&mut self, mut pick: impl FnMut(&Message) -> Option<T>) -> Vec<T> {
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.buffered.len());
         for stanza in self.buffered.drain(..) {
             match stanza {
-                Stanza::Message(message) if pick(&message) => taken.push(message),
+                Stanza::Message(message) => match pick(&message) {
+                    Some(value) => taken.push(value),
+                    None => kept.push_back(Stanza::Message(message)),
+                },
                 other => kept.push_back(other),
             }
         }

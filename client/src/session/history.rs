@@ -55,12 +55,12 @@ impl Session {
         let request = IqRequest::Set(archive::query(&query_id, contact, limit)?);
         self.conn.iq(None, request, "archive").await?;
         let me = self.me.clone();
-        let results = self
-            .conn
-            .take_buffered(|message| matches!(archive::classify(message, &me, &query_id), Delivered::Result(_)));
+        let results = self.conn.take_buffered(|message| match archive::classify(message, &me, &query_id) {
+            Delivered::Result(archived) => Some(archived),
+            Delivered::Foreign | Delivered::NotAResult => None,
+        });
         let mut items = Vec::with_capacity(results.len());
-        for message in &results {
-            let Delivered::Result(archived) = archive::classify(message, &me, &query_id) else { continue };
+        for archived in results {
             if let Some(item) = self.archived_item(contact, archived).await {
                 items.push(item);
             }
@@ -85,18 +85,15 @@ impl Session {
             // Notices, chat states, receipts: not part of a conversation's text.
             _ => return None,
         };
+        let elsewhere = || Error::Invalid { what: "message", reason: "it is not part of this conversation".into() };
         if from != *contact && from != self.me {
-            let reason = Error::Invalid { what: "message", reason: "it is not part of this conversation".into() };
-            return Some(unreadable(Some(from), reason));
+            return Some(unreadable(Some(from), elsewhere()));
         }
         match self.open_as(&from, &sealed, Seen::Archived).await {
             Ok(message) if message.from == *contact || message.to == *contact => {
                 Some(HistoryItem::Message { archived_at, message })
             }
-            Ok(_) => Some(unreadable(
-                Some(from),
-                Error::Invalid { what: "message", reason: "it is not part of this conversation".into() },
-            )),
+            Ok(_) => Some(unreadable(Some(from), elsewhere())),
             Err(reason) => Some(unreadable(Some(from), reason)),
         }
     }

@@ -251,21 +251,28 @@ impl Session {
         self.open_as(from, sealed, Seen::Live).await
     }
 
+    /// Opens `sealed` from `from` with the sender key `ik`; a live message is recorded by the
+    /// replay rule in the same transaction, an archived one against a throw-away cache.
+    fn open_sealed(
+        &self,
+        sealed: &Sealed,
+        from: &BareJid,
+        ik: &keyward_proto::IdentityPublic,
+        seen: Seen,
+    ) -> Result<keyward_proto::Result<keyward_proto::Envelope>> {
+        let open = |cache: &mut dyn keyward_proto::ReplayCache| sealed.open(&self.keys, &self.me, from, ik, cache);
+        match seen {
+            Seen::Live => self.store.with_replay(open),
+            Seen::Archived => Ok(open(&mut keyward_proto::MemoryReplayCache::default())),
+        }
+    }
+
     /// [`Session::open`], for a live message (recorded by the replay rule) or an archived one
     /// (every other check the same, but history is not a replay: nothing is recorded).
     pub(super) async fn open_as(&mut self, from: &BareJid, sealed: &Sealed, seen: Seen) -> Result<Received> {
-        let replay =
-            |store: &crate::store::Store,
-             open: &dyn Fn(&mut dyn keyward_proto::ReplayCache) -> keyward_proto::Result<keyward_proto::Envelope>|
-             -> Result<keyward_proto::Result<keyward_proto::Envelope>> {
-                match seen {
-                    Seen::Live => store.with_replay(|cache| open(cache)),
-                    Seen::Archived => Ok(open(&mut keyward_proto::MemoryReplayCache::default())),
-                }
-            };
         if from == &self.me {
             let own = self.keys.identity_public();
-            let envelope = replay(&self.store, &|cache| sealed.open(&self.keys, &self.me, from, &own, cache))??;
+            let envelope = self.open_sealed(sealed, from, &own, seen)??;
             return Ok(Received {
                 from: envelope.from.clone(),
                 to: envelope.to.clone(),
@@ -290,8 +297,7 @@ impl Session {
         let pending = contact.pending_bundle(from)?;
         let mut warnings = Vec::new();
         let mut verified = true;
-        let opened =
-            replay(&self.store, &|cache| sealed.open(&self.keys, &self.me, from, pinned.identity_key(), cache))?;
+        let opened = self.open_sealed(sealed, from, pinned.identity_key(), seen)?;
         let envelope = match (opened, &pending) {
             (Ok(envelope), _) => envelope,
             (Err(keyward_proto::Error::BadSignature), Some(pending)) => {
