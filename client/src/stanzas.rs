@@ -44,6 +44,12 @@ pub fn bare_from(from: Option<&Jid>) -> Option<BareJid> {
     from.and_then(|j| BareJid::from_full(&j.to_string()).ok())
 }
 
+/// Whether a stamped `from` is exactly the bare JID `jid`, without a resource: what the server
+/// writes on what the account itself sends (carbons, archive results).
+pub fn is_bare(from: &Jid, jid: &BareJid) -> bool {
+    from.resource().is_none() && bare_from(Some(from)).as_ref() == Some(jid)
+}
+
 /// The encrypted chat message of the design: fallback body, `<sealed/>`, EME and store hint.
 pub fn sealed_message(to: &BareJid, id: &str, sealed: &Sealed) -> Result<Message> {
     let mut message = Message::new_with_type(MessageType::Chat, Some(jid(to)?));

@@ -56,10 +56,7 @@ pub enum Delivered {
 /// the own bare JID (the server stamps it; an absent `from` is the own account too).
 pub fn classify(message: &Message, me: &BareJid, query_id: &str) -> Delivered {
     let Some(result) = message.payloads.iter().find(|p| p.is("result", NS_MAM)) else { return Delivered::NotAResult };
-    let from_me = match &message.from {
-        None => true,
-        Some(from) => from.resource().is_none() && super::bare_from(Some(from)).as_ref() == Some(me),
-    };
+    let from_me = message.from.as_ref().is_none_or(|from| super::is_bare(from, me));
     if !from_me || result.attr("queryid") != Some(query_id) {
         return Delivered::Foreign;
     }

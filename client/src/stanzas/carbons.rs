@@ -35,11 +35,7 @@ pub enum Carbon {
 pub fn unwrap(message: &Message, me: &BareJid) -> Option<Carbon> {
     let wrapper = message.payloads.iter().find(|p| p.is("sent", NS_CARBONS) || p.is("received", NS_CARBONS))?;
     // The server stamps `from`: only the own bare JID, without a resource, sends carbons.
-    let from_me = message
-        .from
-        .as_ref()
-        .is_some_and(|from| from.resource().is_none() && super::bare_from(Some(from)).as_ref() == Some(me));
-    if !from_me {
+    if !message.from.as_ref().is_some_and(|from| super::is_bare(from, me)) {
         return Some(Carbon::Forged);
     }
     Some(if wrapper.name() == "sent" {
