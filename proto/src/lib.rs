@@ -28,6 +28,7 @@ mod message;
 mod replay;
 pub mod restore;
 mod secret;
+pub mod transparency;
 mod update;
 mod verify_cache;
 pub mod xml;
