@@ -293,6 +293,21 @@ pub struct Connection {
     broken: Option<String>,
     /// The slot of the failed reconnect, kept so that the stream waits instead of aborting.
     held: HeldSlot,
+    /// Losses and returns of the link to the server not yet taken ([`Connection::take_link`]).
+    links: VecDeque<Link>,
+}
+
+/// A change of the link to the server, for a long-lived session to show and act on. The
+/// connection reconnects by itself (with back-off, SCRAM only); these only report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Link {
+    /// The connection to the server broke; reconnecting. Messages sent meanwhile wait in the
+    /// stream's queue; requests fail with their timeout.
+    Lost,
+    /// Connected again, with a new server session (presence is announced again by itself;
+    /// what else a session had, carbons say, must be asked for again).
+    Restored,
 }
 
 /// The connection slot of a reconnect that failed for good ([`Fatal`]).
@@ -344,6 +359,7 @@ impl Connection {
             fatal,
             broken: None,
             held: HeldSlot::default(),
+            links: VecDeque::new(),
         };
         let bound = with_timeout(options.timeout, "the session to start", async {
             loop {
@@ -527,12 +543,21 @@ impl Connection {
         taken
     }
 
-    /// The next message or presence, or `None` after `wait` without one.
+    /// The oldest change of the link to the server not taken yet.
+    pub fn take_link(&mut self) -> Option<Link> {
+        self.links.pop_front()
+    }
+
+    /// The next message or presence, or `None` after `wait` without one, or as soon as the
+    /// link to the server changed ([`Connection::take_link`] tells how).
     pub async fn next_stanza(&mut self, wait: Duration) -> Result<Option<Stanza>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(stanza) = self.buffered.pop_front() {
                 return Ok(Some(stanza));
+            }
+            if !self.links.is_empty() {
+                return Ok(None);
             }
             self.check_broken()?;
             tokio::select! {
@@ -555,9 +580,15 @@ impl Connection {
                 // Reconnected with a new session: announce ourselves again if we were available.
                 tracing::info!(me = %self.me, "reconnected");
                 self.bound = bound_jid;
+                self.links.push_back(Link::Restored);
                 if self.available {
                     self.send(Presence::available()).await?;
                 }
+                Ok(())
+            }
+            Some(StreamItem::Stream(StreamEvent::Suspended)) => {
+                tracing::warn!(me = %self.me, "the connection to the server broke; reconnecting");
+                self.links.push_back(Link::Lost);
                 Ok(())
             }
             Some(StreamItem::Stream(event)) => {

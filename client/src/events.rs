@@ -171,4 +171,8 @@ pub enum Incoming {
         /// The RFC 6120 condition.
         condition: String,
     },
+    /// The connection to the server broke ([`Link::Lost`](crate::Link::Lost)) or is back
+    /// ([`Link::Restored`](crate::Link::Restored)); the session reconnects by itself, and
+    /// on its return asks again for carbons and for revocations it may have missed.
+    Link(crate::Link),
 }

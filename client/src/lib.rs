@@ -27,7 +27,7 @@ mod session;
 pub mod stanzas;
 mod store;
 
-pub use connection::{ConnectOptions, Connection, Transport, register};
+pub use connection::{ConnectOptions, Connection, Link, Transport, register};
 pub use contacts::{Compared, Contact, Contacts, PinOutcome, Revocation, Trust};
 pub use error::{Error, Result};
 pub use events::{Incoming, KeyEvent, Received, Warning};

@@ -1,4 +1,4 @@
-//! `keyward chat` as a person uses it: the real binary in a real terminal (tmux, 80x24) against a real stack (each XMPP server, the component, keydir, Postgres): a request accepted, a hostile body shown escaped, a reply sent, the safety number confirmed, the terminal restored on /quit.
+//! `keyward chat` as a person uses it: the real binary in a real terminal (tmux, 80x24) against a real stack (each XMPP server, the component, keydir, Postgres): a request accepted, a hostile body shown escaped, a reply sent, the safety number confirmed, the server killed and back mid-conversation, a revocation arriving, the terminal restored on /quit.
 
 use keyward_tests::stack::{Stack, StackOptions};
 use keyward_tests::xmpp::ServerKind;
@@ -101,6 +101,42 @@ impl Drop for Tmux {
     }
 }
 
+/// Starts `keyward chat` as `local` in a terminal of its own; the shell prints `chat-exited-CODE`
+/// when it ends.
+fn start_chat(stack: &Stack, kind: ServerKind, local: &str, data: &Path) -> Tmux {
+    let mut command = vec![
+        "env".to_owned(),
+        format!("KEYWARD_PASSWORD={}", password(local)),
+        format!("KEYWARD_PASSPHRASE={}", passphrase(local)),
+        "KEYWARD_LOG=off".to_owned(),
+        env!("CARGO_BIN_EXE_keyward").to_owned(),
+    ];
+    command.extend(account_args(stack, local, data));
+    command.push("chat".into());
+    let shell =
+        format!("{}; echo chat-exited-$?; sleep 60", command.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
+    Tmux::start(&format!("{kind:?}-{local}"), &shell)
+}
+
+/// The conversation pane's text without any white space, so that a line wrapped anywhere still
+/// reads whole (the pane is columns 27 to 78 of 80).
+fn conversation(screen: &str) -> String {
+    screen.lines().flat_map(|row| row.chars().skip(27).take(52)).filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Waits until `local` receives a message with `body` (`keyward recv`).
+fn wait_received(stack: &Stack, local: &str, data: &Path, body: &str) {
+    let wanted = format!("\"body\":{}", serde_json::to_string(body).expect("JSON"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = keyward(stack, local, data, &["--json", "recv", "--timeout", "2"]);
+        if String::from_utf8_lossy(&out.stdout).contains(&wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{local} never received {body:?}");
+    }
+}
+
 keyward_tests::on_both_servers!(chat_in_a_real_terminal);
 
 async fn chat_in_a_real_terminal(kind: ServerKind) {
@@ -115,18 +151,7 @@ async fn chat_in_a_real_terminal(kind: ServerKind) {
     let dave = format!("dave@{}", stack.domain());
     keyward(&stack, "carol", carol_dir.path(), &["add", &dave]);
 
-    let mut command = vec![
-        "env".to_owned(),
-        format!("KEYWARD_PASSWORD={}", password("dave")),
-        format!("KEYWARD_PASSPHRASE={}", passphrase("dave")),
-        "KEYWARD_LOG=off".to_owned(),
-        env!("CARGO_BIN_EXE_keyward").to_owned(),
-    ];
-    command.extend(account_args(&stack, "dave", dave_dir.path()));
-    command.push("chat".into());
-    let shell =
-        format!("{}; echo chat-exited-$?; sleep 60", command.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
-    let tmux = Tmux::start(&format!("{kind:?}"), &shell);
+    let tmux = start_chat(&stack, kind, "dave", dave_dir.path());
 
     // Carol's request and her relayed key came while dave was away.
     tmux.wait_for("wants to add you").await;
@@ -141,14 +166,7 @@ async fn chat_in_a_real_terminal(kind: ServerKind) {
 
     tmux.enter("hello carol");
     tmux.wait_for("you: hello carol").await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let out = keyward(&stack, "carol", carol_dir.path(), &["--json", "recv", "--timeout", "2"]);
-        if String::from_utf8_lossy(&out.stdout).contains("\"body\":\"hello carol\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "carol never received dave's message");
-    }
+    wait_received(&stack, "carol", carol_dir.path(), "hello carol");
 
     // Carol reads her safety number out; dave compares it on his screen and confirms it.
     let report = keyward(&stack, "carol", carol_dir.path(), &["--json", "verify", &dave]);
@@ -164,4 +182,56 @@ async fn chat_in_a_real_terminal(kind: ServerKind) {
     tmux.enter("/quit");
     let screen = tmux.wait_for("chat-exited-0").await;
     assert!(!screen.contains("> "), "the chat screen was left behind:\n{screen}");
+}
+
+keyward_tests::on_both_servers!(chat_rides_out_a_server_restart_and_shows_a_revocation_where_it_happens);
+
+async fn chat_rides_out_a_server_restart_and_shows_a_revocation_where_it_happens(kind: ServerKind) {
+    let mut stack = Stack::start(kind, StackOptions::default()).await.expect("stack");
+    let (carol_dir, dave_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    for local in ["carol", "dave"] {
+        stack.xmpp().register(local, &password(local)).await.expect("register");
+    }
+    keyward(&stack, "carol", carol_dir.path(), &["init"]);
+    keyward(&stack, "dave", dave_dir.path(), &["init"]);
+    let carol = format!("carol@{}", stack.domain());
+    let dave = format!("dave@{}", stack.domain());
+    keyward(&stack, "carol", carol_dir.path(), &["add", &dave]);
+    keyward(&stack, "dave", dave_dir.path(), &["accept", &carol]);
+
+    let tmux = start_chat(&stack, kind, "dave", dave_dir.path());
+    tmux.wait_for("tofu, not verified").await;
+    keyward(&stack, "carol", carol_dir.path(), &["send", &dave, "before the restart"]);
+    tmux.wait_for("carol: before the restart").await;
+
+    // The server dies under the chat: the screen says so, and what dave types meanwhile waits.
+    stack.kill_xmpp().await.expect("kill the XMPP server");
+    tmux.wait_for("OFFLINE").await;
+    tmux.enter("typed offline");
+    tmux.wait_for("waiting for the connection to send: typed offline").await;
+    assert!(!tmux.screen().contains("chat-exited"), "the chat ended with the connection:\n{}", tmux.screen());
+
+    // Back by itself once the server is: the waiting message goes out, and messages come in again.
+    stack.restart_xmpp().await.expect("restart the XMPP server");
+    tmux.wait_for("you: typed offline").await;
+    let screen = tmux.wait_for("reconnected").await;
+    assert!(!screen.contains("OFFLINE"), "{screen}");
+    wait_received(&stack, "carol", carol_dir.path(), "typed offline");
+    keyward(&stack, "carol", carol_dir.path(), &["send", &dave, "after the restart"]);
+    tmux.wait_for("carol: after the restart").await;
+
+    // The admin revokes carol mid-conversation: the warning appears in the conversation and the
+    // contact is marked, and nothing more is encrypted to her.
+    stack.revoke(&carol, "laptop stolen").await.expect("revoke");
+    let screen = tmux.wait_for("!! KEY REVOKED at").await;
+    let wanted: String = "(laptop stolen): do not trust anything".split_whitespace().collect();
+    assert!(conversation(&screen).contains(&wanted), "{screen}");
+    assert!(screen.contains("carol@example.test [REVOKED]"), "{screen}");
+    assert!(!screen.contains("tofu, not verified"), "carol is still shown as trusted:\n{screen}");
+    tmux.enter("are you there?");
+    let screen = tmux.wait_for("send failed").await;
+    assert!(!screen.contains("you: are you there?"), "{screen}");
+
+    tmux.enter("/quit");
+    tmux.wait_for("chat-exited-0").await;
 }

@@ -365,6 +365,24 @@ impl Stack {
         &self.admin_token
     }
 
+    /// The admin revokes `jid` through keydir's HTTP admin API; returns the JSON answer.
+    pub async fn revoke(&self, jid: &str, reason: &str) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/v0/admin/accounts/{jid}/revoke", self.keydir_url());
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+            .await
+            .context("POST revoke")?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("revoke answered {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
     /// The database URL (a database of its own in the shared Postgres), when keydir is the stack's own.
     pub fn database_url(&self) -> anyhow::Result<&str> {
         self.database_url.as_deref().context("this stack runs no keydir of its own")

@@ -1,7 +1,9 @@
 //! What the tool prints: short lines for people, one JSON object per line for scripts (`--json`).
 
 use super::sanitize;
-use crate::{ContactView, HistoryItem, Incoming, KdfProgress, KeyEvent, Received, SafetyReport, Sent, Session, Setup};
+use crate::{
+    ContactView, HistoryItem, Incoming, KdfProgress, KeyEvent, Link, Received, SafetyReport, Sent, Session, Setup,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyward_proto::BareJid;
 use keyward_proto::restore::RecoveryCode;
@@ -245,6 +247,8 @@ impl Output {
                 Incoming::Bounce { from, condition } => {
                     json!({"notice": "bounce", "jid": from.as_str(), "condition": condition})
                 }
+                Incoming::Link(Link::Lost) => json!({"notice": "connection-lost"}),
+                Incoming::Link(Link::Restored) => json!({"notice": "reconnected"}),
             };
             print_json(value);
             return;
@@ -278,6 +282,8 @@ impl Output {
             Incoming::Bounce { from, condition } => {
                 eprintln!("a message to {} bounced: {}", e(from), e(condition))
             }
+            Incoming::Link(Link::Lost) => eprintln!("the connection to the server broke; reconnecting"),
+            Incoming::Link(Link::Restored) => eprintln!("reconnected"),
         }
     }
 

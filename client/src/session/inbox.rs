@@ -1,6 +1,7 @@
 //! The inbox: each stanza the server delivers becomes one typed event, after every check of protocol sections 7, 8 and 10.
 
 use super::{Session, directory};
+use crate::connection::Link;
 use crate::error::{Error, Result};
 use crate::events::{Incoming, Received, Warning};
 use crate::stanzas::{self, Inbound, Subscription};
@@ -45,6 +46,16 @@ impl Session {
         }
     }
 
+    /// Back on a new server session after the link broke: carbons are asked for again (they
+    /// belong to the server session), and revocations whose notices went to the broken
+    /// connection are caught up on; failing that, the next start catches up.
+    async fn restored(&mut self) {
+        self.enable_carbons().await;
+        if let Err(e) = self.catch_up().await {
+            tracing::warn!(cause = %e, "could not ask the directory for missed revocations after reconnecting");
+        }
+    }
+
     async fn catch_up(&mut self) -> Result<()> {
         let pinned: Vec<BareJid> = self
             .store
@@ -79,6 +90,12 @@ impl Session {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            if let Some(link) = self.conn.take_link() {
+                if link == Link::Restored {
+                    self.restored().await;
+                }
+                return Ok(Some(Incoming::Link(link)));
+            }
             let now = tokio::time::Instant::now();
             if let Some((notice, tries)) = self.retries.take_due(now) {
                 match self.revoked_notice(notice, tries).await {

@@ -147,22 +147,7 @@ pub async fn expect(
 
 /// The admin revokes `jid` through keydir's HTTP admin API; returns the JSON answer.
 pub async fn revoke(stack: &Stack, jid: &BareJid, reason: &str) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}/v0/admin/accounts/{jid}/revoke", stack.keydir_url());
-    let body = serde_json::json!({ "reason": reason }).to_string();
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(stack.admin_token())
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .context("POST revoke")?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("revoke answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text)?)
+    stack.revoke(jid.as_str(), reason).await
 }
 
 /// A request to keydir's HTTP admin API: the status and the JSON answer (`null` when empty).

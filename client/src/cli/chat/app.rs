@@ -6,7 +6,7 @@
 
 use super::super::sanitize;
 use crate::events::Warning;
-use crate::{ContactView, HistoryItem, Incoming, KeyEvent, Received, SafetyReport, Trust};
+use crate::{ContactView, HistoryItem, Incoming, KeyEvent, Link, Received, SafetyReport, Trust};
 use keyward_proto::{BareJid, Fingerprint};
 use std::fmt::Display;
 
@@ -193,7 +193,13 @@ pub struct App {
     pub self_revoked: Option<String>,
     /// The user asked to leave.
     pub quit: bool,
+    /// The connection to the server broke and the session is reconnecting.
+    pub offline: bool,
+    /// Messages typed while offline, sent in order once the connection is back.
+    outbox: Vec<(BareJid, String)>,
 }
+
+const OFFLINE: &str = "OFFLINE: the connection broke; reconnecting by itself (what you type waits)";
 
 const HELP: &str = "Enter: send  Tab: next  /add JID /accept /verify /confirm NUM /quit";
 
@@ -210,6 +216,8 @@ impl App {
             status: HELP.to_owned(),
             self_revoked: None,
             quit: false,
+            offline: false,
+            outbox: Vec::new(),
         }
     }
 
@@ -290,7 +298,14 @@ impl App {
                 self.status = "no contact selected: /add JID first".into();
                 return Vec::new();
             };
-            return vec![Command::Send { to: contact.jid.clone(), text: line.to_owned() }];
+            let to = contact.jid.clone();
+            if self.offline {
+                let waiting = format!("-- waiting for the connection to send: {}", sanitize::body(line));
+                self.entry(&to).push(LineKind::Notice, waiting);
+                self.outbox.push((to, line.to_owned()));
+                return Vec::new();
+            }
+            return vec![Command::Send { to, text: line.to_owned() }];
         };
         let (name, arg) = command.split_once(' ').map_or((command, ""), |(n, a)| (n, a.trim()));
         match name {
@@ -421,6 +436,16 @@ impl App {
             }
             Incoming::Bounce { from, condition } => {
                 self.notice_from(&from, format!("a message bounced: {}", sanitize::escape(&condition)));
+            }
+            Incoming::Link(Link::Lost) => {
+                self.offline = true;
+                self.status = OFFLINE.into();
+            }
+            Incoming::Link(Link::Restored) => {
+                self.offline = false;
+                self.status = "reconnected".into();
+                let outbox = std::mem::take(&mut self.outbox);
+                return outbox.into_iter().map(|(to, text)| Command::Send { to, text }).collect();
             }
         }
         self.history_if_selected()
@@ -672,6 +697,34 @@ pub(super) mod tests {
     fn texts(app: &App, contact: &str) -> Vec<String> {
         let entry = app.contacts.iter().find(|c| c.jid == jid(contact)).expect("contact");
         entry.lines.iter().map(|l| l.text.clone()).collect()
+    }
+
+    #[test]
+    fn what_is_typed_while_offline_waits_and_is_sent_in_order_once_reconnected() {
+        let mut app = alice();
+        app.incoming(Incoming::Link(Link::Lost));
+        assert!(app.offline);
+        assert!(app.status.starts_with("OFFLINE"), "{}", app.status);
+        assert!(type_line(&mut app, "first").is_empty(), "nothing is sent while offline");
+        assert!(type_line(&mut app, "second").is_empty());
+        assert_eq!(
+            texts(&app, "bob@example.test"),
+            ["-- waiting for the connection to send: first", "-- waiting for the connection to send: second"]
+        );
+        let bob = jid("bob@example.test");
+        assert_eq!(
+            app.incoming(Incoming::Link(Link::Restored)),
+            [
+                Command::Send { to: bob.clone(), text: "first".into() },
+                Command::Send { to: bob.clone(), text: "second".into() },
+            ]
+        );
+        assert!(!app.offline);
+        assert_eq!(app.status, "reconnected");
+        // Sent once: a second return of the link has nothing left to send.
+        app.incoming(Incoming::Link(Link::Lost));
+        assert!(app.incoming(Incoming::Link(Link::Restored)).is_empty());
+        assert_eq!(type_line(&mut app, "third"), [Command::Send { to: bob, text: "third".into() }]);
     }
 
     #[test]

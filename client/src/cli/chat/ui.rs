@@ -24,6 +24,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     draw_input(frame, app, input);
     let (text, style) = match &app.self_revoked {
         Some(text) => (text.as_str(), Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)),
+        None if app.offline => {
+            (app.status.as_str(), Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD))
+        }
         None => (app.status.as_str(), Style::new().add_modifier(Modifier::REVERSED)),
     };
     frame.render_widget(Paragraph::new(format!(" {text}")).style(style), status);
