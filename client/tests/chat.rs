@@ -81,6 +81,12 @@ impl Tmux {
         assert!(self.run(&["send-keys", "Enter"]).status.success());
     }
 
+    /// Pastes `text` as a terminal does when the application asked for bracketed paste.
+    fn paste(&self, text: &str) {
+        assert!(self.run(&["set-buffer", "--", text]).status.success());
+        assert!(self.run(&["paste-buffer", "-p", "-d"]).status.success());
+    }
+
     /// Waits until the screen shows `text`; returns the screen.
     async fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + WAIT;
@@ -167,6 +173,13 @@ async fn chat_in_a_real_terminal(kind: ServerKind) {
     tmux.enter("hello carol");
     tmux.wait_for("you: hello carol").await;
     wait_received(&stack, "carol", carol_dir.path(), "hello carol");
+
+    // A pasted text with a line break stays in the input line until Enter (bracketed paste).
+    tmux.paste("pasted\nin one go");
+    tmux.wait_for("> pasted in one go").await;
+    assert!(!tmux.screen().contains("you: pasted"), "the paste was sent by itself:\n{}", tmux.screen());
+    tmux.enter("");
+    tmux.wait_for("you: pasted in one go").await;
 
     // Carol reads her safety number out; dave compares it on his screen and confirms it.
     let report = keyward(&stack, "carol", carol_dir.path(), &["--json", "verify", &dave]);

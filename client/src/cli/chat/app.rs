@@ -6,12 +6,16 @@
 
 use super::super::sanitize;
 use crate::events::Warning;
+use crate::session::MAX_HISTORY;
 use crate::{ContactView, HistoryItem, Incoming, KeyEvent, Link, Received, SafetyReport, Trust};
 use keyward_proto::{BareJid, Fingerprint};
 use std::fmt::Display;
 
 /// How many archived messages are loaded when a conversation is first opened.
 pub const HISTORY_LIMIT: usize = 50;
+
+/// How many lines Page Up and Page Down move the conversation.
+pub const PAGE: usize = 10;
 
 /// What the user should know about a contact's key, worst first in [`TrustMark::worse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,8 @@ pub struct ChatLine {
     pub text: String,
     /// The message id, to leave out of the history a message already shown live.
     id: Option<String>,
+    /// Put there by the archive: replaced when more of the archive is loaded.
+    archived: bool,
 }
 
 /// A contact in the left pane.
@@ -101,7 +107,13 @@ pub struct ContactEntry {
     pub unread: usize,
     /// The conversation's lines, oldest first.
     pub lines: Vec<ChatLine>,
+    /// How many of the last lines are scrolled out of view below (Page Up / Page Down).
+    pub scroll: usize,
     history_requested: bool,
+    /// The most archived messages asked for so far (0: none yet).
+    history_limit: usize,
+    /// The archive had fewer than that: there is nothing older to load.
+    history_complete: bool,
 }
 
 impl ContactEntry {
@@ -112,12 +124,15 @@ impl ContactEntry {
             trust: TrustMark::NoKey,
             unread: 0,
             lines: Vec::new(),
+            scroll: 0,
             history_requested: false,
+            history_limit: 0,
+            history_complete: false,
         }
     }
 
     fn push(&mut self, kind: LineKind, text: String) {
-        self.lines.push(ChatLine { kind, text, id: None });
+        self.lines.push(ChatLine { kind, text, id: None, archived: false });
     }
 }
 
@@ -140,6 +155,10 @@ pub enum Key {
     Up,
     /// Next contact.
     Down,
+    /// Scroll the conversation back; at its top, load older messages from the archive.
+    PageUp,
+    /// Scroll the conversation forward.
+    PageDown,
     /// Quit.
     CtrlC,
 }
@@ -158,8 +177,13 @@ pub enum Command {
     Add(BareJid),
     /// Accept the contact's request; then [`App::added`].
     Accept(BareJid),
-    /// Load the last [`HISTORY_LIMIT`] messages; then [`App::history_loaded`].
-    LoadHistory(BareJid),
+    /// Load the last `limit` messages of the archive; then [`App::history_loaded`].
+    LoadHistory {
+        /// The contact.
+        jid: BareJid,
+        /// At most this many ([`HISTORY_LIMIT`] first, more as the user scrolls back).
+        limit: usize,
+    },
     /// Fetch the safety number; then [`App::safety`].
     Safety(BareJid),
     /// Confirm the key after comparing `number`; then [`App::confirmed`].
@@ -257,6 +281,13 @@ impl App {
             }
             Key::Tab | Key::Down => self.step(1),
             Key::BackTab | Key::Up => self.step(-1),
+            Key::PageUp => self.page_up(),
+            Key::PageDown => {
+                if let Some(entry) = self.selected.and_then(|i| self.contacts.get_mut(i)) {
+                    entry.scroll = entry.scroll.saturating_sub(PAGE);
+                }
+                Vec::new()
+            }
             Key::CtrlC => {
                 self.quit = true;
                 vec![Command::Quit]
@@ -266,6 +297,32 @@ impl App {
                 self.submit(line.trim())
             }
         }
+    }
+
+    /// Text pasted into the terminal (bracketed paste): added to the input line as typed, its
+    /// line breaks as spaces (a paste never sends by itself), anything unsafe left out.
+    pub fn paste(&mut self, text: &str) {
+        let text = text.replace("\r\n", " ").replace(['\n', '\r'], " ");
+        self.input.extend(text.chars().filter(|&c| !sanitize::is_unsafe(c)));
+    }
+
+    /// Scrolls the selected conversation back a page; at its top, asks the archive for more
+    /// (four times as many, up to [`MAX_HISTORY`]) unless it had no more.
+    fn page_up(&mut self) -> Vec<Command> {
+        let Some(entry) = self.selected.and_then(|i| self.contacts.get_mut(i)) else { return Vec::new() };
+        let top = entry.lines.len().saturating_sub(1);
+        if entry.scroll < top {
+            entry.scroll = (entry.scroll + PAGE).min(top);
+            return Vec::new();
+        }
+        if !entry.history_requested || entry.history_complete || entry.history_limit >= MAX_HISTORY {
+            self.status = "the beginning of what can be shown here (keyward history --limit N reads more)".into();
+            return Vec::new();
+        }
+        let limit = (entry.history_limit * 4).min(MAX_HISTORY);
+        entry.history_limit = limit;
+        self.status = format!("loading up to {limit} archived messages");
+        vec![Command::LoadHistory { jid: entry.jid.clone(), limit }]
     }
 
     fn step(&mut self, by: isize) -> Vec<Command> {
@@ -282,11 +339,13 @@ impl App {
         let Some(entry) = self.contacts.get_mut(index) else { return Vec::new() };
         self.selected = Some(index);
         entry.unread = 0;
+        entry.scroll = 0;
         if entry.history_requested || entry.trust == TrustMark::NoKey {
             return Vec::new();
         }
         entry.history_requested = true;
-        vec![Command::LoadHistory(entry.jid.clone())]
+        entry.history_limit = HISTORY_LIMIT;
+        vec![Command::LoadHistory { jid: entry.jid.clone(), limit: HISTORY_LIMIT }]
     }
 
     fn submit(&mut self, line: &str) -> Vec<Command> {
@@ -521,7 +580,7 @@ impl App {
         let entry = self.entry(to);
         for (i, line) in sanitize::body(text).split('\n').enumerate() {
             let text = if i == 0 { format!("you: {line}") } else { line.to_owned() };
-            entry.lines.push(ChatLine { kind: LineKind::Own, text, id: Some(id.to_owned()) });
+            entry.lines.push(ChatLine { kind: LineKind::Own, text, id: Some(id.to_owned()), archived: false });
         }
     }
 
@@ -536,10 +595,13 @@ impl App {
         index.map(|i| self.select(i)).unwrap_or_default()
     }
 
-    /// The archive's messages with `jid`, oldest first: shown before what arrived live.
-    pub fn history_loaded(&mut self, jid: &BareJid, items: &[HistoryItem]) {
+    /// The archive's last messages with `jid`, oldest first, asked for with `limit`: shown
+    /// before what arrived live, in place of what the archive gave before.
+    pub fn history_loaded(&mut self, jid: &BareJid, items: &[HistoryItem], limit: usize) {
         let me = self.me.clone();
         let entry = self.entry(jid);
+        entry.history_complete = items.len() < limit;
+        entry.lines.retain(|line| !line.archived);
         let mut lines = Vec::new();
         let mut ids = Vec::new();
         for item in items {
@@ -552,17 +614,24 @@ impl App {
                     kind: LineKind::Warning,
                     text: format!("!! an archived message is not shown: {}", sanitize::escape(&reason.to_string())),
                     id: None,
+                    archived: false,
                 }),
             }
         }
         let count = ids.len();
+        let more = if entry.history_complete { "" } else { " (Page Up: older)" };
         lines.push(ChatLine {
             kind: LineKind::Notice,
-            text: format!("-- {count} archived message{}", if count == 1 { "" } else { "s" }),
+            text: format!("-- {count} archived message{}{more}", if count == 1 { "" } else { "s" }),
             id: None,
+            archived: false,
         });
+        for line in &mut lines {
+            line.archived = true;
+        }
         let live = std::mem::take(&mut entry.lines);
         lines.extend(live.into_iter().filter(|l| l.id.as_ref().is_none_or(|id| !ids.contains(id))));
+        // The scroll counts lines below the view, so what was in view stays in view.
         entry.lines = lines;
     }
 
@@ -631,6 +700,7 @@ fn message_lines(message: &Received, me: &BareJid, elsewhere: bool) -> Vec<ChatL
             kind,
             text: if i == 0 { format!("{who}{mark}: {line}") } else { line.to_owned() },
             id: Some(message.id.clone()),
+            archived: false,
         })
         .collect();
     for warning in &message.warnings {
@@ -640,7 +710,7 @@ fn message_lines(message: &Received, me: &BareJid, elsewhere: bool) -> Vec<ChatL
                 format!("!! the contact's key was revoked at {}: do not trust this message", sanitize::escape(at))
             }
         };
-        lines.push(ChatLine { kind: LineKind::Warning, text, id: None });
+        lines.push(ChatLine { kind: LineKind::Warning, text, id: None, archived: false });
     }
     lines
 }
@@ -683,7 +753,7 @@ pub(super) mod tests {
             view("bob@example.test", "active", Some(Trust::Tofu)),
             view("carol@example.test", "active", Some(Trust::Verified)),
         ]);
-        assert_eq!(commands, [Command::LoadHistory(jid("bob@example.test"))]);
+        assert_eq!(commands, [Command::LoadHistory { jid: jid("bob@example.test"), limit: HISTORY_LIMIT }]);
         app
     }
 
@@ -779,7 +849,7 @@ pub(super) mod tests {
     #[test]
     fn changing_contact_loads_its_history_once() {
         let mut app = alice();
-        assert_eq!(app.key(Key::Tab), [Command::LoadHistory(jid("carol@example.test"))]);
+        assert_eq!(app.key(Key::Tab), [Command::LoadHistory { jid: jid("carol@example.test"), limit: HISTORY_LIMIT }]);
         assert_eq!(app.current().map(|c| c.jid.as_str()), Some("carol@example.test"));
         assert!(app.key(Key::Down).is_empty(), "bob's history was asked for at the start");
         assert_eq!(app.selected, Some(0));
@@ -792,7 +862,7 @@ pub(super) mod tests {
         assert!(app.set_contacts(&[view("bob@example.test", "none", None)]).is_empty());
         let commands =
             app.incoming(Incoming::Key(KeyEvent::Pinned { jid: jid("bob@example.test"), fingerprint: fingerprint(2) }));
-        assert_eq!(commands, [Command::LoadHistory(jid("bob@example.test"))]);
+        assert_eq!(commands, [Command::LoadHistory { jid: jid("bob@example.test"), limit: HISTORY_LIMIT }]);
         assert_eq!(app.contacts[0].trust, TrustMark::Tofu);
     }
 
@@ -891,6 +961,60 @@ pub(super) mod tests {
         assert!(!app.status.chars().any(sanitize::is_unsafe));
     }
 
+    fn archive(from: usize, to: usize) -> Vec<HistoryItem> {
+        (from..to)
+            .map(|i| HistoryItem::Message {
+                archived_at: None,
+                message: received("bob@example.test", &format!("h{i}"), &format!("old {i}"), true),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn page_up_scrolls_back_and_at_the_top_loads_more_of_the_archive_until_it_has_no_more() {
+        let mut app = alice();
+        let bob = jid("bob@example.test");
+        app.history_loaded(&bob, &archive(100, 150), HISTORY_LIMIT);
+        app.incoming(Incoming::Message(received("bob@example.test", "live", "live one", true)));
+        assert_eq!(app.contacts[0].lines.len(), 52);
+        assert!(texts(&app, "bob@example.test").contains(&"-- 50 archived messages (Page Up: older)".to_owned()));
+        // Five pages back reach the top (51 lines above the last); Page Down comes forward again.
+        for expected in [10, 20, 30, 40, 50, 51] {
+            assert!(app.key(Key::PageUp).is_empty());
+            assert_eq!(app.contacts[0].scroll, expected);
+        }
+        assert_eq!(app.key(Key::PageDown), []);
+        assert_eq!(app.contacts[0].scroll, 41);
+        app.contacts[0].scroll = 51;
+        // At the top: four times as many from the archive, then what it had replaces the old lines.
+        assert_eq!(app.key(Key::PageUp), [Command::LoadHistory { jid: bob.clone(), limit: 200 }]);
+        app.history_loaded(&bob, &archive(20, 150), 200);
+        let lines = texts(&app, "bob@example.test");
+        assert_eq!(lines.len(), 132, "130 archived, the count, the live one: {lines:?}");
+        assert_eq!(lines[0], "bob: old 20");
+        assert_eq!(lines[130], "-- 130 archived messages");
+        assert_eq!(lines[131], "bob: live one");
+        assert_eq!(app.contacts[0].scroll, 51, "the lines in view stay in view");
+        // The archive had no more: the top says so instead of asking again.
+        app.contacts[0].scroll = 131;
+        assert_eq!(app.key(Key::PageUp), []);
+        assert!(app.status.starts_with("the beginning"), "{}", app.status);
+        // Another contact starts at the bottom.
+        app.key(Key::Tab);
+        assert_eq!(app.contacts[1].scroll, 0);
+    }
+
+    #[test]
+    fn a_paste_is_typed_text_that_never_sends_by_itself() {
+        let mut app = alice();
+        app.paste("two\r\nlines\u{1b}[2J and a bell\u{7}\n");
+        assert_eq!(app.input, "two lines[2J and a bell ");
+        assert_eq!(
+            app.key(Key::Enter),
+            [Command::Send { to: jid("bob@example.test"), text: "two lines[2J and a bell".into() }]
+        );
+    }
+
     #[test]
     fn history_comes_before_live_lines_without_showing_a_message_twice() {
         let mut app = alice();
@@ -907,7 +1031,7 @@ pub(super) mod tests {
             },
             HistoryItem::Message { archived_at: None, message: received("bob@example.test", "b2", "live", true) },
         ];
-        app.history_loaded(&jid("bob@example.test"), &items);
+        app.history_loaded(&jid("bob@example.test"), &items, HISTORY_LIMIT);
         assert_eq!(
             texts(&app, "bob@example.test"),
             [
@@ -947,7 +1071,7 @@ pub(super) mod tests {
         assert_eq!(app.requests, [jid("bob@example.test")]);
         let event = KeyEvent::Pinned { jid: jid("bob@example.test"), fingerprint: fingerprint(2) };
         let commands = app.added(&jid("bob@example.test"), &event, true);
-        assert_eq!(commands, [Command::LoadHistory(jid("bob@example.test"))]);
+        assert_eq!(commands, [Command::LoadHistory { jid: jid("bob@example.test"), limit: HISTORY_LIMIT }]);
         assert!(app.requests.is_empty());
         assert_eq!(app.current().map(|c| c.trust), Some(TrustMark::Tofu));
         assert!(texts(&app, "bob@example.test")[0].contains("NOT VERIFIED yet"));

@@ -1,10 +1,10 @@
 //! The driver of `keyward chat`: the terminal in raw mode on the alternate screen (always restored), key presses and session events fed to the state, its commands run on the session.
 
-use super::app::{App, Command, HISTORY_LIMIT, Key};
+use super::app::{App, Command, Key};
 use super::ui;
 use crate::{Compared, Session};
 use anyhow::bail;
-use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{self, Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
 use futures::StreamExt;
 use ratatui::Terminal;
@@ -75,6 +75,10 @@ async fn drive(
                             typed = true;
                         }
                     }
+                    Event::Paste(text) => {
+                        app.paste(&text);
+                        typed = true;
+                    }
                     Event::Resize(..) => typed = true,
                     _ => {}
                 },
@@ -111,6 +115,8 @@ fn key_of(event: KeyEvent) -> Option<Key> {
         KeyCode::BackTab => Key::BackTab,
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
         _ => return None,
     })
 }
@@ -130,8 +136,8 @@ async fn execute(session: &mut Session, app: &mut App, command: Command) -> Vec<
             Ok(event) => return app.added(&jid, &event, true),
             Err(e) => app.failed(Some(&jid), "accept", &e),
         },
-        Command::LoadHistory(jid) => match session.history(&jid, HISTORY_LIMIT).await {
-            Ok(items) => app.history_loaded(&jid, &items),
+        Command::LoadHistory { jid, limit } => match session.history(&jid, limit).await {
+            Ok(items) => app.history_loaded(&jid, &items, limit),
             Err(e) => app.failed(Some(&jid), "history", &e),
         },
         Command::Safety(jid) => match session.safety_number(&jid).await {
@@ -166,7 +172,7 @@ impl Screen {
             }));
         });
         terminal::enable_raw_mode()?;
-        let entered = execute!(io::stdout(), terminal::EnterAlternateScreen)
+        let entered = execute!(io::stdout(), terminal::EnterAlternateScreen, event::EnableBracketedPaste)
             .map_err(anyhow::Error::from)
             .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())).map_err(anyhow::Error::from));
         match entered {
@@ -188,5 +194,5 @@ impl Drop for Screen {
 /// Leaves raw mode and the alternate screen, and shows the cursor; harmless when not in them.
 fn restore() {
     let _ = terminal::disable_raw_mode();
-    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    let _ = execute!(io::stdout(), event::DisableBracketedPaste, terminal::LeaveAlternateScreen, cursor::Show);
 }

@@ -105,31 +105,38 @@ fn draw_conversation(frame: &mut Frame<'_>, app: &App, area: Rect) {
     if let Some(banner) = banner {
         lines.extend(lines_of(banner, width, trust_style(contact.trust).add_modifier(Modifier::REVERSED)));
     }
-    let pinned = lines.len();
+    // Scrolled back: the lines below the view are left out, and the last row says so.
+    let shown = contact.lines.len().saturating_sub(contact.scroll);
+    let below = contact.lines.len() - shown;
+    let mut room = usize::from(inner.height).saturating_sub(lines.len());
+    if below > 0 {
+        room = room.saturating_sub(1);
+    }
     let mut body: Vec<Line<'_>> = Vec::new();
-    for line in &contact.lines {
+    for line in &contact.lines[..shown] {
         body.extend(lines_of(&line.text, width, line_style(line.kind)));
     }
     // The last lines that fit below the banner.
-    let room = usize::from(inner.height).saturating_sub(pinned);
     let skip = body.len().saturating_sub(room);
     lines.extend(body.into_iter().skip(skip));
+    if below > 0 {
+        let more = format!("-- {below} more line{} below: Page Down --", if below == 1 { "" } else { "s" });
+        lines.extend(lines_of(&more, width, Style::new().add_modifier(Modifier::REVERSED)));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// `text` cut into lines of at most `width` characters, each styled.
+/// `text` cut into lines at most `width` columns wide, each styled.
 fn lines_of(text: &str, width: u16, style: Style) -> Vec<Line<'static>> {
     wrap(text, usize::from(width)).into_iter().map(|l| Line::from(Span::styled(l, style))).collect()
 }
 
-/// `text` cut into pieces of at most `width` characters (at least one piece).
+/// `text` cut into lines at most `width` terminal columns wide (at least one line): at spaces
+/// where it can, inside a word too long for a line, counting wide characters (CJK, emoji) as the
+/// two columns they take.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return vec![String::new()];
-    }
-    chars.chunks(width).map(|c| c.iter().collect()).collect()
+    let options = textwrap::Options::new(width.max(1)).break_words(true);
+    textwrap::wrap(text, options).into_iter().map(std::borrow::Cow::into_owned).collect()
 }
 
 fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
@@ -209,6 +216,23 @@ mod tests {
     }
 
     #[test]
+    fn scrolled_back_the_pane_shows_older_lines_and_says_how_many_are_below() {
+        let mut app = alice();
+        for i in 0..40 {
+            app.incoming(Incoming::Message(received("bob@example.test", &format!("b{i}"), &format!("msg {i}"), true)));
+        }
+        app.key(Key::PageUp);
+        let rows = conversation(&screen(&app));
+        assert!(shows(&rows, "bob: msg 29"), "{rows:#?}");
+        assert!(!shows(&rows, "bob: msg 30"), "{rows:#?}");
+        assert!(shows(&rows, "-- 10 more lines below: Page Down --"), "{rows:#?}");
+        app.key(Key::PageDown);
+        let rows = conversation(&screen(&app));
+        assert!(shows(&rows, "bob: msg 39"), "{rows:#?}");
+        assert!(!shows(&rows, "below: Page Down"), "{rows:#?}");
+    }
+
+    #[test]
     fn a_revoked_contact_is_marked_in_both_panes() {
         let mut app = alice();
         app.incoming(Incoming::Key(KeyEvent::Revoked {
@@ -220,7 +244,9 @@ mod tests {
         assert!(shows(&contacts(&rows), "REVOKED"), "{rows:#?}");
         assert!(shows(&contacts(&rows), "verified"), "carol stays verified: {rows:#?}");
         assert!(shows(&conversation(&rows), "KEY REVOKED: do not trust anything"), "{rows:#?}");
-        assert!(shows(&conversation(&rows), "lost laptop"), "{rows:#?}");
+        // Wrapped at a space, never inside a word.
+        assert!(shows(&conversation(&rows), "(lost"), "{rows:#?}");
+        assert!(shows(&conversation(&rows), "laptop): do not trust"), "{rows:#?}");
     }
 
     #[test]
@@ -266,6 +292,12 @@ mod tests {
         assert!(!shows(&rows, "bob: msg 0 "), "{rows:#?}");
         assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
         assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("see you at noon", 8), ["see you", "at noon"]);
+        // Wide characters take two columns each.
+        assert_eq!(wrap("漢字漢字漢", 4), ["漢字", "漢字", "漢"]);
+        for line in wrap("a 漢字 mixed with 🦀🦀🦀 crabs and averyveryverylongword", 7) {
+            assert!(unicode_width::UnicodeWidthStr::width(line.as_str()) <= 7, "{line:?}");
+        }
     }
 
     #[test]
