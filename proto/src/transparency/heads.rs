@@ -14,6 +14,8 @@ pub mod gossip;
 pub mod log;
 pub mod note;
 pub mod proof;
+#[cfg(test)]
+mod vectors;
 
 pub use checkpoint::{Head, VerifiedHead};
 pub use cosignature::CosignaturePolicy;

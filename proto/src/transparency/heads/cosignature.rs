@@ -12,7 +12,11 @@ use crate::error::{Error, Result};
 /// How far in the future a cosignature's time may be before it is not counted (clock skew).
 pub const MAX_FUTURE_SECS: u64 = 300;
 
-/// The message a cosignature signs.
+/// The largest timestamp the specification allows (2^63 - 1).
+pub const MAX_TIMESTAMP: u64 = i64::MAX as u64;
+
+/// The message a cosignature signs: the header line, the time line, then the whole note text
+/// (extension lines included).
 pub fn message(timestamp: u64, checkpoint_text: &str) -> Vec<u8> {
     format!("cosignature/v1\ntime {timestamp}\n{checkpoint_text}").into_bytes()
 }
@@ -22,6 +26,9 @@ pub fn message(timestamp: u64, checkpoint_text: &str) -> Vec<u8> {
 pub fn cosign(signer: &NoteSigner, note: &SignedNote, timestamp: u64) -> Result<NoteSignature> {
     if signer.verifier().kind() != KeyType::Cosignature {
         return Err(Error::Note("cosignatures need a type 0x04 key"));
+    }
+    if timestamp > MAX_TIMESTAMP {
+        return Err(Error::Note("a cosignature time is at most 2^63 - 1"));
     }
     let signature = signer.sign_raw(&message(timestamp, note.text()));
     let mut bytes = timestamp.to_be_bytes().to_vec();
@@ -34,6 +41,9 @@ pub(crate) fn check(key: &VerifierKey, text: &str, bytes: &[u8]) -> Option<u64> 
     let (time, signature) = bytes.split_first_chunk::<8>()?;
     let signature: &[u8; 64] = signature.try_into().ok()?;
     let timestamp = u64::from_be_bytes(*time);
+    if timestamp > MAX_TIMESTAMP {
+        return None;
+    }
     key.check(&message(timestamp, text), signature).then_some(timestamp)
 }
 
@@ -165,6 +175,7 @@ mod tests {
         assert_eq!(policy(3).check(&reparsed, 1_050), Err(Error::Cosignatures { valid: 2, required: 3 }));
         // A cosignature key cannot sign as the log, nor a log key cosign.
         assert!(cosign(&log, &note, 1).is_err());
+        assert!(cosign(&auditors[2], &note, MAX_TIMESTAMP + 1).is_err());
         let as_log = CosignaturePolicy { auditors: vec![log.verifier().clone()], required: 0, max_age_secs: 1 };
         assert!(as_log.check(&reparsed, 1).is_err());
         // A tampered timestamp breaks the signature.
