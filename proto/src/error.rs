@@ -143,6 +143,13 @@ pub enum Error {
         /// How many leaves the log holds.
         len: u64,
     },
+    /// A head of the same size as the stored one with another root: the directory showed two
+    /// logs. Keep both signed heads as evidence.
+    #[error("the directory forked its log: two heads of one size with different roots")]
+    Fork,
+    /// A head smaller than the stored one: the directory rolled its log back.
+    #[error("the directory rolled its log back")]
+    Rollback,
     /// A head's epoch line does not name the log's last leaf.
     #[error("the head's epoch line is not the log's last leaf")]
     HeadMismatch,

@@ -122,11 +122,18 @@ impl Head {
             .map_err(|_| Error::HeadMismatch)
     }
 
-    /// Checks that `self` extends `older` (same origin, not smaller, consistent by `proof`).
-    /// Same size with another root is a fork: keep both signed heads as evidence.
+    /// Checks that `self` extends `older`, the head stored before: same origin, not smaller
+    /// ([`Error::Rollback`]), same root at the same size ([`Error::Fork`]: keep both signed heads
+    /// as evidence), otherwise consistent by `proof` (from `older.size` to `self.size`).
     pub fn check_extends(&self, older: &Head, proof: &[LogHash]) -> Result<()> {
         if self.origin != older.origin {
             return Err(Error::Origin);
+        }
+        if self.size < older.size {
+            return Err(Error::Rollback);
+        }
+        if self.size == older.size && self.root != older.root {
+            return Err(Error::Fork);
         }
         verify_consistency(older.size, self.size, &older.root, &self.root, proof)
     }
@@ -307,7 +314,11 @@ mod tests {
         assert!(fork_head.check_extends(&old, &forked.consistency_proof(7, 20).expect("proof")).is_err());
         assert!(fork_head.check_extends(&old, &log.consistency_proof(7, 20).expect("proof")).is_err());
         // Rolled back: the older head cannot extend the newer.
-        assert!(old.check_extends(&new, &[]).is_err());
+        assert_eq!(old.check_extends(&new, &[]), Err(Error::Rollback));
+        // Same size, another root.
+        let fork_at_7 = head_of(&forked, &forked_leaves, 7);
+        assert_eq!(fork_at_7.check_extends(&old, &[]), Err(Error::Fork));
+        new.check_extends(&new, &[]).expect("a head extends itself");
         let elsewhere = Head::new("keyward/other", 7, *old.root(), *old.last_leaf()).expect("head");
         assert_eq!(new.check_extends(&elsewhere, &[]), Err(Error::Origin));
     }
