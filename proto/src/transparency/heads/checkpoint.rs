@@ -268,6 +268,29 @@ mod tests {
         assert_eq!(Head::from_text(&good.replace("\n3\n", "\n18446744073709551615\n")).map(|h| h.size()), Ok(u64::MAX));
     }
 
+    proptest::proptest! {
+        /// Every head prints and parses back to itself.
+        #[test]
+        fn text_round_trips(size in 1u64.., root in proptest::prelude::any::<[u8; 32]>(), epoch in proptest::prelude::any::<u64>(), akd_root in proptest::prelude::any::<[u8; 32]>()) {
+            let head = Head::new(ORIGIN, size, root, EpochLeaf { epoch, akd_root }).expect("head");
+            proptest::prop_assert_eq!(Head::from_text(&head.to_text()), Ok(head));
+        }
+
+        /// A valid text with one character replaced is refused, or is the canonical text of the
+        /// head it parses into (so no two texts parse into one head).
+        #[test]
+        fn accepted_texts_are_canonical(at in 0usize..200, c in proptest::sample::select(vec!['0', '1', '+', '-', ' ', '=', 'A', '/', '\n', 'k', '\r'])) {
+            let text = Head::new(ORIGIN, 1000, [7; 32], EpochLeaf { epoch: 20, akd_root: [9; 32] }).expect("head").to_text();
+            let mut chars: Vec<char> = text.chars().collect();
+            let at = at % chars.len();
+            chars[at] = c;
+            let changed: String = chars.into_iter().collect();
+            if let Ok(head) = Head::from_text(&changed) {
+                proptest::prop_assert_eq!(head.to_text(), changed);
+            }
+        }
+    }
+
     #[test]
     fn signed_head_opens_and_its_epoch_line_is_checked() {
         let (log, leaves) = log_of(11);

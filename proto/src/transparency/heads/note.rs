@@ -506,6 +506,34 @@ mod tests {
         assert_eq!(VerifierKey::new("weak", KeyType::Ed25519, &identity), Err(Error::InvalidKey));
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and a valid note with one byte changed, never panic the parsers;
+        /// a changed note never verifies as Peter's unless the change left it equal.
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), at in 0usize..400, byte in proptest::prelude::any::<u8>()) {
+            let _ = SignedNote::parse(&bytes);
+            let _ = VerifierKey::parse(&String::from_utf8_lossy(&bytes));
+            let mut note = format!("{TEXT}\n{PETER_SIG}").into_bytes();
+            let at = at % note.len();
+            let changed = note[at] != byte;
+            note[at] = byte;
+            if let Ok(parsed) = SignedNote::parse(&note) {
+                let verdict = parsed.verify_by(&peter());
+                proptest::prop_assert!(!changed || verdict.is_err() || parsed.text() == TEXT);
+            }
+        }
+    }
+
+    #[test]
+    fn text_may_hold_empty_lines_and_the_last_one_separates() {
+        let signer = peter_signer();
+        let text = "first\n\nsecond\n";
+        let note = SignedNote::sign(text, &signer).expect("sign").encode();
+        let parsed = SignedNote::parse(note.as_bytes()).expect("parses");
+        assert_eq!(parsed.text(), text);
+        parsed.verify_by(signer.verifier()).expect("valid");
+    }
+
     #[test]
     fn signer_debug_does_not_show_the_seed() {
         let signer = NoteSigner::new("k", KeyType::Ed25519, &[0x42; 32]).expect("signer");
