@@ -400,7 +400,8 @@ mod tests {
 
     #[test]
     fn go_verifier_keys_parse_and_print_back() {
-        for key in [PETER_KEY, ENOCH_KEY] {
+        // transparency-dev/formats note tests: a key whose base64 holds a '+'.
+        for key in [PETER_KEY, ENOCH_KEY, "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"] {
             assert_eq!(VerifierKey::parse(key).expect("parses").to_string(), key);
         }
         assert_eq!(peter().id(), [0xc7, 0x4f, 0x20, 0xa3]);
