@@ -109,6 +109,61 @@ pub enum Error {
     /// The operating system's random generator failed.
     #[error("the random generator failed")]
     Rng,
+    /// A signed note, its signature lines or a verifier key string was malformed
+    /// (C2SP signed-note; protocol section on key transparency heads).
+    #[error("malformed signed note: {0}")]
+    Note(&'static str),
+    /// A known key's signature on a signed note did not verify: the note is refused whole.
+    #[error("the signature of {name} on the note does not verify")]
+    NoteSignature {
+        /// The key name of the signature that failed.
+        name: String,
+    },
+    /// A signed note carried no valid signature of the key that had to sign it.
+    #[error("the note is not signed by {name}")]
+    Unsigned {
+        /// The key name expected.
+        name: String,
+    },
+    /// A checkpoint (an epoch head) was malformed or not keyward's.
+    #[error("malformed checkpoint: {0}")]
+    Checkpoint(&'static str),
+    /// A head came from another log than the one configured.
+    #[error("the head is for another log")]
+    Origin,
+    /// An inclusion or consistency proof of the epoch log did not verify: wrong length,
+    /// sizes it cannot prove, or hashes that do not lead to the signed roots.
+    #[error("log proof refused: {0}")]
+    LogProof(&'static str),
+    /// keydir asked its epoch log for a root or proof of sizes it does not hold.
+    #[error("the epoch log holds {len} leaves; {what} is out of range")]
+    LogRange {
+        /// What was out of range.
+        what: &'static str,
+        /// How many leaves the log holds.
+        len: u64,
+    },
+    /// A head of the same size as the stored one with another root: the directory showed two
+    /// logs. Keep both signed heads as evidence.
+    #[error("the directory forked its log: two heads of one size with different roots")]
+    Fork,
+    /// A head smaller than the stored one: the directory rolled its log back.
+    #[error("the directory rolled its log back")]
+    Rollback,
+    /// A head's epoch line does not name the log's last leaf.
+    #[error("the head's epoch line is not the log's last leaf")]
+    HeadMismatch,
+    /// Fewer fresh valid cosignatures from configured auditors than required.
+    #[error("{valid} fresh auditor cosignatures, {required} required")]
+    Cosignatures {
+        /// Valid cosignatures within the maximum age.
+        valid: usize,
+        /// Cosignatures required.
+        required: usize,
+    },
+    /// A gossiped head summary was malformed.
+    #[error("malformed head summary: {0}")]
+    Gossip(&'static str),
 }
 
 /// Shorthand for results of this crate.
