@@ -120,7 +120,12 @@ enum Command {
         #[arg(long, value_name = "NUMBER")]
         confirm: Option<String>,
     },
-    /// Chat interactively in the terminal: contacts, conversations, safety numbers.
+    /// Chat interactively in the terminal: contacts, requests, conversations, safety numbers.
+    ///
+    /// Enter sends to the selected contact; Tab, Up and Down change contact; Page Up and Page
+    /// Down scroll (Page Up at the top loads older messages from the archive). Commands: /add JID,
+    /// /accept [JID], /verify, /confirm NUMBER, /help, /quit. It reconnects by itself when the
+    /// server goes away; what is typed meanwhile is sent once it is back.
     Chat,
 }
 

@@ -225,7 +225,7 @@ pub struct App {
 
 const OFFLINE: &str = "OFFLINE: the connection broke; reconnecting by itself (what you type waits)";
 
-const HELP: &str = "Enter: send  Tab: next  /add JID /accept /verify /confirm NUM /quit";
+const HELP: &str = "Enter: send  Tab: next  PgUp/PgDn  /add JID /accept /verify /confirm NUM /quit";
 
 impl App {
     /// An empty screen for `me`.
