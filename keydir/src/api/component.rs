@@ -113,7 +113,9 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     if matches!(lookup, Err(ApiError::HoldingLimit(_))) {
         state.metrics.holding_limit_refused.inc();
     }
-    let known = lookup?;
+    // A bundle that neither the map nor its queue commits to is not served (a database edit).
+    let known =
+        crate::transparency::guard::withhold_uncommitted(&state.pool, &state.metrics.transparency, lookup?).await?;
     let items = jids
         .iter()
         .map(|jid| match known.iter().find(|k| k.jid == jid.as_str()) {

@@ -152,7 +152,8 @@ impl MapValue {
                 Ok(Self::Bundle(BundleCommitment(digest)))
             }
             Some((&VERSION_REVOKED, rest)) => {
-                let too_short = || Error::Length { field: "map value", expected: REVOKED_FIXED_LEN, actual: bytes.len() };
+                let too_short =
+                    || Error::Length { field: "map value", expected: REVOKED_FIXED_LEN, actual: bytes.len() };
                 let (fingerprint, rest) = rest.split_first_chunk::<32>().ok_or_else(too_short)?;
                 let (revoked_at, reason) = rest.split_first_chunk::<8>().ok_or_else(too_short)?;
                 if reason.len() > REASON_BYTES {
@@ -199,10 +200,7 @@ mod tests {
     #[test]
     fn a_bundle_commitment_vector() {
         let value = MapValue::bundle(b"abc");
-        assert_eq!(
-            hex::encode(value.encode()),
-            "01ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex::encode(value.encode()), "01ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(value.commits_to(b"abc"));
         assert!(!value.commits_to(b"abd"));
         assert_eq!(MapValue::parse(&value.encode()), Ok(value));
