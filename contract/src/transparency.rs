@@ -67,12 +67,15 @@ pub struct HistoryProofResponse {
 
 /// `GET /v0/transparency/audit?start=&end=`: the query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// The first epoch (at least 1).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 9223372036854775807_i64))]
     pub start: u64,
-    /// The last epoch (greater than `start`, at most `start + 1000`, at most the latest recorded epoch).
+    /// The last epoch wanted: the proof goes up to it, to `start + 1000` or to the latest
+    /// recorded epoch, whichever comes first.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 9223372036854775807_i64))]
     pub end: u64,
 }
 
@@ -82,7 +85,7 @@ pub struct AuditQuery {
 pub struct AuditProofResponse {
     /// The first epoch.
     pub start: u64,
-    /// The last epoch.
+    /// The last epoch it covers (see [`AuditQuery::end`]).
     pub end: u64,
     /// The root hashes keydir recorded for epochs `start..=end` (base64), in order. An auditor
     /// takes the roots from the signed heads, not from here.

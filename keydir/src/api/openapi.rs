@@ -25,7 +25,7 @@ pub enum ComponentErrors {
     /// The body is not declared as application/json.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// The database is unavailable.
+    /// The database is unavailable (or, for the transparency routes, no VRF key is configured or the map could not answer).
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }

@@ -7,6 +7,7 @@
 //! so anyone can audit.
 
 use super::extract::{JidPath, Params};
+use super::openapi::ComponentErrors;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::transparency::{Map, MapError};
@@ -24,7 +25,7 @@ use protobuf::Message;
 use std::sync::Arc;
 
 /// Most epochs one audit proof spans.
-pub const MAX_AUDIT_EPOCHS: u64 = 1000;
+pub const MAX_AUDIT_EPOCHS: i64 = 1000;
 
 /// The map, or 503 when this keydir has no VRF key.
 fn map(state: &AppState) -> ApiResult<&Arc<Map>> {
@@ -88,13 +89,16 @@ pub async fn vrf_key(State(state): State<AppState>) -> ApiResult<Json<VrfKeyResp
 }
 
 /// The append-only proof between two epochs, for auditors.
+///
+/// It covers `start` to the least of `end`, `start + 1000` and the latest recorded epoch; the
+/// answer's `end` says which. Nothing to prove (that epoch is not after `start`) is 404.
 #[utoipa::path(
     get, path = "/v0/transparency/audit", tag = "transparency",
     params(AuditQuery),
     responses(
-        (status = 200, description = "The proof", body = AuditProofResponse),
-        (status = 400, description = "start is 0, end is not after start, or more than 1000 epochs apart", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "end is past the latest recorded epoch", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The proof, up to the answer's end", body = AuditProofResponse),
+        (status = 400, description = "A malformed query", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No recorded epoch after start up to end", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "No VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -103,23 +107,24 @@ pub async fn audit(
     Params(query): Params<AuditQuery>,
 ) -> ApiResult<Json<AuditProofResponse>> {
     let map = map(&state)?;
-    if query.start == 0 || query.end <= query.start || query.end - query.start > MAX_AUDIT_EPOCHS {
-        return Err(ApiError::BadRequest(format!(
-            "start must be at least 1 and end after it, at most {MAX_AUDIT_EPOCHS} epochs apart"
-        )));
-    }
-    let (start, end) = match (i64::try_from(query.start), i64::try_from(query.end)) {
-        (Ok(start), Ok(end)) => (start, end),
-        _ => return Err(ApiError::BadRequest("start and end must be below 2^63".into())),
+    let (Ok(start), Ok(end)) = (i64::try_from(query.start), i64::try_from(query.end)) else {
+        return Err(ApiError::BadRequest("start and end must be below 2^63".into()));
     };
-    let recorded = crate::store::transparency::epochs(&state.pool, start, end).await?;
-    if recorded.last().map(|e| e.epoch) != Some(end) {
-        return Err(ApiError::NotFound(format!("epoch {end} is not recorded yet")));
+    let last = crate::store::transparency::last_epoch(&state.pool).await?;
+    let end = end.min(start.saturating_add(MAX_AUDIT_EPOCHS)).min(last);
+    if start < 1 || end <= start {
+        return Err(ApiError::NotFound(format!("no recorded epoch after {start} up to {}", query.end)));
     }
-    let proof = map.audit(query.start, query.end).await.map_err(failed)?;
+    let recorded = crate::store::transparency::epochs(&state.pool, start, end).await?;
+    let (Ok(from), Ok(to)) = (u64::try_from(start), u64::try_from(end)) else { return Err(ApiError::Internal) };
+    if recorded.len() as u64 != to - from + 1 {
+        tracing::error!(alarm = "transparency-epochs-missing", start, end, "recorded epochs are missing");
+        return Err(ApiError::Internal);
+    }
+    let proof = map.audit(from, to).await.map_err(failed)?;
     Ok(Json(AuditProofResponse {
-        start: query.start,
-        end: query.end,
+        start: from,
+        end: to,
         roots: recorded.iter().map(|e| STANDARD.encode(&e.root_hash)).collect(),
         proof: encoded(&pb::AppendOnlyProof::from(&proof))?,
     }))
@@ -132,7 +137,7 @@ pub async fn audit(
     responses(
         (status = 200, description = "The lookup proof", body = LookupProofResponse),
         (status = 404, description = "The JID is not in the map (akd 0.13 has no proof of absence for a lookup)", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No VRF key is configured, or the map could not answer", body = crate::problem::Problem, content_type = "application/problem+json"),
+        ComponentErrors,
     ),
     security(("component" = []))
 )]
@@ -158,7 +163,7 @@ pub async fn lookup(State(state): State<AppState>, JidPath(jid): JidPath) -> Api
     responses(
         (status = 200, description = "The history proof", body = HistoryProofResponse),
         (status = 404, description = "The JID is not in the map", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No VRF key is configured, or the map could not answer", body = crate::problem::Problem, content_type = "application/problem+json"),
+        ComponentErrors,
     ),
     security(("component" = []))
 )]

@@ -49,16 +49,21 @@ pub async fn record_epoch(pool: &PgPool, epoch: i64, root_hash: &[u8]) -> sqlx::
     sqlx::query!("INSERT INTO transparency_epochs (epoch, root_hash) VALUES ($1, $2)", epoch, root_hash)
         .execute(&mut *tx)
         .await?;
-    sqlx::query!("DELETE FROM transparency_pending WHERE epoch = $1", epoch).execute(&mut *tx).await?;
+    delete_claimed(&mut tx, epoch).await?;
     tx.commit().await
+}
+
+/// Deletes the rows claimed for `epoch`.
+async fn delete_claimed(conn: &mut PgConnection, epoch: i64) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM transparency_pending WHERE epoch = $1", epoch).execute(conn).await?;
+    Ok(())
 }
 
 /// Deletes the rows claimed for `epoch` when akd found nothing new in them (every value was
 /// already the label's current one), so no epoch was published.
 #[instrument(skip(pool))]
 pub async fn drop_claimed(pool: &PgPool, epoch: i64) -> sqlx::Result<()> {
-    sqlx::query!("DELETE FROM transparency_pending WHERE epoch = $1", epoch).execute(pool).await?;
-    Ok(())
+    delete_claimed(&mut *pool.acquire().await?, epoch).await
 }
 
 /// The last recorded epoch, 0 before the first.
@@ -81,20 +86,18 @@ pub async fn pending_count(pool: &PgPool) -> sqlx::Result<i64> {
 
 /// A recorded epoch.
 pub struct Epoch {
-    /// Its number.
-    pub epoch: i64,
     /// akd's root hash.
     pub root_hash: Vec<u8>,
     /// When it was recorded.
     pub published_at: OffsetDateTime,
 }
 
-/// The recorded epochs `from..=to`, in order.
+/// The recorded epochs `from..=to`, in order (the caller checks that none is missing).
 #[instrument(skip(pool))]
 pub async fn epochs(pool: &PgPool, from: i64, to: i64) -> sqlx::Result<Vec<Epoch>> {
     sqlx::query_as!(
         Epoch,
-        "SELECT epoch, root_hash, published_at FROM transparency_epochs WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch",
+        "SELECT root_hash, published_at FROM transparency_epochs WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch",
         from,
         to
     )

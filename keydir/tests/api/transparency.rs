@@ -191,7 +191,13 @@ async fn a_publish_and_a_revocation_are_proven_in_the_map_and_the_history_and_au
     let reply = app.send(Method::GET, "/v0/component/transparency/lookup/alice@example.test", Auth::None, None).await;
     reply.assert_problem(401, "unauthorized");
     let reply = app.send(Method::GET, "/v0/transparency/audit?start=2&end=1", Auth::None, None).await;
+    reply.assert_problem(404, "not-found");
+    let reply = app.send(Method::GET, "/v0/transparency/audit?start=1", Auth::None, None).await;
     reply.assert_problem(400, "bad-request");
+    // An end past the latest epoch is cut to it.
+    let path = format!("/v0/transparency/audit?start=1&end={}", latest + 50);
+    let reply = app.send(Method::GET, &path, Auth::None, None).await;
+    assert_eq!(reply.body["end"], latest, "{reply:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,4 +311,38 @@ async fn without_a_vrf_key_the_map_is_off_and_updates_queue() {
         .await
         .expect("alice's update is queued");
     assert!(MapValue::parse(&queued).expect("a map value").commits_to(account.bundle.as_bytes()));
+}
+
+/// Schema 7: the akd tables, before the queue.
+const SCHEMA_7: i64 = 20261208000001;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_from_before_the_map_enter_it_at_the_first_epoch() {
+    use sqlx::Connection;
+    let url = fresh_database().await;
+    let mut db = sqlx::PgConnection::connect(&url).await.expect("connects");
+    keyward_keydir::MIGRATOR.run_to(SCHEMA_7, &mut db).await.expect("schema 7");
+    let (alice, carol) = (Account::new("alice@example.test"), Account::new("carol@example.test"));
+    crate::migrations::insert_account(&mut db, &alice).await;
+    crate::migrations::insert_account(&mut db, &carol).await;
+    sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = 'phone lost' WHERE jid = $1")
+        .bind(carol.jid.as_str())
+        .bind(time::macros::datetime!(2026-11-30 12:00:00.987654 UTC))
+        .execute(&mut db)
+        .await
+        .expect("revoked");
+    db.close().await.expect("closes");
+
+    let app = map_app(&url, true).await;
+    let vrf = vrf_key(&app).await;
+    let proof = wait_in_map(&app, "alice@example.test", |_| true).await;
+    assert!(verify_lookup(&proof, "alice@example.test", &vrf).commits_to(alice.bundle.as_bytes()));
+    assert_eq!(served_bundle(&app, "alice@example.test").await.as_deref(), Some(alice.bundle.as_str()));
+    let proof = wait_in_map(&app, "carol@example.test", |_| true).await;
+    let MapValue::Revoked(revocation) = verify_lookup(&proof, "carol@example.test", &vrf) else {
+        panic!("carol's value is not her revocation")
+    };
+    assert_eq!(revocation.fingerprint().to_hex(), carol.fingerprint());
+    assert_eq!(revocation.revoked_at(), 1_796_040_000, "whole seconds, rounded down");
+    assert_eq!(revocation.reason(), "phone lost");
 }
