@@ -93,3 +93,44 @@ pub struct AuditProofResponse {
     /// akd's `AppendOnlyProof`, protobuf, base64.
     pub proof: String,
 }
+
+/// `POST /v0/component/transparency/lookups` body: the accounts whose proofs the component
+/// wants, e.g. those of one `keys` or `roster-keys` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LookupProofsRequest {
+    /// 1 to 100 bare JIDs.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100, value_type = Vec<crate::Jid>))]
+    pub jids: Vec<String>,
+}
+
+/// `POST /v0/component/transparency/lookups`: one proof per requested account, all for one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LookupProofsResponse {
+    /// The epoch every proof is for.
+    pub epoch: u64,
+    /// akd's root hash at that epoch (base64).
+    pub root_hash: String,
+    /// One item per requested JID, in request order.
+    pub items: Vec<LookupProofItem>,
+}
+
+/// One account's proof in a [`LookupProofsResponse`]; `version`, `value` and `proof` are all
+/// absent when the JID is not in the map (akd 0.13 proves no absence for a lookup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LookupProofItem {
+    /// The account.
+    pub jid: String,
+    /// The value's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The map value (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// akd's `LookupProof`, protobuf, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}

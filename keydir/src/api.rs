@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/component/cache/lease", post(component::cache_lease))
         .route("/v0/component/transparency/lookup/{jid}", get(transparency::lookup))
         .route("/v0/component/transparency/history/{jid}", get(transparency::history))
+        .route("/v0/component/transparency/lookups", post(transparency::lookups))
         .route_layer(from_fn_with_state(state.clone(), auth::component));
     let admin_api = Router::new()
         .route("/v0/admin/accounts", get(admin::list))

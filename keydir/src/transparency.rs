@@ -93,9 +93,9 @@ impl Map {
         Ok(opened.directory.get_epoch_hash().await?)
     }
 
-    /// The latest epoch and its root hash (as cached; see [`Map::sync`]).
+    /// The latest epoch and its root hash.
     pub async fn epoch_hash(&self) -> Result<EpochHash, MapError> {
-        Ok(self.opened().await?.directory.get_epoch_hash().await?)
+        self.sync().await
     }
 
     /// The VRF public key (32 bytes), with which clients check the labels in proofs.
@@ -111,15 +111,33 @@ impl Map {
     /// The lookup proof of `label`'s current value; `Ok(None)`: the label is not in the map.
     pub async fn lookup(&self, label: &[u8]) -> Result<Option<(LookupProof, EpochHash)>, MapError> {
         let opened = self.opened().await?;
+        self.sync().await?;
         if !self.has_label(label).await? {
             return Ok(None);
         }
         Ok(Some(opened.directory.lookup(AkdLabel(label.to_vec())).await?))
     }
 
+    /// Lookup proofs of the labels among `labels` that are in the map, each with its label,
+    /// all for one epoch, with that epoch; the labels not in the map are left out.
+    pub async fn batch_lookup(&self, labels: &[Vec<u8>]) -> Result<(Vec<(Vec<u8>, LookupProof)>, EpochHash), MapError> {
+        let opened = self.opened().await?;
+        self.sync().await?;
+        let found = crate::store::transparency::commitments(&self.pool, labels).await?;
+        let present: Vec<AkdLabel> =
+            found.into_iter().filter(|c| c.current.is_some()).map(|c| AkdLabel(c.label)).collect();
+        if present.is_empty() {
+            return Ok((Vec::new(), opened.directory.get_epoch_hash().await?));
+        }
+        // akd answers in the order it was asked.
+        let (proofs, at) = opened.directory.batch_lookup(&present).await?;
+        Ok((present.into_iter().map(|label| label.0).zip(proofs).collect(), at))
+    }
+
     /// The proof of `label`'s whole history; `Ok(None)`: the label is not in the map.
     pub async fn key_history(&self, label: &[u8]) -> Result<Option<(HistoryProof, EpochHash)>, MapError> {
         let opened = self.opened().await?;
+        self.sync().await?;
         if !self.has_label(label).await? {
             return Ok(None);
         }
@@ -128,6 +146,7 @@ impl Map {
 
     /// The append-only proof from epoch `start` to `end`.
     pub async fn audit(&self, start: u64, end: u64) -> Result<AppendOnlyProof, MapError> {
+        self.sync().await?;
         Ok(self.opened().await?.directory.audit(start, end).await?)
     }
 

@@ -213,6 +213,10 @@ pub async fn claim(State(state): State<AppState>, Body(body): Body<ClaimRequest>
         tokio::pin!(woken);
         woken.as_mut().enable();
         let claimed = store::notices::claim(&state.pool, max, lease).await?;
+        // A key relay whose bundle the map does not commit to stays leased, unsent.
+        let claimed =
+            crate::transparency::guard::withhold_uncommitted_relays(&state.pool, &state.metrics.transparency, claimed)
+                .await?;
         let now = tokio::time::Instant::now();
         if !claimed.is_empty() || now >= deadline || *stopping.borrow() {
             return Ok(Json(ClaimResponse { notices: claimed }));

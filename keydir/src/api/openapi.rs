@@ -76,7 +76,7 @@ impl Modify for BearerSchemes {
         component::publish, component::secret, component::lookup, component::relay, component::claim, component::ack,
         component::release, component::cache_lease, restore::oprf, restore::restore_proof,
         admin::revoke, admin::unlock, admin::account, admin::list, admin::audit,
-        transparency::lookup, transparency::history, transparency::epoch, transparency::vrf_key, transparency::audit,
+        transparency::lookup, transparency::lookups, transparency::history, transparency::epoch, transparency::vrf_key, transparency::audit,
         health::healthz, health::readyz,
     ),
     components(schemas(Problem)),

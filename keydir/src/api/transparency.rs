@@ -6,7 +6,7 @@
 //! append-only audit proof name no account (only VRF outputs and hashes) and need no token,
 //! so anyone can audit.
 
-use super::extract::{JidPath, Params};
+use super::extract::{Body, JidPath, Params, parse_jid};
 use super::openapi::ComponentErrors;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -17,8 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_contract::Jid;
 pub use keyward_contract::transparency::{
-    AuditProofResponse, AuditQuery, EpochResponse, HistoryProofResponse, LookupProofResponse, VrfKeyResponse,
+    AuditProofResponse, AuditQuery, EpochResponse, HistoryProofResponse, LookupProofItem, LookupProofResponse,
+    LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
 };
+use keyward_proto::BareJid;
+use keyward_proto::limits;
 use keyward_proto::transparency::value::label;
 use keyward_transparency::akd::proto::specs::types as pb;
 use protobuf::Message;
@@ -178,4 +181,48 @@ pub async fn history(State(state): State<AppState>, JidPath(jid): JidPath) -> Ap
         root_hash: STANDARD.encode(at.hash()),
         proof: encoded(&pb::HistoryProof::from(&proof))?,
     }))
+}
+
+/// The lookup proofs of up to 100 accounts at once, all for one epoch (e.g. for one `keys` or
+/// `roster-keys` answer).
+#[utoipa::path(
+    post, path = "/v0/component/transparency/lookups", tag = "component",
+    request_body = LookupProofsRequest,
+    responses(
+        (status = 200, description = "One item per requested JID, in order; an item without a proof is not in the map", body = LookupProofsResponse),
+        ComponentErrors,
+    ),
+    security(("component" = []))
+)]
+pub async fn lookups(
+    State(state): State<AppState>,
+    Body(body): Body<LookupProofsRequest>,
+) -> ApiResult<Json<LookupProofsResponse>> {
+    if body.jids.is_empty() {
+        return Err(ApiError::BadRequest("jids: at least one JID is required".into()));
+    }
+    if body.jids.len() > limits::KEYS_ITEMS {
+        return Err(ApiError::TooLarge(format!("jids: at most {} per request", limits::KEYS_ITEMS)));
+    }
+    let jids = body.jids.iter().map(|j| parse_jid(j, "jids")).collect::<Result<Vec<BareJid>, _>>()?;
+    let mut labels: Vec<Vec<u8>> = jids.iter().map(label).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let (proofs, at) = map(&state)?.batch_lookup(&labels).await.map_err(failed)?;
+    let items = jids
+        .iter()
+        .map(|jid| {
+            let proof = proofs.iter().find(|(of, _)| of[..] == *jid.as_str().as_bytes()).map(|(_, proof)| proof);
+            match proof {
+                None => Ok(LookupProofItem { jid: jid.to_string(), version: None, value: None, proof: None }),
+                Some(proof) => Ok(LookupProofItem {
+                    jid: jid.to_string(),
+                    version: Some(proof.version),
+                    value: Some(STANDARD.encode(&proof.value.0)),
+                    proof: Some(encoded(&pb::LookupProof::from(proof))?),
+                }),
+            }
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(LookupProofsResponse { epoch: at.epoch(), root_hash: STANDARD.encode(at.hash()), items }))
 }

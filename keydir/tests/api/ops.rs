@@ -128,6 +128,7 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("POST", "/v0/component/cache/lease"),
         ("GET", "/v0/component/transparency/lookup/{jid}"),
         ("GET", "/v0/component/transparency/history/{jid}"),
+        ("POST", "/v0/component/transparency/lookups"),
         ("GET", "/v0/transparency/epoch"),
         ("GET", "/v0/transparency/vrf-key"),
         ("GET", "/v0/transparency/audit"),

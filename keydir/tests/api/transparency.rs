@@ -228,6 +228,13 @@ async fn a_bundle_swapped_in_the_database_is_not_served() {
     assert!(item.get("bundle").is_none_or(Value::is_null), "the swapped bundle was served: {item}");
     let page = app.metrics().await;
     assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
+    // Nor does it go out in a key relay: the notice stays unsent.
+    let reply = app.relay("alice@example.test", "bob@example.test").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    let claimed = app.claim_now().await;
+    assert!(claimed.is_empty(), "the swapped bundle was relayed: {claimed:?}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 2.0, "{page}");
     let log = std::fs::read_to_string(app.keydir.log_path()).expect("the log");
     assert!(log.contains("transparency-uncommitted-bundle"), "no alarm in the log");
     assert!(!log.contains(&forged) && !log.contains(&alice.bundle), "the log holds a bundle");
@@ -345,4 +352,39 @@ async fn the_accounts_from_before_the_map_enter_it_at_the_first_epoch() {
     assert_eq!(revocation.fingerprint().to_hex(), carol.fingerprint());
     assert_eq!(revocation.revoked_at(), 1_796_040_000, "whole seconds, rounded down");
     assert_eq!(revocation.reason(), "phone lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proofs_of_a_whole_answer_come_at_once_for_one_epoch() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let vrf = vrf_key(&app).await;
+    let alice = app.account("alice@example.test").await;
+    let bob = app.account("bob@example.test").await;
+    wait_in_map(&app, "alice@example.test", |_| true).await;
+    wait_in_map(&app, "bob@example.test", |_| true).await;
+    let body = serde_json::json!({"jids": ["bob@example.test", "nobody@example.test", "Alice@example.test"]});
+    let reply = app.send(Method::POST, "/v0/component/transparency/lookups", Auth::Component, Some(body)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let items = reply.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1], serde_json::json!({"jid": "nobody@example.test"}), "no proof for an account not in the map");
+    for (item, account) in [(&items[0], &bob), (&items[2], &alice)] {
+        let jid = account.jid.as_str();
+        assert_eq!(item["jid"], jid);
+        let single = serde_json::json!({
+            "epoch": reply.body["epoch"], "root_hash": reply.body["root_hash"],
+            "value": item["value"], "proof": item["proof"],
+        });
+        assert!(verify_lookup(&single, jid, &vrf).commits_to(account.bundle.as_bytes()), "{jid}");
+    }
+    let reply = app
+        .send(
+            Method::POST,
+            "/v0/component/transparency/lookups",
+            Auth::Component,
+            Some(serde_json::json!({"jids": []})),
+        )
+        .await;
+    reply.assert_problem(400, "bad-request");
 }
