@@ -111,6 +111,8 @@ pub struct Commitments {
     pub label: Vec<u8>,
     /// The map's value at akd's latest epoch, if the label is in the map.
     pub current: Option<Vec<u8>>,
+    /// Every value the label had up to akd's latest epoch, oldest first.
+    pub published: Vec<Vec<u8>>,
     /// The values queued for the label (not published yet, or published but not yet deleted).
     pub pending: Vec<Vec<u8>>,
 }
@@ -125,6 +127,10 @@ pub async fn commitments(pool: &PgPool, labels: &[Vec<u8>]) -> sqlx::Result<Vec<
                     WHERE v.username = l.label
                       AND v.epoch <= (SELECT latest_epoch FROM akd_azks WHERE id = 1)
                     ORDER BY v.epoch DESC LIMIT 1) AS "current?",
+                  ARRAY(SELECT v.value FROM akd_value_states v
+                         WHERE v.username = l.label
+                           AND v.epoch <= (SELECT latest_epoch FROM akd_azks WHERE id = 1)
+                         ORDER BY v.epoch) AS "published!",
                   ARRAY(SELECT p.value FROM transparency_pending p WHERE p.label = l.label ORDER BY p.id) AS "pending!"
            FROM unnest($1::bytea[]) AS l(label)"#,
         labels

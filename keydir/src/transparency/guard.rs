@@ -5,7 +5,8 @@
 //! answers the account as having no key, a key-relay notice carrying it is not sent (it stays
 //! leased and comes back, like any notice that cannot be made), an alarm is logged (the JID,
 //! never key material) and `keyward_keydir_transparency_refused_bundles_total` counts it.
-//! Clients would catch the swap through the proofs anyway; keydir refusing it first keeps an
+//! An active account whose map value is its revocation (the revocation was undone in the
+//! accounts table) is refused the same way. Clients would catch either through the proofs anyway; keydir refusing it first keeps an
 //! edited row from reaching anyone at all.
 
 use crate::metrics::TransparencyMetrics;
@@ -17,12 +18,24 @@ use keyward_proto::transparency::value::MapValue;
 use sqlx::PgPool;
 use std::collections::HashSet;
 
+/// Which map values may commit to a served bundle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Against {
+    /// The label's current value (or a queued one): what a lookup of an active account needs,
+    /// so that a revocation undone in the accounts table is caught too.
+    Current,
+    /// Any value the label ever had (or a queued one): a key relay queued before its subject
+    /// was revoked still carries the bundle the map had.
+    History,
+}
+
 /// The JIDs among `(jid, bundle)` whose bundle nothing in the map or the queue commits to,
 /// each logged and counted.
 async fn uncommitted(
     pool: &PgPool,
     metrics: &TransparencyMetrics,
     served: &[(&str, &str)],
+    against: Against,
 ) -> ApiResult<HashSet<String>> {
     if served.is_empty() {
         return Ok(HashSet::new());
@@ -32,8 +45,13 @@ async fn uncommitted(
     let mut refused = HashSet::new();
     for (jid, bundle) in served {
         let entry = found.iter().find(|c| c.label == jid.as_bytes());
-        let committed = entry
-            .is_some_and(|c| c.current.iter().chain(c.pending.iter()).any(|value| commits(value, bundle.as_bytes())));
+        let committed = entry.is_some_and(|c| {
+            let published = match against {
+                Against::Current => c.current.as_slice(),
+                Against::History => c.published.as_slice(),
+            };
+            published.iter().chain(c.pending.iter()).any(|value| commits(value, bundle.as_bytes()))
+        });
         if !committed {
             metrics.refused_bundles.inc();
             tracing::error!(
@@ -58,7 +76,7 @@ pub async fn withhold_uncommitted(
         .filter(|k| k.status == Status::Active)
         .filter_map(|k| Some((k.jid.as_str(), k.bundle.as_deref()?)))
         .collect();
-    let refused = uncommitted(pool, metrics, &served).await?;
+    let refused = uncommitted(pool, metrics, &served, Against::Current).await?;
     for account in known.iter_mut().filter(|k| refused.contains(&k.jid)) {
         account.bundle = None;
     }
@@ -78,7 +96,7 @@ pub async fn withhold_uncommitted_relays(
             NoticeEvent::Revoked { .. } => None,
         })
         .collect();
-    let refused = uncommitted(pool, metrics, &served).await?;
+    let refused = uncommitted(pool, metrics, &served, Against::History).await?;
     notices.retain(|n| !(matches!(n.event, NoticeEvent::KeyRelay { .. }) && refused.contains(&n.subject)));
     Ok(notices)
 }

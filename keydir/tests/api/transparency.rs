@@ -142,7 +142,9 @@ async fn a_publish_and_a_revocation_are_proven_in_the_map_and_the_history_and_au
     assert_eq!(proof["version"], 1);
     assert!(epoch(&app).await.0 >= 1);
 
-    // A revocation becomes bob's terminal value.
+    // A revocation becomes bob's terminal value (after his bundle was published: an epoch
+    // publishes each label's newest value only).
+    wait_in_map(&app, "bob@example.test", |v| v.commits_to(bob.bundle.as_bytes())).await;
     let reply = app.revoke("bob@example.test", "laptop stolen").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let proof = wait_in_map(&app, "bob@example.test", |v| matches!(v, MapValue::Revoked(_))).await;
@@ -387,4 +389,36 @@ async fn the_proofs_of_a_whole_answer_come_at_once_for_one_epoch() {
         )
         .await;
     reply.assert_problem(400, "bad-request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_undone_in_the_database_is_caught_and_an_earlier_relay_still_goes_out() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let alice = app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |v| v.commits_to(alice.bundle.as_bytes())).await;
+    assert_eq!(app.relay("alice@example.test", "bob@example.test").await.status, StatusCode::ACCEPTED);
+    assert_eq!(app.revoke("alice@example.test", "left").await.status, StatusCode::OK);
+    wait_in_map(&app, "alice@example.test", |v| matches!(v, MapValue::Revoked(_))).await;
+    // The relay queued before the revocation carries the bundle the map had: it goes out.
+    let claimed = app.claim_now().await;
+    let relays: Vec<&Value> = claimed.iter().filter(|n| n["event"]["kind"] == "key-relay").collect();
+    assert_eq!(relays.len(), 1, "{claimed:?}");
+    assert_eq!(relays[0]["event"]["bundle"], alice.bundle.as_str());
+
+    // The database is edited: alice's revocation is undone.
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    sqlx::query(
+        "UPDATE accounts SET status = 'active', revoked_at = NULL, reason = NULL WHERE jid = 'alice@example.test'",
+    )
+    .execute(&pool)
+    .await
+    .expect("the edit");
+    let reply = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let item = &reply.body["items"][0];
+    assert_eq!(item["status"], "none", "an un-revoked key was served as active: {item}");
+    assert!(item.get("bundle").is_none_or(Value::is_null), "{item}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
 }
