@@ -422,3 +422,53 @@ async fn a_revocation_undone_in_the_database_is_caught_and_an_earlier_relay_stil
     let page = app.metrics().await;
     assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_died_mid_round_is_taken_over_without_a_gap_or_a_repeat() {
+    let url = fresh_database().await;
+    let mut app = map_app(&url, true).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    let alice = app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |_| true).await;
+    wait_until_nothing_pending(&pool).await;
+    let (n, root) = epoch(&app).await;
+    app.keydir.stop().await.expect("stops");
+
+    // What a publisher leaves when it dies after akd committed epoch n but before recording
+    // it: n missing from the epochs table, its rows still queued and claimed for n. And what
+    // one leaves when it dies after claiming rows for n + 1 but before akd committed them.
+    sqlx::query("DELETE FROM transparency_epochs WHERE epoch = $1")
+        .bind(i64::try_from(n).expect("small"))
+        .execute(&pool)
+        .await
+        .expect("deleted");
+    let carol = Account::new("carol@example.test");
+    for (jid, bundle, claimed) in
+        [("alice@example.test", &alice.bundle, n), ("carol@example.test", &carol.bundle, n + 1)]
+    {
+        sqlx::query("INSERT INTO transparency_pending (label, value, epoch) VALUES ($1, $2, $3)")
+            .bind(jid.as_bytes().to_vec())
+            .bind(MapValue::bundle(bundle.as_bytes()).encode())
+            .bind(i64::try_from(claimed).expect("small"))
+            .execute(&pool)
+            .await
+            .expect("queued");
+    }
+
+    app.keydir.start_again().await.expect("starts again");
+    let vrf = vrf_key(&app).await;
+    let proof = wait_in_map(&app, "carol@example.test", |_| true).await;
+    assert!(verify_lookup(&proof, "carol@example.test", &vrf).commits_to(carol.bundle.as_bytes()));
+    wait_until_nothing_pending(&pool).await;
+    let epochs: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT epoch, root_hash FROM transparency_epochs ORDER BY epoch")
+        .fetch_all(&pool)
+        .await
+        .expect("epochs");
+    let numbers: Vec<i64> = epochs.iter().map(|(e, _)| *e).collect();
+    let n = i64::try_from(n).expect("small");
+    assert_eq!(numbers, (1..=n + 1).collect::<Vec<_>>(), "epoch n recorded again, carol's is n + 1");
+    assert_eq!(epochs[usize::try_from(n - 1).expect("small")].1, root.to_vec(), "epoch n recorded with akd's root");
+    let proof = wait_in_map(&app, "alice@example.test", |_| true).await;
+    assert_eq!(proof["version"], 1, "alice's value was not published twice");
+    audit(&app, 1, u64::try_from(n + 1).expect("small")).await.expect("the audit across the takeover verifies");
+}
