@@ -20,7 +20,7 @@ use keyward_transparency::akd::{
 };
 use sqlx::PgPool;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, RwLock};
 
 /// keyward's akd domain label ([`DOMAIN_LABEL`]).
 #[derive(Clone)]
@@ -50,6 +50,10 @@ pub struct Map {
     pool: PgPool,
     key: VrfKey,
     opened: OnceCell<Opened>,
+    /// Held (write) while this replica publishes, and (read) while [`Map::sync`] may flush:
+    /// a flush in the middle of a local publish could let a reader put the tree as it was
+    /// before the commit back into the cache under the new epoch.
+    publishing: RwLock<()>,
 }
 
 struct Opened {
@@ -60,7 +64,7 @@ struct Opened {
 impl Map {
     /// The map in `pool`'s database with `key`; nothing is read until it is used.
     pub fn new(pool: PgPool, key: VrfKey) -> Self {
-        Self { pool, key, opened: OnceCell::new() }
+        Self { pool, key, opened: OnceCell::new(), publishing: RwLock::new(()) }
     }
 
     /// akd's directory, created (an empty tree at epoch 0) if the database has none yet.
@@ -84,6 +88,7 @@ impl Map {
     /// one (another replica published), the cache is flushed. Returns the latest epoch and root.
     pub async fn sync(&self) -> Result<EpochHash, MapError> {
         let opened = self.opened().await?;
+        let _no_local_publish = self.publishing.read().await;
         let cached = opened.directory.get_epoch_hash().await?;
         let stored = crate::store::transparency::akd_epoch(&self.pool).await?;
         if stored.and_then(|e| u64::try_from(e).ok()) == Some(cached.epoch()) {
@@ -105,7 +110,9 @@ impl Map {
 
     /// Publishes `updates` (distinct labels) as the next epoch.
     pub async fn publish(&self, updates: Vec<(AkdLabel, AkdValue)>) -> Result<EpochHash, MapError> {
-        Ok(self.opened().await?.directory.publish(updates).await?)
+        let opened = self.opened().await?;
+        let _publishing = self.publishing.write().await;
+        Ok(opened.directory.publish(updates).await?)
     }
 
     /// The lookup proof of `label`'s current value; `Ok(None)`: the label is not in the map.

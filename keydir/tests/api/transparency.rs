@@ -470,5 +470,8 @@ async fn a_publisher_that_died_mid_round_is_taken_over_without_a_gap_or_a_repeat
     assert_eq!(epochs[usize::try_from(n - 1).expect("small")].1, root.to_vec(), "epoch n recorded with akd's root");
     let proof = wait_in_map(&app, "alice@example.test", |_| true).await;
     assert_eq!(proof["version"], 1, "alice's value was not published twice");
-    audit(&app, 1, u64::try_from(n + 1).expect("small")).await.expect("the audit across the takeover verifies");
+    if let Err(err) = audit(&app, 1, u64::try_from(n + 1).expect("small")).await {
+        let log = std::fs::read_to_string(app.keydir.log_path()).unwrap_or_default();
+        panic!("the audit across the takeover does not verify: {err}\n{epochs:?}\n{log}");
+    }
 }
