@@ -17,6 +17,7 @@ pub mod component;
 pub mod int;
 pub mod problem;
 mod status;
+pub mod transparency;
 
 pub use problem::{Problem, ProblemType};
 pub use status::{AccountStatus, KeyStatus, NoticeKind};

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod restore;
+pub mod transparency;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -38,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/component/notices/ack", post(component::ack))
         .route("/v0/component/notices/release", post(component::release))
         .route("/v0/component/cache/lease", post(component::cache_lease))
+        .route("/v0/component/transparency/lookup/{jid}", get(transparency::lookup))
+        .route("/v0/component/transparency/history/{jid}", get(transparency::history))
+        .route("/v0/component/transparency/lookups", post(transparency::lookups))
         .route_layer(from_fn_with_state(state.clone(), auth::component));
     let admin_api = Router::new()
         .route("/v0/admin/accounts", get(admin::list))
@@ -49,6 +53,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(component_api)
         .merge(admin_api)
+        .route("/v0/transparency/epoch", get(transparency::epoch))
+        .route("/v0/transparency/vrf-key", get(transparency::vrf_key))
+        .route("/v0/transparency/audit", get(transparency::audit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))

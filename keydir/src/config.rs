@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod restore;
+mod transparency;
 
 pub use keyward_service::{LogFormat, Secret, Token};
 pub use restore::{LOCK_SECONDS_LIMIT, MAX_ATTEMPTS_LIMIT, RestoreSettings, parse_seed};
+pub use transparency::{MAX_EPOCH_MS, MIN_EPOCH_MS, TransparencySettings, VrfKey};
 
 /// Everything `serve` needs, from flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -69,6 +71,19 @@ pub struct ServeArgs {
     /// Seconds after which a restore lock expires by itself; 0: only an admin unlocks.
     #[arg(long, env = "KEYWARD_RESTORE_LOCK_SECONDS", default_value_t = 0)]
     pub restore_lock_seconds: u64,
+    /// VRF private key of the key transparency map: base64 of 32 random bytes. It must never
+    /// change for the life of the directory; keep it out of the database's backups. Without it
+    /// (and without --vrf-key-file) no epoch is published and the transparency endpoints answer
+    /// 503 `unavailable` (updates still queue for the first epoch).
+    #[arg(long, env = "KEYWARD_VRF_KEY", hide_env_values = true)]
+    pub vrf_key: Option<Secret>,
+    /// A file holding the VRF private key (base64), e.g. a mounted Kubernetes Secret; instead of
+    /// KEYWARD_VRF_KEY.
+    #[arg(long, env = "KEYWARD_VRF_KEY_FILE")]
+    pub vrf_key_file: Option<PathBuf>,
+    /// How often pending map updates are published as one epoch (milliseconds, 100 to 3600000).
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_EPOCH_MS", default_value_t = 2000)]
+    pub transparency_epoch_ms: u64,
 }
 
 /// Validated settings of a running key directory.
@@ -96,6 +111,8 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// The guess-limited restore: seed, limit, lock expiry.
     pub restore: RestoreSettings,
+    /// The key transparency map: VRF key and epoch interval.
+    pub transparency: TransparencySettings,
 }
 
 /// The largest accepted `KEYWARD_MAX_HOLDINGS`.
@@ -121,6 +138,7 @@ impl Settings {
             notice_retention: Duration::from_secs(168 * 3600),
             prune_interval: Duration::from_secs(600),
             restore: RestoreSettings::default(),
+            transparency: TransparencySettings::default(),
         })
     }
 
@@ -155,6 +173,8 @@ impl Settings {
             args.restore_max_attempts,
             args.restore_lock_seconds,
         )?;
+        settings.transparency =
+            TransparencySettings::new(args.vrf_key.as_ref(), args.vrf_key_file.as_deref(), args.transparency_epoch_ms)?;
         Ok(settings)
     }
 }

@@ -22,6 +22,7 @@ mod server;
 mod state;
 mod store;
 pub mod tls;
+mod transparency;
 mod wake;
 
 pub use config::{Settings, Token};

@@ -7,7 +7,8 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyward_service::metrics::{CONTENT_TYPE, ServiceRegistry};
-use prometheus::{Counter, CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGauge, Opts};
+use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The key directory's metrics.
@@ -35,10 +36,55 @@ pub struct Metrics {
     pub restore_locked_refused: Counter,
     /// Claims waiting for a notice (long-polls parked until a NOTIFY, the sweep or their deadline).
     pub claims_waiting: IntGauge,
+    /// The transparency map's epochs, queue and refusals.
+    pub transparency: Arc<TransparencyMetrics>,
     notices_pending: IntGauge,
     oldest_pending: Gauge,
     pool: GaugeVec,
     database_up: IntGauge,
+}
+
+/// The transparency map's metrics (shared with its publisher task).
+pub struct TransparencyMetrics {
+    /// Time akd took to publish an epoch.
+    pub publish_seconds: Histogram,
+    /// Map updates waiting for an epoch (at the last round).
+    pub pending: IntGauge,
+    /// The map's latest epoch (at the last round).
+    pub epoch: IntGauge,
+    /// Publisher rounds that failed.
+    pub failures: Counter,
+    /// Bundles not served because neither the map nor its queue commits to them.
+    pub refused_bundles: Counter,
+}
+
+impl TransparencyMetrics {
+    fn register(registry: &ServiceRegistry) -> Result<Self, keyward_service::Error> {
+        let publish_seconds = Histogram::with_opts(
+            HistogramOpts::new("transparency_publish_duration_seconds", "Time akd took to publish one map epoch.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )?;
+        let pending = IntGauge::with_opts(opts(
+            "transparency_pending_updates",
+            "Map updates (publishes, revocations) waiting for the next epoch, at the publisher's last round.",
+        ))?;
+        let epoch = IntGauge::with_opts(opts("transparency_epoch", "The transparency map's latest epoch."))?;
+        let failures = Counter::with_opts(opts(
+            "transparency_publish_failures_total",
+            "Epoch publisher rounds that failed (retried at the next interval).",
+        ))?;
+        let refused_bundles = Counter::with_opts(opts(
+            "transparency_refused_bundles_total",
+            "Bundles not served because neither the map nor its queue commits to them (the database was edited).",
+        ))?;
+        Ok(Self {
+            publish_seconds: registry.register(publish_seconds)?,
+            pending: registry.register(pending)?,
+            epoch: registry.register(epoch)?,
+            failures: registry.register(failures)?,
+            refused_bundles: registry.register(refused_bundles)?,
+        })
+    }
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -124,6 +170,7 @@ impl Metrics {
         for outcome in ["accepted", "refused"] {
             restore_proofs.with_label_values(&[outcome]);
         }
+        let transparency = Arc::new(TransparencyMetrics::register(&registry)?);
         let notices_pending = registry.register(notices_pending)?;
         let oldest_pending = registry.register(oldest_pending)?;
         let pool = registry.register(pool)?;
@@ -147,6 +194,7 @@ impl Metrics {
             restore_proofs,
             restore_locked_refused,
             claims_waiting,
+            transparency,
             notices_pending,
             oldest_pending,
             pool,

@@ -41,6 +41,8 @@ pub enum ApiError {
     Unavailable,
     /// 503: no OPRF seed is configured: the restore endpoints are off.
     RestoreUnavailable,
+    /// 503: no VRF key is configured, or the map could not answer: the transparency endpoints are off.
+    TransparencyUnavailable(String),
     /// 500: anything else; the cause is logged, never sent.
     Internal,
 }
@@ -72,6 +74,7 @@ impl ApiError {
                 ProblemType::RestoreUnavailable,
                 "this keydir has no OPRF seed configured: the guess-limited restore is off".into(),
             ),
+            TransparencyUnavailable(d) => (ProblemType::Unavailable, d),
             Internal => (ProblemType::Internal, "an internal error occurred; it was logged".into()),
         }
     }

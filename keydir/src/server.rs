@@ -52,6 +52,14 @@ pub async fn run(
              its endpoints answer 503 restore-unavailable"
         );
     }
+    if settings.transparency.vrf_key.is_none() {
+        tracing::warn!(
+            "no VRF key (KEYWARD_VRF_KEY or KEYWARD_VRF_KEY_FILE): no key transparency epoch is published, \
+             the transparency endpoints answer 503 (updates still queue)"
+        );
+    }
+    let map =
+        settings.transparency.vrf_key.clone().map(|key| Arc::new(crate::transparency::Map::new(pool.clone(), key)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
     // A few transactions of new holder edges at once, leaving most of the pool to reads.
@@ -63,6 +71,7 @@ pub async fn run(
         edges,
         settings: Arc::new(settings),
         wake: Arc::new(Notify::new()),
+        map: map.clone(),
         stopping: stop_rx.clone(),
     };
     let listener_task = tokio::spawn(crate::wake::listen(pool.clone(), state.wake.clone()));
@@ -73,6 +82,15 @@ pub async fn run(
         state.settings.prune_interval,
         stop_rx.clone(),
     ));
+    let publisher_task = map.map(|map| {
+        tokio::spawn(crate::transparency::publisher::run(
+            pool.clone(),
+            map,
+            state.metrics.transparency.clone(),
+            state.settings.transparency.epoch_interval,
+            stop_rx.clone(),
+        ))
+    });
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -98,6 +116,11 @@ pub async fn run(
     listener_task.abort();
     if retention_task.await.is_err() {
         tracing::warn!("notice pruning ended abnormally");
+    }
+    if let Some(task) = publisher_task
+        && task.await.is_err()
+    {
+        tracing::warn!("the transparency epoch publisher ended abnormally");
     }
     pool.close().await;
     tracing::info!("keydir stopped");

@@ -20,6 +20,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Records the holder edges of lookups that hand out keys for the first time (group commit).
     pub edges: EdgeWriter,
+    /// The key transparency map; `None` without a VRF key.
+    pub map: Option<Arc<crate::transparency::Map>>,
     /// Becomes true when the service shuts down: waiting claims return.
     pub stopping: watch::Receiver<bool>,
 }

@@ -7,6 +7,7 @@ pub mod holdings;
 pub mod leases;
 pub mod notices;
 pub mod restore;
+pub mod transparency;
 
 use keyward_contract::{AccountStatus, NoticeKind};
 

@@ -106,6 +106,13 @@ pub enum Error {
         /// What was wrong with it.
         reason: &'static str,
     },
+    /// A transparency map value begins with a version this implementation does not know
+    /// (`transparency::value`).
+    #[error("unknown map value version {0:#04x}")]
+    MapValueVersion(u8),
+    /// A field that must be UTF-8 was not.
+    #[error("{0} is not valid UTF-8")]
+    Utf8(&'static str),
     /// The operating system's random generator failed.
     #[error("the random generator failed")]
     Rng,

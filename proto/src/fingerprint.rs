@@ -17,6 +17,11 @@ impl Fingerprint {
         Self(Sha256::digest(ik_public).into())
     }
 
+    /// The fingerprint with these raw 32 bytes (as a transparency map value carries it).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

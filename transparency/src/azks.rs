@@ -22,6 +22,32 @@ pub(crate) async fn get(pool: &PgPool) -> Result<Option<Azks>, StorageError> {
     }))
 }
 
+/// Stores `azks` as the commit of an epoch: only over a stored azks of an earlier epoch (or
+/// none). Two writers committing the same epoch (two publishers that both believe they hold
+/// the publishing lock) cannot both succeed: the second one's azks is refused, and with it
+/// its whole transaction, its nodes and states included.
+#[instrument(level = "debug", skip_all, fields(epoch = azks.latest_epoch))]
+pub(crate) async fn advance(tx: &mut PgConnection, azks: &Azks) -> Result<(), StorageError> {
+    let done = sqlx::query!(
+        "INSERT INTO akd_azks (id, latest_epoch, num_nodes) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET latest_epoch = excluded.latest_epoch, num_nodes = excluded.num_nodes
+          WHERE akd_azks.latest_epoch < excluded.latest_epoch",
+        i16::from(DEFAULT_AZKS_KEY),
+        to_bigint(azks.latest_epoch, "akd_azks.latest_epoch")?,
+        to_bigint(azks.num_nodes, "akd_azks.num_nodes")?,
+    )
+    .execute(tx)
+    .await
+    .map_err(database)?;
+    if done.rows_affected() != 1 {
+        return Err(StorageError::Other(format!(
+            "akd_azks: epoch {} is not after the stored one (another writer committed it)",
+            azks.latest_epoch
+        )));
+    }
+    Ok(())
+}
+
 /// Stores `azks` in the publishing transaction (after the epoch's nodes and states).
 #[instrument(level = "debug", skip_all, fields(epoch = azks.latest_epoch))]
 pub(crate) async fn put(tx: &mut PgConnection, azks: &Azks) -> Result<(), StorageError> {

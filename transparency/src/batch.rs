@@ -43,14 +43,18 @@ impl Batch {
         Batch { azks, nodes: nodes.into_values().collect(), states: states.into_values().collect() }
     }
 
-    /// Writes every record in one transaction: nodes, value states, then the azks.
+    /// Writes every record in one transaction: nodes, value states, then the azks. A
+    /// `commit` (akd's commit of an epoch) writes its azks only over an earlier epoch's
+    /// ([`azks::advance`]): the same epoch committed twice fails whole.
     #[instrument(level = "debug", skip_all, fields(nodes = self.nodes.len(), states = self.states.len()))]
-    pub(crate) async fn write(self, pool: &PgPool) -> Result<(), StorageError> {
+    pub(crate) async fn write(self, pool: &PgPool, commit: bool) -> Result<(), StorageError> {
         let mut tx = pool.begin().await.map_err(database)?;
         nodes::put_many(&mut tx, &self.nodes).await?;
         states::put_many(&mut tx, &self.states).await?;
-        if let Some(azks) = &self.azks {
-            azks::put(&mut tx, azks).await?;
+        match &self.azks {
+            Some(azks) if commit => azks::advance(&mut tx, azks).await?,
+            Some(azks) => azks::put(&mut tx, azks).await?,
+            None => {}
         }
         // Dropped without a commit (any error above), the transaction rolls back.
         tx.commit().await.map_err(database)

@@ -76,8 +76,11 @@ impl Database for PgDatabase {
     }
 
     /// One transaction, whatever the state: a general write is a batch of one epoch's records too.
-    async fn batch_set(&self, records: Vec<DbRecord>, _state: DbSetState) -> Result<(), StorageError> {
-        batch::Batch::new(records).write(&self.pool).await
+    /// akd's commit of an epoch (`TransactionCommit`) must move the azks to a later epoch, so
+    /// that two publishers cannot both commit one epoch.
+    async fn batch_set(&self, records: Vec<DbRecord>, state: DbSetState) -> Result<(), StorageError> {
+        let commit = matches!(state, DbSetState::TransactionCommit);
+        batch::Batch::new(records).write(&self.pool, commit).await
     }
 
     async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {

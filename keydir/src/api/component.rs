@@ -113,7 +113,9 @@ pub async fn lookup(State(state): State<AppState>, Body(body): Body<LookupReques
     if matches!(lookup, Err(ApiError::HoldingLimit(_))) {
         state.metrics.holding_limit_refused.inc();
     }
-    let known = lookup?;
+    // A bundle that neither the map nor its queue commits to is not served (a database edit).
+    let known =
+        crate::transparency::guard::withhold_uncommitted(&state.pool, &state.metrics.transparency, lookup?).await?;
     let items = jids
         .iter()
         .map(|jid| match known.iter().find(|k| k.jid == jid.as_str()) {
@@ -211,6 +213,10 @@ pub async fn claim(State(state): State<AppState>, Body(body): Body<ClaimRequest>
         tokio::pin!(woken);
         woken.as_mut().enable();
         let claimed = store::notices::claim(&state.pool, max, lease).await?;
+        // A key relay whose bundle the map does not commit to stays leased, unsent.
+        let claimed =
+            crate::transparency::guard::withhold_uncommitted_relays(&state.pool, &state.metrics.transparency, claimed)
+                .await?;
         let now = tokio::time::Instant::now();
         if !claimed.is_empty() || now >= deadline || *stopping.borrow() {
             return Ok(Json(ClaimResponse { notices: claimed }));

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers, served at `/openapi.json`.
 
-use super::{admin, component, health, restore};
+use super::{admin, component, health, restore, transparency};
 use crate::problem::Problem;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,7 +25,7 @@ pub enum ComponentErrors {
     /// The body is not declared as application/json.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// The database is unavailable.
+    /// The database is unavailable (or, for the transparency routes, no VRF key is configured or the map could not answer).
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
@@ -76,6 +76,7 @@ impl Modify for BearerSchemes {
         component::publish, component::secret, component::lookup, component::relay, component::claim, component::ack,
         component::release, component::cache_lease, restore::oprf, restore::restore_proof,
         admin::revoke, admin::unlock, admin::account, admin::list, admin::audit,
+        transparency::lookup, transparency::lookups, transparency::history, transparency::epoch, transparency::vrf_key, transparency::audit,
         health::healthz, health::readyz,
     ),
     components(schemas(Problem)),
@@ -83,6 +84,7 @@ impl Modify for BearerSchemes {
     tags(
         (name = "component", description = "For the XMPP component (component token)"),
         (name = "admin", description = "For admins (admin token)"),
+        (name = "transparency", description = "The key transparency map's epoch, VRF key and audit proofs (public, no token)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

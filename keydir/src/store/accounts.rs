@@ -4,6 +4,7 @@ use super::Status;
 use super::edges::EdgeWriter;
 use crate::problem::{ApiError, ApiResult};
 use keyward_proto::restore::AnySecret;
+use keyward_proto::transparency::value::{MapValue, label};
 use keyward_proto::{BareJid, IdentityPublic, SecretSig, VerifiedBundle, XmlElement};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -147,6 +148,9 @@ pub async fn publish(pool: &PgPool, bundle: &NewBundle, secret: &NewSecret) -> A
         }
         _ => {
             insert_bundle(&mut tx, bundle).await?;
+            // The map commits to the bundle exactly as stored and served (its XML's bytes).
+            let value = MapValue::bundle(bundle.xml.as_bytes()).encode();
+            super::transparency::enqueue(&mut tx, &label(&bundle.jid), &value).await?;
             (true, *bundle.verified.identity_key())
         }
     };

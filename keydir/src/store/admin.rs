@@ -2,7 +2,8 @@
 
 use super::Status;
 use crate::problem::{ApiError, ApiResult};
-use keyward_proto::BareJid;
+use keyward_proto::transparency::value::{MapValue, Revocation as MapRevocation, label};
+use keyward_proto::{BareJid, Fingerprint};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -53,7 +54,10 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
         return Ok(Revocation { at, reason, notices, changed: false });
     }
     let at = now_micros();
+    let value = revocation_value(&locked.fingerprint, at, reason)?;
     mark_revoked(&mut tx, jid, at, reason).await?;
+    // The map's terminal value, queued with the store of record's change.
+    super::transparency::enqueue(&mut tx, &label(jid), &value).await?;
     // The notices name their subject; the claim reads the time, reason and fingerprint from there.
     let notices = insert_revoked_notices(&mut tx, jid).await?;
     let notices = i64::try_from(notices).unwrap_or(i64::MAX);
@@ -65,6 +69,18 @@ pub async fn revoke(pool: &PgPool, jid: &BareJid, reason: &str) -> ApiResult<Rev
     insert_audit(&mut tx, jid, &detail).await?;
     tx.commit().await?;
     Ok(Revocation { at, reason: reason.to_owned(), notices, changed: true })
+}
+
+/// The map value of a revocation: the stored fingerprint, the time in whole seconds, the reason.
+fn revocation_value(fingerprint: &str, at: OffsetDateTime, reason: &str) -> ApiResult<Vec<u8>> {
+    let fingerprint = Fingerprint::from_hex(fingerprint).map_err(|_| {
+        tracing::error!("a stored fingerprint does not parse");
+        ApiError::Internal
+    })?;
+    let seconds = u64::try_from(at.unix_timestamp()).map_err(|_| ApiError::Internal)?;
+    let revocation = MapRevocation::new(fingerprint, seconds, reason)
+        .map_err(|err| ApiError::BadRequest(format!("reason: {err}")))?;
+    Ok(MapValue::Revoked(revocation).encode())
 }
 
 /// Locks the account row (`FOR UPDATE`) and reads it with its fingerprint;

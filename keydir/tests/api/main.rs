@@ -15,3 +15,4 @@ mod replicas;
 mod restore;
 mod restore_checks;
 mod tls;
+mod transparency;

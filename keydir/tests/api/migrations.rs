@@ -14,7 +14,7 @@ use time::macros::datetime;
 const SCHEMA_2: i64 = 20261206000001;
 
 /// Stores `account` as keydir of schema 2 did: text status, bundle columns.
-async fn insert_account(db: &mut PgConnection, account: &Account) {
+pub(crate) async fn insert_account(db: &mut PgConnection, account: &Account) {
     let verified = Bundle::parse(account.bundle.as_bytes()).expect("parses").verify().expect("verifies");
     sqlx::query("INSERT INTO accounts (jid) VALUES ($1)")
         .bind(account.jid.as_str())

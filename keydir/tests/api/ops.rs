@@ -126,6 +126,12 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("POST", "/v0/component/notices/ack"),
         ("POST", "/v0/component/notices/release"),
         ("POST", "/v0/component/cache/lease"),
+        ("GET", "/v0/component/transparency/lookup/{jid}"),
+        ("GET", "/v0/component/transparency/history/{jid}"),
+        ("POST", "/v0/component/transparency/lookups"),
+        ("GET", "/v0/transparency/epoch"),
+        ("GET", "/v0/transparency/vrf-key"),
+        ("GET", "/v0/transparency/audit"),
         ("POST", "/v0/admin/accounts/{jid}/revoke"),
         ("POST", "/v0/admin/accounts/{jid}/unlock"),
         ("GET", "/v0/admin/accounts/{jid}"),
@@ -139,10 +145,13 @@ async fn openapi_document_describes_exactly_the_real_routes() {
     .collect();
     assert_eq!(documented, real);
     // And each is served: without a token it is 401 (or 200 for health), never a 404 or 405.
+    // The public transparency routes need no token: this keydir has no VRF key, so 503 (or 400
+    // for the audit's missing query).
     for (method, path) in &documented {
         let path = path.replace("{jid}", "alice@example.test");
         let reply = app.send(Method::from_bytes(method.as_bytes()).expect("method"), &path, Auth::None, None).await;
-        assert!(matches!(reply.status.as_u16(), 200 | 401), "{method} {path}: {reply:?}");
+        let expected: &[u16] = if path.starts_with("/v0/transparency/") { &[400, 503] } else { &[200, 401] };
+        assert!(expected.contains(&reply.status.as_u16()), "{method} {path}: {reply:?}");
     }
 }
 
@@ -319,17 +328,30 @@ async fn schemathesis_finds_no_failures() {
     let options = KeydirOptions::new(&fresh_database().await);
     // With an OPRF seed: without one the restore routes answer 503 by design.
     let seed = Some("c2NoZW1hdGhlc2lzLXRlc3Qtc2VlZC0wMTIzNDU2Nzg=".to_owned());
-    let app =
-        TestApp::start(KeydirOptions { max_claim_wait: Some(Duration::from_millis(100)), oprf_seed: seed, ..options })
-            .await;
+    // With a VRF key and a short epoch: the transparency routes answer with proofs.
+    let env = vec![
+        ("KEYWARD_VRF_KEY".to_owned(), "4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8=".to_owned()),
+        ("KEYWARD_TRANSPARENCY_EPOCH_MS".to_owned(), "100".to_owned()),
+    ];
+    let app = TestApp::start(KeydirOptions {
+        max_claim_wait: Some(Duration::from_millis(100)),
+        oprf_seed: seed,
+        env,
+        ..options
+    })
+    .await;
     // Some data for the fuzzer to hit: an account with a holder, and a revoked one.
     app.account("alice@example.test").await;
     app.account("bob@example.test").await;
     app.relay("alice@example.test", "bob@example.test").await;
     app.revoke("bob@example.test", "test").await;
+    // Two epochs at least (alice and bob, then bob's revocation, or all in one and carol's).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.account("carol@example.test").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let binary = schemathesis();
     let schema = format!("{}/openapi.json", app.keydir.url());
-    let runs = [("component", COMPONENT_TOKEN), ("admin", ADMIN_TOKEN), ("health", "")];
+    let runs = [("component", COMPONENT_TOKEN), ("admin", ADMIN_TOKEN), ("health", ""), ("transparency", "")];
     for (tag, token) in runs {
         let mut attempt = 0;
         let out = loop {

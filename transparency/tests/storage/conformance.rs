@@ -105,6 +105,25 @@ async fn a_batch_that_fails_part_way_writes_nothing() {
 }
 
 #[tokio::test]
+async fn the_same_epoch_committed_twice_fails_whole_the_second_time() {
+    let db = PgDatabase::new(migrated_pool().await);
+    db.set(DbRecord::Azks(Azks { latest_epoch: 4, num_nodes: 1 })).await.expect("stores");
+    let (first, second) = (NodeLabel::new([7; 32], 256), NodeLabel::new([8; 32], 256));
+    let commit = |label, num_nodes| {
+        vec![DbRecord::TreeNode(node(label, 5, false)), DbRecord::Azks(Azks { latest_epoch: 5, num_nodes })]
+    };
+    db.batch_set(commit(first, 2), DbSetState::TransactionCommit).await.expect("epoch 5 commits");
+    // A second publisher's commit of epoch 5 (it read epoch 4 before the first committed).
+    let err = db.batch_set(commit(second, 3), DbSetState::TransactionCommit).await.expect_err("refused");
+    assert!(matches!(&err, StorageError::Other(m) if m.contains("akd_azks")), "{err:?}");
+    assert!(matches!(db.get::<TreeNodeWithPreviousValue>(&NodeKey(second)).await, Err(StorageError::NotFound(_))));
+    let azks = db.get::<Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY).await;
+    assert!(matches!(azks, Ok(DbRecord::Azks(Azks { latest_epoch: 5, num_nodes: 2 }))), "{azks:?}");
+    // A general write (akd's own bookkeeping, its conformance suite) is not a commit: not checked.
+    db.set(DbRecord::Azks(Azks { latest_epoch: 1, num_nodes: 1 })).await.expect("a general write");
+}
+
+#[tokio::test]
 async fn retrieval_flags_pick_the_state_akds_memory_storage_picks() {
     let db = PgDatabase::new(migrated_pool().await);
     let name = "alice@example.test";

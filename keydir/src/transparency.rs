@@ -1,0 +1,177 @@
+//! The verifiable map: akd's directory over keyward-transparency's Postgres storage, with keyward's domain label and keydir's VRF key.
+//!
+//! keydir is the map's only writer, and only through [`publisher`]: publishes and
+//! revocations queue their (label, value) in the store of record's transaction
+//! (`store::transparency`), and the publisher turns what is pending into one akd epoch at a
+//! time. Reads (proofs for the endpoints) go through the same [`Map`], whose akd cache is
+//! kept in step with the database when another replica published (see [`Map::sync`]).
+
+pub mod guard;
+pub mod publisher;
+
+use crate::config::VrfKey;
+use keyward_proto::transparency::value::DOMAIN_LABEL;
+use keyward_transparency::PgDatabase;
+use keyward_transparency::akd::errors::AkdError;
+use keyward_transparency::akd::storage::StorageManager;
+use keyward_transparency::akd::{
+    AkdLabel, AkdValue, AppendOnlyProof, AzksParallelismConfig, Directory, DomainLabel, EpochHash,
+    ExperimentalConfiguration, HistoryParams, HistoryProof, LookupProof,
+};
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::sync::{OnceCell, RwLock};
+
+/// keyward's akd domain label ([`DOMAIN_LABEL`]).
+#[derive(Clone)]
+pub struct KeywardDomain;
+
+impl DomainLabel for KeywardDomain {
+    fn domain_label() -> &'static [u8] {
+        DOMAIN_LABEL
+    }
+}
+
+/// akd's configuration of keydir's map: its main-branch hashing with keyward's label.
+pub type Config = ExperimentalConfiguration<KeywardDomain>;
+
+/// akd's directory as keydir runs it.
+pub type AkdDirectory = Directory<Config, PgDatabase, VrfKey>;
+
+/// Most bytes akd's cache of tree nodes and value states may take.
+pub const CACHE_BYTES: usize = 64 << 20;
+/// How long akd keeps a cached record.
+const CACHE_ITEM_LIFETIME: Duration = Duration::from_secs(300);
+/// How often akd cleans its cache.
+const CACHE_CLEAN: Duration = Duration::from_secs(60);
+
+/// The map, opened on first use (keydir starts while the database is down).
+pub struct Map {
+    pool: PgPool,
+    key: VrfKey,
+    opened: OnceCell<Opened>,
+    /// Held (write) while this replica publishes, and (read) while [`Map::sync`] may flush:
+    /// a flush in the middle of a local publish could let a reader put the tree as it was
+    /// before the commit back into the cache under the new epoch.
+    publishing: RwLock<()>,
+}
+
+struct Opened {
+    directory: AkdDirectory,
+    storage: StorageManager<PgDatabase>,
+}
+
+impl Map {
+    /// The map in `pool`'s database with `key`; nothing is read until it is used.
+    pub fn new(pool: PgPool, key: VrfKey) -> Self {
+        Self { pool, key, opened: OnceCell::new(), publishing: RwLock::new(()) }
+    }
+
+    /// akd's directory, created (an empty tree at epoch 0) if the database has none yet.
+    async fn opened(&self) -> Result<&Opened, AkdError> {
+        self.opened
+            .get_or_try_init(|| async {
+                let storage = StorageManager::new(
+                    PgDatabase::new(self.pool.clone()),
+                    Some(CACHE_ITEM_LIFETIME),
+                    Some(CACHE_BYTES),
+                    Some(CACHE_CLEAN),
+                );
+                let directory =
+                    Directory::new(storage.clone(), self.key.clone(), AzksParallelismConfig::default()).await?;
+                Ok(Opened { directory, storage })
+            })
+            .await
+    }
+
+    /// Brings akd's cache in step with the database: when the stored epoch is not the cached
+    /// one (another replica published), the cache is flushed. Returns the latest epoch and root.
+    pub async fn sync(&self) -> Result<EpochHash, MapError> {
+        let opened = self.opened().await?;
+        let _no_local_publish = self.publishing.read().await;
+        let cached = opened.directory.get_epoch_hash().await?;
+        let stored = crate::store::transparency::akd_epoch(&self.pool).await?;
+        if stored.and_then(|e| u64::try_from(e).ok()) == Some(cached.epoch()) {
+            return Ok(cached);
+        }
+        opened.storage.flush_cache().await;
+        Ok(opened.directory.get_epoch_hash().await?)
+    }
+
+    /// The latest epoch and its root hash.
+    pub async fn epoch_hash(&self) -> Result<EpochHash, MapError> {
+        self.sync().await
+    }
+
+    /// The VRF public key (32 bytes), with which clients check the labels in proofs.
+    pub async fn vrf_public_key(&self) -> Result<Vec<u8>, MapError> {
+        Ok(self.opened().await?.directory.get_public_key().await?.as_bytes().to_vec())
+    }
+
+    /// Publishes `updates` (distinct labels) as the next epoch.
+    pub async fn publish(&self, updates: Vec<(AkdLabel, AkdValue)>) -> Result<EpochHash, MapError> {
+        let opened = self.opened().await?;
+        let _publishing = self.publishing.write().await;
+        Ok(opened.directory.publish(updates).await?)
+    }
+
+    /// The lookup proof of `label`'s current value; `Ok(None)`: the label is not in the map.
+    pub async fn lookup(&self, label: &[u8]) -> Result<Option<(LookupProof, EpochHash)>, MapError> {
+        let opened = self.opened().await?;
+        self.sync().await?;
+        if !self.has_label(label).await? {
+            return Ok(None);
+        }
+        Ok(Some(opened.directory.lookup(AkdLabel(label.to_vec())).await?))
+    }
+
+    /// Lookup proofs of the labels among `labels` that are in the map, each with its label,
+    /// all for one epoch, with that epoch; the labels not in the map are left out.
+    pub async fn batch_lookup(&self, labels: &[Vec<u8>]) -> Result<(Vec<(Vec<u8>, LookupProof)>, EpochHash), MapError> {
+        let opened = self.opened().await?;
+        self.sync().await?;
+        let found = crate::store::transparency::commitments(&self.pool, labels).await?;
+        let present: Vec<AkdLabel> =
+            found.into_iter().filter(|c| c.current.is_some()).map(|c| AkdLabel(c.label)).collect();
+        if present.is_empty() {
+            return Ok((Vec::new(), opened.directory.get_epoch_hash().await?));
+        }
+        // akd answers in the order it was asked.
+        let (proofs, at) = opened.directory.batch_lookup(&present).await?;
+        Ok((present.into_iter().map(|label| label.0).zip(proofs).collect(), at))
+    }
+
+    /// The proof of `label`'s whole history; `Ok(None)`: the label is not in the map.
+    pub async fn key_history(&self, label: &[u8]) -> Result<Option<(HistoryProof, EpochHash)>, MapError> {
+        let opened = self.opened().await?;
+        self.sync().await?;
+        if !self.has_label(label).await? {
+            return Ok(None);
+        }
+        Ok(Some(opened.directory.key_history(&AkdLabel(label.to_vec()), HistoryParams::Complete).await?))
+    }
+
+    /// The append-only proof from epoch `start` to `end`.
+    pub async fn audit(&self, start: u64, end: u64) -> Result<AppendOnlyProof, MapError> {
+        self.sync().await?;
+        Ok(self.opened().await?.directory.audit(start, end).await?)
+    }
+
+    /// Whether the label has a value at akd's latest stored epoch (akd's lookup of a label it
+    /// does not have is an error, not a proof of absence).
+    async fn has_label(&self, label: &[u8]) -> Result<bool, MapError> {
+        let found = crate::store::transparency::commitments(&self.pool, &[label.to_vec()]).await?;
+        Ok(found.iter().any(|c| c.current.is_some()))
+    }
+}
+
+/// Why the map could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// akd refused or failed (including its storage's errors).
+    #[error("akd: {0}")]
+    Akd(#[from] AkdError),
+    /// keydir's own tables failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}

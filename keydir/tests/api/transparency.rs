@@ -1,0 +1,477 @@
+//! The key transparency map: publishes and revocations reach the map at the next epoch with proofs
+//! that akd's client and auditor verify; two replicas never publish an epoch twice; a bundle
+//! swapped in the database is not served; a restart keeps the map.
+
+use crate::helpers::{Account, Auth, TestApp, fresh_database, metric};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use keyward_proto::transparency::value::{DOMAIN_LABEL, MapValue};
+use keyward_proto::{BareJid, Bundle, KeyPair, XmlElement};
+use keyward_tests::keydir::KeydirOptions;
+use keyward_transparency::akd;
+use keyward_transparency::akd::proto::specs::types as pb;
+use keyward_transparency::akd::{AkdLabel, DomainLabel, ExperimentalConfiguration, HistoryVerificationParams};
+use protobuf::Message;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// A VRF key for the tests (32 bytes, base64); a deployment draws its own.
+const VRF_KEY: &str = "4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8=";
+
+/// keyward's akd configuration, as a client builds it: only the domain label is keyward's.
+#[derive(Clone)]
+struct Keyward;
+
+impl DomainLabel for Keyward {
+    fn domain_label() -> &'static [u8] {
+        DOMAIN_LABEL
+    }
+}
+
+type Config = ExperimentalConfiguration<Keyward>;
+
+fn with_map(options: &mut KeydirOptions) {
+    options.env.push(("KEYWARD_VRF_KEY".into(), VRF_KEY.into()));
+    options.env.push(("KEYWARD_TRANSPARENCY_EPOCH_MS".into(), "100".into()));
+}
+
+async fn map_app(url: &str, migrate: bool) -> TestApp {
+    let mut options = KeydirOptions::new(url);
+    options.migrate = migrate;
+    with_map(&mut options);
+    TestApp::start(options).await
+}
+
+fn bytes(value: &Value) -> Vec<u8> {
+    STANDARD.decode(value.as_str().expect("a base64 string")).expect("base64")
+}
+
+fn digest(value: &Value) -> [u8; 32] {
+    bytes(value).try_into().expect("32 bytes")
+}
+
+/// The served epoch and root hash (no token needed).
+async fn epoch(app: &TestApp) -> (u64, [u8; 32]) {
+    let reply = app.send(Method::GET, "/v0/transparency/epoch", Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    (reply.body["epoch"].as_u64().expect("epoch"), digest(&reply.body["root_hash"]))
+}
+
+async fn vrf_key(app: &TestApp) -> Vec<u8> {
+    let reply = app.send(Method::GET, "/v0/transparency/vrf-key", Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    bytes(&reply.body["vrf_public_key"])
+}
+
+/// Polls the lookup proof of `jid` until the map holds a value that `accept` takes (20 s at most).
+async fn wait_in_map(app: &TestApp, jid: &str, accept: impl Fn(&MapValue) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let path = format!("/v0/component/transparency/lookup/{jid}");
+        let reply = app.send(Method::GET, &path, Auth::Component, None).await;
+        if reply.status == StatusCode::OK
+            && accept(&MapValue::parse(&bytes(&reply.body["value"])).expect("a map value"))
+        {
+            return reply.body;
+        }
+        assert!(Instant::now() < deadline, "{jid} never reached the map: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Verifies a served lookup proof with akd's client against the served root and VRF key;
+/// returns the proven value.
+fn verify_lookup(body: &Value, jid: &str, vrf: &[u8]) -> MapValue {
+    let proof = pb::LookupProof::parse_from_bytes(&bytes(&body["proof"])).expect("protobuf");
+    let proof = akd::LookupProof::try_from(&proof).expect("a lookup proof");
+    let epoch = body["epoch"].as_u64().expect("epoch");
+    let verified =
+        akd::client::lookup_verify::<Config>(vrf, digest(&body["root_hash"]), epoch, AkdLabel(jid.into()), proof)
+            .expect("the lookup proof verifies");
+    assert_eq!(verified.value.0, bytes(&body["value"]), "the served value is the proven one");
+    MapValue::parse(&verified.value.0).expect("a map value")
+}
+
+/// The bundle the component is served for `jid`, if any.
+async fn served_bundle(app: &TestApp, jid: &str) -> Option<String> {
+    let reply = app.lookup(None, &[jid]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    reply.body["items"][0]["bundle"].as_str().map(str::to_owned)
+}
+
+/// Verifies the append-only proof between `start` and `end` as an auditor does.
+async fn audit(app: &TestApp, start: u64, end: u64) -> Result<(), akd::errors::AkdError> {
+    let path = format!("/v0/transparency/audit?start={start}&end={end}");
+    let reply = app.send(Method::GET, &path, Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let roots: Vec<[u8; 32]> = reply.body["roots"].as_array().expect("roots").iter().map(digest).collect();
+    assert_eq!(roots.len() as u64, end - start + 1);
+    let proof = pb::AppendOnlyProof::parse_from_bytes(&bytes(&reply.body["proof"])).expect("protobuf");
+    let proof = akd::AppendOnlyProof::try_from(&proof).expect("an audit proof");
+    akd::auditor::audit_verify::<Config>(roots, proof).await
+}
+
+async fn wait_until_nothing_pending(pool: &sqlx::PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM transparency_pending").fetch_one(pool).await.expect("count");
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pending} updates still pending after 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_and_a_revocation_are_proven_in_the_map_and_the_history_and_audit_verify() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let vrf = vrf_key(&app).await;
+    let alice = app.account("alice@example.test").await;
+    let bob = app.account("bob@example.test").await;
+
+    let proof = wait_in_map(&app, "alice@example.test", |v| matches!(v, MapValue::Bundle(_))).await;
+    let proven = verify_lookup(&proof, "alice@example.test", &vrf);
+    let served = served_bundle(&app, "alice@example.test").await.expect("alice's bundle is served");
+    assert_eq!(served, alice.bundle);
+    assert!(proven.commits_to(served.as_bytes()), "the proven value commits to the served bundle");
+    assert!(!proven.commits_to(bob.bundle.as_bytes()));
+    assert_eq!(proof["version"], 1);
+    assert!(epoch(&app).await.0 >= 1);
+
+    // A revocation becomes bob's terminal value (after his bundle was published: an epoch
+    // publishes each label's newest value only).
+    wait_in_map(&app, "bob@example.test", |v| v.commits_to(bob.bundle.as_bytes())).await;
+    let reply = app.revoke("bob@example.test", "laptop stolen").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let proof = wait_in_map(&app, "bob@example.test", |v| matches!(v, MapValue::Revoked(_))).await;
+    let MapValue::Revoked(revocation) = verify_lookup(&proof, "bob@example.test", &vrf) else {
+        panic!("bob's value is not a revocation")
+    };
+    assert_eq!(revocation.fingerprint().to_hex(), bob.fingerprint());
+    assert_eq!(revocation.reason(), "laptop stolen");
+    let revoked_at = time::OffsetDateTime::parse(
+        reply.body["revoked_at"].as_str().expect("revoked_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("a time");
+    assert_eq!(revocation.revoked_at(), u64::try_from(revoked_at.unix_timestamp()).expect("after 1970"));
+    assert_eq!(proof["version"], 2);
+
+    // bob's own client monitors his key: two values, the bundle then the revocation.
+    let reply =
+        app.send(Method::GET, "/v0/component/transparency/history/bob@example.test", Auth::Component, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let history = pb::HistoryProof::parse_from_bytes(&bytes(&reply.body["proof"])).expect("protobuf");
+    let history = akd::HistoryProof::try_from(&history).expect("a history proof");
+    let verified = akd::client::key_history_verify::<Config>(
+        &vrf,
+        digest(&reply.body["root_hash"]),
+        reply.body["epoch"].as_u64().expect("epoch"),
+        AkdLabel(b"bob@example.test".to_vec()),
+        history,
+        HistoryVerificationParams::default(),
+    )
+    .expect("the history proof verifies");
+    let values: Vec<MapValue> = verified.iter().map(|r| MapValue::parse(&r.value.0).expect("a value")).collect();
+    assert!(
+        matches!(values.as_slice(), [MapValue::Revoked(_), MapValue::Bundle(b)] if MapValue::Bundle(*b).commits_to(bob.bundle.as_bytes()))
+    );
+
+    // The auditor's check from the first epoch to the latest, and its teeth.
+    let (latest, _) = epoch(&app).await;
+    assert!(latest >= 2, "two epochs at least: {latest}");
+    audit(&app, 1, latest).await.expect("the audit proof verifies");
+
+    // No account, no proof (akd 0.13 proves no absence for a lookup): 404, and public data needs no token.
+    let reply =
+        app.send(Method::GET, "/v0/component/transparency/lookup/carol@example.test", Auth::Component, None).await;
+    reply.assert_problem(404, "not-found");
+    let reply = app.send(Method::GET, "/v0/component/transparency/lookup/alice@example.test", Auth::None, None).await;
+    reply.assert_problem(401, "unauthorized");
+    let reply = app.send(Method::GET, "/v0/transparency/audit?start=2&end=1", Auth::None, None).await;
+    reply.assert_problem(404, "not-found");
+    let reply = app.send(Method::GET, "/v0/transparency/audit?start=1", Auth::None, None).await;
+    reply.assert_problem(400, "bad-request");
+    // An end past the latest epoch is cut to it.
+    let path = format!("/v0/transparency/audit?start=1&end={}", latest + 50);
+    let reply = app.send(Method::GET, &path, Auth::None, None).await;
+    assert_eq!(reply.body["end"], latest, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_swapped_in_the_database_is_not_served() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let alice = app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |v| v.commits_to(alice.bundle.as_bytes())).await;
+    assert_eq!(served_bundle(&app, "alice@example.test").await.as_deref(), Some(alice.bundle.as_str()));
+
+    // The database is edited: alice's bundle becomes one of the attacker's keys.
+    let attacker = KeyPair::generate().expect("rng");
+    let jid = BareJid::parse("alice@example.test").expect("jid");
+    let forged = Bundle::sign(&attacker, jid, 1_764_150_001).to_xml();
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    sqlx::query("UPDATE bundles SET xml = $1, ik = $2, fingerprint = $3 WHERE jid = 'alice@example.test'")
+        .bind(&forged)
+        .bind(attacker.identity_public().to_bytes().to_vec())
+        .bind(attacker.fingerprint().to_hex())
+        .execute(&pool)
+        .await
+        .expect("the edit");
+
+    let reply = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let item = &reply.body["items"][0];
+    assert_eq!(item["status"], "none", "{item}");
+    assert!(item.get("bundle").is_none_or(Value::is_null), "the swapped bundle was served: {item}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
+    // Nor does it go out in a key relay: the notice stays unsent.
+    let reply = app.relay("alice@example.test", "bob@example.test").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    let claimed = app.claim_now().await;
+    assert!(claimed.is_empty(), "the swapped bundle was relayed: {claimed:?}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 2.0, "{page}");
+    let log = std::fs::read_to_string(app.keydir.log_path()).expect("the log");
+    assert!(log.contains("transparency-uncommitted-bundle"), "no alarm in the log");
+    assert!(!log.contains(&forged) && !log.contains(&alice.bundle), "the log holds a bundle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_publish_each_epoch_once_and_a_restart_keeps_the_map() {
+    let url = fresh_database().await;
+    let a = map_app(&url, true).await;
+    let mut b = map_app(&url, false).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    let mut accounts = Vec::new();
+    for n in 0..24 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        accounts.push(app.account(&format!("user{n}@example.test")).await);
+        if n % 5 == 0 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+        }
+    }
+    for n in (0..24).step_by(6) {
+        let app = if n % 4 == 0 { &b } else { &a };
+        let reply = app.revoke(&format!("user{n}@example.test"), "left").await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+    wait_until_nothing_pending(&pool).await;
+
+    // The epochs table is 1..=n without a gap or a repeat, and akd is at n.
+    let epochs: Vec<i64> = sqlx::query_scalar("SELECT epoch FROM transparency_epochs ORDER BY epoch")
+        .fetch_all(&pool)
+        .await
+        .expect("epochs");
+    let n = epochs.len() as i64;
+    assert!(n >= 2, "{epochs:?}");
+    assert_eq!(epochs, (1..=n).collect::<Vec<_>>());
+    let akd_epoch: i64 =
+        sqlx::query_scalar("SELECT latest_epoch FROM akd_azks").fetch_one(&pool).await.expect("akd's epoch");
+    assert_eq!(akd_epoch, n);
+    // Both replicas serve the same head once their caches caught up, and the tree is one
+    // append-only history: every step audits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while epoch(&a).await != epoch(&b).await {
+        assert!(Instant::now() < deadline, "the replicas disagree on the latest epoch");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (latest, root) = epoch(&a).await;
+    assert_eq!(latest as i64, n);
+    audit(&b, 1, latest).await.expect("the audit proof over every epoch verifies");
+    let vrf = vrf_key(&a).await;
+    for (n, account) in accounts.iter().enumerate() {
+        let jid = account.jid.as_str();
+        let proof = wait_in_map(&b, jid, |_| true).await;
+        let value = verify_lookup(&proof, jid, &vrf);
+        assert_eq!(matches!(value, MapValue::Revoked(_)), n % 6 == 0, "{jid}");
+    }
+
+    // A restart (a crash, even) keeps the map: same epoch and root, proofs still verify, and
+    // the next publish goes on from there.
+    b.keydir.restart().await.expect("restarts");
+    assert_eq!(epoch(&b).await, (latest, root));
+    let proof = wait_in_map(&b, "user1@example.test", |_| true).await;
+    assert!(verify_lookup(&proof, "user1@example.test", &vrf).commits_to(accounts[1].bundle.as_bytes()));
+    let late = b.account("late@example.test").await;
+    let proof = wait_in_map(&b, "late@example.test", |v| v.commits_to(late.bundle.as_bytes())).await;
+    verify_lookup(&proof, "late@example.test", &vrf);
+    audit(&a, latest, proof["epoch"].as_u64().expect("epoch")).await.expect("the audit across the restart verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_vrf_key_the_map_is_off_and_updates_queue() {
+    let app = TestApp::spawn().await;
+    let account = Account::new("alice@example.test");
+    assert_eq!(app.publish(&account).await.status, StatusCode::CREATED);
+    let reply = app.send(Method::GET, "/v0/transparency/epoch", Auth::None, None).await;
+    reply.assert_problem(503, "unavailable");
+    // Queued, not yet in a map: served all the same.
+    assert_eq!(served_bundle(&app, "alice@example.test").await.as_deref(), Some(account.bundle.as_str()));
+    let pool = sqlx::PgPool::connect(&app.database_url).await.expect("connects");
+    let queued: Vec<u8> = sqlx::query_scalar("SELECT value FROM transparency_pending WHERE label = $1")
+        .bind(b"alice@example.test".to_vec())
+        .fetch_one(&pool)
+        .await
+        .expect("alice's update is queued");
+    assert!(MapValue::parse(&queued).expect("a map value").commits_to(account.bundle.as_bytes()));
+}
+
+/// Schema 7: the akd tables, before the queue.
+const SCHEMA_7: i64 = 20261208000001;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_from_before_the_map_enter_it_at_the_first_epoch() {
+    use sqlx::Connection;
+    let url = fresh_database().await;
+    let mut db = sqlx::PgConnection::connect(&url).await.expect("connects");
+    keyward_keydir::MIGRATOR.run_to(SCHEMA_7, &mut db).await.expect("schema 7");
+    let (alice, carol) = (Account::new("alice@example.test"), Account::new("carol@example.test"));
+    crate::migrations::insert_account(&mut db, &alice).await;
+    crate::migrations::insert_account(&mut db, &carol).await;
+    sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = 'phone lost' WHERE jid = $1")
+        .bind(carol.jid.as_str())
+        .bind(time::macros::datetime!(2026-11-30 12:00:00.987654 UTC))
+        .execute(&mut db)
+        .await
+        .expect("revoked");
+    db.close().await.expect("closes");
+
+    let app = map_app(&url, true).await;
+    let vrf = vrf_key(&app).await;
+    let proof = wait_in_map(&app, "alice@example.test", |_| true).await;
+    assert!(verify_lookup(&proof, "alice@example.test", &vrf).commits_to(alice.bundle.as_bytes()));
+    assert_eq!(served_bundle(&app, "alice@example.test").await.as_deref(), Some(alice.bundle.as_str()));
+    let proof = wait_in_map(&app, "carol@example.test", |_| true).await;
+    let MapValue::Revoked(revocation) = verify_lookup(&proof, "carol@example.test", &vrf) else {
+        panic!("carol's value is not her revocation")
+    };
+    assert_eq!(revocation.fingerprint().to_hex(), carol.fingerprint());
+    assert_eq!(revocation.revoked_at(), 1_796_040_000, "whole seconds, rounded down");
+    assert_eq!(revocation.reason(), "phone lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proofs_of_a_whole_answer_come_at_once_for_one_epoch() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let vrf = vrf_key(&app).await;
+    let alice = app.account("alice@example.test").await;
+    let bob = app.account("bob@example.test").await;
+    wait_in_map(&app, "alice@example.test", |_| true).await;
+    wait_in_map(&app, "bob@example.test", |_| true).await;
+    let body = serde_json::json!({"jids": ["bob@example.test", "nobody@example.test", "Alice@example.test"]});
+    let reply = app.send(Method::POST, "/v0/component/transparency/lookups", Auth::Component, Some(body)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let items = reply.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1], serde_json::json!({"jid": "nobody@example.test"}), "no proof for an account not in the map");
+    for (item, account) in [(&items[0], &bob), (&items[2], &alice)] {
+        let jid = account.jid.as_str();
+        assert_eq!(item["jid"], jid);
+        let single = serde_json::json!({
+            "epoch": reply.body["epoch"], "root_hash": reply.body["root_hash"],
+            "value": item["value"], "proof": item["proof"],
+        });
+        assert!(verify_lookup(&single, jid, &vrf).commits_to(account.bundle.as_bytes()), "{jid}");
+    }
+    let reply = app
+        .send(
+            Method::POST,
+            "/v0/component/transparency/lookups",
+            Auth::Component,
+            Some(serde_json::json!({"jids": []})),
+        )
+        .await;
+    reply.assert_problem(400, "bad-request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_undone_in_the_database_is_caught_and_an_earlier_relay_still_goes_out() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let alice = app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |v| v.commits_to(alice.bundle.as_bytes())).await;
+    assert_eq!(app.relay("alice@example.test", "bob@example.test").await.status, StatusCode::ACCEPTED);
+    assert_eq!(app.revoke("alice@example.test", "left").await.status, StatusCode::OK);
+    wait_in_map(&app, "alice@example.test", |v| matches!(v, MapValue::Revoked(_))).await;
+    // The relay queued before the revocation carries the bundle the map had: it goes out.
+    let claimed = app.claim_now().await;
+    let relays: Vec<&Value> = claimed.iter().filter(|n| n["event"]["kind"] == "key-relay").collect();
+    assert_eq!(relays.len(), 1, "{claimed:?}");
+    assert_eq!(relays[0]["event"]["bundle"], alice.bundle.as_str());
+
+    // The database is edited: alice's revocation is undone.
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    sqlx::query(
+        "UPDATE accounts SET status = 'active', revoked_at = NULL, reason = NULL WHERE jid = 'alice@example.test'",
+    )
+    .execute(&pool)
+    .await
+    .expect("the edit");
+    let reply = app.lookup(None, &["alice@example.test"]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let item = &reply.body["items"][0];
+    assert_eq!(item["status"], "none", "an un-revoked key was served as active: {item}");
+    assert!(item.get("bundle").is_none_or(Value::is_null), "{item}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_died_mid_round_is_taken_over_without_a_gap_or_a_repeat() {
+    let url = fresh_database().await;
+    let mut app = map_app(&url, true).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    let alice = app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |_| true).await;
+    wait_until_nothing_pending(&pool).await;
+    let (n, root) = epoch(&app).await;
+    app.keydir.stop().await.expect("stops");
+
+    // What a publisher leaves when it dies after akd committed epoch n but before recording
+    // it: n missing from the epochs table, its rows still queued and claimed for n. And what
+    // one leaves when it dies after claiming rows for n + 1 but before akd committed them.
+    sqlx::query("DELETE FROM transparency_epochs WHERE epoch = $1")
+        .bind(i64::try_from(n).expect("small"))
+        .execute(&pool)
+        .await
+        .expect("deleted");
+    let carol = Account::new("carol@example.test");
+    for (jid, bundle, claimed) in
+        [("alice@example.test", &alice.bundle, n), ("carol@example.test", &carol.bundle, n + 1)]
+    {
+        sqlx::query("INSERT INTO transparency_pending (label, value, epoch) VALUES ($1, $2, $3)")
+            .bind(jid.as_bytes().to_vec())
+            .bind(MapValue::bundle(bundle.as_bytes()).encode())
+            .bind(i64::try_from(claimed).expect("small"))
+            .execute(&pool)
+            .await
+            .expect("queued");
+    }
+
+    app.keydir.start_again().await.expect("starts again");
+    let vrf = vrf_key(&app).await;
+    let proof = wait_in_map(&app, "carol@example.test", |_| true).await;
+    assert!(verify_lookup(&proof, "carol@example.test", &vrf).commits_to(carol.bundle.as_bytes()));
+    wait_until_nothing_pending(&pool).await;
+    let epochs: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT epoch, root_hash FROM transparency_epochs ORDER BY epoch")
+        .fetch_all(&pool)
+        .await
+        .expect("epochs");
+    let numbers: Vec<i64> = epochs.iter().map(|(e, _)| *e).collect();
+    let n = i64::try_from(n).expect("small");
+    assert_eq!(numbers, (1..=n + 1).collect::<Vec<_>>(), "epoch n recorded again, carol's is n + 1");
+    assert_eq!(epochs[usize::try_from(n - 1).expect("small")].1, root.to_vec(), "epoch n recorded with akd's root");
+    let proof = wait_in_map(&app, "alice@example.test", |_| true).await;
+    assert_eq!(proof["version"], 1, "alice's value was not published twice");
+    if let Err(err) = audit(&app, 1, u64::try_from(n + 1).expect("small")).await {
+        let log = std::fs::read_to_string(app.keydir.log_path()).unwrap_or_default();
+        panic!("the audit across the takeover does not verify: {err}\n{epochs:?}\n{log}");
+    }
+}
