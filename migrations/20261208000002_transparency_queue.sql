@@ -6,7 +6,7 @@
 -- record (bundles, accounts), it adds its (label, value) here. Every few seconds one
 -- replica (the holder of a Postgres advisory lock) publishes what is pending as one akd
 -- epoch, records the epoch below and deletes what it published. See
--- docs/transparency-map.md for the formats and the crash-safety argument.
+-- docs/protocol.md section 15.1 for the formats and the crash-safety argument.
 
 -- Updates waiting for the next epoch. A label is an account's canonical bare JID (UTF-8);
 -- a value a map value of keyward-proto's transparency::value (0x01: the SHA-256 of the

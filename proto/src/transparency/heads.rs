@@ -6,7 +6,7 @@
 //! countersign heads they have verified (C2SP tlog-cosignature/v1, [`cosignature`]); clients
 //! require fresh cosignatures, never accept a head that does not extend the one they stored, and
 //! gossip a 45 byte summary of their newest head in sealed messages ([`gossip`]).
-//! `docs/transparency-heads.md` specifies every format byte by byte, with test vectors.
+//! `docs/protocol.md` section 15.2 specifies every format byte by byte, with test vectors.
 
 pub mod checkpoint;
 pub mod cosignature;

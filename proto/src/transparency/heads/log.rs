@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(bytes[16..24], [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(bytes[24..], [0xaa; 32]);
         assert_eq!(leaf.hash(), leaf_hash(&bytes));
-        // The vector written out in docs/transparency-heads.md.
+        // The vector written out in docs/protocol.md section 15.2.
         let doc = EpochLeaf { epoch: 1, akd_root: [0x11; 32] };
         assert_eq!(hex::encode(doc.hash()), DOC_LEAF_HASH);
     }

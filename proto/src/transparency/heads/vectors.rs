@@ -1,4 +1,4 @@
-//! The worked example of `docs/transparency-heads.md`, regenerated and compared byte for byte.
+//! The worked example of `docs/protocol.md` section 15.2.7, regenerated and compared byte for byte.
 //!
 //! keydir's note key has the seed `01 01 .. 01`, the auditor's `02 02 .. 02`; the log
 //! `keyward/example.org` holds epochs 1, 2, 3 with akd roots `11..11`, `22..22`, `33..33`.
@@ -104,4 +104,20 @@ fn the_spec_example_verifies_as_a_client_would() {
         Head::from_text(&format!("{ORIGIN}\n1\n{}\nkeyward-epoch 1 {}\n", ROOTS[0], b64(&[0x11; 32]))).expect("head");
     verified.head.check_extends(&old, &hashes(&CONSISTENCY_1_3)).expect("consistent");
     assert_eq!(hex::encode(HeadSummary::of(&verified.head).encode()), GOSSIP);
+}
+
+#[test]
+fn the_spec_writes_out_the_same_example() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+    let spec = std::fs::read_to_string(&path).expect("docs/protocol.md is readable");
+    let start = spec.find("#### 15.2.7 Test vectors").expect("section 15.2.7");
+    let section = &spec[start..];
+    // The gossip summary is written out in its fields: version, origin tag, size, root.
+    let gossip = [&GOSSIP[..2], &GOSSIP[2..10], &GOSSIP[10..26], &GOSSIP[26..]].join(" ");
+    let mut values: Vec<&str> = vec![LOG_KEY, AUDITOR_KEY, &gossip];
+    values.extend(LEAF_HASHES.iter().chain(&ROOTS).chain(&CONSISTENCY_1_3).chain(&INCLUSION_2_3));
+    values.extend(SIGNED.lines().filter(|line| !line.is_empty()));
+    for value in values {
+        assert!(section.contains(value), "docs/protocol.md section 15.2.7 does not show {value:?}");
+    }
 }
