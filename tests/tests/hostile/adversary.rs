@@ -2,6 +2,7 @@
 //! queues notices of its own, and sends stanzas as a user (the server can log in as anyone).
 
 use keyward_client::Connection;
+use keyward_client::keyward_proto::transparency::value::{BundleCommitment, MapValue, label};
 use keyward_client::keyward_proto::{
     BareJid, Envelope, Fingerprint, KeyPair, Recipient, Sealed, VerifiedBundle, XmlElement,
 };
@@ -15,9 +16,25 @@ use tokio_xmpp::parsers::message::Message;
 
 use crate::support::User;
 
-/// Replaces `jid`'s bundle row with `forged` (validly self-signed by a key the adversary holds).
+/// Queues `bundle_xml` as `jid`'s next value of keydir's transparency map, as a hostile directory
+/// does with a bundle it swaps in: keydir serves only bundles its map (or the map's queue)
+/// commits to, so an edit of the bundle rows alone reaches nobody. The map then shows the swap
+/// to anyone who checks it; these tests are about what the client does without that check.
+pub async fn commit_to_map(db: &mut sqlx::PgConnection, jid: &BareJid, bundle_xml: &str) -> anyhow::Result<()> {
+    let value = MapValue::Bundle(BundleCommitment::of(bundle_xml.as_bytes())).encode();
+    sqlx::query("INSERT INTO transparency_pending (label, value) VALUES ($1, $2)")
+        .bind(label(jid))
+        .bind(value)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Replaces `jid`'s bundle row with `forged` (validly self-signed by a key the adversary holds),
+/// committed to the map's queue too ([`commit_to_map`]).
 pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
     let mut db = sqlx::PgConnection::connect(database_url).await?;
+    commit_to_map(&mut db, forged.jid(), &forged.to_xml()).await?;
     let updated = sqlx::query(
         "UPDATE bundles SET fingerprint = $2, ik = $3, ek = $4, created_unix = $5, sig = $6, xml = $7 WHERE jid = $1",
     )

@@ -13,7 +13,7 @@ use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
 use crate::adversary::stack;
-use crate::adversary::swap_bundle;
+use crate::adversary::{commit_to_map, swap_bundle};
 use crate::support::{User, expect, mutual_contacts};
 use keyward_tests::on_both_servers;
 
@@ -79,6 +79,7 @@ async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
     let flipped = if &broken_xml[sig_at..=sig_at] == "A" { "B" } else { "A" };
     broken_xml.replace_range(sig_at..=sig_at, flipped);
     let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    commit_to_map(&mut db, &alice.jid, &broken_xml).await?;
     sqlx::query("UPDATE bundles SET xml = $2 WHERE jid = $1")
         .bind(alice.jid.as_str())
         .bind(&broken_xml)
