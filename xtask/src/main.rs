@@ -79,6 +79,10 @@ enum Task {
         /// Only these parts, e.g. `P1,P2` (default: all).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// P8's directory size (default 1,000); 1000000 is the large case, run on its own with
+        /// `--only P8` (see README's Performance section for its time).
+        #[arg(long)]
+        transparency_accounts: Option<u64>,
     },
     /// Build the fuzz targets of fuzz/ and run each for a bounded time from its seeds
     /// (working corpus in target/fuzz-corpus, crashes in target/fuzz-artifacts).
@@ -125,7 +129,9 @@ fn main() -> Result<()> {
         Task::Demo { server } => demo::run(ServerKind::parse(&server)?),
         Task::Chaos { short, server, report } => chaos::run(short, &server, report),
         Task::Soak { minutes, server } => soak::run(minutes, &server),
-        Task::Bench { quick, release, only } => bench::run(quick, release, &only),
+        Task::Bench { quick, release, only, transparency_accounts } => {
+            bench::run(quick, release, &only, transparency_accounts)
+        }
         Task::Fuzz { minutes, seconds, target, jobs, dev } => {
             let time = match (minutes, seconds) {
                 (Some(minutes), _) => std::time::Duration::try_from_secs_f64(minutes * 60.0)
