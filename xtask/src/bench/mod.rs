@@ -174,6 +174,10 @@ fn binaries(release: bool) -> Result<std::path::PathBuf> {
 /// `transparency_accounts`: P8's directory size (default [`p8_transparency::ACCOUNTS`]).
 pub(crate) fn run(quick: bool, release: bool, only: &[String], transparency_accounts: Option<u64>) -> Result<()> {
     let parts = selected(only)?;
+    // P8 measures akd in this process: `--release --only P8` runs it in an optimised build.
+    if release && cfg!(debug_assertions) && parts.len() == 1 && parts.contains("P8") {
+        return p8_transparency::in_release_build(quick, transparency_accounts);
+    }
     let plan = Plan::new(quick);
     let out = crate::repo_root().join("target/bench");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

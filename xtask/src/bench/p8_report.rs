@@ -142,9 +142,7 @@ pub(crate) fn section(f: &Figures, took: Duration) -> Section {
 
 fn method(f: &Figures, took: Duration) -> String {
     format!(
-        "In the bench's own process (whatever `--release` says: xtask's debug build, with akd, akd_core, blake3, \
-         keyward-transparency, sqlx-core, sqlx-postgres and the curve and hash crates optimised, tokio not), on a \
-         fresh database of the bench's throwaway Postgres (`fsync` and `synchronous_commit` off) with keydir's \
+        "In the bench's own process ({}), on a fresh database of the bench's throwaway Postgres (`fsync` and `synchronous_commit` off) with keydir's \
          migrations applied. {} accounts (labels `userN@bench.example.test`, 33-byte values shaped like keyward's \
          commitment `0x01 || SHA-256`) are published into akd 0.13 (`ExperimentalConfiguration`, akd's hard-coded \
          VRF key) twice, in epochs of at most 10,000: over `PgDatabase` behind akd's `StorageManager` with a {} MiB \
@@ -160,6 +158,13 @@ fn method(f: &Figures, took: Duration) -> String {
          row first, one statement each, one transaction), their order reversed every round. An epoch's updates \
          are new values of existing accounts (key rotations, round robin), or, for a size larger than the \
          directory it started from, new accounts (first publishes), which grow the directory (see below). The whole part took {:.0} s.",
+        if cfg!(debug_assertions) {
+            "xtask's debug build, with akd, akd_core, blake3, keyward-transparency, sqlx-core, sqlx-postgres and the \
+             curve and hash crates optimised but tokio not: absolute times are higher than in a release build, which \
+             `--release --only P8` runs"
+        } else {
+            "a release build of xtask"
+        },
         f.accounts,
         CACHE_BYTES >> 20,
         f.seed_secs.0,
