@@ -142,22 +142,23 @@ pub(crate) fn section(f: &Figures, took: Duration) -> Section {
 
 fn method(f: &Figures, took: Duration) -> String {
     format!(
-        "In the bench's own process ({}), on a fresh database of the bench's throwaway Postgres (`fsync` and `synchronous_commit` off) with keydir's \
-         migrations applied. {} accounts (labels `userN@bench.example.test`, 33-byte values shaped like keyward's \
-         commitment `0x01 || SHA-256`) are published into akd 0.13 (`ExperimentalConfiguration`, akd's hard-coded \
-         VRF key) twice, in epochs of at most 10,000: over `PgDatabase` behind akd's `StorageManager` with a {} MiB \
-         cache ({:.1} s), and over akd's `AsyncInMemoryDatabase` ({:.1} s); and as rows of keydir's `accounts` and \
-         `bundles` tables (copies of one real signed bundle). **Lookups**: {} rounds of {LOOKUPS} lookup proofs of \
-         member labels from the cached directory, {COLD_LOOKUPS} from a second directory over the same tables \
-         with no cache and {LOOKUPS} from the directory in memory, alternating with {LOOKUPS} SELECTs of the same accounts' bundle rows by JID (keydir's \
-         lookup without transparency); each operation timed alone. The proofs' size is their protobuf encoding \
-         (`akd::proto`). **Client check**: the last round's proofs each verified by `akd::client::lookup_verify` \
-         (a clone of the proof made before the clock starts), alternating by rounds with `Bundle::verify` of a \
-         bundle (one Ed25519 check, what the client does per key today). **Epochs**: for each size, epochs timed on \
-         Postgres, in memory and as the rows anchor (each update's bundle row upserted, a new account's `accounts` \
-         row first, one statement each, one transaction), their order reversed every round. An epoch's updates \
-         are new values of existing accounts (key rotations, round robin), or, for a size larger than the \
-         directory it started from, new accounts (first publishes), which grow the directory (see below). The whole part took {:.0} s.",
+        "In the bench's own process ({}), on a fresh database of the bench's throwaway Postgres (`fsync` and \
+         `synchronous_commit` off) with keydir's migrations applied. {} accounts (labels `userN@bench.example.test`, \
+         33-byte values shaped like keyward's commitment `0x01 || SHA-256`) are published into akd 0.13 \
+         (`ExperimentalConfiguration`, akd's hard-coded VRF key) twice, in epochs of at most 10,000: over `PgDatabase` \
+         behind akd's `StorageManager` with a {} MiB cache ({:.1} s), and over akd's `AsyncInMemoryDatabase` ({:.1} \
+         s); and as rows of keydir's `accounts` and `bundles` tables (copies of one real signed bundle). **Lookups**: \
+         {} rounds of {LOOKUPS} lookup proofs of member labels from the cached directory, {COLD_LOOKUPS} from a second \
+         directory over the same tables with no cache and {LOOKUPS} from the directory in memory, alternating with \
+         {LOOKUPS} SELECTs of the same accounts' bundle rows by JID (keydir's lookup without transparency); each \
+         operation timed alone. The proofs' size is their protobuf encoding (`akd::proto`). **Client check**: the last \
+         round's proofs each verified by `akd::client::lookup_verify` (a clone of the proof made before the clock \
+         starts), alternating by rounds with `Bundle::verify` of a bundle (one Ed25519 check, what the client does per \
+         key today). **Epochs**: for each size, epochs timed on Postgres, in memory and as the rows anchor (each \
+         update's bundle row upserted, a new account's `accounts` row first, one statement each, one transaction), \
+         their order reversed every round. An epoch's updates are new values of existing accounts (key rotations, \
+         round robin), or, for a size larger than the directory it started from, new accounts (first publishes), which \
+         grow the directory (see below). The whole part took {:.0} s.",
         if cfg!(debug_assertions) {
             "xtask's debug build, with akd, akd_core, blake3, keyward-transparency, sqlx-core, sqlx-postgres and the \
              curve and hash crates optimised but tokio not: absolute times are higher than in a release build, which \

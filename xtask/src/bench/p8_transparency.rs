@@ -37,7 +37,8 @@ fn encoded_len(proof: &LookupProof) -> Result<usize> {
     Ok(akd::proto::specs::types::LookupProof::from(proof).write_to_bytes()?.len())
 }
 
-/// Lookups with proofs (cached and not) against SELECTs of the same accounts; returns the last round's proofs.
+/// Lookups with proofs (cached, uncached, in memory) against SELECTs of the same accounts; returns the
+/// last round's proofs.
 async fn lookups(dirs: &Directories, rounds: usize, f: &mut Figures) -> Result<Vec<(String, LookupProof, EpochHash)>> {
     let mut proofs = Vec::new();
     for round in 0..rounds {
