@@ -73,7 +73,8 @@ enum Task {
         #[arg(long)]
         quick: bool,
         /// Run keydir and the component as release builds (built first: about 5 minutes and 700 MB
-        /// the first time on 2 cores) instead of the debug builds the test stack runs.
+        /// the first time on 2 cores) instead of the debug builds the test stack runs; with
+        /// `--only P8`, run P8 (measured in this process) from a release build of xtask.
         #[arg(long)]
         release: bool,
         /// Only these parts, e.g. `P1,P2` (default: all).
