@@ -73,12 +73,17 @@ enum Task {
         #[arg(long)]
         quick: bool,
         /// Run keydir and the component as release builds (built first: about 5 minutes and 700 MB
-        /// the first time on 2 cores) instead of the debug builds the test stack runs.
+        /// the first time on 2 cores) instead of the debug builds the test stack runs; with
+        /// `--only P8`, run P8 (measured in this process) from a release build of xtask.
         #[arg(long)]
         release: bool,
         /// Only these parts, e.g. `P1,P2` (default: all).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// P8's directory size (default 1,000); 1000000 is the large case, run on its own with
+        /// `--only P8` (see README's Performance section for its time).
+        #[arg(long)]
+        transparency_accounts: Option<u64>,
     },
     /// Build the fuzz targets of fuzz/ and run each for a bounded time from its seeds
     /// (working corpus in target/fuzz-corpus, crashes in target/fuzz-artifacts).
@@ -125,7 +130,9 @@ fn main() -> Result<()> {
         Task::Demo { server } => demo::run(ServerKind::parse(&server)?),
         Task::Chaos { short, server, report } => chaos::run(short, &server, report),
         Task::Soak { minutes, server } => soak::run(minutes, &server),
-        Task::Bench { quick, release, only } => bench::run(quick, release, &only),
+        Task::Bench { quick, release, only, transparency_accounts } => {
+            bench::run(quick, release, &only, transparency_accounts)
+        }
         Task::Fuzz { minutes, seconds, target, jobs, dev } => {
             let time = match (minutes, seconds) {
                 (Some(minutes), _) => std::time::Duration::try_from_secs_f64(minutes * 60.0)

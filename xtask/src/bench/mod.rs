@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the real stack measured beside anchors in the same run, written to `target/bench/report.md` with SVG plots.
 //!
-//! Each part (P1 to P7, see `report.md`) compares a keyward figure with an anchor measured in
+//! Each part (P1 to P8, see `report.md`) compares a keyward figure with an anchor measured in
 //! the same run, in alternating slots where it can, so that ratios hold on a noisy machine. The
 //! load generator is the bench's own (raw c2s, pipelined IQs; HTTP for keydir), bounded in count
 //! and time; its CPU time is reported beside each figure. Not part of the test command.
@@ -16,6 +16,9 @@ mod p4_fanout;
 mod p5_memory;
 mod p6_scale;
 mod p7_restore;
+mod p8_directories;
+mod p8_report;
+mod p8_transparency;
 mod plot;
 mod report;
 mod setup;
@@ -33,7 +36,7 @@ use report::Section;
 use stats::Summary;
 
 /// Every part, in the order they run.
-const PARTS: [&str; 7] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"];
+const PARTS: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
 /// Published accounts, each one c2s session of the load.
 const USERS: usize = 4;
 /// Filler accounts (and holders) in the directory for P1, P2 and P6's first half.
@@ -168,8 +171,13 @@ fn binaries(release: bool) -> Result<std::path::PathBuf> {
 }
 
 /// `cargo xtask bench`.
-pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
+/// `transparency_accounts`: P8's directory size (default [`p8_transparency::ACCOUNTS`]).
+pub(crate) fn run(quick: bool, release: bool, only: &[String], transparency_accounts: Option<u64>) -> Result<()> {
     let parts = selected(only)?;
+    // P8 measures akd in this process: `--release --only P8` runs it in an optimised build.
+    if release && cfg!(debug_assertions) && parts.len() == 1 && parts.contains("P8") {
+        return p8_transparency::in_release_build(quick, transparency_accounts);
+    }
     let plan = Plan::new(quick);
     let out = crate::repo_root().join("target/bench");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -186,17 +194,23 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
     if parts.contains("P3") {
         sections.push(p3_crypto::run(quick)?);
     }
+    if parts.contains("P8") {
+        let accounts = transparency_accounts.unwrap_or(p8_transparency::ACCOUNTS);
+        let result = crate::runtime()?.block_on(p8_transparency::run(quick, accounts));
+        sections.push(or_failed("P8", p8_transparency::TITLE, result));
+    }
     sections.sort_by_key(|s| s.id);
     let mut preamble = String::new();
     let _ = writeln!(
         preamble,
-        "Run: `cargo xtask bench{}{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not \
+        "Run: `cargo xtask bench{}{}{}{}`, {:.0} s in all, on {machine}. The machine is shared: read the ratios, not \
          the bare figures. keydir and the component are {}; the XMPP server is Prosody with the test fixtures' \
          configuration but logging at `info` as in production (the tests log every stanza at `debug`). The bench process (the load generator, the null component and \
          the HTTP client{}) used {:.1} s of CPU in all.",
         if quick { " --quick" } else { "" },
         if release { " --release" } else { "" },
         if only.is_empty() { String::new() } else { format!(" --only {}", only.join(",")) },
+        transparency_accounts.map_or(String::new(), |n| format!(" --transparency-accounts {n}")),
         started.elapsed().as_secs_f64(),
         if release {
             "release builds (`--release`)"
@@ -204,7 +218,12 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String]) -> Result<()> {
             "the debug builds the test stack runs (dependencies unoptimised but for the cryptography); `--release` \
              measures optimised ones"
         },
-        if parts.contains("P7") { ", and P7's client side with its Argon2id" } else { "" },
+        match (parts.contains("P7"), parts.contains("P8")) {
+            (true, true) => ", P7's client side with its Argon2id, and P8's directories and their client checks",
+            (true, false) => ", and P7's client side with its Argon2id",
+            (false, true) => ", and P8's directories and their client checks",
+            (false, false) => "",
+        },
         cpu::own_cpu().saturating_sub(cpu_start).as_secs_f64(),
     );
     let text = report::markdown(&preamble, &sections);
@@ -301,7 +320,7 @@ mod tests {
 
     #[test]
     fn only_selects_parts_and_p5_brings_a_load() -> Result<()> {
-        assert_eq!(selected(&[])?.len(), 7);
+        assert_eq!(selected(&[])?.len(), 8);
         assert_eq!(selected(&["p2".into(), "P3".into()])?.into_iter().collect::<Vec<_>>(), ["P2", "P3"]);
         assert_eq!(selected(&["P5".into()])?.into_iter().collect::<Vec<_>>(), ["P1", "P5"]);
         assert!(selected(&["P9".into()]).is_err());

@@ -15,7 +15,7 @@ pub(crate) struct Row {
     pub(crate) aim: Aim,
 }
 
-/// One measurement (P1 to P7).
+/// One measurement (P1 to P8).
 #[derive(Debug, Clone)]
 pub(crate) struct Section {
     pub(crate) id: &'static str,
