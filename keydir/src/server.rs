@@ -69,6 +69,7 @@ pub async fn run(
     let heads = match (&map, &settings.transparency.signing_key) {
         (Some(_), Some(key)) => {
             let signer = key.signer(&settings.transparency.origin)?;
+            tracing::info!(log_key = %signer.verifier(), "signing the transparency log's epoch heads");
             Some(Arc::new(crate::transparency::heads::Heads::new(pool.clone(), signer)))
         }
         _ => None,

@@ -216,18 +216,18 @@ mod tests {
         }
     }
 
-    fn settings(key: Option<&Secret>, file: Option<&Path>, ms: u64) -> Result<TransparencySettings, Error> {
+    fn vrf_only(key: Option<&Secret>, file: Option<&Path>, ms: u64) -> Result<TransparencySettings, Error> {
         TransparencySettings::new(&vrf(key, file), &signing(None), None, ms)
     }
 
     #[test]
     fn a_key_is_base64_of_32_bytes_and_never_printed() {
-        let settings = settings(Some(&Secret::new(format!(" {KEY}\n"))), None, 2000).expect("valid");
+        let settings = vrf_only(Some(&Secret::new(format!(" {KEY}\n"))), None, 2000).expect("valid");
         assert!(settings.vrf_key.is_some());
         let shown = format!("{settings:?}");
         assert!(!shown.contains(KEY) && !shown.contains("e0e1e2") && !shown.contains("224"), "{shown}");
         for bad in ["AAAA", "not base64!", "", "4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v/w"] {
-            let err = settings(Some(&Secret::new(bad)), None, 2000).expect_err("refused");
+            let err = vrf_only(Some(&Secret::new(bad)), None, 2000).expect_err("refused");
             assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
         }
     }
@@ -238,16 +238,16 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("vrf");
         std::fs::write(&file, format!("{KEY}\n")).expect("written");
-        assert!(settings(None, Some(file.as_path()), 2000).expect("valid").vrf_key.is_some());
-        assert!(settings(Some(&Secret::new(KEY)), Some(file.as_path()), 2000).is_err());
+        assert!(vrf_only(None, Some(file.as_path()), 2000).expect("valid").vrf_key.is_some());
+        assert!(vrf_only(Some(&Secret::new(KEY)), Some(file.as_path()), 2000).is_err());
         std::fs::write(&file, "c2hvcnQ=").expect("written");
-        let err = settings(None, Some(file.as_path()), 2000).expect_err("too short").to_string();
+        let err = vrf_only(None, Some(file.as_path()), 2000).expect_err("too short").to_string();
         assert!(err.contains("32 bytes") && !err.contains("c2hvcnQ"), "{err}");
         std::fs::remove_dir_all(&dir).expect("removed");
         for ms in [0, 99, 3_600_001] {
-            assert!(settings(None, None, ms).is_err(), "{ms}");
+            assert!(vrf_only(None, None, ms).is_err(), "{ms}");
         }
-        let none = settings(None, None, 100).expect("valid");
+        let none = vrf_only(None, None, 100).expect("valid");
         assert!(none.vrf_key.is_none() && none.epoch_interval == Duration::from_millis(100));
     }
 
