@@ -193,10 +193,11 @@ pub async fn consistency(
     State(state): State<AppState>,
     Params(query): Params<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyProofResponse>> {
-    let leaves = heads(&state)?.sync().await.map_err(log_failed)?;
+    let heads = heads(&state)?;
     if query.from == 0 || query.from > query.to {
         return Err(ApiError::BadRequest("from must be at least 1 and at most to".into()));
     }
+    let leaves = heads.sync().await.map_err(log_failed)?;
     if query.to > leaves.len() {
         return Err(ApiError::NotFound(format!("the log has {} epochs", leaves.len())));
     }
@@ -223,10 +224,11 @@ pub async fn inclusion(
     State(state): State<AppState>,
     Params(query): Params<InclusionQuery>,
 ) -> ApiResult<Json<InclusionProofResponse>> {
-    let leaves = heads(&state)?.sync().await.map_err(log_failed)?;
+    let heads = heads(&state)?;
     if query.index >= query.size {
         return Err(ApiError::BadRequest("index must be below size".into()));
     }
+    let leaves = heads.sync().await.map_err(log_failed)?;
     if query.size > leaves.len() {
         return Err(ApiError::NotFound(format!("the log has {} epochs", leaves.len())));
     }
