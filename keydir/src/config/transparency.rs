@@ -260,7 +260,7 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains(SIGNING) && !shown.contains("000102") && shown.contains("[redacted]"), "{shown}");
         // Derived from the VRF public key: stable for the directory's life.
-        assert!(settings.origin.starts_with("keyward/") && settings.origin.len() == 8 + 16, "{}", settings.origin);
+        assert_eq!(settings.origin, "keyward/13d9908a70925992", "keyward/ and the VRF public key's first 8 bytes");
         let signer = settings.signing_key.expect("a key").signer(&settings.origin).expect("a signer");
         assert_eq!(signer.verifier().name(), settings.origin);
         let named =
