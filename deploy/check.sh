@@ -115,7 +115,7 @@ def crd_models():
     return {"ServiceMonitor": ServiceMonitor, "PrometheusRule": PrometheusRule}
 
 KEYDIR_ENV = {"KEYWARD_DATABASE_URL", "KEYWARD_ADMIN_TOKEN", "KEYWARD_COMPONENT_TOKEN",
-              "KEYWARD_OPRF_SEED", "KEYWARD_VRF_KEY", "KEYWARD_LISTEN", "KEYWARD_METRICS_LISTEN", "KEYWARD_LOG_FORMAT"}
+              "KEYWARD_OPRF_SEED", "KEYWARD_VRF_KEY", "KEYWARD_TRANSPARENCY_SIGNING_KEY", "KEYWARD_LISTEN", "KEYWARD_METRICS_LISTEN", "KEYWARD_LOG_FORMAT"}
 COMPONENT_ENV = {"KEYWARD_XMPP_ADDR", "KEYWARD_COMPONENT_JID", "KEYWARD_COMPONENT_SECRET",
                  "KEYWARD_KEYDIR_URL", "KEYWARD_COMPONENT_TOKEN", "KEYWARD_METRICS_LISTEN", "KEYWARD_LOG_FORMAT"}
 ALERT_METRICS = ["keyward_component_connected", "keyward_keydir_notices_pending",
@@ -357,8 +357,10 @@ def policy(rendered, overlay, secrets_dir):
                     p.append(f"{w['metadata']['name']}: ConfigMap {name} missing")
         if component and w is component:
             refs = {e["name"] for e in pod_spec(w)["containers"][0].get("env", [])}
-            if refs & {"KEYWARD_ADMIN_TOKEN", "KEYWARD_DATABASE_URL", "KEYWARD_OPRF_SEED", "KEYWARD_VRF_KEY"}:
-                p.append("the component can read the admin token, the database URL, the OPRF seed or the VRF key")
+            if refs & {"KEYWARD_ADMIN_TOKEN", "KEYWARD_DATABASE_URL", "KEYWARD_OPRF_SEED", "KEYWARD_VRF_KEY",
+                        "KEYWARD_TRANSPARENCY_SIGNING_KEY"}:
+                p.append("the component can read the admin token, the database URL, the OPRF seed, the VRF key "
+                         "or the head signing key")
     report("every Secret and ConfigMap reference resolves (Secrets: to a template)", p)
 
     p = []

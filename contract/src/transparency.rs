@@ -1,4 +1,4 @@
-//! Key transparency (`/v0/transparency/...` public, `/v0/component/transparency/...` for the component): the map's epoch, VRF key and proofs.
+//! Key transparency (`/v0/transparency/...` public, `/v0/component/transparency/...` for the component): the map's epoch, VRF key and proofs, and the signed epoch heads with their log proofs.
 //!
 //! Every byte string is standard base64 with padding. Proofs are akd 0.13's protobuf
 //! encodings (`akd_core::proto::specs::types`: `LookupProof`, `HistoryProof`,
@@ -133,4 +133,85 @@ pub struct LookupProofItem {
     /// akd's `LookupProof`, protobuf, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+}
+
+/// `GET /v0/transparency/head`: the newest signed head of the epoch log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeadResponse {
+    /// The log's size (the number of epochs it holds).
+    pub size: u64,
+    /// The newest epoch (the head's `keyward-epoch` line).
+    pub epoch: u64,
+    /// The C2SP signed note, as text: the checkpoint (origin, size, root, `keyward-epoch`
+    /// line), a blank line and keydir's signature line. Check it with
+    /// `keyward_proto::transparency::heads::VerifiedHead::check`.
+    pub note: String,
+}
+
+/// `GET /v0/transparency/consistency?from=&to=`: the query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// The older size (at least 1).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 9223372036854775807_i64))]
+    pub from: u64,
+    /// The newer size (at least `from`, at most the log's size).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 9223372036854775807_i64))]
+    pub to: u64,
+}
+
+/// `GET /v0/transparency/consistency`: the RFC 6962 consistency proof between two sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsistencyProofResponse {
+    /// The older size.
+    pub from: u64,
+    /// The newer size.
+    pub to: u64,
+    /// The proof's hashes, concatenated (32 bytes each, `proof_to_bytes`), base64; empty when
+    /// `from = to`.
+    pub proof: String,
+}
+
+/// `GET /v0/transparency/inclusion?index=&size=`: the query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// The leaf's index (epoch `index + 1`).
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 9223372036854775807_i64))]
+    pub index: u64,
+    /// The tree's size (above `index`, at most the log's size).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 9223372036854775807_i64))]
+    pub size: u64,
+}
+
+/// `GET /v0/transparency/inclusion`: the RFC 6962 inclusion proof of one leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InclusionProofResponse {
+    /// The leaf's index.
+    pub index: u64,
+    /// The tree's size.
+    pub size: u64,
+    /// The leaf's epoch (`index + 1`).
+    pub epoch: u64,
+    /// akd's root at that epoch (32 bytes, base64): with `epoch`, the leaf (`EpochLeaf`).
+    pub akd_root: String,
+    /// The proof's hashes, concatenated (32 bytes each), base64.
+    pub proof: String,
+}
+
+/// `GET /v0/transparency/key`: what a client pins to check heads and proofs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogKeyResponse {
+    /// The log's origin (the heads' first line).
+    pub origin: String,
+    /// keydir's note verifier key, `<name>+<key ID hex>+<base64(0x01 || Ed25519 public key)>`.
+    pub log_key: String,
+    /// akd's ECVRF public key (32 bytes, base64).
+    pub vrf_public_key: String,
 }

@@ -9,7 +9,7 @@ mod transparency;
 
 pub use keyward_service::{LogFormat, Secret, Token};
 pub use restore::{LOCK_SECONDS_LIMIT, MAX_ATTEMPTS_LIMIT, RestoreSettings, parse_seed};
-pub use transparency::{MAX_EPOCH_MS, MIN_EPOCH_MS, TransparencySettings, VrfKey};
+pub use transparency::{KeySource, MAX_EPOCH_MS, MIN_EPOCH_MS, SigningKey, TransparencySettings, VrfKey};
 
 /// Everything `serve` needs, from flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -81,6 +81,21 @@ pub struct ServeArgs {
     /// KEYWARD_VRF_KEY.
     #[arg(long, env = "KEYWARD_VRF_KEY_FILE")]
     pub vrf_key_file: Option<PathBuf>,
+    /// Ed25519 key (base64 of a 32 byte seed) with which keydir signs the epoch heads of the
+    /// transparency log. Clients pin its public key; keep it out of the database's backups.
+    /// Without it (and without --transparency-signing-key-file) no head is signed and the head
+    /// endpoints answer 503 `unavailable` (the map still publishes).
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_SIGNING_KEY", hide_env_values = true)]
+    pub transparency_signing_key: Option<Secret>,
+    /// A file holding the head signing key (base64), e.g. a mounted Kubernetes Secret; instead
+    /// of KEYWARD_TRANSPARENCY_SIGNING_KEY.
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_SIGNING_KEY_FILE")]
+    pub transparency_signing_key_file: Option<PathBuf>,
+    /// The epoch log's origin: the heads' first line and the signing key's name (printable
+    /// ASCII, no space or '+', at most 255 bytes). Default: `keyward/` and the hex of the VRF
+    /// public key's first 8 bytes. It must never change for the life of the directory.
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_ORIGIN")]
+    pub transparency_origin: Option<String>,
     /// How often pending map updates are published as one epoch (milliseconds, 100 to 3600000).
     #[arg(long, env = "KEYWARD_TRANSPARENCY_EPOCH_MS", default_value_t = 2000)]
     pub transparency_epoch_ms: u64,
@@ -173,8 +188,22 @@ impl Settings {
             args.restore_max_attempts,
             args.restore_lock_seconds,
         )?;
-        settings.transparency =
-            TransparencySettings::new(args.vrf_key.as_ref(), args.vrf_key_file.as_deref(), args.transparency_epoch_ms)?;
+        settings.transparency = TransparencySettings::new(
+            &KeySource {
+                name: "KEYWARD_VRF_KEY",
+                value: args.vrf_key.as_ref(),
+                file_name: "KEYWARD_VRF_KEY_FILE",
+                file: args.vrf_key_file.as_deref(),
+            },
+            &KeySource {
+                name: "KEYWARD_TRANSPARENCY_SIGNING_KEY",
+                value: args.transparency_signing_key.as_ref(),
+                file_name: "KEYWARD_TRANSPARENCY_SIGNING_KEY_FILE",
+                file: args.transparency_signing_key_file.as_deref(),
+            },
+            args.transparency_origin.as_deref(),
+            args.transparency_epoch_ms,
+        )?;
         Ok(settings)
     }
 }

@@ -58,8 +58,22 @@ pub async fn run(
              the transparency endpoints answer 503 (updates still queue)"
         );
     }
+    if settings.transparency.signing_key.is_none() {
+        tracing::warn!(
+            "no head signing key (KEYWARD_TRANSPARENCY_SIGNING_KEY or KEYWARD_TRANSPARENCY_SIGNING_KEY_FILE): \
+             no epoch head is signed, the head endpoints answer 503"
+        );
+    }
     let map =
         settings.transparency.vrf_key.clone().map(|key| Arc::new(crate::transparency::Map::new(pool.clone(), key)));
+    let heads = match (&map, &settings.transparency.signing_key) {
+        (Some(_), Some(key)) => {
+            let signer = key.signer(&settings.transparency.origin)?;
+            tracing::info!(log_key = %signer.verifier(), "signing the transparency log's epoch heads");
+            Some(Arc::new(crate::transparency::heads::Heads::new(pool.clone(), signer)))
+        }
+        _ => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
     // A few transactions of new holder edges at once, leaving most of the pool to reads.
@@ -72,6 +86,7 @@ pub async fn run(
         settings: Arc::new(settings),
         wake: Arc::new(Notify::new()),
         map: map.clone(),
+        heads: heads.clone(),
         stopping: stop_rx.clone(),
     };
     let listener_task = tokio::spawn(crate::wake::listen(pool.clone(), state.wake.clone()));
@@ -86,6 +101,7 @@ pub async fn run(
         tokio::spawn(crate::transparency::publisher::run(
             pool.clone(),
             map,
+            heads,
             state.metrics.transparency.clone(),
             state.settings.transparency.epoch_interval,
             stop_rx.clone(),

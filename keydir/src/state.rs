@@ -22,6 +22,8 @@ pub struct AppState {
     pub edges: EdgeWriter,
     /// The key transparency map; `None` without a VRF key.
     pub map: Option<Arc<crate::transparency::Map>>,
+    /// The epoch log and its head signer; `None` without a VRF key or a head signing key.
+    pub heads: Option<Arc<crate::transparency::heads::Heads>>,
     /// Becomes true when the service shuts down: waiting claims return.
     pub stopping: watch::Receiver<bool>,
 }

@@ -7,6 +7,7 @@
 //! kept in step with the database when another replica published (see [`Map::sync`]).
 
 pub mod guard;
+pub mod heads;
 pub mod publisher;
 
 use crate::config::VrfKey;

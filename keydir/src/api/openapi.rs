@@ -77,6 +77,7 @@ impl Modify for BearerSchemes {
         component::release, component::cache_lease, restore::oprf, restore::restore_proof,
         admin::revoke, admin::unlock, admin::account, admin::list, admin::audit,
         transparency::lookup, transparency::lookups, transparency::history, transparency::epoch, transparency::vrf_key, transparency::audit,
+        transparency::head, transparency::consistency, transparency::inclusion, transparency::key,
         health::healthz, health::readyz,
     ),
     components(schemas(Problem)),
@@ -84,7 +85,7 @@ impl Modify for BearerSchemes {
     tags(
         (name = "component", description = "For the XMPP component (component token)"),
         (name = "admin", description = "For admins (admin token)"),
-        (name = "transparency", description = "The key transparency map's epoch, VRF key and audit proofs (public, no token)"),
+        (name = "transparency", description = "The key transparency map's epoch, VRF key and audit proofs, and the signed epoch heads with their log proofs (public, no token)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

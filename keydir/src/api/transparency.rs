@@ -1,15 +1,16 @@
-//! The key transparency endpoints: the map's epoch and VRF key and the audit proof (public), lookup and history proofs (component token).
+//! The key transparency endpoints: the map's epoch and VRF key, the audit proof and the signed epoch heads with their log proofs (public), lookup and history proofs (component token).
 //!
 //! Transparency data is public by design, but a lookup or history proof answers "does this
 //! JID have an account, and how often did its key change": those two take the component
 //! token like every other per-account read. The epoch, the VRF public key and the
 //! append-only audit proof name no account (only VRF outputs and hashes) and need no token,
-//! so anyone can audit.
+//! so anyone can audit; nor do the signed heads, the log's proofs and its keys.
 
 use super::extract::{Body, JidPath, Params, parse_jid};
 use super::openapi::ComponentErrors;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::transparency::heads::{Heads, HeadsError};
 use crate::transparency::{Map, MapError};
 use axum::Json;
 use axum::extract::State;
@@ -17,11 +18,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_contract::Jid;
 pub use keyward_contract::transparency::{
-    AuditProofResponse, AuditQuery, EpochResponse, HistoryProofResponse, LookupProofItem, LookupProofResponse,
+    AuditProofResponse, AuditQuery, ConsistencyProofResponse, ConsistencyQuery, EpochResponse, HeadResponse,
+    HistoryProofResponse, InclusionProofResponse, InclusionQuery, LogKeyResponse, LookupProofItem, LookupProofResponse,
     LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
 };
 use keyward_proto::BareJid;
 use keyward_proto::limits;
+use keyward_proto::transparency::heads::proof::proof_to_bytes;
 use keyward_proto::transparency::value::label;
 use keyward_transparency::akd::proto::specs::types as pb;
 use protobuf::Message;
@@ -46,6 +49,28 @@ fn failed(err: MapError) -> ApiError {
         MapError::Akd(err) => {
             tracing::warn!(cause = %err, "the transparency map could not answer");
             ApiError::TransparencyUnavailable("the transparency map could not answer; retry later".into())
+        }
+    }
+}
+
+/// The epoch log, or 503 when this keydir has no VRF key or no head signing key.
+fn heads(state: &AppState) -> ApiResult<&Arc<Heads>> {
+    state.heads.as_ref().ok_or_else(|| {
+        ApiError::TransparencyUnavailable(
+            "this keydir has no head signing key (KEYWARD_TRANSPARENCY_SIGNING_KEY) or no VRF key: \
+             no epoch head is signed"
+                .into(),
+        )
+    })
+}
+
+/// A log failure: the database's as usual; an inconsistent log raised as an alarm, answered 503.
+fn log_failed(err: HeadsError) -> ApiError {
+    match err {
+        HeadsError::Database(err) => err.into(),
+        err => {
+            tracing::error!(alarm = "transparency-log-inconsistent", cause = %err, "the epoch log could not answer");
+            ApiError::TransparencyUnavailable("the epoch log could not answer; retry later".into())
         }
     }
 }
@@ -130,6 +155,109 @@ pub async fn audit(
         end: to,
         roots: recorded.iter().map(|e| STANDARD.encode(&e.root_hash)).collect(),
         proof: encoded(&pb::AppendOnlyProof::from(&proof))?,
+    }))
+}
+
+/// The newest signed head of the epoch log.
+#[utoipa::path(
+    get, path = "/v0/transparency/head", tag = "transparency",
+    responses(
+        (status = 200, description = "The newest signed head", body = HeadResponse),
+        (status = 404, description = "No head is signed yet (no epoch published)", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn head(State(state): State<AppState>) -> ApiResult<Json<HeadResponse>> {
+    let latest = heads(&state)?.latest().await.map_err(log_failed)?;
+    let Some(head) = latest else {
+        return Err(ApiError::NotFound("no epoch head is signed yet".into()));
+    };
+    let (Ok(size), Ok(epoch)) = (u64::try_from(head.size), u64::try_from(head.epoch)) else {
+        return Err(ApiError::Internal);
+    };
+    Ok(Json(HeadResponse { size, epoch, note: head.note }))
+}
+
+/// The consistency proof of the epoch log between two sizes.
+#[utoipa::path(
+    get, path = "/v0/transparency/consistency", tag = "transparency",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProofResponse),
+        (status = 400, description = "A malformed query, or from = 0 or from > to", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "to is beyond the log's size", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn consistency(
+    State(state): State<AppState>,
+    Params(query): Params<ConsistencyQuery>,
+) -> ApiResult<Json<ConsistencyProofResponse>> {
+    let heads = heads(&state)?;
+    if query.from == 0 || query.from > query.to {
+        return Err(ApiError::BadRequest("from must be at least 1 and at most to".into()));
+    }
+    let leaves = heads.sync().await.map_err(log_failed)?;
+    if query.to > leaves.len() {
+        return Err(ApiError::NotFound(format!("the log has {} epochs", leaves.len())));
+    }
+    let proof = leaves.consistency(query.from, query.to).map_err(log_failed)?;
+    Ok(Json(ConsistencyProofResponse {
+        from: query.from,
+        to: query.to,
+        proof: STANDARD.encode(proof_to_bytes(&proof)),
+    }))
+}
+
+/// The inclusion proof of one leaf (epoch) of the epoch log.
+#[utoipa::path(
+    get, path = "/v0/transparency/inclusion", tag = "transparency",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The leaf and its proof", body = InclusionProofResponse),
+        (status = 400, description = "A malformed query, or index >= size", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "size is beyond the log's size", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn inclusion(
+    State(state): State<AppState>,
+    Params(query): Params<InclusionQuery>,
+) -> ApiResult<Json<InclusionProofResponse>> {
+    let heads = heads(&state)?;
+    if query.index >= query.size {
+        return Err(ApiError::BadRequest("index must be below size".into()));
+    }
+    let leaves = heads.sync().await.map_err(log_failed)?;
+    if query.size > leaves.len() {
+        return Err(ApiError::NotFound(format!("the log has {} epochs", leaves.len())));
+    }
+    let leaf = leaves.leaf(query.index).ok_or(ApiError::Internal)?;
+    let proof = leaves.inclusion(query.index, query.size).map_err(log_failed)?;
+    Ok(Json(InclusionProofResponse {
+        index: query.index,
+        size: query.size,
+        epoch: leaf.epoch,
+        akd_root: STANDARD.encode(leaf.akd_root),
+        proof: STANDARD.encode(proof_to_bytes(&proof)),
+    }))
+}
+
+/// The keys a client pins: keydir's head verifier key (with the log's origin) and the VRF public key.
+#[utoipa::path(
+    get, path = "/v0/transparency/key", tag = "transparency",
+    responses(
+        (status = 200, description = "The log's origin and verifier key, and the VRF public key", body = LogKeyResponse),
+        (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn key(State(state): State<AppState>) -> ApiResult<Json<LogKeyResponse>> {
+    let heads = heads(&state)?;
+    let vrf = map(&state)?.vrf_public_key().await.map_err(failed)?;
+    Ok(Json(LogKeyResponse {
+        origin: heads.origin().to_owned(),
+        log_key: heads.verifier().to_string(),
+        vrf_public_key: STANDARD.encode(vrf),
     }))
 }
 

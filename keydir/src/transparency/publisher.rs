@@ -13,11 +13,16 @@
 //!    in one transaction (or nothing, when every value already is its label's current one);
 //! 4. records `A + 1` and deletes its claimed rows in one transaction.
 //!
+//! 5. signs the head of the epoch log at its latest size and stores it ([`Heads::sign_latest`]),
+//!    at the end of every round (also when nothing was pending), so a head lost to a crash
+//!    after step 4 is signed by the next round of whichever replica holds the lock.
+//!
 //! A crash before 3 commits leaves claimed rows that the next round claims again; a crash
 //! between 3 and 4 is the `A = R + 1` case of the next round. So akd's epochs and the epochs
 //! table never diverge by more than that one step, every claimed row is published exactly
 //! once, and a row queued during a round waits for the next one.
 
+use super::heads::{Heads, HeadsError};
 use super::{Map, MapError};
 use crate::metrics::TransparencyMetrics;
 use crate::store::transparency::{self as queue, PUBLISHER_LOCK};
@@ -50,6 +55,9 @@ pub enum PublishError {
     /// The map or the database failed.
     #[error(transparent)]
     Map(#[from] MapError),
+    /// The epoch log could not be read or its head signed.
+    #[error("epoch heads: {0}")]
+    Heads(#[from] HeadsError),
     /// akd's epochs and the recorded ones disagree beyond the one step a crash leaves.
     #[error("akd is at epoch {akd}, the epochs table at {recorded}: refusing to publish")]
     Diverged {
@@ -71,6 +79,7 @@ impl From<sqlx::Error> for PublishError {
 pub async fn run(
     pool: PgPool,
     map: Arc<Map>,
+    heads: Option<Arc<Heads>>,
     metrics: Arc<TransparencyMetrics>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -80,12 +89,18 @@ pub async fn run(
             () = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        match round(&pool, &map, &metrics).await {
+        match round(&pool, &map, heads.as_deref(), &metrics).await {
             Ok(Round::Published(epoch)) => tracing::debug!(epoch, "published a transparency epoch"),
             Ok(_) => {}
             Err(err @ PublishError::Diverged { .. }) => {
                 metrics.failures.inc();
                 tracing::error!(alarm = "transparency-epochs-diverged", cause = %err, "the map's epochs diverged");
+            }
+            Err(
+                err @ PublishError::Heads(HeadsError::Gap { .. } | HeadsError::Root { .. } | HeadsError::Forked { .. }),
+            ) => {
+                metrics.failures.inc();
+                tracing::error!(alarm = "transparency-log-inconsistent", cause = %err, "the epoch log is inconsistent");
             }
             Err(err) => {
                 metrics.failures.inc();
@@ -95,8 +110,14 @@ pub async fn run(
     }
 }
 
-/// One round: sync, then publish under the advisory lock if this replica gets it.
-pub async fn round(pool: &PgPool, map: &Map, metrics: &TransparencyMetrics) -> Result<Round, PublishError> {
+/// One round: sync, then publish under the advisory lock if this replica gets it, and sign the
+/// log's latest head (with `heads`, if this keydir has a signing key) under the same lock.
+pub async fn round(
+    pool: &PgPool,
+    map: &Map,
+    heads: Option<&Heads>,
+    metrics: &TransparencyMetrics,
+) -> Result<Round, PublishError> {
     let latest = map.sync().await?;
     metrics.epoch.set(i64::try_from(latest.epoch()).unwrap_or(i64::MAX));
     metrics.pending.set(queue::pending_count(pool).await?);
@@ -107,7 +128,12 @@ pub async fn round(pool: &PgPool, map: &Map, metrics: &TransparencyMetrics) -> R
     if !leader {
         return Ok(Round::NotLeader);
     }
-    let result = lead(pool, map, metrics).await;
+    let mut result = lead(pool, map, metrics).await;
+    if let (Ok(_), Some(heads)) = (&result, heads)
+        && let Err(err) = heads.sign_latest().await
+    {
+        result = Err(err.into());
+    }
     let unlocked = sqlx::query_scalar!(r#"SELECT pg_advisory_unlock($1) AS "unlocked!""#, PUBLISHER_LOCK)
         .fetch_one(&mut *lock)
         .await;

@@ -132,6 +132,10 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("GET", "/v0/transparency/epoch"),
         ("GET", "/v0/transparency/vrf-key"),
         ("GET", "/v0/transparency/audit"),
+        ("GET", "/v0/transparency/head"),
+        ("GET", "/v0/transparency/consistency"),
+        ("GET", "/v0/transparency/inclusion"),
+        ("GET", "/v0/transparency/key"),
         ("POST", "/v0/admin/accounts/{jid}/revoke"),
         ("POST", "/v0/admin/accounts/{jid}/unlock"),
         ("GET", "/v0/admin/accounts/{jid}"),
@@ -328,9 +332,11 @@ async fn schemathesis_finds_no_failures() {
     let options = KeydirOptions::new(&fresh_database().await);
     // With an OPRF seed: without one the restore routes answer 503 by design.
     let seed = Some("c2NoZW1hdGhlc2lzLXRlc3Qtc2VlZC0wMTIzNDU2Nzg=".to_owned());
-    // With a VRF key and a short epoch: the transparency routes answer with proofs.
+    // With a VRF key, a head signing key and a short epoch: the transparency routes answer
+    // with proofs and signed heads.
     let env = vec![
         ("KEYWARD_VRF_KEY".to_owned(), "4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8=".to_owned()),
+        ("KEYWARD_TRANSPARENCY_SIGNING_KEY".to_owned(), "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned()),
         ("KEYWARD_TRANSPARENCY_EPOCH_MS".to_owned(), "100".to_owned()),
     ];
     let app = TestApp::start(KeydirOptions {

@@ -1,10 +1,14 @@
 //! The key transparency map: publishes and revocations reach the map at the next epoch with proofs
 //! that akd's client and auditor verify; two replicas never publish an epoch twice; a bundle
-//! swapped in the database is not served; a restart keeps the map.
+//! swapped in the database is not served; a restart keeps the map. The signed epoch heads verify
+//! with the served key, name the latest epoch, extend each other across publishes, restarts and
+//! replicas, and are signed for epochs a crash left without a head.
 
 use crate::helpers::{Account, Auth, TestApp, fresh_database, metric};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use keyward_proto::transparency::heads::proof::proof_from_bytes;
+use keyward_proto::transparency::heads::{EpochLeaf, Head, LogHash, VerifierKey, verify_inclusion};
 use keyward_proto::transparency::value::{DOMAIN_LABEL, MapValue};
 use keyward_proto::{BareJid, Bundle, KeyPair, XmlElement};
 use keyward_tests::keydir::KeydirOptions;
@@ -31,9 +35,19 @@ impl DomainLabel for Keyward {
 
 type Config = ExperimentalConfiguration<Keyward>;
 
-fn with_map(options: &mut KeydirOptions) {
+/// A head signing key for the tests (a 32 byte Ed25519 seed, base64); a deployment draws its own.
+const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The map without a head signing key.
+fn with_map_only(options: &mut KeydirOptions) {
     options.env.push(("KEYWARD_VRF_KEY".into(), VRF_KEY.into()));
     options.env.push(("KEYWARD_TRANSPARENCY_EPOCH_MS".into(), "100".into()));
+}
+
+/// The map and the signed heads.
+fn with_map(options: &mut KeydirOptions) {
+    with_map_only(options);
+    options.env.push(("KEYWARD_TRANSPARENCY_SIGNING_KEY".into(), SIGNING_KEY.into()));
 }
 
 async fn map_app(url: &str, migrate: bool) -> TestApp {
@@ -110,6 +124,79 @@ async fn audit(app: &TestApp, start: u64, end: u64) -> Result<(), akd::errors::A
     let proof = pb::AppendOnlyProof::parse_from_bytes(&bytes(&reply.body["proof"])).expect("protobuf");
     let proof = akd::AppendOnlyProof::try_from(&proof).expect("an audit proof");
     akd::auditor::audit_verify::<Config>(roots, proof).await
+}
+
+/// The served log key: the origin and keydir's verifier key (the VRF key is checked against the map's).
+async fn log_key(app: &TestApp) -> (String, VerifierKey) {
+    let reply = app.send(Method::GET, "/v0/transparency/key", Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(bytes(&reply.body["vrf_public_key"]), vrf_key(app).await, "the map's VRF key");
+    let key = VerifierKey::parse(reply.body["log_key"].as_str().expect("log_key")).expect("a verifier key");
+    let origin = reply.body["origin"].as_str().expect("origin").to_owned();
+    assert_eq!(key.name(), origin, "the key is named after the origin");
+    (origin, key)
+}
+
+/// Proof hashes from their served base64.
+fn hashes(value: &Value) -> Vec<LogHash> {
+    proof_from_bytes(&bytes(value)).expect("whole hashes")
+}
+
+/// The served inclusion proof of leaf `index` in the tree of `size`, with the served leaf.
+async fn inclusion(app: &TestApp, index: u64, size: u64) -> (EpochLeaf, Vec<LogHash>) {
+    let path = format!("/v0/transparency/inclusion?index={index}&size={size}");
+    let reply = app.send(Method::GET, &path, Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let leaf =
+        EpochLeaf { epoch: reply.body["epoch"].as_u64().expect("epoch"), akd_root: digest(&reply.body["akd_root"]) };
+    assert_eq!(leaf.epoch, index + 1, "leaf i is epoch i + 1");
+    (leaf, hashes(&reply.body["proof"]))
+}
+
+/// The served consistency proof from `from` to `to`.
+async fn consistency(app: &TestApp, from: u64, to: u64) -> Vec<LogHash> {
+    let path = format!("/v0/transparency/consistency?from={from}&to={to}");
+    let reply = app.send(Method::GET, &path, Auth::None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    hashes(&reply.body["proof"])
+}
+
+/// Polls the served head until it names epoch `epoch` or a later one (20 s at most); checks it
+/// as a client does: keydir's signature with the served key, the origin, and its epoch line as
+/// the log's last leaf by the served inclusion proof. Returns it and its note.
+async fn wait_head(app: &TestApp, epoch: u64) -> (Head, String) {
+    let (origin, key) = log_key(app).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = app.send(Method::GET, "/v0/transparency/head", Auth::None, None).await;
+        if reply.status == StatusCode::OK && reply.body["epoch"].as_u64().is_some_and(|e| e >= epoch) {
+            let note = reply.body["note"].as_str().expect("note").to_owned();
+            let (head, _) = Head::open(note.as_bytes(), &origin, &key).expect("the head verifies with the served key");
+            assert_eq!(Some(head.size()), reply.body["size"].as_u64());
+            assert_eq!(Some(head.last_leaf().epoch), reply.body["epoch"].as_u64());
+            assert_eq!(head.size(), head.last_leaf().epoch, "epochs 1..=n are leaves 0..n");
+            let (leaf, proof) = inclusion(app, head.size() - 1, head.size()).await;
+            assert_eq!(&leaf, head.last_leaf(), "the served last leaf is the head's epoch line");
+            head.check_last_leaf(&proof).expect("the epoch line is the log's last leaf");
+            return (head, note);
+        }
+        assert!(Instant::now() < deadline, "no head of epoch {epoch}: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks every leaf of `head` against the recorded epochs by its inclusion proof.
+async fn check_all_leaves(app: &TestApp, pool: &sqlx::PgPool, head: &Head) {
+    let recorded: Vec<Vec<u8>> = sqlx::query_scalar("SELECT root_hash FROM transparency_epochs ORDER BY epoch")
+        .fetch_all(pool)
+        .await
+        .expect("epochs");
+    for index in 0..head.size() {
+        let (leaf, proof) = inclusion(app, index, head.size()).await;
+        assert_eq!(leaf.akd_root.to_vec(), recorded[usize::try_from(index).expect("small")], "leaf {index}");
+        verify_inclusion(index, head.size(), &leaf.hash(), &proof, head.root())
+            .expect("the leaf is in the head's tree");
+    }
 }
 
 async fn wait_until_nothing_pending(pool: &sqlx::PgPool) {
@@ -284,6 +371,12 @@ async fn two_replicas_publish_each_epoch_once_and_a_restart_keeps_the_map() {
     let (latest, root) = epoch(&a).await;
     assert_eq!(latest as i64, n);
     audit(&b, 1, latest).await.expect("the audit proof over every epoch verifies");
+    // One log: both replicas serve the same signed head of every epoch, naming the latest.
+    let (head, note) = wait_head(&a, latest).await;
+    let (head_b, note_b) = wait_head(&b, latest).await;
+    assert_eq!((head.size(), note.as_str()), (head_b.size(), note_b.as_str()), "the replicas serve one head");
+    assert_eq!(*head.last_leaf(), EpochLeaf { epoch: latest, akd_root: root });
+    check_all_leaves(&b, &pool, &head).await;
     let vrf = vrf_key(&a).await;
     for (n, account) in accounts.iter().enumerate() {
         let jid = account.jid.as_str();
@@ -301,7 +394,12 @@ async fn two_replicas_publish_each_epoch_once_and_a_restart_keeps_the_map() {
     let late = b.account("late@example.test").await;
     let proof = wait_in_map(&b, "late@example.test", |v| v.commits_to(late.bundle.as_bytes())).await;
     verify_lookup(&proof, "late@example.test", &vrf);
-    audit(&a, latest, proof["epoch"].as_u64().expect("epoch")).await.expect("the audit across the restart verifies");
+    let after = proof["epoch"].as_u64().expect("epoch");
+    audit(&a, latest, after).await.expect("the audit across the restart verifies");
+    // The restarted replica rebuilt the log: the head after the restart extends the one before.
+    let (later, _) = wait_head(&b, after).await;
+    later.check_extends(&head, &consistency(&b, head.size(), later.size()).await).expect("consistent");
+    check_all_leaves(&a, &pool, &later).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,8 +407,9 @@ async fn without_a_vrf_key_the_map_is_off_and_updates_queue() {
     let app = TestApp::spawn().await;
     let account = Account::new("alice@example.test");
     assert_eq!(app.publish(&account).await.status, StatusCode::CREATED);
-    let reply = app.send(Method::GET, "/v0/transparency/epoch", Auth::None, None).await;
-    reply.assert_problem(503, "unavailable");
+    for path in ["/v0/transparency/epoch", "/v0/transparency/head", "/v0/transparency/key"] {
+        app.send(Method::GET, path, Auth::None, None).await.assert_problem(503, "unavailable");
+    }
     // Queued, not yet in a map: served all the same.
     assert_eq!(served_bundle(&app, "alice@example.test").await.as_deref(), Some(account.bundle.as_str()));
     let pool = sqlx::PgPool::connect(&app.database_url).await.expect("connects");
@@ -474,4 +573,93 @@ async fn a_publisher_that_died_mid_round_is_taken_over_without_a_gap_or_a_repeat
         let log = std::fs::read_to_string(app.keydir.log_path()).unwrap_or_default();
         panic!("the audit across the takeover does not verify: {err}\n{epochs:?}\n{log}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heads_verify_name_the_latest_epoch_and_extend_each_other() {
+    let url = fresh_database().await;
+    let mut options = KeydirOptions::new(&url);
+    with_map(&mut options);
+    // Everything keydir logs, so that the check below covers it.
+    options.log_filter = "debug".into();
+    let app = TestApp::start(options).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    app.account("alice@example.test").await;
+    wait_in_map(&app, "alice@example.test", |_| true).await;
+    wait_until_nothing_pending(&pool).await;
+    let (first_epoch, first_root) = epoch(&app).await;
+    let (first, _) = wait_head(&app, first_epoch).await;
+    assert_eq!(
+        *first.last_leaf(),
+        EpochLeaf { epoch: first_epoch, akd_root: first_root },
+        "the epoch line is the map's"
+    );
+    let (origin, key) = log_key(&app).await;
+    assert!(origin.starts_with("keyward/"), "{origin}");
+
+    for n in 0..3 {
+        app.account(&format!("user{n}@example.test")).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_until_nothing_pending(&pool).await;
+    let (latest, root) = epoch(&app).await;
+    assert!(latest > first_epoch);
+    let (later, _) = wait_head(&app, latest).await;
+    assert_eq!(*later.last_leaf(), EpochLeaf { epoch: latest, akd_root: root });
+    let proof = consistency(&app, first.size(), later.size()).await;
+    later.check_extends(&first, &proof).expect("the later head extends the earlier one");
+    assert!(later.check_extends(&first, &[]).is_err(), "not without the proof");
+    check_all_leaves(&app, &pool, &later).await;
+    assert!(consistency(&app, later.size(), later.size()).await.is_empty());
+
+    // Queries outside the log.
+    let size = later.size();
+    for (path, status) in [
+        (format!("/v0/transparency/consistency?from=0&to={size}"), 400),
+        (format!("/v0/transparency/consistency?from={size}&to=1"), 400),
+        (format!("/v0/transparency/consistency?from=1&to={}", size + 5), 404),
+        (format!("/v0/transparency/inclusion?index={size}&size={size}"), 400),
+        (format!("/v0/transparency/inclusion?index=0&size={}", size + 1), 404),
+        ("/v0/transparency/inclusion?index=-1&size=1".to_owned(), 400),
+    ] {
+        let reply = app.send(Method::GET, &path, Auth::None, None).await;
+        assert_eq!(reply.status.as_u16(), status, "{path}: {reply:?}");
+    }
+
+    // The stored heads are append-only, and the signing key is never logged.
+    let changed = sqlx::query("UPDATE transparency_heads SET note = note || ' '").execute(&pool).await;
+    assert!(changed.is_err(), "a stored head was changed");
+    let log = std::fs::read_to_string(app.keydir.log_path()).expect("the log");
+    assert!(!log.contains(SIGNING_KEY) && !log.contains(VRF_KEY), "a key in the log");
+    assert!(log.contains(&key.to_string()), "keydir logs the verifier key to pin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signing_key_the_map_publishes_and_a_key_added_later_signs_the_latest_head() {
+    let url = fresh_database().await;
+    let mut options = KeydirOptions::new(&url);
+    with_map_only(&mut options);
+    let mut app = TestApp::start(options).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    for n in 0..3 {
+        app.account(&format!("user{n}@example.test")).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_until_nothing_pending(&pool).await;
+    let (latest, root) = epoch(&app).await;
+    assert!(latest >= 1);
+    for path in ["/v0/transparency/head", "/v0/transparency/key", "/v0/transparency/consistency?from=1&to=1"] {
+        app.send(Method::GET, path, Auth::None, None).await.assert_problem(503, "unavailable");
+    }
+    let heads: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transparency_heads").fetch_one(&pool).await.expect("count");
+    assert_eq!(heads, 0);
+    app.keydir.stop().await.expect("stops");
+
+    // Epochs recorded with no head: what a publisher that died between an epoch's row and its
+    // head leaves. The next round signs the head of the latest size, with nothing new to publish.
+    let app = map_app(&url, false).await;
+    let (head, _) = wait_head(&app, latest).await;
+    assert_eq!(*head.last_leaf(), EpochLeaf { epoch: latest, akd_root: root });
+    check_all_leaves(&app, &pool, &head).await;
 }
