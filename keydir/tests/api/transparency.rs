@@ -289,6 +289,18 @@ async fn a_publish_and_a_revocation_are_proven_in_the_map_and_the_history_and_au
     assert_eq!(reply.body["end"], latest, "{reply:?}");
 }
 
+/// A lookup of `jid` answers it as having no key and no bundle (`what` says what went wrong if
+/// not), and keydir has counted `refused` withheld bundles so far.
+async fn assert_withheld(app: &TestApp, jid: &str, what: &str, refused: f64) {
+    let reply = app.lookup(None, &[jid]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let item = &reply.body["items"][0];
+    assert_eq!(item["status"], "none", "{what}: {item}");
+    assert!(item.get("bundle").is_none_or(Value::is_null), "{what}: {item}");
+    let page = app.metrics().await;
+    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), refused, "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_swapped_in_the_database_is_not_served() {
     let url = fresh_database().await;
@@ -310,13 +322,7 @@ async fn a_bundle_swapped_in_the_database_is_not_served() {
         .await
         .expect("the edit");
 
-    let reply = app.lookup(None, &["alice@example.test"]).await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    let item = &reply.body["items"][0];
-    assert_eq!(item["status"], "none", "{item}");
-    assert!(item.get("bundle").is_none_or(Value::is_null), "the swapped bundle was served: {item}");
-    let page = app.metrics().await;
-    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
+    assert_withheld(&app, "alice@example.test", "the swapped bundle was served", 1.0).await;
     // Nor does it go out in a key relay: the notice stays unsent.
     let reply = app.relay("alice@example.test", "bob@example.test").await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
@@ -513,13 +519,7 @@ async fn a_revocation_undone_in_the_database_is_caught_and_an_earlier_relay_stil
     .execute(&pool)
     .await
     .expect("the edit");
-    let reply = app.lookup(None, &["alice@example.test"]).await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    let item = &reply.body["items"][0];
-    assert_eq!(item["status"], "none", "an un-revoked key was served as active: {item}");
-    assert!(item.get("bundle").is_none_or(Value::is_null), "{item}");
-    let page = app.metrics().await;
-    assert_eq!(metric(&page, "keyward_keydir_transparency_refused_bundles_total"), 1.0, "{page}");
+    assert_withheld(&app, "alice@example.test", "an un-revoked key was served as active", 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
