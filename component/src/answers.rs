@@ -186,7 +186,7 @@ mod tests {
 
     fn active(of: &BareJid) -> KeyItem {
         let bundle = Bundle::sign(&KeyPair::generate().expect("rng"), of.clone(), 1_764_150_000).into_bundle();
-        KeyItem { jid: of.clone(), status: KeyStatus::Active, bundle: Some(bundle) }
+        KeyItem { jid: of.clone(), status: KeyStatus::Active, bundle: Some(bundle), proof: None }
     }
 
     fn leased(cache: &AnswerCache) {

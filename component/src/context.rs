@@ -35,6 +35,8 @@ pub struct Shared {
     pub quotas: Quotas,
     /// The cache of lookup answers, under keydir's lease.
     pub answers: crate::answers::AnswerCache,
+    /// keydir's transparency keys, for disco#info.
+    pub transparency: crate::transparency::DirectoryKeys,
 }
 
 /// How long after the handshake a server may take to send its privilege advertisement.

@@ -13,6 +13,7 @@ use keyward_contract::component::{
     NoticeIds, OprfRequest, OprfResponse, PublishRequest, RelayRequest, RelayResponse, ReleaseResponse,
     RestoreProofRequest, RestoreProofResponse, SecretResponse,
 };
+use keyward_contract::transparency::{LogKeyResponse, LookupProofsRequest, LookupProofsResponse};
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -258,6 +259,36 @@ impl KeydirClient {
         let body = CacheLeaseRequest { holder: holder.to_owned(), seen_seq };
         let response = self.send(self.request(Method::POST, &["cache", "lease"]).json(&body)).await?;
         Self::json::<CacheLeaseResponse>(response).await
+    }
+
+    /// The proofs of `jids` (1 to 100) in the map and the signed head of their epoch, with the
+    /// consistency proof from `known_size`. keydir answers 503 while the epoch is not signed.
+    pub async fn lookup_proofs(&self, jids: &[BareJid], known_size: u64) -> Result<LookupProofsResponse> {
+        let body = LookupProofsRequest {
+            jids: jids.iter().map(|jid| jid.as_str().to_owned()).collect(),
+            known_size: Some(known_size),
+        };
+        let response = self.send(self.request(Method::POST, &["transparency", "lookups"]).json(&body)).await?;
+        let answer = Self::json::<LookupProofsResponse>(response).await?;
+        if answer.items.len() != jids.len() {
+            return Err(Error::KeydirProtocol(format!("{} proofs for {} jids", answer.items.len(), jids.len())));
+        }
+        Ok(answer)
+    }
+
+    /// The keys of keydir's transparency log (public route); `None` when keydir signs no heads
+    /// (503: no VRF key or no signing key).
+    pub async fn transparency_key(&self) -> Result<Option<LogKeyResponse>> {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["v0", "transparency", "key"]);
+        }
+        let response = self.http.get(url).timeout(self.timeout).send().await.map_err(unavailable)?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(Self::json::<LogKeyResponse>(response).await?)),
+            StatusCode::SERVICE_UNAVAILABLE => Ok(None),
+            status => Err(Error::KeydirUnavailable(format!("status {status}"))),
+        }
     }
 
     /// Acknowledges delivered notices.

@@ -35,6 +35,7 @@ mod session;
 pub mod stanza;
 pub mod stream;
 mod supervisor;
+mod transparency;
 pub mod writer;
 
 use std::future::Future;
@@ -79,10 +80,13 @@ pub async fn run(
         relay_limit: RateLimiter::new(config.relay_per_minute, config.relay_per_minute),
         quotas: Quotas::new(&config.requests),
         answers: answers::AnswerCache::new(config.answer_cache_entries),
+        transparency: transparency::DirectoryKeys::default(),
         config,
         keydir,
         metrics: metrics.clone(),
     });
+    // Known before the first disco#info when keydir is up; asked again later otherwise.
+    shared.transparency.get(&shared.keydir).await;
     let stop_notices = CancellationToken::new();
     let stop_stream = CancellationToken::new();
     let stop_metrics = CancellationToken::new();

@@ -103,6 +103,10 @@ pub struct LookupProofsRequest {
     /// 1 to 100 bare JIDs.
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100, value_type = Vec<crate::Jid>))]
     pub jids: Vec<String>,
+    /// The size of the newest head the client verified (0 for none): the answer's `head` then
+    /// carries the consistency proof from it. Absent: no consistency proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_size: Option<u64>,
 }
 
 /// `POST /v0/component/transparency/lookups`: one proof per requested account, all for one epoch.
@@ -115,6 +119,26 @@ pub struct LookupProofsResponse {
     pub root_hash: String,
     /// One item per requested JID, in request order.
     pub items: Vec<LookupProofItem>,
+    /// The signed head of the log whose last leaf is `epoch`, with its proofs; absent when
+    /// keydir has no head signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<LookupHead>,
+}
+
+/// The signed head a [`LookupProofsResponse`]'s proofs are for, and the log proofs that place it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LookupHead {
+    /// The log's size at this head (equal to the epoch).
+    pub size: u64,
+    /// The C2SP signed note, as text (as in [`HeadResponse`]).
+    pub note: String,
+    /// The inclusion proof of leaf `size - 1` in the tree of `size` leaves (hashes concatenated, base64).
+    pub inclusion: String,
+    /// The consistency proof from the request's `known_size` to `size` (hashes concatenated,
+    /// base64; empty when they are equal); absent when `known_size` was absent, 0 or larger than `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
 }
 
 /// One account's proof in a [`LookupProofsResponse`]; `version`, `value` and `proof` are all

@@ -17,6 +17,8 @@ use time::format_description::well_known::Rfc3339;
 pub const NS: &str = "urn:keyward:0";
 /// The disco feature a component advertises when it can answer `roster-keys`.
 pub const FEATURE_ROSTER_KEYS: &str = "urn:keyward:0#roster-keys";
+/// The disco feature (and data form type) of a component that serves key transparency proofs.
+pub const FEATURE_TRANSPARENCY: &str = "urn:keyward:0#transparency";
 /// The body put in every encrypted message for clients without keyward.
 pub const FALLBACK_BODY: &str = "[This message is end-to-end encrypted with keyward]";
 /// XEP-0380 namespace.
@@ -131,10 +133,12 @@ empty_request!(
     "roster-keys"
 );
 
-/// `<keys>` in an IQ get: look up the bundles of up to 100 accounts.
+/// `<keys>` in an IQ get: look up the bundles of up to 100 accounts, or up to
+/// [`KEYS_PROOF_ITEMS`] with the map's proofs (`known-size`, protocol section 15.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeysQuery {
     items: Vec<BareJid>,
+    known_size: Option<u64>,
 }
 
 impl KeysQuery {
@@ -152,12 +156,27 @@ impl KeysQuery {
         if unique.len() > limits::KEYS_ITEMS {
             return Err(Error::TooLarge { what: "keys query items", limit: limits::KEYS_ITEMS });
         }
-        Ok(Self { items: unique })
+        Ok(Self { items: unique, known_size: None })
+    }
+
+    /// A query for these accounts (1 to [`KEYS_PROOF_ITEMS`]) that asks for the map's proofs,
+    /// saying the size of the newest epoch head the client verified (0 for none).
+    pub fn with_proofs(items: Vec<BareJid>, known_size: u64) -> Result<Self> {
+        let query = Self::new(items)?;
+        if query.items.len() > KEYS_PROOF_ITEMS {
+            return Err(Error::TooLarge { what: "keys query items with proofs", limit: KEYS_PROOF_ITEMS });
+        }
+        Ok(Self { known_size: Some(known_size), ..query })
     }
 
     /// The accounts asked for.
     pub fn items(&self) -> &[BareJid] {
         &self.items
+    }
+
+    /// When the client asks for proofs: the size of the newest head it verified (0 for none).
+    pub fn known_size(&self) -> Option<u64> {
+        self.known_size
     }
 }
 
@@ -168,13 +187,19 @@ impl XmlElement for KeysQuery {
         if items.clone().count() > limits::KEYS_ITEMS {
             return Err(Error::TooLarge { what: "keys query items", limit: limits::KEYS_ITEMS });
         }
-        Self::new(items.map(|item| BareJid::parse(attr(item, "jid")?)).collect::<Result<_>>()?)
+        let items = items.map(|item| BareJid::parse(attr(item, "jid")?)).collect::<Result<_>>()?;
+        match proofs::known_size(element)? {
+            Some(known) => Self::with_proofs(items, known),
+            None => Self::new(items),
+        }
     }
 
     fn to_element(&self) -> Element {
-        self.items
-            .iter()
-            .fold(Element::new("keys", NS), |e, jid| e.child(Element::new("item", NS).attr("jid", jid.as_str())))
+        let query = match self.known_size {
+            Some(known) => Element::new("keys", NS).attr("known-size", known.to_string()),
+            None => Element::new("keys", NS),
+        };
+        self.items.iter().fold(query, |e, jid| e.child(Element::new("item", NS).attr("jid", jid.as_str())))
     }
 }
 
@@ -203,6 +228,9 @@ pub struct KeyItem {
     pub status: KeyStatus,
     /// Its bundle, if it ever published one (also for revoked accounts, to recognise old messages).
     pub bundle: Option<Bundle>,
+    /// akd's lookup proof of the account's map value (protobuf) at the answer's head, when the
+    /// client asked for proofs and the account is in the map.
+    pub proof: Option<Vec<u8>>,
 }
 
 fn parse_time(text: &str, field: &'static str) -> Result<OffsetDateTime> {
@@ -239,7 +267,7 @@ impl KeyItem {
         if status == KeyStatus::Active && bundle.is_none() {
             return Err(Error::Missing("bundle"));
         }
-        Ok(Self { jid, status, bundle })
+        Ok(Self { jid, status, bundle, proof: proofs::item_proof(item)? })
     }
 
     fn to_element(&self) -> Element {
@@ -251,8 +279,11 @@ impl KeyItem {
                 item.attr("status", "revoked").attr("revoked-at", format_time(at)).attr("reason", reason.as_str())
             }
         };
-        match &self.bundle {
-            Some(bundle) => item.child(bundle.to_element()),
+        if let Some(bundle) = &self.bundle {
+            item = item.child(bundle.to_element());
+        }
+        match &self.proof {
+            Some(proof) => item.child(proofs::proof_element(proof)),
             None => item,
         }
     }
@@ -266,6 +297,8 @@ macro_rules! key_list {
         pub struct $name {
             /// One entry per account.
             pub items: Vec<KeyItem>,
+            /// The signed head the items' proofs are for, with its log proofs (when asked for).
+            pub transparency: Option<HeadProofs>,
         }
 
         impl XmlElement for $name {
@@ -275,11 +308,16 @@ macro_rules! key_list {
                 if items.len() > $limit {
                     return Err(Error::TooLarge { what: concat!($tag, " items"), limit: $limit });
                 }
-                Ok(Self { items: items.into_iter().map(KeyItem::from_element).collect::<Result<_>>()? })
+                let transparency = element.get_child("transparency", NS).map(HeadProofs::from_element).transpose()?;
+                Ok(Self { items: items.into_iter().map(KeyItem::from_element).collect::<Result<_>>()?, transparency })
             }
 
             fn to_element(&self) -> Element {
-                self.items.iter().fold(Element::new($tag, NS), |e, item| e.child(item.to_element()))
+                let list = match &self.transparency {
+                    Some(head) => Element::new($tag, NS).child(head.to_element()),
+                    None => Element::new($tag, NS),
+                };
+                self.items.iter().fold(list, |e, item| e.child(item.to_element()))
             }
         }
     };
@@ -511,6 +549,9 @@ impl XmlElement for StoreHint {
         Element::new("store", NS_HINTS)
     }
 }
+
+mod proofs;
+pub use proofs::{Consistency, HeadProofs, KEYS_PROOF_ITEMS};
 
 #[cfg(test)]
 mod tests;

@@ -168,6 +168,20 @@ pub enum Error {
         /// Cosignatures required.
         required: usize,
     },
+    /// An akd proof about an account (lookup or history) did not decode or verify against the
+    /// head's akd root: the directory showed a key its signed map does not hold.
+    #[error("map proof refused: {0}")]
+    MapProof(&'static str),
+    /// The directory served an account's bundle that the account's value in the map does not
+    /// commit to: a key swapped outside the map.
+    #[error("the directory served a key its map does not hold")]
+    KeyNotInMap,
+    /// The directory served as active an account the map shows revoked: a revocation withheld.
+    #[error("the directory withholds a revocation its map holds")]
+    RevocationWithheld,
+    /// The directory served as having no key an account whose key is in the map.
+    #[error("the directory withholds a key its map holds")]
+    KeyWithheld,
     /// A gossiped head summary was malformed.
     #[error("malformed head summary: {0}")]
     Gossip(&'static str),

@@ -6,5 +6,7 @@
 //! the [`heads`]: the log of epoch roots, its C2SP checkpoints signed by keydir and
 //! countersigned by auditors. Pure code, no I/O, like the rest of this crate.
 
+pub mod check;
 pub mod heads;
+pub mod lookup;
 pub mod value;

@@ -15,8 +15,16 @@ use crate::stanza::{Condition, Iq, StanzaError};
 pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome {
     let requester = sender(iq)?;
     let query = KeysQuery::from_element(payload).map_err(|e| refused(&e))?;
-    let items = lookup(ctx, &requester, query.items()).await?;
-    Ok(Some(KeysResult { items }.to_element()))
+    let mut items = lookup(ctx, &requester, query.items()).await?;
+    // Proofs only when asked (the query is then at most `KEYS_PROOF_ITEMS` long) and when keydir
+    // signs heads; the client decides what an answer without them is worth.
+    let transparency = match query.known_size() {
+        Some(known) if ctx.shared.transparency.get(&ctx.shared.keydir).await.is_some() => {
+            crate::transparency::attach(&ctx.shared.keydir, &mut items, known).await.map_err(|e| keydir_failed(&e))?
+        }
+        _ => None,
+    };
+    Ok(Some(KeysResult { items, transparency }.to_element()))
 }
 
 /// Looks up any number of accounts, 100 per keydir call.
@@ -81,5 +89,5 @@ fn key_item(jid: &BareJid, item: LookupItem) -> Result<KeyItem, StanzaError> {
             KeyStatus::Revoked { at, reason: item.reason.unwrap_or_default() }
         }
     };
-    Ok(KeyItem { jid: jid.clone(), status, bundle })
+    Ok(KeyItem { jid: jid.clone(), status, bundle, proof: None })
 }

@@ -23,7 +23,7 @@ pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome
     let answer = ctx.ask_server(&owner, Element::new("query", NS_ROSTER)).await?;
     let contacts = roster_jids(&answer.element)?;
     let items = lookup(ctx, &owner, &contacts).await?;
-    Ok(Some(RosterKeys { items }.to_element()))
+    Ok(Some(RosterKeys { items, transparency: None }.to_element()))
 }
 
 /// The contacts in a roster result (unparseable items are skipped, duplicates removed), sorted.

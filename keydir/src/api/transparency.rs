@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use keyward_contract::Jid;
 pub use keyward_contract::transparency::{
     AuditProofResponse, AuditQuery, ConsistencyProofResponse, ConsistencyQuery, EpochResponse, HeadResponse,
-    HistoryProofResponse, InclusionProofResponse, InclusionQuery, LogKeyResponse, LookupProofItem, LookupProofResponse,
-    LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
+    HistoryProofResponse, InclusionProofResponse, InclusionQuery, LogKeyResponse, LookupHead, LookupProofItem,
+    LookupProofResponse, LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
 };
 use keyward_proto::BareJid;
 use keyward_proto::limits;
@@ -312,12 +312,16 @@ pub async fn history(State(state): State<AppState>, JidPath(jid): JidPath) -> Ap
 }
 
 /// The lookup proofs of up to 100 accounts at once, all for one epoch (e.g. for one `keys` or
-/// `roster-keys` answer).
+/// `roster-keys` answer), with the signed head of that epoch and its log proofs.
+///
+/// With a head signing key, an epoch published but not signed yet (a moment, or a publisher
+/// that died in between until the next round) is 503: retry.
 #[utoipa::path(
     post, path = "/v0/component/transparency/lookups", tag = "component",
     request_body = LookupProofsRequest,
     responses(
         (status = 200, description = "One item per requested JID, in order; an item without a proof is not in the map", body = LookupProofsResponse),
+        (status = 503, description = "No VRF key is configured, the epoch of the proofs is not signed yet, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
         ComponentErrors,
     ),
     security(("component" = []))
@@ -352,5 +356,22 @@ pub async fn lookups(
             }
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(LookupProofsResponse { epoch: at.epoch(), root_hash: STANDARD.encode(at.hash()), items }))
+    let head = match state.heads.as_ref() {
+        Some(heads) => Some(lookup_head(heads, at.epoch(), body.known_size).await?),
+        None => None,
+    };
+    Ok(Json(LookupProofsResponse { epoch: at.epoch(), root_hash: STANDARD.encode(at.hash()), items, head }))
+}
+
+/// The signed head of `epoch` (the log's size then) with its proofs, for a lookup answer.
+async fn lookup_head(heads: &Heads, epoch: u64, known_size: Option<u64>) -> ApiResult<LookupHead> {
+    let Some(proofs) = heads.proofs_at(epoch, known_size).await.map_err(log_failed)? else {
+        return Err(ApiError::TransparencyUnavailable(format!("epoch {epoch} is not signed yet; retry")));
+    };
+    Ok(LookupHead {
+        size: epoch,
+        note: proofs.note,
+        inclusion: STANDARD.encode(proof_to_bytes(&proofs.inclusion)),
+        consistency: proofs.consistency.map(|proof| STANDARD.encode(proof_to_bytes(&proof))),
+    })
 }

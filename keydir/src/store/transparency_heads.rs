@@ -45,6 +45,14 @@ pub async fn latest_head(pool: &PgPool) -> sqlx::Result<Option<StoredHead>> {
         .await
 }
 
+/// The stored head of `size`, if one was signed.
+#[instrument(skip(pool))]
+pub async fn head_of_size(pool: &PgPool, size: i64) -> sqlx::Result<Option<StoredHead>> {
+    sqlx::query_as!(StoredHead, "SELECT size, epoch, note FROM transparency_heads WHERE size = $1", size)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Stores the head of `size`; a head of that size stored before (by another replica: Ed25519
 /// signatures are deterministic, so it is the same note) is kept.
 #[instrument(skip(pool, note))]

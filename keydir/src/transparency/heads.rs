@@ -140,6 +140,25 @@ impl Heads {
         Ok(())
     }
 
+    /// The stored head of `size`, checked against this log, with the inclusion proof of its
+    /// last leaf and the consistency proof from `known` (when `0 < known <= size`); `None`
+    /// when no head of that size is signed (yet).
+    pub async fn proofs_at(&self, size: u64, known: Option<u64>) -> Result<Option<HeadProofs>, HeadsError> {
+        let Ok(wanted) = i64::try_from(size) else { return Ok(None) };
+        let leaves = self.sync().await?;
+        let Some(stored) = store::head_of_size(&self.pool, wanted).await? else { return Ok(None) };
+        if size == 0 || size > leaves.len() {
+            return Ok(None);
+        }
+        self.check_stored(&leaves, &stored)?;
+        let inclusion = leaves.inclusion(size - 1, size)?;
+        let consistency = match known {
+            Some(known) if known > 0 && known <= size => Some(leaves.consistency(known, size)?),
+            _ => None,
+        };
+        Ok(Some(HeadProofs { note: stored.note, inclusion, consistency }))
+    }
+
     /// The newest stored head, checked against this log.
     pub async fn latest(&self) -> Result<Option<store::StoredHead>, HeadsError> {
         let leaves = self.sync().await?;
@@ -147,6 +166,17 @@ impl Heads {
         self.check_stored(&leaves, &stored)?;
         Ok(Some(stored))
     }
+}
+
+/// A stored head with the log proofs a client checks it by.
+#[derive(Debug)]
+pub struct HeadProofs {
+    /// The signed note.
+    pub note: String,
+    /// The inclusion proof of the head's last leaf.
+    pub inclusion: Vec<LogHash>,
+    /// The consistency proof from the size the client knows, if asked.
+    pub consistency: Option<Vec<LogHash>>,
 }
 
 /// Why the log could not be read, signed or proven.

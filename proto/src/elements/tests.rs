@@ -31,8 +31,14 @@ fn every_element_round_trips() {
     round_trip(&SecretQuery);
     round_trip(&RosterKeysQuery);
     round_trip(&KeysQuery::new(vec![jid("alice@example.test"), jid("bob@other.test")]).expect("valid"));
+    round_trip(&KeysQuery::with_proofs(vec![jid("alice@example.test")], 7).expect("valid"));
     let items = vec![
-        KeyItem { jid: jid("alice@example.test"), status: KeyStatus::Active, bundle: Some(bundle("alice")) },
+        KeyItem {
+            jid: jid("alice@example.test"),
+            status: KeyStatus::Active,
+            bundle: Some(bundle("alice")),
+            proof: Some(vec![1, 2, 3]),
+        },
         KeyItem {
             jid: jid("bob@example.test"),
             status: KeyStatus::Revoked {
@@ -40,11 +46,22 @@ fn every_element_round_trips() {
                 reason: "stolen <laptop> & 'more'".into(),
             },
             bundle: Some(bundle("bob")),
+            proof: None,
         },
-        KeyItem { jid: jid("carol@example.test"), status: KeyStatus::None, bundle: None },
+        KeyItem { jid: jid("carol@example.test"), status: KeyStatus::None, bundle: None, proof: None },
     ];
-    round_trip(&KeysResult { items: items.clone() });
-    round_trip(&RosterKeys { items });
+    round_trip(&KeysResult { items: items.clone(), transparency: None });
+    let head = HeadProofs {
+        note: "keyward/13d9908a70925992\n7\nroot\n\n— sig\n".into(),
+        inclusion: vec![[7; 32], [8; 32]],
+        consistency: Some(Consistency { from: 3, proof: vec![[9; 32]] }),
+    };
+    round_trip(&KeysResult { items: items.clone(), transparency: Some(head.clone()) });
+    round_trip(&KeysResult {
+        items: items.clone(),
+        transparency: Some(HeadProofs { consistency: Some(Consistency { from: 7, proof: vec![] }), ..head }),
+    });
+    round_trip(&RosterKeys { items, transparency: None });
     round_trip(&Relay { to: jid("bob@example.test") });
     round_trip(&KeyRelay { from: jid("alice@example.test"), bundle: bundle("alice") });
     round_trip(&Revoked {
@@ -116,6 +133,14 @@ fn hostile_elements_are_typed_errors() {
     assert!(matches!(KeysResult::parse(active_without_bundle.as_bytes()), Err(Error::Missing("bundle"))));
     let odd_status = "<keys xmlns='urn:keyward:0'><item jid='a@b.test' status='maybe'/></keys>";
     assert!(matches!(KeysResult::parse(odd_status.as_bytes()), Err(Error::InvalidValue("status"))));
+    let bad_known_size = "<keys xmlns='urn:keyward:0' known-size='-1'><item jid='a@b.test'/></keys>";
+    assert!(matches!(KeysQuery::parse(bad_known_size.as_bytes()), Err(Error::InvalidValue("known-size"))));
+    let bad_proof = "<keys xmlns='urn:keyward:0'><item jid='a@b.test' status='none'><proof>!!</proof></item></keys>";
+    assert!(matches!(KeysResult::parse(bad_proof.as_bytes()), Err(Error::Base64 { field: "proof" })));
+    let headless = "<keys xmlns='urn:keyward:0'><transparency><inclusion/></transparency></keys>";
+    assert!(matches!(KeysResult::parse(headless.as_bytes()), Err(Error::Missing("head"))));
+    let ragged = "<keys xmlns='urn:keyward:0'><transparency><head>YQ==</head><inclusion>AAAA</inclusion></transparency></keys>";
+    assert!(matches!(KeysResult::parse(ragged.as_bytes()), Err(Error::LogProof(_))));
 }
 
 #[test]
@@ -125,6 +150,11 @@ fn too_many_items_and_oversized_fields_are_refused() {
     assert!(matches!(KeysQuery::parse(query.as_bytes()), Err(Error::TooLarge { .. })));
     let jids = (0..=limits::KEYS_ITEMS).map(|i| jid(&format!("u{i}@example.test"))).collect();
     assert!(matches!(KeysQuery::new(jids), Err(Error::TooLarge { .. })));
+    let with_proofs: Vec<BareJid> = (0..=KEYS_PROOF_ITEMS).map(|i| jid(&format!("u{i}@example.test"))).collect();
+    assert!(matches!(KeysQuery::with_proofs(with_proofs.clone(), 0), Err(Error::TooLarge { .. })));
+    let items: String = with_proofs.iter().map(|j| format!("<item jid='{j}'/>")).collect();
+    let query = format!("<keys xmlns='urn:keyward:0' known-size='0'>{items}</keys>");
+    assert!(matches!(KeysQuery::parse(query.as_bytes()), Err(Error::TooLarge { .. })));
     let long_reason = format!(
         "<revoked xmlns='urn:keyward:0' jid='a@b.test' fp='{}' at='2026-11-26T10:00:00Z' reason='{}'/>",
         "ab".repeat(32),

@@ -1,0 +1,104 @@
+//! Key transparency in the component: keydir's log keys for disco#info, and the proofs and signed head attached to `keys` answers.
+//!
+//! The component is no more trusted than keydir: it passes on what keydir proves and the
+//! client checks it (protocol section 15.3). It only fetches, decodes and forwards.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use keyward_contract::transparency::{LogKeyResponse, LookupProofsResponse};
+use keyward_proto::BareJid;
+use keyward_proto::elements::{Consistency, HeadProofs, KeyItem};
+use keyward_proto::transparency::heads::proof::proof_from_bytes;
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::keydir::KeydirClient;
+
+/// How long after a failed or empty fetch of keydir's log keys the component asks again.
+const KEYS_RETRY: Duration = Duration::from_secs(10);
+/// How often, and how long apart, a lookup whose epoch keydir has not signed yet is retried.
+const UNSIGNED_RETRIES: u32 = 10;
+const UNSIGNED_WAIT: Duration = Duration::from_millis(100);
+
+/// keydir's transparency keys, as last fetched.
+#[derive(Debug, Default)]
+pub struct DirectoryKeys {
+    state: RwLock<(Option<LogKeyResponse>, Option<Instant>)>,
+}
+
+impl DirectoryKeys {
+    /// The keys fetched so far (`None`: keydir signs no heads, or was not reached yet).
+    pub fn current(&self) -> Option<LogKeyResponse> {
+        self.state.read().ok().and_then(|state| state.0.clone())
+    }
+
+    /// The keys, fetched from keydir unless known (asks again at most every 10 s).
+    pub async fn get(&self, keydir: &KeydirClient) -> Option<LogKeyResponse> {
+        let (known, tried) = self.state.read().map(|s| s.clone()).unwrap_or_default();
+        if known.is_some() || tried.is_some_and(|at| at.elapsed() < KEYS_RETRY) {
+            return known;
+        }
+        let fetched = match keydir.transparency_key().await {
+            Ok(keys) => keys,
+            Err(err) => {
+                warn!(cause = %err, "could not read keydir's transparency keys");
+                None
+            }
+        };
+        if let Ok(mut state) = self.state.write() {
+            *state = (fetched.clone(), Some(Instant::now()));
+        }
+        fetched
+    }
+}
+
+/// Fetches the proofs of `items` (at most `KEYS_PROOF_ITEMS`) from keydir, puts each in its
+/// item, and returns the signed head they are for (`None` when keydir signs no heads).
+pub async fn attach(keydir: &KeydirClient, items: &mut [KeyItem], known_size: u64) -> Result<Option<HeadProofs>> {
+    let jids: Vec<BareJid> = items.iter().map(|item| item.jid.clone()).collect();
+    let mut attempt = 0;
+    let answer = loop {
+        match keydir.lookup_proofs(&jids, known_size).await {
+            Ok(answer) => break answer,
+            // keydir signs an epoch's head right after recording it; the proofs came a moment early.
+            Err(Error::KeydirUnavailable(why)) if attempt < UNSIGNED_RETRIES => {
+                debug!(why, attempt, "lookup proofs unavailable; retrying");
+                attempt += 1;
+                tokio::time::sleep(UNSIGNED_WAIT).await;
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    decode(answer, items, known_size)
+}
+
+fn bytes(text: &str, what: &str) -> Result<Vec<u8>> {
+    STANDARD.decode(text).map_err(|_| Error::KeydirProtocol(format!("{what} is not base64")))
+}
+
+/// Moves keydir's proofs into the items (same order) and decodes the head.
+fn decode(answer: LookupProofsResponse, items: &mut [KeyItem], known_size: u64) -> Result<Option<HeadProofs>> {
+    for (item, proof) in items.iter_mut().zip(answer.items) {
+        if proof.jid != item.jid.as_str() {
+            return Err(Error::KeydirProtocol("lookup proofs out of order".into()));
+        }
+        item.proof = proof.proof.as_deref().map(|p| bytes(p, "a lookup proof")).transpose()?;
+    }
+    let Some(head) = answer.head else { return Ok(None) };
+    let hashes = |text: &str, what: &str| {
+        proof_from_bytes(&bytes(text, what)?).map_err(|e| Error::KeydirProtocol(format!("{what}: {e}")))
+    };
+    Ok(Some(HeadProofs {
+        note: head.note,
+        inclusion: hashes(&head.inclusion, "the inclusion proof")?,
+        consistency: head
+            .consistency
+            .as_deref()
+            .map(|p| hashes(p, "the consistency proof"))
+            .transpose()?
+            .map(|proof| Consistency { from: known_size, proof }),
+    }))
+}
