@@ -170,6 +170,18 @@ pub enum Error {
         /// The changed key's fingerprint.
         offered: String,
     },
+    /// The key directory was caught contradicting its own signed history (protocol section
+    /// 15.3): a head that does not verify, rolls back or forks (both heads kept as evidence), a
+    /// key or revocation its map does not hold, or an answer without the proofs this device
+    /// requires. Nothing from that answer was used.
+    #[error("ALARM: the key directory contradicts its signed history{}: {cause}", jid.as_ref().map(|j| format!(" about {j}")).unwrap_or_default())]
+    DirectoryCaught {
+        /// The account the contradiction is about, if one.
+        jid: Option<BareJid>,
+        /// What failed: [`keyward_proto::Error::Fork`], `Rollback`, `KeyNotInMap`,
+        /// `RevocationWithheld`, `KeyWithheld`, `MapProof`, a signature or log proof.
+        cause: keyward_proto::Error,
+    },
     /// A revocation (a notice or a directory answer) failed the checks of protocol section 8.
     #[error("refused a revocation of {jid}: {reason}")]
     RevocationRefused {

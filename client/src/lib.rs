@@ -26,6 +26,7 @@ pub mod passphrase;
 mod session;
 pub mod stanzas;
 mod store;
+mod transparency;
 
 pub use connection::{ConnectOptions, Connection, Link, Transport, register};
 pub use contacts::{Compared, Contact, Contacts, PinOutcome, Revocation, Trust};

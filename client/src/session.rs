@@ -267,7 +267,7 @@ impl Session {
 
     /// Asks the component for `jid`'s key and applies the answer.
     pub async fn refresh_key(&mut self, jid: &BareJid) -> Result<KeyEvent> {
-        let item = directory::lookup_one(&mut self.conn, &self.component, jid).await?;
+        let item = directory::lookup_one(&mut self.conn, &self.component, &self.store, jid).await?;
         self.learn(&item)
     }
 
@@ -340,7 +340,7 @@ impl Session {
                 if jids.is_empty() {
                     Vec::new()
                 } else {
-                    directory::fetch_keys(&mut self.conn, &self.component, &jids).await?
+                    directory::fetch_keys(&mut self.conn, &self.component, &self.store, &jids).await?
                 }
             }
         };

@@ -13,6 +13,7 @@
 
 mod migrate;
 mod replay;
+mod transparency;
 
 use crate::contacts::{Contact, Contacts, Revocation, Trust};
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ pub const DATA_DIR_ENV: &str = "KEYWARD_DATA_DIR";
 pub const DATABASE_FILE: &str = "state.sqlite3";
 
 /// The schema version this code writes (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another process holding the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,9 +122,12 @@ impl Store {
         db.pragma_update(None, "foreign_keys", "ON").map_err(|e| self.error(e))?;
         let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| self.error(e))?;
         match version {
-            0 => {
+            0 | 1 => {
                 let tx = db.unchecked_transaction().map_err(|e| self.error(e))?;
-                tx.execute_batch(include_str!("store/schema.sql")).map_err(|e| self.error(e))?;
+                if version == 0 {
+                    tx.execute_batch(include_str!("store/schema.sql")).map_err(|e| self.error(e))?;
+                }
+                tx.execute_batch(include_str!("store/schema_v2.sql")).map_err(|e| self.error(e))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| self.error(e))?;
                 tx.commit().map_err(|e| self.error(e))
             }

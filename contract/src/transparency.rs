@@ -120,7 +120,7 @@ pub struct LookupProofsResponse {
     /// One item per requested JID, in request order.
     pub items: Vec<LookupProofItem>,
     /// The signed head of the log whose last leaf is `epoch`, with its proofs; absent when
-    /// keydir has no head signing key.
+    /// keydir has no head signing key, and at epoch 0 (nothing published yet: no proofs either).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<LookupHead>,
 }

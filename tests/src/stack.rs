@@ -101,12 +101,17 @@ pub struct Stack {
     admin_token: String,
     /// keydir's OPRF seed (base64), for tests that must open a version 1 blob without keydir.
     oprf_seed: Option<String>,
+    /// keydir's head signing key (base64 Ed25519 seed), for tests that play a directory signing a fork.
+    signing_key: Option<String>,
     start_timeout: Duration,
     /// The CAs of [`KeydirTls`]: keydir's, and the one the component trusts instead.
     _cas: Vec<TestCa>,
     /// The stack's own cluster ([`StackOptions::own_postgres`]); last, so that it stops last.
     postgres: Option<Postgres>,
 }
+
+/// How often the stack's keydir publishes an epoch of its transparency map.
+pub const TRANSPARENCY_EPOCH_MS: u64 = 250;
 
 /// A fresh random token (32 bytes, hex): every stack has its own, so a stack left running
 /// on a shared machine cannot be administered with a token from the source code.
@@ -152,6 +157,7 @@ impl Stack {
             component_ca = cas.last().map(|ca| ca.files().ca.clone());
         }
         let oprf_seed = random_seed()?;
+        let signing_key = random_seed()?;
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
                 let database_url = if options.own_postgres {
@@ -177,6 +183,12 @@ impl Stack {
                     bin_dir: options.bin_dir.clone(),
                     tls: cas.first().map(|ca| ca.files().clone()),
                     oprf_seed: Some(oprf_seed.clone()),
+                    // Key transparency on, as operators run it, with epochs every 250 ms.
+                    env: vec![
+                        ("KEYWARD_VRF_KEY".to_owned(), random_seed()?),
+                        ("KEYWARD_TRANSPARENCY_SIGNING_KEY".to_owned(), signing_key.clone()),
+                        ("KEYWARD_TRANSPARENCY_EPOCH_MS".to_owned(), TRANSPARENCY_EPOCH_MS.to_string()),
+                    ],
                     ..KeydirOptions::new(&database_url)
                 })
                 .await?;
@@ -197,6 +209,7 @@ impl Stack {
         (options.component)(&mut component_options);
         let component = Component::start(component_options.clone()).await?;
         let own_seed = keydir.is_some().then_some(oprf_seed);
+        let signing_key = keydir.is_some().then_some(signing_key);
         let stack = Self {
             dir,
             database_url,
@@ -207,6 +220,7 @@ impl Stack {
             component_options,
             admin_token,
             oprf_seed: own_seed,
+            signing_key,
             start_timeout: options.start_timeout,
             _cas: cas,
             postgres: own_postgres,
@@ -358,6 +372,11 @@ impl Stack {
     /// play the attacker who holds it, or open a user's blob without counting a guess.
     pub fn oprf_seed(&self) -> Option<&str> {
         self.oprf_seed.as_deref()
+    }
+
+    /// keydir's transparency head signing key (base64 Ed25519 seed), when the stack runs keydir.
+    pub fn signing_key(&self) -> Option<&str> {
+        self.signing_key.as_deref()
     }
 
     /// keydir's admin token (random, this stack's own).

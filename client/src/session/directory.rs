@@ -3,15 +3,31 @@
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::stanzas;
+use crate::store::Store;
+use crate::transparency;
 use keyward_proto::elements::{
-    FEATURE_ROSTER_KEYS, KeyItem, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery, SecretQuery,
+    FEATURE_ROSTER_KEYS, KEYS_PROOF_ITEMS, KeyItem, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery, SecretQuery,
 };
 use keyward_proto::restore::AnySecret;
 use keyward_proto::{BareJid, XmlElement};
 use tokio_xmpp::IqRequest;
 
-/// `keys` for `jids` (in chunks of the protocol's limit); only items that were asked for count.
-pub(crate) async fn fetch_keys(conn: &mut Connection, component: &BareJid, jids: &[BareJid]) -> Result<Vec<KeyItem>> {
+/// `keys` for `jids`; only items that were asked for count. With the directory's transparency
+/// keys pinned, in chunks of [`KEYS_PROOF_ITEMS`] with proofs, each checked before it is
+/// returned ([`crate::transparency`]); otherwise in chunks of the protocol's limit.
+pub(crate) async fn fetch_keys(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+    jids: &[BareJid],
+) -> Result<Vec<KeyItem>> {
+    if let Some(keys) = transparency::directory_keys(conn, component, store).await? {
+        let mut items = Vec::with_capacity(jids.len());
+        for chunk in jids.chunks(KEYS_PROOF_ITEMS) {
+            items.extend(transparency::fetch_checked(conn, component, store, &keys, chunk).await?);
+        }
+        return Ok(items);
+    }
     let mut items = Vec::with_capacity(jids.len());
     for chunk in jids.chunks(keyward_proto::limits::KEYS_ITEMS) {
         let query = KeysQuery::new(chunk.to_vec())?;
@@ -25,8 +41,13 @@ pub(crate) async fn fetch_keys(conn: &mut Connection, component: &BareJid, jids:
 }
 
 /// `keys` for one account: its item, which the directory must give.
-pub(crate) async fn lookup_one(conn: &mut Connection, component: &BareJid, jid: &BareJid) -> Result<KeyItem> {
-    fetch_keys(conn, component, std::slice::from_ref(jid))
+pub(crate) async fn lookup_one(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+    jid: &BareJid,
+) -> Result<KeyItem> {
+    fetch_keys(conn, component, store, std::slice::from_ref(jid))
         .await?
         .into_iter()
         .find(|i| &i.jid == jid)

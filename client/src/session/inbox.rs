@@ -70,7 +70,7 @@ impl Session {
         if pinned.is_empty() || (self.component.local().is_none() && self.component.domain() == self.me.domain()) {
             return Ok(());
         }
-        for item in directory::fetch_keys(&mut self.conn, &self.component, &pinned).await? {
+        for item in directory::fetch_keys(&mut self.conn, &self.component, &self.store, &pinned).await? {
             if !matches!(item.status, KeyStatus::Revoked { .. }) {
                 continue;
             }
@@ -236,7 +236,7 @@ impl Session {
                     reason: "it is not about this account's key".into(),
                 });
             }
-            let item = directory::lookup_one(&mut self.conn, &self.component, &self.me).await?;
+            let item = directory::lookup_one(&mut self.conn, &self.component, &self.store, &self.me).await?;
             return match item.status {
                 KeyStatus::Revoked { at, reason } => {
                     Ok(Some(Incoming::SelfRevoked { at: at.format(&Rfc3339).unwrap_or_default(), reason }))
@@ -250,7 +250,7 @@ impl Session {
         if !self.store.contacts()?.notice_applies(notice)? {
             return Ok(None);
         }
-        let item = directory::lookup_one(&mut self.conn, &self.component, &notice.jid).await?;
+        let item = directory::lookup_one(&mut self.conn, &self.component, &self.store, &notice.jid).await?;
         let confirmed = matches!(item.status, KeyStatus::Revoked { .. })
             && item.bundle.as_ref().is_some_and(|b| b.fingerprint() == notice.fp);
         if !confirmed {

@@ -237,7 +237,7 @@ impl Session {
         }
         let component = conn.find_component(account.connect.component.as_ref()).await?;
         // The directory's view decides: revoked, no keys yet, or keys to fetch.
-        let item = directory::lookup_one(&mut conn, &component, &me).await?;
+        let item = directory::lookup_one(&mut conn, &component, &store, &me).await?;
         let (opened, bundle, setup) = match (item.status, want) {
             (KeyStatus::Revoked { reason, .. }, _) => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
             (KeyStatus::None, Want::NewDevice | Want::Existing) => return Err(Error::NotInitialized(me)),
@@ -288,7 +288,7 @@ impl Session {
         let me = account.connect.jid.clone();
         let mut conn = Connection::connect(&account.connect).await?;
         let component = conn.find_component(account.connect.component.as_ref()).await?;
-        let item = directory::lookup_one(&mut conn, &component, &me).await?;
+        let item = directory::lookup_one(&mut conn, &component, &store, &me).await?;
         let bundle = match (item.status, item.bundle) {
             (KeyStatus::Revoked { reason, .. }, _) => return Err(Error::Revoked { jid: me, reason: Some(reason) }),
             (KeyStatus::None, _) | (KeyStatus::Active, None) => return Err(Error::NotInitialized(me)),

@@ -356,9 +356,10 @@ pub async fn lookups(
             }
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    // Before the first epoch the map is empty and no head exists.
     let head = match state.heads.as_ref() {
-        Some(heads) => Some(lookup_head(heads, at.epoch(), body.known_size).await?),
-        None => None,
+        Some(heads) if at.epoch() > 0 => Some(lookup_head(heads, at.epoch(), body.known_size).await?),
+        _ => None,
     };
     Ok(Json(LookupProofsResponse { epoch: at.epoch(), root_hash: STANDARD.encode(at.hash()), items, head }))
 }

@@ -1,6 +1,7 @@
 //! Revocation through keydir's admin HTTP API: the notice reaches an online contact at once and an
 //! offline contact when it comes back; both then refuse to send, and later messages are flagged.
 
+use keyward_client::keyward_proto::transparency::value::{MapValue, Revocation, label};
 use keyward_client::{Error, Incoming, KeyEvent, Setup, Warning};
 use keyward_tests::xmpp::ServerKind;
 
@@ -120,8 +121,20 @@ async fn a_revocation_whose_notice_never_came_is_learned_online(kind: ServerKind
         anyhow::ensure!(std::time::Instant::now() < deadline, "the component's cache never dropped alice");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    sqlx::query("UPDATE accounts SET status = 'revoked', revoked_at = now(), reason = 'laptop stolen' WHERE jid = $1")
-        .bind(alice.jid.as_str())
+    // The revocation enters the account row and the map's queue, as keydir's revoke does: a
+    // revocation the map does not prove is not applied.
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let value = MapValue::Revoked(Revocation::new(a.fingerprint(), u64::try_from(at)?, "laptop stolen")?).encode();
+    sqlx::query(
+        "UPDATE accounts SET status = 'revoked', revoked_at = to_timestamp($2), reason = 'laptop stolen' WHERE jid = $1",
+    )
+    .bind(alice.jid.as_str())
+    .bind(at as f64)
+    .execute(&mut db)
+    .await?;
+    sqlx::query("INSERT INTO transparency_pending (label, value) VALUES ($1, $2)")
+        .bind(label(&alice.jid))
+        .bind(value)
         .execute(&mut db)
         .await?;
     db.close().await?;

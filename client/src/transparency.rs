@@ -1,0 +1,182 @@
+//! Key transparency in the client: pins the directory's keys, asks for proofs with every key lookup, and checks them before any key is used (protocol section 15.3).
+//!
+//! Once the component has offered keydir's log keys (disco#info), this device pins them for
+//! good and every `keys` lookup asks for proofs: the signed head must verify with the pinned key
+//! and extend the head verified before (a smaller or forked one is the directory caught, kept
+//! as evidence), and each item's akd proof must agree with the item. A revocation is applied
+//! only when the map proves it. An answer without proofs is refused: a component cannot turn
+//! transparency off for a device that has seen it.
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::stanzas;
+use crate::store::Store;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use keyward_proto::elements::{FEATURE_TRANSPARENCY, KeyItem, KeyStatus, KeysQuery, KeysResult};
+use keyward_proto::transparency::check::{DirectoryKeys, ItemVerdict, check_head, check_item};
+use keyward_proto::transparency::heads::{CosignaturePolicy, Head, VerifierKey};
+use keyward_proto::{BareJid, XmlElement};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_xmpp::IqRequest;
+use tokio_xmpp::minidom::Element as MElement;
+
+/// No auditor is configured yet: keydir's signature and the log's consistency alone.
+const NO_COSIGNATURES: CosignaturePolicy = CosignaturePolicy { auditors: Vec::new(), required: 0, max_age_secs: 0 };
+
+/// How often a component that offered no transparency is asked again.
+const OFFER_RECHECK_MS: i64 = 60 * 60 * 1000;
+/// How long a revocation the directory reports but the map does not prove yet is waited for
+/// (keydir publishes an epoch every few seconds), in steps.
+const REVOCATION_WAIT: Duration = Duration::from_millis(500);
+const REVOCATION_WAIT_STEPS: u32 = 16;
+
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The pinned directory keys: asks the component (disco#info) when none are pinned and it was
+/// not asked within the hour, and pins what it offers.
+pub(crate) async fn directory_keys(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+) -> Result<Option<DirectoryKeys>> {
+    let pinned = store.transparency()?;
+    if let Some(pinned) = &pinned {
+        if pinned.keys.is_some() || now_ms() - pinned.checked_at_ms < OFFER_RECHECK_MS {
+            return Ok(pinned.keys.clone());
+        }
+    }
+    let offered = match conn.iq(Some(component), IqRequest::Get(stanzas::disco_info_query()), "disco#info").await {
+        Ok(Some(answer)) => offered_keys(&answer)?,
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(cause = %e, "the component did not answer disco#info");
+            return Ok(None);
+        }
+    };
+    store.offer_transparency(offered.as_ref(), now_ms())?;
+    Ok(store.transparency()?.and_then(|p| p.keys))
+}
+
+/// keydir's log keys in the component's disco#info (XEP-0128 form of type [`FEATURE_TRANSPARENCY`]).
+fn offered_keys(answer: &MElement) -> Result<Option<DirectoryKeys>> {
+    if !stanzas::disco_features(answer).iter().any(|f| f == FEATURE_TRANSPARENCY) {
+        return Ok(None);
+    }
+    let form = answer.children().find(|c| {
+        c.is("x", "jabber:x:data") && form_value(c, "FORM_TYPE").as_deref() == Some(FEATURE_TRANSPARENCY)
+    });
+    let Some(form) = form else { return Ok(None) };
+    let field = |var: &'static str| form_value(form, var).ok_or(Error::UnexpectedAnswer("disco#info transparency"));
+    let origin = field("origin")?;
+    let log_key = VerifierKey::parse(&field("log-key")?)?;
+    let vrf = STANDARD.decode(field("vrf-key")?).map_err(|_| Error::UnexpectedAnswer("disco#info transparency"))?;
+    let vrf_key = <[u8; 32]>::try_from(vrf.as_slice()).map_err(|_| Error::UnexpectedAnswer("disco#info transparency"))?;
+    if log_key.name() != origin {
+        return Err(Error::UnexpectedAnswer("disco#info transparency"));
+    }
+    Ok(Some(DirectoryKeys { origin, log_key, vrf_key }))
+}
+
+fn form_value(form: &MElement, var: &str) -> Option<String> {
+    form.children()
+        .find(|f| f.is("field", "jabber:x:data") && f.attr("var") == Some(var))
+        .and_then(|f| f.children().find(|v| v.is("value", "jabber:x:data")))
+        .map(MElement::text)
+}
+
+/// `keys` for up to [`keyward_proto::elements::KEYS_PROOF_ITEMS`] accounts with proofs, checked:
+/// the items as the map proves them (a proven revocation with the map's time and reason).
+pub(crate) async fn fetch_checked(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+    keys: &DirectoryKeys,
+    jids: &[BareJid],
+) -> Result<Vec<KeyItem>> {
+    let mut step = 0;
+    loop {
+        let (items, unproven) = fetch_once(conn, component, store, keys, jids).await?;
+        if !unproven || step >= REVOCATION_WAIT_STEPS {
+            return Ok(items);
+        }
+        step += 1;
+        tokio::time::sleep(REVOCATION_WAIT).await;
+    }
+}
+
+/// One proven lookup; whether a reported revocation is not proven yet.
+async fn fetch_once(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+    keys: &DirectoryKeys,
+    jids: &[BareJid],
+) -> Result<(Vec<KeyItem>, bool)> {
+    let stored = match store.transparency()?.and_then(|p| p.head) {
+        Some(note) => Some(Head::open(note.as_bytes(), &keys.origin, &keys.log_key)?.0),
+        None => None,
+    };
+    let query = KeysQuery::with_proofs(jids.to_vec(), stored.as_ref().map_or(0, Head::size))?;
+    let answer = conn.iq(Some(component), IqRequest::Get(stanzas::to_minidom(&query.to_element())?), "keys").await?;
+    let answer = answer.ok_or(Error::UnexpectedAnswer("keys"))?;
+    let result = KeysResult::from_element(&stanzas::from_minidom(&answer)?)?;
+    let caught = |jid: Option<&BareJid>, cause| Error::DirectoryCaught { jid: jid.cloned(), cause };
+    let Some(proofs) = result.transparency else {
+        // A directory that has published nothing yet has no head; after a head, that is a rollback.
+        if stored.is_some() || result.items.iter().any(|i| i.proof.is_some()) {
+            tracing::error!(alarm = "transparency-head-refused", "the directory sent no epoch head");
+            return Err(caught(None, keyward_proto::Error::MapProof("no epoch head sent")));
+        }
+        let unproven = result.items.iter().any(|i| matches!(i.status, KeyStatus::Revoked { .. }));
+        let items = result.items.into_iter().filter(|i| jids.contains(&i.jid)).map(unproven_revocation).collect();
+        return Ok((items, unproven));
+    };
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let verified = match check_head(keys, stored.as_ref(), &proofs, &NO_COSIGNATURES, now) {
+        Ok(verified) => verified,
+        Err(cause) => {
+            if matches!(cause, keyward_proto::Error::Fork | keyward_proto::Error::Rollback) {
+                let kept = store.transparency()?.and_then(|p| p.head).unwrap_or_default();
+                store.keep_evidence("transparency-head", component, &format!("{kept}\n--\n{}", proofs.note))?;
+            }
+            tracing::error!(alarm = "transparency-head-refused", %cause, "the directory's epoch head is refused");
+            return Err(caught(None, cause));
+        }
+    };
+    store.store_head(&proofs.note, verified.head.size())?;
+    let mut unproven = false;
+    let mut items = Vec::with_capacity(result.items.len());
+    for mut item in result.items.into_iter().filter(|i| jids.contains(&i.jid)) {
+        match check_item(keys, &verified.head, &item) {
+            Ok(ItemVerdict::Proven | ItemVerdict::NotInMap) => {}
+            Ok(ItemVerdict::ProvenRevoked(revocation)) => {
+                let at = OffsetDateTime::from_unix_timestamp(i64::try_from(revocation.revoked_at()).unwrap_or(i64::MAX))
+                    .map_err(|_| caught(Some(&item.jid), keyward_proto::Error::MapProof("revocation time")))?;
+                item.status = KeyStatus::Revoked { at, reason: revocation.reason().to_owned() };
+            }
+            Ok(ItemVerdict::RevocationUnproven) => {
+                unproven = true;
+                item = unproven_revocation(item);
+            }
+            Err(cause) => {
+                tracing::error!(alarm = "transparency-item-refused", jid = %item.jid, %cause, "the directory's answer contradicts its map");
+                return Err(caught(Some(&item.jid), cause));
+            }
+        }
+        items.push(item);
+    }
+    Ok((items, unproven))
+}
+
+/// A revocation the map does not prove (yet) is not applied: the item stays active, as the map
+/// shows it, until the revocation's epoch is published.
+fn unproven_revocation(mut item: KeyItem) -> KeyItem {
+    if matches!(item.status, KeyStatus::Revoked { .. }) && item.bundle.is_some() {
+        item.status = KeyStatus::Active;
+    }
+    item
+}
