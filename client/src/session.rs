@@ -302,14 +302,15 @@ impl Session {
     }
 
     /// Encrypts `text` to `to` (and to our own key) and sends it. Refuses
-    /// revoked contacts, unconfirmed key changes and contacts without a key.
+    /// revoked contacts, unconfirmed key changes and contacts without a key, and
+    /// stops at a directory caught contradicting its map ([`Error::DirectoryCaught`]).
     pub async fn send(&mut self, to: &BareJid, text: &str) -> Result<Sent> {
         // Ask the directory first (best effort): this catches a revocation or a
         // key change even before its notice was read. A server that blocks the
         // lookup only leaves the pinned key and the notices in force.
         match self.refresh_key(to).await {
             Ok(KeyEvent::NoKey { .. }) | Ok(_) => {}
-            Err(e @ Error::BadBundle { .. }) => return Err(e),
+            Err(e @ (Error::BadBundle { .. } | Error::DirectoryCaught { .. })) => return Err(e),
             Err(e) => {
                 tracing::warn!(cause = %e, contact = %to, "could not refresh the contact's key; using the pinned one")
             }
@@ -332,6 +333,16 @@ impl Session {
     /// privileged, else the roster plus a `keys` lookup. Applies what it learns.
     pub async fn contacts(&mut self) -> Result<Vec<ContactView>> {
         let items = match directory::roster_keys(&mut self.conn, &self.component).await? {
+            // Where the directory proves its keys, `roster-keys` (which carries no proofs) only
+            // names the contacts: their keys come from lookups with proofs.
+            Some(items) if self.store.transparency_pinned()? => {
+                let jids: Vec<BareJid> = items.into_iter().map(|i| i.jid).filter(|j| j != &self.me).collect();
+                if jids.is_empty() {
+                    Vec::new()
+                } else {
+                    directory::fetch_keys(&mut self.conn, &self.component, &self.store, &jids).await?
+                }
+            }
             Some(items) => items,
             None => {
                 let roster = self.conn.iq(None, IqRequest::Get(stanzas::roster_query()), "roster").await?;

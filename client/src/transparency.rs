@@ -66,15 +66,16 @@ fn offered_keys(answer: &MElement) -> Result<Option<DirectoryKeys>> {
     if !stanzas::disco_features(answer).iter().any(|f| f == FEATURE_TRANSPARENCY) {
         return Ok(None);
     }
-    let form = answer.children().find(|c| {
-        c.is("x", "jabber:x:data") && form_value(c, "FORM_TYPE").as_deref() == Some(FEATURE_TRANSPARENCY)
-    });
+    let form = answer
+        .children()
+        .find(|c| c.is("x", "jabber:x:data") && form_value(c, "FORM_TYPE").as_deref() == Some(FEATURE_TRANSPARENCY));
     let Some(form) = form else { return Ok(None) };
     let field = |var: &'static str| form_value(form, var).ok_or(Error::UnexpectedAnswer("disco#info transparency"));
     let origin = field("origin")?;
     let log_key = VerifierKey::parse(&field("log-key")?)?;
     let vrf = STANDARD.decode(field("vrf-key")?).map_err(|_| Error::UnexpectedAnswer("disco#info transparency"))?;
-    let vrf_key = <[u8; 32]>::try_from(vrf.as_slice()).map_err(|_| Error::UnexpectedAnswer("disco#info transparency"))?;
+    let vrf_key =
+        <[u8; 32]>::try_from(vrf.as_slice()).map_err(|_| Error::UnexpectedAnswer("disco#info transparency"))?;
     if log_key.name() != origin {
         return Err(Error::UnexpectedAnswer("disco#info transparency"));
     }
@@ -154,8 +155,9 @@ async fn fetch_once(
         match check_item(keys, &verified.head, &item) {
             Ok(ItemVerdict::Proven | ItemVerdict::NotInMap) => {}
             Ok(ItemVerdict::ProvenRevoked(revocation)) => {
-                let at = OffsetDateTime::from_unix_timestamp(i64::try_from(revocation.revoked_at()).unwrap_or(i64::MAX))
-                    .map_err(|_| caught(Some(&item.jid), keyward_proto::Error::MapProof("revocation time")))?;
+                let at =
+                    OffsetDateTime::from_unix_timestamp(i64::try_from(revocation.revoked_at()).unwrap_or(i64::MAX))
+                        .map_err(|_| caught(Some(&item.jid), keyward_proto::Error::MapProof("revocation time")))?;
                 item.status = KeyStatus::Revoked { at, reason: revocation.reason().to_owned() };
             }
             Ok(ItemVerdict::RevocationUnproven) => {

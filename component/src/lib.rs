@@ -85,8 +85,14 @@ pub async fn run(
         keydir,
         metrics: metrics.clone(),
     });
-    // Known before the first disco#info when keydir is up; asked again later otherwise.
-    shared.transparency.get(&shared.keydir).await;
+    // Known before the first disco#info when keydir is up (never waited for: a slow keydir
+    // must not hold the stream back); asked again by lookups otherwise.
+    let transparency_task = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.transparency.get(&shared.keydir).await;
+        })
+    };
     let stop_notices = CancellationToken::new();
     let stop_stream = CancellationToken::new();
     let stop_metrics = CancellationToken::new();
@@ -114,6 +120,8 @@ pub async fn run(
         warn!("the stream supervisor ended abnormally");
     }
     let _ = lease_task.await;
+    // A fetch still waiting on keydir has nothing left to serve.
+    transparency_task.abort();
     stop_metrics.cancel();
     match metrics_task.await {
         Ok(Ok(())) => Ok(()),

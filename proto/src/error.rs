@@ -182,6 +182,10 @@ pub enum Error {
     /// The directory served as having no key an account whose key is in the map.
     #[error("the directory withholds a key its map holds")]
     KeyWithheld,
+    /// The directory shows, as an account's own key, one its owner never published (a key
+    /// swapped in the map): found by the account's own client monitoring its key.
+    #[error("the directory shows a key for this account that it never published")]
+    ForeignKey,
     /// A gossiped head summary was malformed.
     #[error("malformed head summary: {0}")]
     Gossip(&'static str),

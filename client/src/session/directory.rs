@@ -6,7 +6,8 @@ use crate::stanzas;
 use crate::store::Store;
 use crate::transparency;
 use keyward_proto::elements::{
-    FEATURE_ROSTER_KEYS, KEYS_PROOF_ITEMS, KeyItem, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery, SecretQuery,
+    FEATURE_ROSTER_KEYS, KEYS_PROOF_ITEMS, KeyItem, KeysQuery, KeysResult, Publish, Relay, RosterKeys, RosterKeysQuery,
+    SecretQuery,
 };
 use keyward_proto::restore::AnySecret;
 use keyward_proto::{BareJid, XmlElement};

@@ -31,10 +31,36 @@ impl Session {
     /// management delivers at most once to a session) is learned now, under the same checks as a
     /// lookup's (protocol section 8). Such revocations come first from [`Session::next_event`];
     /// nothing else of the answer is applied (a lookup of one contact does that).
+    ///
+    /// It also monitors the account's own key: the directory (proven by its map where the
+    /// device pinned the directory's transparency keys) must show the key this device holds;
+    /// any other is [`Error::DirectoryCaught`] with [`keyward_proto::Error::ForeignKey`].
     pub async fn go_online(&mut self) -> Result<()> {
         self.conn.go_available().await?;
         self.enable_carbons().await;
+        self.monitor_own_key().await?;
         self.catch_up().await
+    }
+
+    /// Monitors the own key: looks the own account up (with proofs where the directory's
+    /// transparency keys are pinned); a bundle other than the own one is the directory caught
+    /// showing others a key this account never published ([`Error::DirectoryCaught`] with
+    /// [`keyward_proto::Error::ForeignKey`]). Done by [`Session::go_online`] and after every
+    /// reconnect; a long-running client may call it at any time.
+    pub async fn monitor_own_key(&mut self) -> Result<()> {
+        if self.component.local().is_none() && self.component.domain() == self.me.domain() {
+            return Ok(());
+        }
+        let item = directory::lookup_one(&mut self.conn, &self.component, &self.store, &self.me).await?;
+        let shown = item.bundle.as_ref().map(keyward_proto::Bundle::fingerprint);
+        if matches!(item.status, KeyStatus::Active) && shown != Some(self.fingerprint()) {
+            tracing::error!(
+                alarm = "transparency-foreign-key",
+                "the directory shows a key this account never published"
+            );
+            return Err(Error::DirectoryCaught { jid: Some(self.me.clone()), cause: keyward_proto::Error::ForeignKey });
+        }
+        Ok(())
     }
 
     /// Asks the server for carbons (XEP-0280), so that this device also sees the messages the
@@ -51,6 +77,13 @@ impl Session {
     /// connection are caught up on; failing that, the next start catches up.
     async fn restored(&mut self) {
         self.enable_carbons().await;
+        match self.monitor_own_key().await {
+            Err(error @ Error::DirectoryCaught { .. }) => {
+                self.caught_up.push_back(Incoming::Rejected { from: self.component.clone(), error })
+            }
+            Err(e) => tracing::warn!(cause = %e, "could not check the own key after reconnecting"),
+            Ok(()) => {}
+        }
         if let Err(e) = self.catch_up().await {
             tracing::warn!(cause = %e, "could not ask the directory for missed revocations after reconnecting");
         }

@@ -44,12 +44,18 @@ impl Store {
             (Some(origin), Some(log_key), Some(vrf_key)) => {
                 let log_key = VerifierKey::parse(&log_key).map_err(|e| self.error(e))?;
                 let vrf = STANDARD.decode(vrf_key).map_err(|e| self.error(e))?;
-                let vrf_key = <[u8; 32]>::try_from(vrf.as_slice()).map_err(|_| self.error("VRF key is not 32 bytes"))?;
+                let vrf_key =
+                    <[u8; 32]>::try_from(vrf.as_slice()).map_err(|_| self.error("VRF key is not 32 bytes"))?;
                 Some(DirectoryKeys { origin, log_key, vrf_key })
             }
             _ => None,
         };
         Ok(Some(Pinned { keys, checked_at_ms, head }))
+    }
+
+    /// Whether the directory's transparency keys are pinned (every key is then checked against its map).
+    pub(crate) fn transparency_pinned(&self) -> Result<bool> {
+        Ok(self.transparency()?.is_some_and(|p| p.keys.is_some()))
     }
 
     /// Records what the component offers: pins `keys` unless keys are pinned already (those

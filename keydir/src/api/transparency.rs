@@ -336,6 +336,9 @@ pub async fn lookups(
     if body.jids.len() > limits::KEYS_ITEMS {
         return Err(ApiError::TooLarge(format!("jids: at most {} per request", limits::KEYS_ITEMS)));
     }
+    if body.known_size.is_some_and(|known| i64::try_from(known).is_err()) {
+        return Err(ApiError::BadRequest("known_size must be below 2^63".into()));
+    }
     let jids = body.jids.iter().map(|j| parse_jid(j, "jids")).collect::<Result<Vec<BareJid>, _>>()?;
     let mut labels: Vec<Vec<u8>> = jids.iter().map(label).collect();
     labels.sort_unstable();

@@ -139,7 +139,8 @@ fn hostile_elements_are_typed_errors() {
     assert!(matches!(KeysResult::parse(bad_proof.as_bytes()), Err(Error::Base64 { field: "proof" })));
     let headless = "<keys xmlns='urn:keyward:0'><transparency><inclusion/></transparency></keys>";
     assert!(matches!(KeysResult::parse(headless.as_bytes()), Err(Error::Missing("head"))));
-    let ragged = "<keys xmlns='urn:keyward:0'><transparency><head>YQ==</head><inclusion>AAAA</inclusion></transparency></keys>";
+    let ragged =
+        "<keys xmlns='urn:keyward:0'><transparency><head>YQ==</head><inclusion>AAAA</inclusion></transparency></keys>";
     assert!(matches!(KeysResult::parse(ragged.as_bytes()), Err(Error::LogProof(_))));
 }
 

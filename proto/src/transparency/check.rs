@@ -96,3 +96,86 @@ pub fn check_item(keys: &DirectoryKeys, head: &Head, item: &KeyItem) -> Result<I
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elements::Consistency;
+    use crate::transparency::heads::{EpochLeaf, EpochLog, KeyType, NoteSigner};
+
+    const ORIGIN: &str = "keyward/test";
+
+    struct Directory {
+        signer: NoteSigner,
+        log: EpochLog,
+        leaves: Vec<EpochLeaf>,
+    }
+
+    impl Directory {
+        fn new(epochs: u64, fork_at: Option<u64>) -> Self {
+            let signer = NoteSigner::new(ORIGIN, KeyType::Ed25519, &[7; 32]).expect("signer");
+            let mut directory = Self { signer, log: EpochLog::new(), leaves: Vec::new() };
+            for epoch in 1..=epochs {
+                let forked = fork_at.is_some_and(|at| epoch >= at);
+                let leaf =
+                    EpochLeaf { epoch, akd_root: [u8::try_from(epoch).expect("small") + 100 * u8::from(forked); 32] };
+                directory.log.push(leaf.hash());
+                directory.leaves.push(leaf);
+            }
+            directory
+        }
+
+        fn keys(&self) -> DirectoryKeys {
+            DirectoryKeys { origin: ORIGIN.into(), log_key: self.signer.verifier().clone(), vrf_key: [0; 32] }
+        }
+
+        /// The answer's proofs at `size`, for a client that knows `known`.
+        fn proofs(&self, size: u64, known: Option<u64>) -> HeadProofs {
+            let root = self.log.root(size).expect("root");
+            let head =
+                Head::new(ORIGIN, size, root, self.leaves[usize::try_from(size - 1).expect("small")]).expect("head");
+            HeadProofs {
+                note: head.sign(&self.signer).expect("signs").encode(),
+                inclusion: self.log.inclusion_proof(size - 1, size).expect("inclusion"),
+                consistency: known.map(|from| Consistency {
+                    from,
+                    proof: self.log.consistency_proof(from, size).expect("consistency"),
+                }),
+            }
+        }
+    }
+
+    fn none() -> CosignaturePolicy {
+        CosignaturePolicy { auditors: Vec::new(), required: 0, max_age_secs: 0 }
+    }
+
+    #[test]
+    fn a_head_that_extends_the_stored_one_is_accepted_and_one_that_does_not_is_the_directory_caught() {
+        let honest = Directory::new(8, None);
+        let keys = honest.keys();
+        let first = check_head(&keys, None, &honest.proofs(5, None), &none(), 0).expect("first head");
+        let later = check_head(&keys, Some(&first.head), &honest.proofs(8, Some(5)), &none(), 0).expect("extends");
+        assert_eq!(later.head.size(), 8);
+        check_head(&keys, Some(&later.head), &honest.proofs(8, Some(8)), &none(), 0).expect("the same head again");
+
+        // An older head than the stored one: rolled back.
+        assert_eq!(check_head(&keys, Some(&later.head), &honest.proofs(5, None), &none(), 0), Err(Error::Rollback));
+        // A head of the stored size with another history: a fork.
+        let forked = Directory::new(8, Some(6));
+        assert_eq!(check_head(&keys, Some(&later.head), &forked.proofs(8, Some(8)), &none(), 0), Err(Error::Fork));
+        // A larger head of another history: its consistency proof cannot lead from ours.
+        let forked_longer = Directory::new(9, Some(6));
+        assert!(check_head(&keys, Some(&later.head), &forked_longer.proofs(9, Some(8)), &none(), 0).is_err());
+        // A larger head without a proof from the stored size is refused.
+        assert!(matches!(
+            check_head(&keys, Some(&first.head), &honest.proofs(8, None), &none(), 0),
+            Err(Error::LogProof(_))
+        ));
+        // A head signed by another key is refused before anything else.
+        let stranger = Directory {
+            signer: NoteSigner::new(ORIGIN, KeyType::Ed25519, &[8; 32]).expect("signer"),
+            ..Directory::new(8, None)
+        };
+        assert!(check_head(&keys, None, &stranger.proofs(8, None), &none(), 0).is_err());
+    }
+}

@@ -46,11 +46,18 @@ pub struct ProvenValue {
 
 /// Checks akd's lookup proof (`proof`, protobuf) of `jid` against the map's `akd_root` at
 /// `epoch` (both from a verified head) with the map's VRF public key, and parses the value.
-pub fn verify_lookup(vrf_key: &[u8; 32], akd_root: &[u8; 32], epoch: u64, jid: &BareJid, proof: &[u8]) -> Result<ProvenValue> {
+pub fn verify_lookup(
+    vrf_key: &[u8; 32],
+    akd_root: &[u8; 32],
+    epoch: u64,
+    jid: &BareJid,
+    proof: &[u8],
+) -> Result<ProvenValue> {
     if proof.len() > MAX_LOOKUP_PROOF_BYTES {
         return Err(Error::TooLarge { what: "lookup proof", limit: MAX_LOOKUP_PROOF_BYTES });
     }
-    let decoded = pb::LookupProof::parse_from_bytes(proof).map_err(|_| Error::MapProof("lookup proof does not decode"))?;
+    let decoded =
+        pb::LookupProof::parse_from_bytes(proof).map_err(|_| Error::MapProof("lookup proof does not decode"))?;
     let proof = akd_core::LookupProof::try_from(&decoded).map_err(|_| Error::MapProof("lookup proof is malformed"))?;
     let result = lookup_verify::<MapConfig>(vrf_key, *akd_root, epoch, AkdLabel(label(jid)), proof)
         .map_err(|_| Error::MapProof("lookup proof does not verify"))?;
@@ -71,7 +78,8 @@ pub fn verify_history(
     }
     let decoded =
         pb::HistoryProof::parse_from_bytes(proof).map_err(|_| Error::MapProof("history proof does not decode"))?;
-    let proof = akd_core::HistoryProof::try_from(&decoded).map_err(|_| Error::MapProof("history proof is malformed"))?;
+    let proof =
+        akd_core::HistoryProof::try_from(&decoded).map_err(|_| Error::MapProof("history proof is malformed"))?;
     let results = key_history_verify::<MapConfig>(
         vrf_key,
         *akd_root,

@@ -2,7 +2,7 @@
 //! queues notices of its own, and sends stanzas as a user (the server can log in as anyone).
 
 use keyward_client::Connection;
-use keyward_client::keyward_proto::transparency::value::{BundleCommitment, MapValue, label};
+use keyward_client::keyward_proto::transparency::value::{BundleCommitment, MapValue, Revocation, label};
 use keyward_client::keyward_proto::{
     BareJid, Envelope, Fingerprint, KeyPair, Recipient, Sealed, VerifiedBundle, XmlElement,
 };
@@ -31,8 +31,38 @@ pub async fn commit_to_map(db: &mut sqlx::PgConnection, jid: &BareJid, bundle_xm
 }
 
 /// Replaces `jid`'s bundle row with `forged` (validly self-signed by a key the adversary holds),
-/// committed to the map's queue too ([`commit_to_map`]).
+/// committed to the map's queue too ([`commit_to_map`]), and waits until keydir has published
+/// it: the swap is then in the map's history, as a directory that publishes its lie leaves it.
 pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
+    swap_bundle_unpublished(database_url, forged).await?;
+    wait_published(database_url).await
+}
+
+/// Waits until keydir has published everything queued for its map and signed the head.
+pub async fn wait_published(database_url: &str) -> anyhow::Result<()> {
+    let mut db = sqlx::PgConnection::connect(database_url).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM transparency_pending").fetch_one(&mut db).await?;
+        let signed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM transparency_heads
+                 WHERE size = (SELECT coalesce(max(epoch), 0) FROM transparency_epochs))
+             OR NOT EXISTS (SELECT 1 FROM transparency_epochs)",
+        )
+        .fetch_one(&mut db)
+        .await?;
+        if pending == 0 && signed {
+            db.close().await?;
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "keydir did not publish its queue");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// [`swap_bundle`] without waiting: the swap stays in the map's queue (published at the next
+/// epoch, unless the adversary holds the publisher).
+pub async fn swap_bundle_unpublished(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
     let mut db = sqlx::PgConnection::connect(database_url).await?;
     commit_to_map(&mut db, forged.jid(), &forged.to_xml()).await?;
     let updated = sqlx::query(
@@ -111,9 +141,17 @@ pub async fn queue_revoked_notice(
 }
 
 /// Marks `jid` revoked in the directory's database at `at`, as a hostile directory would
-/// (no admin request, no notices).
-pub async fn mark_revoked(stack: &Stack, jid: &BareJid, at: OffsetDateTime) -> anyhow::Result<()> {
+/// (no admin request, no notices), the revocation of `fp` published in its map (which holds
+/// the time to the second).
+pub async fn mark_revoked(stack: &Stack, jid: &BareJid, fp: Fingerprint, at: OffsetDateTime) -> anyhow::Result<()> {
+    let at = at.replace_nanosecond(0)?;
     let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    let revocation = Revocation::new(fp, u64::try_from(at.unix_timestamp())?, "edited in the database")?;
+    sqlx::query("INSERT INTO transparency_pending (label, value) VALUES ($1, $2)")
+        .bind(label(jid))
+        .bind(MapValue::Revoked(revocation).encode())
+        .execute(&mut db)
+        .await?;
     let updated = sqlx::query(
         "UPDATE accounts SET status = 'revoked', revoked_at = $2, reason = 'edited in the database' WHERE jid = $1",
     )
@@ -124,7 +162,7 @@ pub async fn mark_revoked(stack: &Stack, jid: &BareJid, at: OffsetDateTime) -> a
     .rows_affected();
     assert_eq!(updated, 1, "the account row was changed");
     db.close().await?;
-    Ok(())
+    wait_published(stack.database_url()?).await
 }
 
 /// A second connection as `user` (the server, or whoever holds the XMPP password).

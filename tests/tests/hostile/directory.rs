@@ -13,7 +13,7 @@ use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::message::Message;
 
 use crate::adversary::stack;
-use crate::adversary::{commit_to_map, swap_bundle};
+use crate::adversary::{commit_to_map, swap_bundle, wait_published};
 use crate::support::{User, expect, mutual_contacts};
 use keyward_tests::on_both_servers;
 
@@ -86,6 +86,7 @@ async fn server_swaps_a_key(kind: ServerKind) -> anyhow::Result<()> {
         .execute(&mut db)
         .await?;
     db.close().await?;
+    wait_published(stack.database_url()?).await?;
     let dave = User::register(&stack, "dave").await?;
     let mut d = dave.session(Setup::FirstUse).await?;
     match d.add(&alice.jid).await {

@@ -19,4 +19,5 @@ mod directory;
 mod display;
 mod plaintext;
 mod reconnect;
+mod transparency;
 mod trust;

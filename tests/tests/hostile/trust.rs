@@ -159,10 +159,10 @@ async fn forged_revocations_change_nothing(kind: ServerKind) -> anyhow::Result<(
     queue_revoked_notice(&stack, &bob.jid, &alice.jid, genuine, now).await?;
     expect_refused(&mut b, "an unconfirmed notice", "does not confirm").await?;
     // The directory's database says revoked, a day in the future, then three years back.
-    mark_revoked(&stack, &alice.jid, now + Duration::days(1)).await?;
+    mark_revoked(&stack, &alice.jid, genuine, now + Duration::days(1)).await?;
     queue_revoked_notice(&stack, &bob.jid, &alice.jid, genuine, now).await?;
     expect_refused(&mut b, "a revocation in the future", "in the future").await?;
-    mark_revoked(&stack, &alice.jid, now - Duration::days(3 * 365)).await?;
+    mark_revoked(&stack, &alice.jid, genuine, now - Duration::days(3 * 365)).await?;
     queue_revoked_notice(&stack, &bob.jid, &alice.jid, genuine, now).await?;
     expect_refused(&mut b, "a revocation before the pin", "before the key was pinned").await?;
 

@@ -1,0 +1,122 @@
+//! Key transparency against the directory's own database: a key swapped or a revocation withheld by editing keydir's tables is caught by the client with a typed alarm, and nothing of the lie is pinned or used.
+//!
+//! The stack's keydir publishes its map every 250 ms. The adversary owns the database: it edits
+//! the rows keydir serves from and, so that keydir's own check lets the edit through, queues the
+//! matching map value; it also holds the publisher's advisory lock, so the queued lie is never
+//! published (publishing it would put it in the map's history, where the account's owner finds it:
+//! `a_key_swapped_in_the_map_is_found_by_its_owner`).
+
+use keyward_client::keyward_proto::transparency::value::{BundleCommitment, MapValue, label};
+use keyward_client::keyward_proto::{Bundle, Error as ProtoError, KeyPair, XmlElement};
+use keyward_client::{Error, KeyEvent, Setup};
+use keyward_tests::on_both_servers;
+use keyward_tests::stack::Stack;
+use keyward_tests::xmpp::ServerKind;
+use sqlx::Connection as _;
+
+use crate::adversary::{stack, swap_bundle, swap_bundle_unpublished, wait_published};
+use crate::support::{User, mutual_contacts};
+
+on_both_servers!(
+    a_key_swapped_outside_the_map_is_caught,
+    a_withheld_revocation_is_caught,
+    a_key_swapped_in_the_map_is_found_by_its_owner
+);
+
+/// keydir's publisher lock (protocol section 15.1.4).
+const PUBLISHER_LOCK: i64 = 0x6b77_7472_616e_7370;
+
+/// Takes keydir's publisher lock on a connection of the adversary's, so no epoch is published
+/// while it is held (the connection holds it until closed).
+async fn hold_publisher(stack: &Stack) -> anyhow::Result<sqlx::PgConnection> {
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(PUBLISHER_LOCK).execute(&mut db).await?;
+    Ok(db)
+}
+
+fn is_caught(result: &Result<KeyEvent, Error>, expected: fn(&ProtoError) -> bool) -> bool {
+    matches!(result, Err(Error::DirectoryCaught { cause, .. }) if expected(cause))
+}
+
+async fn a_key_swapped_outside_the_map_is_caught(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (alice, _bob, a, b) = mutual_contacts(&stack).await?;
+    wait_published(stack.database_url()?).await?;
+
+    // The adversary stops the map and swaps alice's bundle for one of a key it holds.
+    let lock = hold_publisher(&stack).await?;
+    let forged = Bundle::sign(&KeyPair::generate()?, alice.jid.clone(), 1_800_000_000);
+    swap_bundle_unpublished(stack.database_url()?, &forged).await?;
+
+    // carol meets alice for the first time: trust on first use would pin the forged key. The
+    // map proves alice's genuine key, so the answer is refused and nothing is pinned.
+    let carol = User::register(&stack, "carol").await?;
+    let mut c = carol.session(Setup::FirstUse).await?;
+    let added = c.add(&alice.jid).await;
+    assert!(is_caught(&added, |e| matches!(e, ProtoError::KeyNotInMap)), "{added:?}");
+    let view = c.contacts().await;
+    assert!(view.is_err(), "every lookup of alice is refused while the directory lies: {view:?}");
+    assert!(c.safety_number(&alice.jid).await.is_err(), "carol has no key of alice's, the forged one least of all");
+    lock.close().await?;
+    for session in [a, b, c] {
+        session.close().await?;
+    }
+    Ok(())
+}
+
+async fn a_withheld_revocation_is_caught(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (alice, _bob, a, b) = mutual_contacts(&stack).await?;
+    let alice_bundle = a.bundle().to_xml();
+    stack.revoke(alice.jid.as_str(), "laptop stolen").await?;
+    wait_published(stack.database_url()?).await?;
+
+    // The adversary undoes the revocation in the accounts table and, so that keydir serves the
+    // key again, queues the bundle's commitment (never published: it holds the publisher).
+    let lock = hold_publisher(&stack).await?;
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    sqlx::query("UPDATE accounts SET status = 'active', revoked_at = NULL, reason = NULL WHERE jid = $1")
+        .bind(alice.jid.as_str())
+        .execute(&mut db)
+        .await?;
+    sqlx::query("INSERT INTO transparency_pending (label, value) VALUES ($1, $2)")
+        .bind(label(&alice.jid))
+        .bind(MapValue::Bundle(BundleCommitment::of(alice_bundle.as_bytes())).encode())
+        .execute(&mut db)
+        .await?;
+    db.close().await?;
+
+    // carol, new, would pin a stolen key; the map proves the revocation, so she is told.
+    let carol = User::register(&stack, "carol").await?;
+    let mut c = carol.session(Setup::FirstUse).await?;
+    let added = c.add(&alice.jid).await;
+    assert!(is_caught(&added, |e| matches!(e, ProtoError::RevocationWithheld)), "{added:?}");
+    assert!(c.send(&alice.jid, "hello?").await.is_err(), "nothing is sent to a key the map shows revoked");
+    lock.close().await?;
+    for session in [a, b, c] {
+        session.close().await?;
+    }
+    Ok(())
+}
+
+async fn a_key_swapped_in_the_map_is_found_by_its_owner(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (alice, _bob, mut a, b) = mutual_contacts(&stack).await?;
+    wait_published(stack.database_url()?).await?;
+    a.monitor_own_key().await?;
+
+    // The adversary swaps alice's bundle and lets its map publish the swap: newcomers get the
+    // forged key with valid proofs. What the map holds is there for alice's client to check,
+    // as it does after every reconnect.
+    let forged = Bundle::sign(&KeyPair::generate()?, alice.jid.clone(), 1_800_000_000);
+    swap_bundle(stack.database_url()?, &forged).await?;
+    let checked = a.monitor_own_key().await;
+    assert!(
+        matches!(&checked, Err(Error::DirectoryCaught { jid: Some(jid), cause: ProtoError::ForeignKey }) if *jid == alice.jid),
+        "alice's client finds the key it never published: {checked:?}"
+    );
+    for session in [a, b] {
+        session.close().await?;
+    }
+    Ok(())
+}
