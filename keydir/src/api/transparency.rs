@@ -162,7 +162,7 @@ pub async fn audit(
 #[utoipa::path(
     get, path = "/v0/transparency/head", tag = "transparency",
     responses(
-        (status = 200, description = "The newest signed head", body = HeadResponse),
+        (status = 200, description = "The newest signed head, with the newest cosignature of each configured auditor", body = HeadResponse),
         (status = 404, description = "No head is signed yet (no epoch published)", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
     )
@@ -175,7 +175,8 @@ pub async fn head(State(state): State<AppState>) -> ApiResult<Json<HeadResponse>
     let (Ok(size), Ok(epoch)) = (u64::try_from(head.size), u64::try_from(head.epoch)) else {
         return Err(ApiError::Internal);
     };
-    Ok(Json(HeadResponse { size, epoch, note: head.note }))
+    let note = super::cosignatures::with_cosignatures(&state, head.size, head.note).await?;
+    Ok(Json(HeadResponse { size, epoch, note }))
 }
 
 /// The consistency proof of the epoch log between two sizes.
