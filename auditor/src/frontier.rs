@@ -85,7 +85,7 @@ mod tests {
             let back = Frontier::from_strings(frontier.size(), &frontier.to_strings()).expect("parses");
             assert_eq!(back, frontier);
         }
-        assert!(Frontier::from_strings(3, &frontier.to_strings()).is_none());
+        assert!(Frontier::from_strings(4, &frontier.to_strings()).is_none(), "one subtree per bit");
         assert!(Frontier::from_strings(1, &["AAAA".to_owned()]).is_none());
     }
 }
