@@ -145,7 +145,13 @@ impl Auditor {
         if vrf != self.pins.vrf_public_key {
             return Err(self.raise(AuditorError::KeyChanged("VRF key"), None));
         }
-        let Some(head) = self.keydir.head().await? else { return Ok(Outcome::NoHeadYet) };
+        let Some(head) = self.keydir.head().await? else {
+            // No head at all after one was verified: the log was rolled back to nothing.
+            return match self.state.verified.as_ref().map(|v| v.size) {
+                Some(verified) => Err(self.raise(AuditorError::Rollback { verified, served: 0 }, None)),
+                None => Ok(Outcome::NoHeadYet),
+            };
+        };
         self.check_served(&head.note).await
     }
 

@@ -82,6 +82,9 @@ async fn a_rolled_back_head_table_is_a_rollback() {
     app.publish_epoch("carol@example.test").await;
     let size = app.revoke_epoch("alice@example.test").await;
     auditor.round().await.expect("verifies");
+    let dir2 = tempfile::tempdir().expect("dir");
+    let mut second = app.auditor(&dir2, None).await;
+    second.round().await.expect("verifies");
     // The DBA drops the trigger and deletes the two newest heads and epochs (one would be
     // recorded again from akd's tree), with keydir stopped so that it rebuilds its log.
     app.keydir.stop().await.expect("stops");
@@ -105,6 +108,16 @@ async fn a_rolled_back_head_table_is_a_rollback() {
     assert_eq!(err.alarm(), Some("rollback"));
     assert_evidence(&auditor, dir.path(), "rollback", Some(&served.note));
     assert_stays_alarmed(&app, &mut auditor, dir.path()).await;
+    // Then every head and epoch: keydir answers that it has signed none (404), which after a
+    // verified head is a rollback to nothing.
+    app.keydir.stop().await.expect("stops");
+    for edit in ["DELETE FROM transparency_heads", "DELETE FROM transparency_epochs"] {
+        sqlx::query(edit).execute(&pool).await.expect("edited");
+    }
+    app.keydir.start_again().await.expect("starts");
+    assert!(app.head().await.is_none(), "no head is served");
+    let err = second.round().await.expect_err("caught");
+    assert!(matches!(err, AuditorError::Rollback { verified, served: 0 } if verified == size), "{err}");
 }
 
 #[tokio::test]
