@@ -126,8 +126,11 @@ async fn run(command: Command) -> Result<ExitCode, AuditorError> {
             let stop = keyward_service::shutdown::signal();
             tokio::pin!(stop);
             loop {
-                let result = auditor.round().await;
-                report(&result);
+                // A round stopped half-way leaves the state as it was, or saved and not cosigned.
+                tokio::select! {
+                    () = &mut stop => break,
+                    result = auditor.round() => report(&result),
+                }
                 tokio::select! {
                     () = &mut stop => break,
                     () = tokio::time::sleep(interval) => {}

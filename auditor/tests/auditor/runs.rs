@@ -93,3 +93,52 @@ async fn an_auditor_without_a_key_verifies_and_pins_what_it_is_given() {
         .expect("runs");
     assert_eq!(status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn follow_cosigns_each_new_head_until_stopped() {
+    let app = App::start().await;
+    let size = app.publish_epoch("gina@example.test").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut follow = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward-auditor"))
+            .args(["follow", "--interval-ms", "100", "--keydir", &app.keydir.url(), "--state"])
+            .arg(dir.path())
+            .env("KEYWARD_AUDITOR_NAME", AUDITOR_KEYS[1].0)
+            .env("KEYWARD_AUDITOR_KEY", AUDITOR_KEYS[1].1)
+            .spawn()
+            .expect("runs"),
+    );
+    let two = CosignaturePolicy {
+        auditors: vec![cosigner(AUDITOR_KEYS[1]).verifier().clone()],
+        required: 1,
+        max_age_secs: 600,
+    };
+    // Each head keydir signs is cosigned by the following auditor within a few rounds.
+    for (round, jid) in [(0, ""), (1, "hank@example.test")] {
+        let size = if round == 0 { size } else { app.publish_epoch(jid).await };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let head = app.head().await.expect("a head");
+            if head.size == size && two.check(&note(&head.note), now()).is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the head of size {size} was never cosigned");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    // SIGTERM: it stops, exit 0 (no alarm).
+    let stopped =
+        std::process::Command::new("kill").args(["-TERM", &follow.0.id().to_string()]).status().expect("kill");
+    assert!(stopped.success());
+    assert_eq!(follow.0.wait().expect("exits").code(), Some(0));
+}
+
+/// A child process killed when dropped (if a test fails while it runs).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
