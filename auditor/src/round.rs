@@ -50,6 +50,8 @@ pub struct Auditor {
     state: State,
     pins: Pins,
     cosigner: Option<Cosigner>,
+    /// Most epochs asked for per audit request.
+    chunk: u64,
 }
 
 fn now() -> u64 {
@@ -126,7 +128,13 @@ impl Auditor {
                 detail: "origin is not the key's name".into(),
             });
         }
-        Ok(Self { keydir, dir: dir.to_path_buf(), state, pins, cosigner })
+        Ok(Self { keydir, dir: dir.to_path_buf(), state, pins, cosigner, chunk: MAX_CHUNK })
+    }
+
+    /// Asks for at most `epochs` epochs per audit request (1 to [`MAX_CHUNK`], the default).
+    pub fn with_audit_chunk(mut self, epochs: u64) -> Self {
+        self.chunk = epochs.clamp(1, MAX_CHUNK);
+        self
     }
 
     /// The state as saved.
@@ -247,8 +255,9 @@ impl Auditor {
         // Leaf i is epoch i + 1: audit from the last verified epoch (or the first) to the head's.
         let mut start = frontier.size().max(1);
         while start < size {
-            let answer = self.keydir.audit(start, size.min(start + MAX_CHUNK)).await?;
-            let (reached, roots) = verify_chunk(&answer, start, size.min(start + MAX_CHUNK)).await?;
+            let end = size.min(start + self.chunk);
+            let answer = self.keydir.audit(start, end).await?;
+            let (reached, roots) = verify_chunk(&answer, start, end).await?;
             let (first, rest) = roots.split_first().ok_or_else(|| AuditorError::Malformed("no roots".into()))?;
             match known_root {
                 Some(known) if known != *first => {

@@ -71,6 +71,11 @@ async fn the_auditor_verifies_a_whole_run_cosigns_and_then_verifies_incrementall
     assert_eq!(counted.len(), 2);
     let saved = std::fs::read_to_string(second.path().join("state.json")).expect("state file");
     assert!(saved.contains(&format!("\"size\": {newer}")), "{saved}");
+
+    // From scratch again in audits of two epochs at a time: every chunk chains to the last.
+    let third = tempfile::tempdir().expect("dir");
+    let mut chunked = app.auditor(&third, None).await.with_audit_chunk(2);
+    assert_eq!(chunked.round().await.expect("verifies"), Outcome::Verified { size: newer, cosigned: false });
 }
 
 #[tokio::test]
