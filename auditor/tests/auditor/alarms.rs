@@ -158,3 +158,31 @@ async fn a_forked_head_signed_with_the_stolen_key_is_a_fork() {
     assert_eq!(err.alarm(), Some("signature-invalid"), "{err}");
     assert_stays_alarmed(&app, &mut auditor, dir.path()).await;
 }
+
+#[tokio::test]
+async fn an_edited_node_of_the_map_fails_the_audit_proof() {
+    let mut app = App::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut auditor = app.auditor(&dir, Some(AUDITOR_KEYS[0])).await;
+    app.publish_epoch("alice@example.test").await;
+    app.publish_epoch("bob@example.test").await;
+    let size = app.revoke_epoch("alice@example.test").await;
+    auditor.round().await.expect("verifies");
+    app.publish_epoch("carol@example.test").await;
+    // The DBA rewrites the hashes of the tree's nodes that did not change since the verified
+    // epoch (keydir restarted so that its akd cache reads them).
+    app.keydir.stop().await.expect("stops");
+    let pool = app.pool().await;
+    let edited = sqlx::query("UPDATE akd_tree_nodes SET hash = sha256(hash) WHERE last_epoch <= $1 AND node_type <> 2")
+        .bind(i64::try_from(size).expect("small"))
+        .execute(&pool)
+        .await
+        .expect("edited");
+    assert!(edited.rows_affected() > 0);
+    app.keydir.start_again().await.expect("starts");
+    let served = app.head().await.expect("a head");
+    let err = auditor.round().await.expect_err("caught");
+    assert!(matches!(err, AuditorError::AuditProofInvalid { .. }), "{err}");
+    assert_evidence(&auditor, dir.path(), "audit-proof-invalid", Some(&served.note));
+    assert_not_cosigned(&app).await;
+}
