@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod component;
+pub mod cosignatures;
 pub mod int;
 pub mod problem;
 mod status;

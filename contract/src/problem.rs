@@ -46,6 +46,14 @@ pub enum ProblemType {
     /// used or expired, or its signature does not verify with the account's identity key.
     #[serde(rename = "urn:keyward:problem:bad-restore-proof")]
     BadRestoreProof,
+    /// 400: an auditor's cosignature is malformed, does not verify over the stored head of its
+    /// size, or is dated too far in the future.
+    #[serde(rename = "urn:keyward:problem:bad-cosignature")]
+    BadCosignature,
+    /// 403: a cosignature's key is not one of keydir's configured auditors
+    /// (`KEYWARD_TRANSPARENCY_AUDITORS`).
+    #[serde(rename = "urn:keyward:problem:unknown-auditor")]
+    UnknownAuditor,
     /// 404: no such account, bundle, secret or route.
     #[serde(rename = "urn:keyward:problem:not-found")]
     NotFound,
@@ -74,7 +82,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, in the order of `docs/keydir-api.md`.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::BadRequest,
         Self::BadBundle,
         Self::BadSecret,
@@ -85,6 +93,8 @@ impl ProblemType {
         Self::HoldingLimit,
         Self::RestoreLocked,
         Self::BadRestoreProof,
+        Self::BadCosignature,
+        Self::UnknownAuditor,
         Self::NotFound,
         Self::Conflict,
         Self::StaleSecret,
@@ -108,6 +118,8 @@ impl ProblemType {
             Self::HoldingLimit => "holding-limit",
             Self::RestoreLocked => "restore-locked",
             Self::BadRestoreProof => "bad-restore-proof",
+            Self::BadCosignature => "bad-cosignature",
+            Self::UnknownAuditor => "unknown-auditor",
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
             Self::StaleSecret => "stale-secret",
@@ -122,9 +134,16 @@ impl ProblemType {
     /// The HTTP status that carries it.
     pub fn status(self) -> u16 {
         match self {
-            Self::BadRequest | Self::BadBundle | Self::BadSecret | Self::BadSecretSignature => 400,
+            Self::BadRequest | Self::BadBundle | Self::BadSecret | Self::BadSecretSignature | Self::BadCosignature => {
+                400
+            }
             Self::Unauthorized => 401,
-            Self::Forbidden | Self::Revoked | Self::HoldingLimit | Self::RestoreLocked | Self::BadRestoreProof => 403,
+            Self::Forbidden
+            | Self::Revoked
+            | Self::HoldingLimit
+            | Self::RestoreLocked
+            | Self::BadRestoreProof
+            | Self::UnknownAuditor => 403,
             Self::NotFound => 404,
             Self::Conflict | Self::StaleSecret => 409,
             Self::TooLarge => 413,
@@ -147,6 +166,8 @@ impl ProblemType {
             Self::HoldingLimit => "Holding limit reached",
             Self::RestoreLocked => "Restore locked",
             Self::BadRestoreProof => "Restore proof refused",
+            Self::BadCosignature => "Cosignature refused",
+            Self::UnknownAuditor => "Unknown auditor",
             Self::NotFound => "Not found",
             Self::Conflict => "Conflict",
             Self::StaleSecret => "Stale secret update",
@@ -209,7 +230,7 @@ mod tests {
     #[test]
     fn statuses_are_the_documented_ones() {
         let client_errors = ProblemType::ALL.iter().filter(|k| (400..500).contains(&k.status())).count();
-        assert_eq!(client_errors, 15);
+        assert_eq!(client_errors, 17);
         assert_eq!(ProblemType::HoldingLimit.status(), 403);
         assert_eq!(ProblemType::Unavailable.status(), 503);
         assert_eq!(ProblemType::RestoreUnavailable.status(), 503);

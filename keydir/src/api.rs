@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod component;
+pub mod cosignatures;
 #[doc(hidden)] // public for the fuzz targets only
 pub mod extract;
 pub mod health;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/transparency/consistency", get(transparency::consistency))
         .route("/v0/transparency/inclusion", get(transparency::inclusion))
         .route("/v0/transparency/key", get(transparency::key))
+        .route("/v0/transparency/cosignatures", post(cosignatures::submit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))

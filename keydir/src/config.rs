@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod auditors;
 mod restore;
 mod transparency;
 
@@ -96,6 +97,11 @@ pub struct ServeArgs {
     /// public key's first 8 bytes. It must never change for the life of the directory.
     #[arg(long, env = "KEYWARD_TRANSPARENCY_ORIGIN")]
     pub transparency_origin: Option<String>,
+    /// The auditors whose cosignatures keydir accepts and serves with its heads: C2SP verifier
+    /// keys of type 0x04 (`<name>+<key ID hex>+<base64(0x04 || Ed25519 public key)>`, as
+    /// `keyward-auditor key` prints them), separated by commas or white space; at most 15.
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_AUDITORS")]
+    pub transparency_auditors: Option<String>,
     /// How often pending map updates are published as one epoch (milliseconds, 100 to 3600000).
     #[arg(long, env = "KEYWARD_TRANSPARENCY_EPOCH_MS", default_value_t = 2000)]
     pub transparency_epoch_ms: u64,
@@ -204,6 +210,7 @@ impl Settings {
             args.transparency_origin.as_deref(),
             args.transparency_epoch_ms,
         )?;
+        settings.transparency.auditors = auditors::parse(args.transparency_auditors.as_deref().unwrap_or(""))?;
         Ok(settings)
     }
 }

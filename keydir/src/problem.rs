@@ -27,6 +27,10 @@ pub enum ApiError {
     RestoreLocked(String),
     /// 403: a restore proof with an unknown, used or expired challenge, or a bad signature.
     BadRestoreProof(String),
+    /// 400: an auditor's cosignature is malformed or does not verify over the stored head.
+    BadCosignature(String),
+    /// 403: a cosignature's key is not a configured auditor's.
+    UnknownAuditor(String),
     /// 404: no such account (or bundle, or route).
     NotFound(String),
     /// 409: a different bundle is already stored.
@@ -64,6 +68,8 @@ impl ApiError {
             HoldingLimit(d) => (ProblemType::HoldingLimit, d),
             RestoreLocked(d) => (ProblemType::RestoreLocked, d),
             BadRestoreProof(d) => (ProblemType::BadRestoreProof, d),
+            BadCosignature(d) => (ProblemType::BadCosignature, d),
+            UnknownAuditor(d) => (ProblemType::UnknownAuditor, d),
             NotFound(d) => (ProblemType::NotFound, d),
             Conflict(d) => (ProblemType::Conflict, d),
             StaleSecret(d) => (ProblemType::StaleSecret, d),

@@ -8,6 +8,7 @@ pub mod leases;
 pub mod notices;
 pub mod restore;
 pub mod transparency;
+pub mod transparency_cosignatures;
 pub mod transparency_heads;
 
 use keyward_contract::{AccountStatus, NoticeKind};

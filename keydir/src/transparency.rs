@@ -6,6 +6,7 @@
 //! time. Reads (proofs for the endpoints) go through the same [`Map`], whose akd cache is
 //! kept in step with the database when another replica published (see [`Map::sync`]).
 
+pub mod cosignatures;
 pub mod guard;
 pub mod heads;
 pub mod publisher;

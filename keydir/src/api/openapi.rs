@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers, served at `/openapi.json`.
 
-use super::{admin, component, health, restore, transparency};
+use super::{admin, component, cosignatures, health, restore, transparency};
 use crate::problem::Problem;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -78,6 +78,7 @@ impl Modify for BearerSchemes {
         admin::revoke, admin::unlock, admin::account, admin::list, admin::audit,
         transparency::lookup, transparency::lookups, transparency::history, transparency::epoch, transparency::vrf_key, transparency::audit,
         transparency::head, transparency::consistency, transparency::inclusion, transparency::key,
+        cosignatures::submit,
         health::healthz, health::readyz,
     ),
     components(schemas(Problem)),

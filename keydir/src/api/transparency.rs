@@ -162,7 +162,7 @@ pub async fn audit(
 #[utoipa::path(
     get, path = "/v0/transparency/head", tag = "transparency",
     responses(
-        (status = 200, description = "The newest signed head", body = HeadResponse),
+        (status = 200, description = "The newest signed head, with the newest cosignature of each configured auditor", body = HeadResponse),
         (status = 404, description = "No head is signed yet (no epoch published)", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "No head signing key or VRF key is configured, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
     )
@@ -175,7 +175,8 @@ pub async fn head(State(state): State<AppState>) -> ApiResult<Json<HeadResponse>
     let (Ok(size), Ok(epoch)) = (u64::try_from(head.size), u64::try_from(head.epoch)) else {
         return Err(ApiError::Internal);
     };
-    Ok(Json(HeadResponse { size, epoch, note: head.note }))
+    let note = super::cosignatures::with_cosignatures(&state, head.size, head.note).await?;
+    Ok(Json(HeadResponse { size, epoch, note }))
 }
 
 /// The consistency proof of the epoch log between two sizes.
@@ -361,20 +362,22 @@ pub async fn lookups(
         .collect::<ApiResult<Vec<_>>>()?;
     // Before the first epoch the map is empty and no head exists.
     let head = match state.heads.as_ref() {
-        Some(heads) if at.epoch() > 0 => Some(lookup_head(heads, at.epoch(), body.known_size).await?),
+        Some(heads) if at.epoch() > 0 => Some(lookup_head(&state, heads, at.epoch(), body.known_size).await?),
         _ => None,
     };
     Ok(Json(LookupProofsResponse { epoch: at.epoch(), root_hash: STANDARD.encode(at.hash()), items, head }))
 }
 
-/// The signed head of `epoch` (the log's size then) with its proofs, for a lookup answer.
-async fn lookup_head(heads: &Heads, epoch: u64, known_size: Option<u64>) -> ApiResult<LookupHead> {
+/// The signed head of `epoch` (the log's size then), with the auditors' newest cosignatures and
+/// its proofs, for a lookup answer.
+async fn lookup_head(state: &AppState, heads: &Heads, epoch: u64, known_size: Option<u64>) -> ApiResult<LookupHead> {
     let Some(proofs) = heads.proofs_at(epoch, known_size).await.map_err(log_failed)? else {
         return Err(ApiError::TransparencyUnavailable(format!("epoch {epoch} is not signed yet; retry")));
     };
+    let size = i64::try_from(epoch).map_err(|_| ApiError::Internal)?;
     Ok(LookupHead {
         size: epoch,
-        note: proofs.note,
+        note: super::cosignatures::with_cosignatures(state, size, proofs.note).await?,
         inclusion: STANDARD.encode(proof_to_bytes(&proofs.inclusion)),
         consistency: proofs.consistency.map(|proof| STANDARD.encode(proof_to_bytes(&proof))),
     })

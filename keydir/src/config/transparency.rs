@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_proto::transparency::heads::checkpoint::check_origin;
-use keyward_proto::transparency::heads::{KeyType, NoteSigner};
+use keyward_proto::transparency::heads::{KeyType, NoteSigner, VerifierKey};
 use keyward_transparency::akd::ecvrf::{VRFKeyStorage, VRFPrivateKey, VRFPublicKey, VrfError};
 use std::fmt;
 use std::path::Path;
@@ -100,6 +100,8 @@ pub struct TransparencySettings {
     pub origin: String,
     /// How often the publisher looks for pending updates and publishes them as one epoch.
     pub epoch_interval: Duration,
+    /// The auditors whose cosignatures are accepted and served (type `0x04` verifier keys).
+    pub auditors: Vec<VerifierKey>,
 }
 
 impl Default for TransparencySettings {
@@ -110,6 +112,7 @@ impl Default for TransparencySettings {
             signing_key: None,
             origin: "keyward/keydir".into(),
             epoch_interval: Duration::from_millis(2000),
+            auditors: Vec::new(),
         }
     }
 }
@@ -184,7 +187,7 @@ impl TransparencySettings {
                 "KEYWARD_TRANSPARENCY_EPOCH_MS must be {MIN_EPOCH_MS} to {MAX_EPOCH_MS}"
             )));
         }
-        Ok(Self { vrf_key, signing_key, origin, epoch_interval: Duration::from_millis(epoch_ms) })
+        Ok(Self { vrf_key, signing_key, origin, epoch_interval: Duration::from_millis(epoch_ms), auditors: Vec::new() })
     }
 }
 

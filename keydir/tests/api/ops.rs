@@ -136,6 +136,7 @@ async fn openapi_document_describes_exactly_the_real_routes() {
         ("GET", "/v0/transparency/consistency"),
         ("GET", "/v0/transparency/inclusion"),
         ("GET", "/v0/transparency/key"),
+        ("POST", "/v0/transparency/cosignatures"),
         ("POST", "/v0/admin/accounts/{jid}/revoke"),
         ("POST", "/v0/admin/accounts/{jid}/unlock"),
         ("GET", "/v0/admin/accounts/{jid}"),
@@ -150,11 +151,11 @@ async fn openapi_document_describes_exactly_the_real_routes() {
     assert_eq!(documented, real);
     // And each is served: without a token it is 401 (or 200 for health), never a 404 or 405.
     // The public transparency routes need no token: this keydir has no VRF key, so 503 (or 400
-    // for the audit's missing query).
+    // for the audit's missing query, 415 for the cosignature's missing body).
     for (method, path) in &documented {
         let path = path.replace("{jid}", "alice@example.test");
         let reply = app.send(Method::from_bytes(method.as_bytes()).expect("method"), &path, Auth::None, None).await;
-        let expected: &[u16] = if path.starts_with("/v0/transparency/") { &[400, 503] } else { &[200, 401] };
+        let expected: &[u16] = if path.starts_with("/v0/transparency/") { &[400, 415, 503] } else { &[200, 401] };
         assert!(expected.contains(&reply.status.as_u16()), "{method} {path}: {reply:?}");
     }
 }

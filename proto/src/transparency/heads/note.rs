@@ -234,7 +234,8 @@ pub struct NoteSignature {
 }
 
 impl NoteSignature {
-    fn parse(line: &str) -> Result<Self> {
+    /// Parses one signature line, without its newline (e.g. a cosignature an auditor posts).
+    pub fn parse(line: &str) -> Result<Self> {
         let rest = line.strip_prefix(SIG_PREFIX).ok_or(Error::Note("a signature line starts with an em dash"))?;
         let (name, encoded) = rest.split_once(' ').ok_or(Error::Note("a signature line has a name and a signature"))?;
         check_key_name(name)?;
@@ -246,7 +247,8 @@ impl NoteSignature {
         Ok(Self { name: name.to_owned(), key_id: [id[0], id[1], id[2], id[3]], signature: signature.to_vec() })
     }
 
-    fn encode(&self) -> String {
+    /// The signature line, with its newline.
+    pub fn encode(&self) -> String {
         let mut bytes = self.key_id.to_vec();
         bytes.extend_from_slice(&self.signature);
         format!("{SIG_PREFIX}{} {}\n", self.name, b64(&bytes))
