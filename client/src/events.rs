@@ -21,6 +21,13 @@ pub enum Warning {
         /// When the account was revoked (RFC 3339).
         at: String,
     },
+    /// The sender's client signed into this message a head of the key directory's log of the
+    /// same size as ours with another root: the directory shows the two of you different
+    /// histories (key transparency gossip). The message itself verified.
+    DirectoryForked {
+        /// The size of the two heads.
+        size: u64,
+    },
 }
 
 impl Warning {
@@ -29,6 +36,7 @@ impl Warning {
         match self {
             Self::KeyChanged { .. } => "key-changed",
             Self::ContactRevoked { .. } => "contact-revoked",
+            Self::DirectoryForked { .. } => "directory-forked",
         }
     }
 }
@@ -43,6 +51,10 @@ impl fmt::Display for Warning {
             Self::ContactRevoked { at } => write!(
                 f,
                 "contact-revoked: the contact's key was revoked at {at}: this message cannot be verified, do not trust it"
+            ),
+            Self::DirectoryForked { size } => write!(
+                f,
+                "directory-forked: ALARM: the key directory showed this contact another history than you (two logs of {size} epochs): keys it served may be forged; compare safety numbers"
             ),
         }
     }

@@ -324,7 +324,9 @@ impl Session {
             msg_id: id.clone(),
             body: text.to_owned(),
         };
-        let sealed = Sealed::seal(&self.keys, &envelope, &[Recipient::from(&bundle)])?;
+        // The newest verified head of the directory goes along (gossip, protocol section 15.2.6).
+        let head = crate::transparency::own_summary(&self.store)?;
+        let sealed = Sealed::seal_with_head(&self.keys, &envelope, head.as_ref(), &[Recipient::from(&bundle)])?;
         self.conn.send(stanzas::sealed_message(to, &id, &sealed)?).await?;
         Ok(Sent { id, to_fingerprint: bundle.fingerprint() })
     }

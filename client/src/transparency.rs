@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_proto::elements::{FEATURE_TRANSPARENCY, KeyItem, KeyStatus, KeysQuery, KeysResult};
 use keyward_proto::transparency::check::{DirectoryKeys, ItemVerdict, check_head, check_item};
-use keyward_proto::transparency::heads::{CosignaturePolicy, Head, VerifierKey};
+use keyward_proto::transparency::heads::{Comparison, CosignaturePolicy, Head, HeadSummary, VerifierKey};
 use keyward_proto::{BareJid, XmlElement};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -181,4 +181,21 @@ fn unproven_revocation(mut item: KeyItem) -> KeyItem {
         item.status = KeyStatus::Active;
     }
     item
+}
+
+/// The newest verified head of the directory, if the directory's keys are pinned and a head was stored.
+pub(crate) fn own_head(store: &Store) -> Result<Option<Head>> {
+    let Some(pinned) = store.transparency()? else { return Ok(None) };
+    let (Some(keys), Some(note)) = (pinned.keys, pinned.head) else { return Ok(None) };
+    Ok(Some(Head::open(note.as_bytes(), &keys.origin, &keys.log_key)?.0))
+}
+
+/// The summary of the own newest verified head, carried in every sealed message sent (gossip).
+pub(crate) fn own_summary(store: &Store) -> Result<Option<HeadSummary>> {
+    Ok(own_head(store)?.as_ref().map(HeadSummary::of))
+}
+
+/// Compares a contact's gossiped head summary with the own newest head.
+pub(crate) fn compare(store: &Store, theirs: &HeadSummary) -> Result<Option<Comparison>> {
+    Ok(own_summary(store)?.map(|mine| mine.compare(theirs)))
 }

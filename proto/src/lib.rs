@@ -42,7 +42,7 @@ pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, SafetyNumber};
 pub use jid::BareJid;
 pub use keys::{EncryptionPublic, IdentityPublic, KeyPair};
-pub use message::{Envelope, Recipient, Sealed, WrappedKey};
+pub use message::{Envelope, Recipient, Sealed, SealedVersion, WrappedKey};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayRule, SenderState};
 pub use secret::{KdfParams, KdfPolicy, SecretBlob};
 pub use update::{MAX_SEQ, SecretSig};

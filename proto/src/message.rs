@@ -9,6 +9,8 @@ use crate::jid::BareJid;
 use crate::keys::{EncryptionPublic, FillRandom, IdentityPublic, KeyPair, os_random};
 use crate::limits;
 use crate::replay::ReplayCache;
+use crate::transparency::heads::HeadSummary;
+use crate::transparency::heads::gossip::GOSSIP_LEN;
 use crate::xml::Element;
 use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{Aead, KeyInit};
@@ -17,6 +19,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 const DOMAIN: &[u8] = b"keyward/msg/v0\x00";
+const DOMAIN_V1: &[u8] = b"keyward/msg/v1\x00";
 const WRAP_INFO: &[u8] = b"keyward/wrap/v0";
 const PAD_BLOCK: usize = 64;
 /// `N_r || XSalsa20Poly1305(kek, N_r, K)`: 24 + 32 + 16 bytes.
@@ -78,9 +81,36 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
 }
 
-/// A sealed message: `<sealed xmlns='urn:keyward:0' v='0'>`.
+/// The version of a sealed message: 0 (read, never written) or 1 (written: the signed payload
+/// ends with the sender's newest verified epoch head summary, protocol section 7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedVersion {
+    /// `v='0'`: `keyward/msg/v0`, no head summary.
+    V0,
+    /// `v='1'`: `keyward/msg/v1`, `lp(head summary)` (0 or 45 bytes) after the body.
+    V1,
+}
+
+impl SealedVersion {
+    fn domain(self) -> &'static [u8] {
+        match self {
+            Self::V0 => DOMAIN,
+            Self::V1 => DOMAIN_V1,
+        }
+    }
+
+    fn attr(self) -> &'static str {
+        match self {
+            Self::V0 => "0",
+            Self::V1 => "1",
+        }
+    }
+}
+
+/// A sealed message: `<sealed xmlns='urn:keyward:0' v='1'>` (or `v='0'`, still read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
+    version: SealedVersion,
     eph: [u8; 32],
     nonce: [u8; 24],
     keys: Vec<WrappedKey>,
@@ -137,9 +167,20 @@ fn check_limits(envelope: &Envelope) -> Result<()> {
     Ok(())
 }
 
-/// Builds `inner || sig` for an envelope.
+/// Builds `inner || sig` for an envelope, in version 0 (the test vectors and the forwarding test).
+#[cfg(test)]
 pub(crate) fn signed_payload(sender: &KeyPair, envelope: &Envelope) -> Result<Zeroizing<Vec<u8>>> {
-    let mut inner = envelope.to_inner()?;
+    signed_payload_v1(sender, envelope, SealedVersion::V0, None)
+}
+
+/// Builds `inner || sig` for an envelope in `version`, with the head summary (version 1).
+pub(crate) fn signed_payload_v1(
+    sender: &KeyPair,
+    envelope: &Envelope,
+    version: SealedVersion,
+    head: Option<&HeadSummary>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut inner = envelope.to_inner_as(version, head)?;
     let sig = sender.sign(&inner);
     inner.extend_from_slice(&sig);
     Ok(inner)
@@ -151,6 +192,11 @@ impl Envelope {
     /// Public for the fuzz targets only.
     #[doc(hidden)]
     pub fn to_inner(&self) -> Result<Zeroizing<Vec<u8>>> {
+        self.to_inner_as(SealedVersion::V0, None)
+    }
+
+    /// The signed part in `version`; version 1 ends with `lp(head summary)` (empty for none).
+    fn to_inner_as(&self, version: SealedVersion, head: Option<&HeadSummary>) -> Result<Zeroizing<Vec<u8>>> {
         check_limits(self)?;
         // Sized once, with room for the signature: a growing vector would leave copies of
         // the plaintext behind in freed memory, which `Zeroizing` does not reach.
@@ -161,14 +207,23 @@ impl Envelope {
             + 8
             + self.msg_id.len()
             + padded_len(self.body.as_bytes())
+            + 4
+            + GOSSIP_LEN
             + 64;
         let mut inner = Zeroizing::new(Vec::with_capacity(capacity));
-        inner.extend_from_slice(DOMAIN);
+        inner.extend_from_slice(version.domain());
         put_lp(&mut inner, self.from.as_str().as_bytes());
         put_lp(&mut inner, self.to.as_str().as_bytes());
         inner.extend_from_slice(&self.ts_ms.to_be_bytes());
         put_lp(&mut inner, self.msg_id.as_bytes());
         put_padded(&mut inner, self.body.as_bytes());
+        match (version, head) {
+            (SealedVersion::V0, None) => {}
+            (SealedVersion::V0, Some(_)) => return Err(Error::InvalidValue("a version 0 message has no head summary")),
+            (SealedVersion::V1, head) => {
+                put_lp(&mut inner, head.map(HeadSummary::encode).as_ref().map_or(&[][..], |h| &h[..]))
+            }
+        }
         Ok(inner)
     }
 
@@ -177,32 +232,66 @@ impl Envelope {
     /// Public for the fuzz targets only.
     #[doc(hidden)]
     pub fn from_inner(inner: &[u8]) -> Result<Self> {
-        parse_inner(inner)
+        parse_inner(inner, SealedVersion::V0).map(|(envelope, _)| envelope)
     }
 }
 
 impl Sealed {
-    /// Signs and seals `envelope` for `recipients` and for the sender's own key
-    /// (so the sender's other sessions can read it). `envelope.from` must be the
-    /// sender's account.
+    /// Signs and seals `envelope` (version 1, no head summary) for `recipients` and for the
+    /// sender's own key (so the sender's other sessions can read it). `envelope.from` must be
+    /// the sender's account.
     pub fn seal(sender: &KeyPair, envelope: &Envelope, recipients: &[Recipient]) -> Result<Self> {
-        Self::seal_with(sender, envelope, recipients, &mut os_random)
+        Self::seal_with_head(sender, envelope, None, recipients)
     }
 
+    /// [`Sealed::seal`] carrying `head`, the sender's newest verified epoch head (gossip,
+    /// protocol section 15.2.6): signed with the message, so only the sender vouches for it.
+    pub fn seal_with_head(
+        sender: &KeyPair,
+        envelope: &Envelope,
+        head: Option<&HeadSummary>,
+        recipients: &[Recipient],
+    ) -> Result<Self> {
+        Self::seal_as(SealedVersion::V1, sender, envelope, head, recipients, &mut os_random)
+    }
+
+    /// Version 0, with fixed randomness: for the test vectors only.
+    #[cfg(test)]
     pub(crate) fn seal_with(
         sender: &KeyPair,
         envelope: &Envelope,
         recipients: &[Recipient],
         random: FillRandom<'_>,
     ) -> Result<Self> {
-        let payload = signed_payload(sender, envelope)?;
-        let mut all = recipients.to_vec();
-        all.push(Recipient::from(sender));
-        Self::encrypt_payload(&payload, &all, random)
+        Self::seal_as(SealedVersion::V0, sender, envelope, None, recipients, random)
     }
 
-    /// Encrypts an already signed payload to `recipients` (duplicates removed).
-    pub(crate) fn encrypt_payload(payload: &[u8], recipients: &[Recipient], random: FillRandom<'_>) -> Result<Self> {
+    pub(crate) fn seal_as(
+        version: SealedVersion,
+        sender: &KeyPair,
+        envelope: &Envelope,
+        head: Option<&HeadSummary>,
+        recipients: &[Recipient],
+        random: FillRandom<'_>,
+    ) -> Result<Self> {
+        let payload = signed_payload_v1(sender, envelope, version, head)?;
+        let mut all = recipients.to_vec();
+        all.push(Recipient::from(sender));
+        Self::encrypt_payload(version, &payload, &all, random)
+    }
+
+    /// The message's format version.
+    pub fn version(&self) -> SealedVersion {
+        self.version
+    }
+
+    /// Encrypts an already signed payload of `version` to `recipients` (duplicates removed).
+    pub(crate) fn encrypt_payload(
+        version: SealedVersion,
+        payload: &[u8],
+        recipients: &[Recipient],
+        random: FillRandom<'_>,
+    ) -> Result<Self> {
         if recipients.len() > limits::SEALED_KEYS {
             return Err(Error::TooLarge { what: "recipient keys", limit: limits::SEALED_KEYS });
         }
@@ -236,7 +325,7 @@ impl Sealed {
             entry.extend_from_slice(&wrapped);
             keys.push(WrappedKey { fp: recipient.fp, wrapped: entry });
         }
-        Ok(Self { eph: eph_pub, nonce, keys, ct })
+        Ok(Self { version, eph: eph_pub, nonce, keys, ct })
     }
 
     /// The fingerprints this message was sealed to.
@@ -256,6 +345,19 @@ impl Sealed {
         sender_ik: &IdentityPublic,
         replay: &mut dyn ReplayCache,
     ) -> Result<Envelope> {
+        self.open_with_head(me, my_jid, stanza_from, sender_ik, replay).map(|(envelope, _)| envelope)
+    }
+
+    /// [`Sealed::open`], with the head summary the sender signed into a version 1 message (not
+    /// trusted: compared with the reader's own head, protocol section 15.2.6).
+    pub fn open_with_head(
+        &self,
+        me: &KeyPair,
+        my_jid: &BareJid,
+        stanza_from: &BareJid,
+        sender_ik: &IdentityPublic,
+        replay: &mut dyn ReplayCache,
+    ) -> Result<(Envelope, Option<HeadSummary>)> {
         if stanza_from == my_jid && *sender_ik != me.identity_public() {
             // An account is never its own contact: its messages verify with its own key only.
             return Err(Error::NotOwnKey);
@@ -285,7 +387,7 @@ impl Sealed {
         let (inner, sig) = payload.split_at(split);
         let sig: [u8; 64] = sig.try_into().map_err(|_| Error::BadSignature)?;
         sender_ik.verify(inner, &sig)?;
-        let envelope = parse_inner(inner)?;
+        let (envelope, head) = parse_inner(inner, self.version)?;
         if &envelope.from != stanza_from {
             return Err(Error::Binding("sender"));
         }
@@ -293,13 +395,14 @@ impl Sealed {
             return Err(Error::Binding("recipient"));
         }
         replay.admit(&envelope.from, &envelope.msg_id, envelope.ts_ms)?;
-        Ok(envelope)
+        Ok((envelope, head))
     }
 }
 
-fn parse_inner(inner: &[u8]) -> Result<Envelope> {
+fn parse_inner(inner: &[u8], version: SealedVersion) -> Result<(Envelope, Option<HeadSummary>)> {
     let mut cursor = Cursor::new(inner);
-    if cursor.take(DOMAIN.len())? != DOMAIN {
+    let domain = version.domain();
+    if cursor.take(domain.len())? != domain {
         return Err(Error::InvalidValue("message domain"));
     }
     let text =
@@ -309,20 +412,29 @@ fn parse_inner(inner: &[u8]) -> Result<Envelope> {
     let ts_ms = cursor.u64()?;
     let msg_id = text(cursor.lp()?, "msg_id")?;
     let body = text(unpad(cursor.lp()?)?, "body")?;
+    let head = match version {
+        SealedVersion::V0 => None,
+        SealedVersion::V1 => match cursor.lp()? {
+            [] => None,
+            summary => Some(HeadSummary::parse(summary)?),
+        },
+    };
     if !cursor.rest().is_empty() {
         return Err(Error::InvalidValue("trailing bytes in message"));
     }
     let envelope = Envelope { from, to, ts_ms, msg_id, body };
     check_limits(&envelope)?;
-    Ok(envelope)
+    Ok((envelope, head))
 }
 
 impl XmlElement for Sealed {
     fn from_element(element: &Element) -> Result<Self> {
         expect(element, "sealed", NS, "{urn:keyward:0}sealed")?;
-        if attr(element, "v")? != "0" {
-            return Err(Error::InvalidValue("v"));
-        }
+        let version = match attr(element, "v")? {
+            "0" => SealedVersion::V0,
+            "1" => SealedVersion::V1,
+            _ => return Err(Error::InvalidValue("v")),
+        };
         let eph = unb64_fixed(child_text(element, "eph")?, "eph")?;
         let nonce = unb64_fixed(child_text(element, "nonce")?, "nonce")?;
         let ct = unb64(child_text(element, "ct")?, "ct", limits::STANZA_BYTES)?;
@@ -341,12 +453,12 @@ impl XmlElement for Sealed {
         if keys.is_empty() {
             return Err(Error::Missing("key"));
         }
-        Ok(Self { eph, nonce, keys, ct })
+        Ok(Self { version, eph, nonce, keys, ct })
     }
 
     fn to_element(&self) -> Element {
         let mut element = Element::new("sealed", NS)
-            .attr("v", "0")
+            .attr("v", self.version.attr())
             .child(Element::new("eph", NS).text(b64(&self.eph)))
             .child(Element::new("nonce", NS).text(b64(&self.nonce)));
         for key in &self.keys {

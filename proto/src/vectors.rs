@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::SafetyNumber;
 use crate::jid::BareJid;
 use crate::keys::KeyPair;
-use crate::message::{Envelope, Recipient, Sealed, signed_payload, wrap_key};
+use crate::message::{Envelope, Recipient, Sealed, SealedVersion, signed_payload, signed_payload_v1, wrap_key};
 use crate::replay::MemoryReplayCache;
 use crate::restore::blob::{passphrase_key, recovery_key};
 use crate::restore::oprf::{OprfSeed, blind_with, evaluate, finalize, key_info};
@@ -18,6 +18,7 @@ use crate::restore::proof::{RestoreChallenge, proof_message};
 use crate::restore::recovery::{RecoveryCode, code_from_random};
 use crate::restore::{AnySecret, OprfOutput, SecretV1};
 use crate::secret::{KdfParams, KdfPolicy, SecretBlob, derive_key};
+use crate::transparency::heads::HeadSummary;
 use crate::update::{SecretSig, statement as update_statement, statement_v1 as update_statement_v1};
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -147,8 +148,27 @@ fn generate() -> Result<String> {
         v.hex(&format!("{name}.kek"), wrap_key(&shared, &eph_pub, &keys.encryption_public().to_bytes()).as_ref());
         v.hex(&format!("{name}.N_r"), wrap_nonce);
     }
-    let mut script = Script(VecDeque::from([content_key, msg_nonce, eph, wrap_bob, wrap_alice]));
+    let randomness = [content_key, msg_nonce, eph, wrap_bob, wrap_alice];
+    let mut script = Script(VecDeque::from(randomness.clone()));
     let sealed = Sealed::seal_with(&alice, &envelope, &[Recipient::from(&bob_bundle)], &mut |b| script.fill(b))?;
+    v.line("xml", sealed.to_xml());
+
+    v.heading("Sealed message version 1 from alice to bob, with a head summary");
+    let head = HeadSummary { origin_tag: [0x13, 0xd9, 0x90, 0x8a], size: 7, root: array(0xa0) };
+    v.hex("head", &head.encode());
+    let payload = signed_payload_v1(&alice, &envelope, SealedVersion::V1, Some(&head))?;
+    let (inner, sig) = payload.split_at(payload.len() - 64);
+    v.hex("inner", inner);
+    v.hex("sig", sig);
+    let mut script = Script(VecDeque::from(randomness));
+    let sealed = Sealed::seal_as(
+        SealedVersion::V1,
+        &alice,
+        &envelope,
+        Some(&head),
+        &[Recipient::from(&bob_bundle)],
+        &mut |b| script.fill(b),
+    )?;
     v.line("xml", sealed.to_xml());
 
     restore(&mut v, &alice, &alice_jid)?;
@@ -278,6 +298,14 @@ fn vectors_open_with_the_fixed_keys() {
         .expect("message opens");
     assert_eq!(envelope.body, "Hello, Bob!");
     assert_eq!(envelope.msg_id, "msg-0001");
+
+    let sealed = Sealed::parse(value(&text, "Sealed message version 1", "xml").as_bytes()).expect("message parses");
+    let (envelope, head) = sealed
+        .open_with_head(&bob, &bob_jid, &alice_jid, bundle.identity_key(), &mut MemoryReplayCache::default())
+        .expect("message opens");
+    assert_eq!(envelope.body, "Hello, Bob!");
+    let head = head.expect("the head summary").encode();
+    assert_eq!(hex::encode(head), value(&text, "Sealed message version 1", "head"));
 }
 
 #[test]

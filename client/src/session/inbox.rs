@@ -5,7 +5,9 @@ use crate::connection::Link;
 use crate::error::{Error, Result};
 use crate::events::{Incoming, Received, Warning};
 use crate::stanzas::{self, Inbound, Subscription};
+use crate::transparency;
 use keyward_proto::elements::{KeyStatus, Revoked};
+use keyward_proto::transparency::heads::{Comparison, HeadSummary};
 use keyward_proto::{BareJid, Sealed, XmlElement};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -309,12 +311,34 @@ impl Session {
         from: &BareJid,
         ik: &keyward_proto::IdentityPublic,
         seen: Seen,
-    ) -> Result<keyward_proto::Result<keyward_proto::Envelope>> {
-        let open = |cache: &mut dyn keyward_proto::ReplayCache| sealed.open(&self.keys, &self.me, from, ik, cache);
+    ) -> Result<keyward_proto::Result<(keyward_proto::Envelope, Option<HeadSummary>)>> {
+        let open =
+            |cache: &mut dyn keyward_proto::ReplayCache| sealed.open_with_head(&self.keys, &self.me, from, ik, cache);
         match seen {
             Seen::Live => self.store.with_replay(open),
             Seen::Archived => Ok(open(&mut keyward_proto::MemoryReplayCache::default())),
         }
+    }
+
+    /// Compares the head summary a contact signed into a live message with the own newest
+    /// head (protocol section 15.2.6): when the contact's is newer, the own head is brought up
+    /// to date first (a lookup with proofs, which checks consistency); a head of the same size
+    /// with another root is the directory showing two logs: a warning on the message, the
+    /// summary kept as evidence with the own signed head.
+    async fn gossip(&mut self, from: &BareJid, theirs: &HeadSummary) -> Result<Option<Warning>> {
+        if transparency::compare(&self.store, theirs)? == Some(Comparison::MineOlder) {
+            if let Err(e) = self.monitor_own_key().await {
+                tracing::warn!(cause = %e, "could not bring the directory's head up to date");
+            }
+        }
+        if transparency::compare(&self.store, theirs)? != Some(Comparison::Fork) {
+            return Ok(None);
+        }
+        let mine = self.store.transparency()?.and_then(|p| p.head).unwrap_or_default();
+        let evidence = format!("{mine}\n--\n{from}: {}", hex::encode(theirs.encode()));
+        self.store.keep_evidence("transparency-gossip-fork", from, &evidence)?;
+        tracing::error!(alarm = "transparency-gossip-fork", contact = %from, size = theirs.size, "a contact saw another log of the same size");
+        Ok(Some(Warning::DirectoryForked { size: theirs.size }))
     }
 
     /// [`Session::open`], for a live message (recorded by the replay rule) or an archived one
@@ -322,7 +346,7 @@ impl Session {
     pub(super) async fn open_as(&mut self, from: &BareJid, sealed: &Sealed, seen: Seen) -> Result<Received> {
         if from == &self.me {
             let own = self.keys.identity_public();
-            let envelope = self.open_sealed(sealed, from, &own, seen)??;
+            let (envelope, _) = self.open_sealed(sealed, from, &own, seen)??;
             return Ok(Received {
                 from: envelope.from.clone(),
                 to: envelope.to.clone(),
@@ -348,8 +372,8 @@ impl Session {
         let mut warnings = Vec::new();
         let mut verified = true;
         let opened = self.open_sealed(sealed, from, pinned.identity_key(), seen)?;
-        let envelope = match (opened, &pending) {
-            (Ok(envelope), _) => envelope,
+        let (envelope, head) = match (opened, &pending) {
+            (Ok(opened), _) => opened,
             (Err(keyward_proto::Error::BadSignature), Some(pending)) => {
                 // Checked against the changed key only to say why it is refused; never shown,
                 // never recorded, and the stanza is kept as evidence.
@@ -374,6 +398,11 @@ impl Session {
         if let Some(revoked) = &contact.revoked {
             verified = false;
             warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
+        }
+        if let (Some(theirs), Seen::Live) = (head, seen) {
+            if let Some(fork) = self.gossip(from, &theirs).await? {
+                warnings.push(fork);
+            }
         }
         Ok(Received {
             from: envelope.from.clone(),

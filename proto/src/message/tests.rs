@@ -101,7 +101,8 @@ fn surreptitious_forwarding_is_refused() {
     let payload = signed_payload(&alice.keys, &env).expect("signs");
     // Bob re-seals alice's signed payload, unchanged, to carol.
     let forwarded =
-        Sealed::encrypt_payload(&payload, &[Recipient::from(&carol.bundle)], &mut os_random).expect("seals");
+        Sealed::encrypt_payload(SealedVersion::V0, &payload, &[Recipient::from(&carol.bundle)], &mut os_random)
+            .expect("seals");
     // The stanza comes from bob: the signed sender is alice, so it is refused.
     assert!(open_as(&carol, &forwarded, &bob, &alice).is_err());
     assert_eq!(open_as(&carol, &forwarded, &bob, &bob), Err(Error::BadSignature));
@@ -166,7 +167,7 @@ fn limits_and_bad_inputs_are_errors() {
     let sealed =
         Sealed::seal(&alice.keys, &envelope(&alice, &bob, "m", "x"), &[Recipient::from(&bob.bundle)]).expect("seals");
     let xml = sealed.to_xml();
-    assert!(matches!(Sealed::parse(xml.replace("v='0'", "v='1'").as_bytes()), Err(Error::InvalidValue("v"))));
+    assert!(matches!(Sealed::parse(xml.replace("v='1'", "v='2'").as_bytes()), Err(Error::InvalidValue("v"))));
     let no_keys = Sealed { keys: vec![], ..sealed.clone() }.to_xml();
     assert!(matches!(Sealed::parse(no_keys.as_bytes()), Err(Error::Missing("key"))));
     let mut short = sealed.clone();
@@ -212,4 +213,43 @@ fn a_message_from_the_own_account_opens_only_with_the_own_key() {
     .expect("seals");
     assert_eq!(open_as(&alice, &forged, &alice, &impostor), Err(Error::NotOwnKey));
     assert_eq!(open_as(&alice, &forged, &alice, &alice), Err(Error::BadSignature));
+}
+
+#[test]
+fn version_1_carries_the_signed_head_summary_and_version_0_is_still_read() {
+    let (alice, bob) = (party("alice"), party("bob"));
+    let env = envelope(&alice, &bob, "m1", "hello bob");
+    let head = HeadSummary { origin_tag: [1, 2, 3, 4], size: 7, root: [9; 32] };
+    let open_with_head = |sealed: &Sealed| {
+        let wire = Sealed::parse(sealed.to_xml().as_bytes()).expect("parses");
+        wire.open_with_head(
+            &bob.keys,
+            &bob.jid,
+            &alice.jid,
+            alice.bundle.identity_key(),
+            &mut MemoryReplayCache::default(),
+        )
+    };
+    let sealed =
+        Sealed::seal_with_head(&alice.keys, &env, Some(&head), &[Recipient::from(&bob.bundle)]).expect("seals");
+    assert!(sealed.to_xml().contains("v='1'"), "{}", sealed.to_xml());
+    assert_eq!(open_with_head(&sealed).expect("opens"), (env.clone(), Some(head)));
+    let plain = Sealed::seal(&alice.keys, &env, &[Recipient::from(&bob.bundle)]).expect("seals");
+    assert_eq!(plain.version(), SealedVersion::V1);
+    assert_eq!(open_with_head(&plain).expect("opens"), (env.clone(), None));
+    let old = Sealed::seal_with(&alice.keys, &env, &[Recipient::from(&bob.bundle)], &mut os_random).expect("seals");
+    assert_eq!(old.version(), SealedVersion::V0);
+    assert_eq!(open_with_head(&old).expect("a version 0 message still opens"), (env.clone(), None));
+    // A version 0 payload relabelled version 1 (or the reverse) fails its domain: the signature
+    // covers the version, so no one can strip or add a head summary.
+    let relabelled = Sealed { version: SealedVersion::V1, ..old };
+    assert_eq!(open_with_head(&relabelled), Err(Error::InvalidValue("message domain")));
+    let relabelled = Sealed { version: SealedVersion::V0, ..sealed };
+    assert_eq!(open_with_head(&relabelled), Err(Error::InvalidValue("message domain")));
+    // A summary of the wrong length inside a signed payload is refused.
+    let mut inner = env.to_inner_as(SealedVersion::V1, None).expect("inner");
+    let len = inner.len();
+    inner[len - 4..].copy_from_slice(&3u32.to_be_bytes());
+    inner.extend_from_slice(&[1, 2, 3]);
+    assert!(parse_inner(&inner, SealedVersion::V1).is_err());
 }

@@ -6,21 +6,27 @@
 //! published (publishing it would put it in the map's history, where the account's owner finds it:
 //! `a_key_swapped_in_the_map_is_found_by_its_owner`).
 
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use keyward_client::keyward_proto::transparency::heads::{EpochLeaf, EpochLog, Head, HeadSummary, KeyType, NoteSigner};
 use keyward_client::keyward_proto::transparency::value::{BundleCommitment, MapValue, label};
-use keyward_client::keyward_proto::{Bundle, Error as ProtoError, KeyPair, XmlElement};
-use keyward_client::{Error, KeyEvent, Setup};
+use keyward_client::keyward_proto::{Bundle, Envelope, Error as ProtoError, KeyPair, Recipient, Sealed, XmlElement};
+use keyward_client::stanzas::sealed_message;
+use keyward_client::{Error, Incoming, KeyEvent, Setup, Warning};
 use keyward_tests::on_both_servers;
 use keyward_tests::stack::Stack;
 use keyward_tests::xmpp::ServerKind;
 use sqlx::Connection as _;
 
 use crate::adversary::{stack, swap_bundle, swap_bundle_unpublished, wait_published};
-use crate::support::{User, mutual_contacts};
+use crate::support::{User, expect, mutual_contacts};
 
 on_both_servers!(
     a_key_swapped_outside_the_map_is_caught,
     a_withheld_revocation_is_caught,
-    a_key_swapped_in_the_map_is_found_by_its_owner
+    a_key_swapped_in_the_map_is_found_by_its_owner,
+    a_forked_head_shown_to_one_client_is_caught
 );
 
 /// keydir's publisher lock (protocol section 15.1.4).
@@ -119,4 +125,94 @@ async fn a_key_swapped_in_the_map_is_found_by_its_owner(kind: ServerKind) -> any
         session.close().await?;
     }
     Ok(())
+}
+
+/// The directory signs, with its own key, a head of another log of the same size as the real
+/// one and shows it to alice alone (written into alice's database, as her client stores a head
+/// it verified). Both views meet: alice's next lookup gets the real head (a fork of the one she
+/// holds), and bob reads alice's view in the head summary her client signs into every message.
+async fn a_forked_head_shown_to_one_client_is_caught(kind: ServerKind) -> anyhow::Result<()> {
+    let stack = stack(kind).await?;
+    let (alice, bob, mut a, mut b) = mutual_contacts(&stack).await?;
+    wait_published(stack.database_url()?).await?;
+    a.refresh_key(&bob.jid).await?;
+    b.refresh_key(&alice.jid).await?;
+
+    let forked = forked_head(&stack).await?;
+    let store = keyward_client::Store::open(alice.device.path(), &alice.jid)?;
+    let db = rusqlite::Connection::open(store.path())?;
+    let written = db.execute("UPDATE transparency SET head = ?1 WHERE id = 1", [&forked.0])?;
+    assert_eq!(written, 1, "alice's client had stored a head");
+    drop(db);
+
+    // alice's own next lookup meets the real head: the same size, another root.
+    let sent = a.send(&bob.jid, "hello").await;
+    assert!(
+        matches!(&sent, Err(Error::DirectoryCaught { cause: ProtoError::Fork, .. })),
+        "alice's client catches the fork: {sent:?}"
+    );
+    assert!(
+        store.evidence()?.iter().any(|(kind, _, xml)| kind == "transparency-head" && xml.contains(&forked.0)),
+        "both heads are kept as evidence"
+    );
+
+    // bob reads alice's view in a message her client signed (as it does before its next lookup).
+    let envelope = Envelope {
+        from: alice.jid.clone(),
+        to: bob.jid.clone(),
+        ts_ms: crate::adversary::now_ms()?,
+        msg_id: "gossip-1".into(),
+        body: "what do you see?".into(),
+    };
+    let sealed = Sealed::seal_with_head(&alice.keys()?, &envelope, Some(&forked.1), &[Recipient::from(b.bundle())])?;
+    let mut as_alice = crate::adversary::connect_as(&alice).await?;
+    as_alice.send(sealed_message(&bob.jid, "gossip-1", &sealed)?).await?;
+    match expect(&mut b, "alice's message", |e| matches!(e, Incoming::Message(_) | Incoming::Rejected { .. })).await? {
+        Incoming::Message(m) => {
+            assert_eq!(m.body, "what do you see?");
+            assert!(
+                m.warnings.iter().any(|w| matches!(w, Warning::DirectoryForked { size } if *size == forked.1.size)),
+                "bob is warned: {:?}",
+                m.warnings
+            );
+        }
+        other => panic!("expected alice's message with a warning, got {other:?}"),
+    }
+    assert!(b.store().evidence()?.iter().any(|(kind, _, _)| kind == "transparency-gossip-fork"));
+    as_alice.close().await?;
+    for session in [a, b] {
+        session.close().await?;
+    }
+    Ok(())
+}
+
+/// A head of keydir's log of its current size whose last epoch has another akd root, signed
+/// with keydir's head signing key: the signed note and its summary.
+async fn forked_head(stack: &Stack) -> anyhow::Result<(String, HeadSummary)> {
+    let mut db = sqlx::PgConnection::connect(stack.database_url()?).await?;
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT epoch, root_hash FROM transparency_epochs ORDER BY epoch").fetch_all(&mut db).await?;
+    db.close().await?;
+    let key: serde_json::Value =
+        reqwest::get(format!("{}/v0/transparency/key", stack.keydir_url())).await?.error_for_status()?.json().await?;
+    let origin = key["origin"].as_str().context("origin")?.to_owned();
+    let seed: [u8; 32] = STANDARD
+        .decode(stack.signing_key().context("the stack's signing key")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a 32 byte seed"))?;
+    let signer = NoteSigner::new(&origin, KeyType::Ed25519, &seed)?;
+    let mut log = EpochLog::new();
+    let mut last = None;
+    for (i, (epoch, root)) in rows.iter().enumerate() {
+        let mut akd_root: [u8; 32] = root.as_slice().try_into()?;
+        if i + 1 == rows.len() {
+            akd_root[0] ^= 0xff;
+        }
+        let leaf = EpochLeaf { epoch: u64::try_from(*epoch)?, akd_root };
+        log.push(leaf.hash());
+        last = Some(leaf);
+    }
+    let size = log.len();
+    let head = Head::new(&origin, size, log.root(size)?, last.context("at least one epoch")?)?;
+    Ok((head.sign(&signer)?.encode(), HeadSummary::of(&head)))
 }

@@ -678,7 +678,7 @@ fn apply_warnings(entry: &mut ContactEntry, warnings: &[Warning]) {
         match warning {
             Warning::KeyChanged { .. } if entry.trust != TrustMark::Revoked => entry.trust = TrustMark::KeyChanged,
             Warning::ContactRevoked { .. } => entry.trust = TrustMark::Revoked,
-            Warning::KeyChanged { .. } => {}
+            Warning::KeyChanged { .. } | Warning::DirectoryForked { .. } => {}
         }
     }
 }
@@ -709,6 +709,9 @@ fn message_lines(message: &Received, me: &BareJid, elsewhere: bool) -> Vec<ChatL
             Warning::ContactRevoked { at } => {
                 format!("!! the contact's key was revoked at {}: do not trust this message", sanitize::escape(at))
             }
+            Warning::DirectoryForked { size } => format!(
+                "!! ALARM: the key directory showed this contact another history ({size} epochs): keys may be forged; /verify"
+            ),
         };
         lines.push(ChatLine { kind: LineKind::Warning, text, id: None, archived: false });
     }
