@@ -103,6 +103,8 @@ pub struct Stack {
     oprf_seed: Option<String>,
     /// keydir's head signing key (base64 Ed25519 seed), for tests that play a directory signing a fork.
     signing_key: Option<String>,
+    /// keydir's VRF private key (base64), for the blindness test.
+    vrf_key: Option<String>,
     start_timeout: Duration,
     /// The CAs of [`KeydirTls`]: keydir's, and the one the component trusts instead.
     _cas: Vec<TestCa>,
@@ -158,6 +160,7 @@ impl Stack {
         }
         let oprf_seed = random_seed()?;
         let signing_key = random_seed()?;
+        let vrf_key = random_seed()?;
         let (keydir, database_url, keydir_url, component_token) = match &options.keydir {
             KeydirChoice::Real => {
                 let database_url = if options.own_postgres {
@@ -185,7 +188,7 @@ impl Stack {
                     oprf_seed: Some(oprf_seed.clone()),
                     // Key transparency on, as operators run it, with epochs every 250 ms.
                     env: vec![
-                        ("KEYWARD_VRF_KEY".to_owned(), random_seed()?),
+                        ("KEYWARD_VRF_KEY".to_owned(), vrf_key.clone()),
                         ("KEYWARD_TRANSPARENCY_SIGNING_KEY".to_owned(), signing_key.clone()),
                         ("KEYWARD_TRANSPARENCY_EPOCH_MS".to_owned(), TRANSPARENCY_EPOCH_MS.to_string()),
                     ],
@@ -210,6 +213,7 @@ impl Stack {
         let component = Component::start(component_options.clone()).await?;
         let own_seed = keydir.is_some().then_some(oprf_seed);
         let signing_key = keydir.is_some().then_some(signing_key);
+        let vrf_key = keydir.is_some().then_some(vrf_key);
         let stack = Self {
             dir,
             database_url,
@@ -221,6 +225,7 @@ impl Stack {
             admin_token,
             oprf_seed: own_seed,
             signing_key,
+            vrf_key,
             start_timeout: options.start_timeout,
             _cas: cas,
             postgres: own_postgres,
@@ -372,6 +377,11 @@ impl Stack {
     /// play the attacker who holds it, or open a user's blob without counting a guess.
     pub fn oprf_seed(&self) -> Option<&str> {
         self.oprf_seed.as_deref()
+    }
+
+    /// keydir's VRF private key (base64), when the stack runs keydir: a server-side secret.
+    pub fn vrf_key(&self) -> Option<&str> {
+        self.vrf_key.as_deref()
     }
 
     /// keydir's transparency head signing key (base64 Ed25519 seed), when the stack runs keydir.

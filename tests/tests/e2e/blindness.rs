@@ -237,6 +237,10 @@ async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: 
     }
     let seed = STANDARD.decode(stack.oprf_seed().context("the stack's keydir has a seed")?)?;
     secrets.push(("keydir's OPRF seed".into(), seed));
+    // The transparency map's VRF key and the head signing key: with them a thief could forge
+    // proofs or heads. Secrets of the process, never written anywhere.
+    secrets.push(("keydir's VRF key".into(), STANDARD.decode(stack.vrf_key().context("a VRF key")?)?));
+    secrets.push(("keydir's head signing key".into(), STANDARD.decode(stack.signing_key().context("a signing key")?)?));
 
     // Stop everything so that every log and data file is complete on disk.
     stack.stop().await?;
@@ -277,6 +281,7 @@ async fn the_server_side_never_sees_plaintext_passphrases_or_private_keys(kind: 
     let data_dir = stack.server_data_dir().display().to_string();
     assert!(find("pg_dump", &alice_ik), "alice's public bundle is in the database");
     assert!(find("pg_dump", &alice_secret_ct), "alice's sealed blob is in the database");
+    assert!(find("pg_dump", "keyward-epoch"), "the signed epoch heads are in the database");
     assert!(find(&data_dir, &control_ct), "the control message's ciphertext is stored offline");
     assert!(find(&data_dir, "urn:keyward:0"), "sealed messages are stored offline");
     assert!(find("component.log", "stream up"), "the component's log was captured");
