@@ -9,6 +9,7 @@ use crate::{Account, ConnectOptions, Error, Incoming, KeyEvent, PassphrasePolicy
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use keyward_proto::BareJid;
+use keyward_proto::transparency::heads::{CosignaturePolicy, VerifierKey};
 use output::Output;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,17 @@ pub struct Cli {
     /// keys as weak as it is to whoever holds the key directory's database and OPRF seed.
     #[arg(long, global = true)]
     allow_weak_passphrase: bool,
+    /// An auditor whose cosignature the key directory's heads must carry: its C2SP verifier key
+    /// (`<name>+<key ID>+<base64>`, from `keyward-auditor key`). Repeat, or comma-separate in
+    /// KEYWARD_AUDITORS.
+    #[arg(long = "auditor", global = true, env = "KEYWARD_AUDITORS", value_delimiter = ',', value_name = "KEY")]
+    auditors: Vec<String>,
+    /// How many of the --auditor keys must have cosigned each head (default: all of them).
+    #[arg(long, global = true, env = "KEYWARD_AUDITORS_REQUIRED", value_name = "N")]
+    auditors_required: Option<usize>,
+    /// The oldest a counted cosignature may be, in seconds.
+    #[arg(long, global = true, env = "KEYWARD_HEAD_MAX_AGE", default_value_t = 86_400, value_name = "SECONDS")]
+    head_max_age: u64,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -205,7 +217,23 @@ impl Cli {
         if self.allow_weak_passphrase {
             account.passphrase_policy = PassphrasePolicy::AllowWeakForTests;
         }
+        account.cosignatures = self.cosignature_policy()?;
         Ok(account)
+    }
+
+    fn cosignature_policy(&self) -> anyhow::Result<CosignaturePolicy> {
+        let auditors = self
+            .auditors
+            .iter()
+            .map(|key| VerifierKey::parse(key.trim()).map_err(|e| anyhow::anyhow!("--auditor {key}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let required = self.auditors_required.unwrap_or(auditors.len());
+        anyhow::ensure!(
+            required <= auditors.len(),
+            "--auditors-required {required}: only {} --auditor keys",
+            auditors.len()
+        );
+        Ok(CosignaturePolicy { auditors, required, max_age_secs: self.head_max_age })
     }
 }
 

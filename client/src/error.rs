@@ -182,6 +182,15 @@ pub enum Error {
         /// `RevocationWithheld`, `KeyWithheld`, `MapProof`, a signature or log proof.
         cause: keyward_proto::Error,
     },
+    /// The key directory's head lacks the fresh cosignatures of the auditors this account
+    /// requires ([`crate::Account::cosignatures`]): nothing from the answer was used.
+    #[error("the key directory's head has {valid} fresh auditor cosignatures, {required} required")]
+    HeadNotCosigned {
+        /// Valid fresh cosignatures of configured auditors.
+        valid: usize,
+        /// How many are required.
+        required: usize,
+    },
     /// A revocation (a notice or a directory answer) failed the checks of protocol section 8.
     #[error("refused a revocation of {jid}: {reason}")]
     RevocationRefused {

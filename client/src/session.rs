@@ -54,6 +54,10 @@ pub struct Account {
     pub progress: Option<KdfProgress>,
     /// How a new passphrase is checked at first use ([`PassphrasePolicy::Strict`] unless a test says otherwise).
     pub passphrase_policy: PassphrasePolicy,
+    /// The auditors whose fresh cosignatures every head of the key directory must carry
+    /// (protocol section 15.2.5, step 5); by default none: keydir's signature and the log's
+    /// consistency alone.
+    pub cosignatures: keyward_proto::transparency::heads::CosignaturePolicy,
 }
 
 impl std::fmt::Debug for Account {
@@ -75,7 +79,15 @@ impl Account {
             kdf: KdfParams::DEFAULT,
             progress: None,
             passphrase_policy: PassphrasePolicy::Strict,
+            cosignatures: Default::default(),
         }
+    }
+
+    /// The account's state store, under its cosignature policy.
+    fn open_store(&self) -> Result<Store> {
+        let store = Store::open(&self.data_dir, &self.connect.jid)?;
+        store.set_cosignature_policy(self.cosignatures.clone());
+        Ok(store)
     }
 }
 

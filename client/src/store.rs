@@ -86,6 +86,9 @@ pub struct Store {
     path: PathBuf,
     jid: BareJid,
     db: Mutex<Connection>,
+    /// The auditors' cosignatures the account requires on the directory's heads (configuration,
+    /// not stored: [`crate::Account::cosignatures`]).
+    cosignatures: Mutex<keyward_proto::transparency::heads::CosignaturePolicy>,
 }
 
 impl Store {
@@ -108,7 +111,7 @@ impl Store {
         // Created 0600 before SQLite opens it; SQLite gives its journal the same mode.
         drop(open_private(&path)?);
         let db = Connection::open(&path).map_err(|e| Error::store(&path, e))?;
-        let store = Self { dir, path, jid: jid.clone(), db: Mutex::new(db) };
+        let store = Self { dir, path, jid: jid.clone(), db: Mutex::new(db), cosignatures: Mutex::default() };
         store.prepare()?;
         migrate::import_json(&store)?;
         Ok(store)

@@ -15,20 +15,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_proto::elements::{FEATURE_TRANSPARENCY, KeyItem, KeyStatus, KeysQuery, KeysResult};
 use keyward_proto::transparency::check::{DirectoryKeys, ItemVerdict, check_head, check_item};
-use keyward_proto::transparency::heads::{Comparison, CosignaturePolicy, Head, HeadSummary, VerifierKey};
+use keyward_proto::transparency::heads::{Comparison, Head, HeadSummary, VerifierKey};
 use keyward_proto::{BareJid, XmlElement};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_xmpp::IqRequest;
 use tokio_xmpp::minidom::Element as MElement;
 
-/// No auditor is configured yet: keydir's signature and the log's consistency alone.
-const NO_COSIGNATURES: CosignaturePolicy = CosignaturePolicy { auditors: Vec::new(), required: 0, max_age_secs: 0 };
-
 /// How often a component that offered no transparency is asked again.
 const OFFER_RECHECK_MS: i64 = 60 * 60 * 1000;
-/// How long a revocation the directory reports but the map does not prove yet is waited for
-/// (keydir publishes an epoch every few seconds), in steps.
+/// How long a revocation the directory reports but the map does not prove yet, or the auditors'
+/// cosignatures of a new head, are waited for (keydir publishes an epoch every few seconds), in steps.
 const REVOCATION_WAIT: Duration = Duration::from_millis(500);
 const REVOCATION_WAIT_STEPS: u32 = 16;
 
@@ -100,7 +97,12 @@ pub(crate) async fn fetch_checked(
 ) -> Result<Vec<KeyItem>> {
     let mut step = 0;
     loop {
-        let (items, unproven) = fetch_once(conn, component, store, keys, jids).await?;
+        // A new head is cosigned by the auditors a moment after keydir signs it: wait for them
+        // as for a revocation's epoch.
+        let (items, unproven) = match fetch_once(conn, component, store, keys, jids).await {
+            Err(Error::HeadNotCosigned { .. }) if step < REVOCATION_WAIT_STEPS => (Vec::new(), true),
+            other => other?,
+        };
         if !unproven || step >= REVOCATION_WAIT_STEPS {
             return Ok(items);
         }
@@ -137,8 +139,12 @@ async fn fetch_once(
         return Ok((items, unproven));
     };
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    let verified = match check_head(keys, stored.as_ref(), &proofs, &NO_COSIGNATURES, now) {
+    let verified = match check_head(keys, stored.as_ref(), &proofs, &store.cosignature_policy(), now) {
         Ok(verified) => verified,
+        Err(keyward_proto::Error::Cosignatures { valid, required }) => {
+            tracing::warn!(valid, required, "the directory's head lacks the auditors' cosignatures");
+            return Err(Error::HeadNotCosigned { valid, required });
+        }
         Err(cause) => {
             if matches!(cause, keyward_proto::Error::Fork | keyward_proto::Error::Rollback) {
                 let kept = store.transparency()?.and_then(|p| p.head).unwrap_or_default();

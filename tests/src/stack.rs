@@ -43,6 +43,8 @@ pub struct StackOptions {
     /// Whether the stack's own keydir ([`KeydirChoice::Real`]) serves HTTPS, and which CA the
     /// component trusts for it.
     pub keydir_tls: KeydirTls,
+    /// More environment variables of the stack's own keydir (e.g. the auditors it accepts).
+    pub keydir_env: Vec<(String, String)>,
 }
 
 /// HTTPS between the component and the stack's own keydir.
@@ -84,6 +86,7 @@ impl Default for StackOptions {
             component: |_| {},
             own_postgres: false,
             keydir_tls: KeydirTls::Off,
+            keydir_env: Vec::new(),
         }
     }
 }
@@ -191,7 +194,10 @@ impl Stack {
                         ("KEYWARD_VRF_KEY".to_owned(), vrf_key.clone()),
                         ("KEYWARD_TRANSPARENCY_SIGNING_KEY".to_owned(), signing_key.clone()),
                         ("KEYWARD_TRANSPARENCY_EPOCH_MS".to_owned(), TRANSPARENCY_EPOCH_MS.to_string()),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(options.keydir_env.iter().cloned())
+                    .collect(),
                     ..KeydirOptions::new(&database_url)
                 })
                 .await?;

@@ -198,7 +198,7 @@ impl Session {
     /// sealed with the passphrase (version 0: no keydir takes part) and cached on this device
     /// only. For setups where bundles travel out of band (no component), and for tests.
     pub async fn with_local_keys(account: &Account, keys: KeyPair, created_unix_s: u64) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
+        let store = account.open_store()?;
         let me = account.connect.jid.clone();
         let (keys, secret) = seal_local(account, keys).await?;
         let bundle = Bundle::sign(&keys, me.clone(), created_unix_s);
@@ -209,7 +209,7 @@ impl Session {
     }
 
     async fn set_up(account: &Account, want: Want) -> Result<(Self, Setup)> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
+        let store = account.open_store()?;
         let me = account.connect.jid.clone();
         let cached = match want {
             Want::Any | Want::Existing => store.account()?,
@@ -284,7 +284,7 @@ impl Session {
     /// ([`Session::take_recovery_code`]; the used one no longer opens anything), publishes it
     /// and proves it. A locked restore ([`Error::RestoreLocked`]) must be unlocked by an admin first.
     pub async fn recover(account: &Account, code: &RecoveryCode) -> Result<Self> {
-        let store = Store::open(&account.data_dir, &account.connect.jid)?;
+        let store = account.open_store()?;
         let me = account.connect.jid.clone();
         let mut conn = Connection::connect(&account.connect).await?;
         let component = conn.find_component(account.connect.component.as_ref()).await?;

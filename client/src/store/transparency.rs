@@ -5,7 +5,7 @@ use crate::error::Result;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_proto::transparency::check::DirectoryKeys;
-use keyward_proto::transparency::heads::VerifierKey;
+use keyward_proto::transparency::heads::{CosignaturePolicy, VerifierKey};
 use rusqlite::{OptionalExtension, params};
 
 /// What the store knows of the directory's transparency.
@@ -20,6 +20,18 @@ pub(crate) struct Pinned {
 }
 
 impl Store {
+    /// Sets the auditors' cosignatures every head must carry (from the account's configuration).
+    pub(crate) fn set_cosignature_policy(&self, policy: CosignaturePolicy) {
+        if let Ok(mut current) = self.cosignatures.lock() {
+            *current = policy;
+        }
+    }
+
+    /// The auditors' cosignatures every head must carry.
+    pub(crate) fn cosignature_policy(&self) -> CosignaturePolicy {
+        self.cosignatures.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// The pinned transparency state, if the component was ever asked.
     pub(crate) fn transparency(&self) -> Result<Option<Pinned>> {
         let db = self.db()?;

@@ -7,6 +7,7 @@
 //! builds them; alone, build them first with
 //! `cargo build -p keyward-keydir -p keyward-component -p keyward-client --bins`.
 
+mod auditor;
 mod blindness;
 mod carbons;
 mod cli;

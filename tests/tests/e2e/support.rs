@@ -188,3 +188,27 @@ pub async fn mutual_contacts(stack: &Stack) -> anyhow::Result<(User, User, Sessi
     b.go_online().await?;
     Ok((alice, bob, a, b))
 }
+
+/// Waits until the keydir of the database at `database_url` has published its map's queue and
+/// signed the head of its last epoch.
+pub async fn wait_published(database_url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let mut db = sqlx::PgConnection::connect(database_url).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM transparency_pending").fetch_one(&mut db).await?;
+        let signed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM transparency_heads
+                 WHERE size = (SELECT coalesce(max(epoch), 0) FROM transparency_epochs))
+             OR NOT EXISTS (SELECT 1 FROM transparency_epochs)",
+        )
+        .fetch_one(&mut db)
+        .await?;
+        if pending == 0 && signed {
+            db.close().await?;
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "keydir did not publish its queue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokio_xmpp::parsers::message::Message;
 
 use crate::support::User;
+pub use crate::support::wait_published;
 
 /// Queues `bundle_xml` as `jid`'s next value of keydir's transparency map, as a hostile directory
 /// does with a bundle it swaps in: keydir serves only bundles its map (or the map's queue)
@@ -36,28 +37,6 @@ pub async fn commit_to_map(db: &mut sqlx::PgConnection, jid: &BareJid, bundle_xm
 pub async fn swap_bundle(database_url: &str, forged: &VerifiedBundle) -> anyhow::Result<()> {
     swap_bundle_unpublished(database_url, forged).await?;
     wait_published(database_url).await
-}
-
-/// Waits until keydir has published everything queued for its map and signed the head.
-pub async fn wait_published(database_url: &str) -> anyhow::Result<()> {
-    let mut db = sqlx::PgConnection::connect(database_url).await?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM transparency_pending").fetch_one(&mut db).await?;
-        let signed: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM transparency_heads
-                 WHERE size = (SELECT coalesce(max(epoch), 0) FROM transparency_epochs))
-             OR NOT EXISTS (SELECT 1 FROM transparency_epochs)",
-        )
-        .fetch_one(&mut db)
-        .await?;
-        if pending == 0 && signed {
-            db.close().await?;
-            return Ok(());
-        }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "keydir did not publish its queue");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 /// [`swap_bundle`] without waiting: the swap stays in the map's queue (published at the next

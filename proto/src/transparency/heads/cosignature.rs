@@ -48,8 +48,9 @@ pub(crate) fn check(key: &VerifierKey, text: &str, bytes: &[u8]) -> Option<u64> 
 }
 
 /// What a client requires of auditors: `required` valid cosignatures from distinct `auditors`
-/// (type `0x04` keys), each made at most `max_age_secs` before the time of the check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (type `0x04` keys), each made at most `max_age_secs` before the time of the check. The
+/// default requires none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CosignaturePolicy {
     /// The auditors' verifier keys.
     pub auditors: Vec<VerifierKey>,
