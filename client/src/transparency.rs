@@ -13,9 +13,13 @@ use crate::stanzas;
 use crate::store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use keyward_proto::elements::{FEATURE_TRANSPARENCY, KeyItem, KeyStatus, KeysQuery, KeysResult};
+use keyward_proto::elements::{
+    FEATURE_TRANSPARENCY, HeadProofs, HistoryAnswer, HistoryQuery, KeyItem, KeyStatus, KeysQuery, KeysResult,
+};
 use keyward_proto::transparency::check::{DirectoryKeys, ItemVerdict, check_head, check_item};
-use keyward_proto::transparency::heads::{Comparison, Head, HeadSummary, VerifierKey};
+use keyward_proto::transparency::heads::{Comparison, Head, HeadSummary, VerifiedHead, VerifierKey};
+use keyward_proto::transparency::lookup::verify_history;
+use keyward_proto::transparency::value::MapValue;
 use keyward_proto::{BareJid, XmlElement};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -119,10 +123,7 @@ async fn fetch_once(
     keys: &DirectoryKeys,
     jids: &[BareJid],
 ) -> Result<(Vec<KeyItem>, bool)> {
-    let stored = match store.transparency()?.and_then(|p| p.head) {
-        Some(note) => Some(Head::open(note.as_bytes(), &keys.origin, &keys.log_key)?.0),
-        None => None,
-    };
+    let stored = stored_head(store, keys)?;
     let query = KeysQuery::with_proofs(jids.to_vec(), stored.as_ref().map_or(0, Head::size))?;
     let answer = conn.iq(Some(component), IqRequest::Get(stanzas::to_minidom(&query.to_element())?), "keys").await?;
     let answer = answer.ok_or(Error::UnexpectedAnswer("keys"))?;
@@ -138,23 +139,7 @@ async fn fetch_once(
         let items = result.items.into_iter().filter(|i| jids.contains(&i.jid)).map(unproven_revocation).collect();
         return Ok((items, unproven));
     };
-    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    let verified = match check_head(keys, stored.as_ref(), &proofs, &store.cosignature_policy(), now) {
-        Ok(verified) => verified,
-        Err(keyward_proto::Error::Cosignatures { valid, required }) => {
-            tracing::warn!(valid, required, "the directory's head lacks the auditors' cosignatures");
-            return Err(Error::HeadNotCosigned { valid, required });
-        }
-        Err(cause) => {
-            if matches!(cause, keyward_proto::Error::Fork | keyward_proto::Error::Rollback) {
-                let kept = store.transparency()?.and_then(|p| p.head).unwrap_or_default();
-                store.keep_evidence("transparency-head", component, &format!("{kept}\n--\n{}", proofs.note))?;
-            }
-            tracing::error!(alarm = "transparency-head-refused", %cause, "the directory's epoch head is refused");
-            return Err(caught(None, cause));
-        }
-    };
-    store.store_head(&proofs.note, verified.head.size())?;
+    let verified = accept_head(store, component, keys, stored.as_ref(), &proofs)?;
     let mut unproven = false;
     let mut items = Vec::with_capacity(result.items.len());
     for mut item in result.items.into_iter().filter(|i| jids.contains(&i.jid)) {
@@ -178,6 +163,86 @@ async fn fetch_once(
         items.push(item);
     }
     Ok((items, unproven))
+}
+
+/// Checks an answer's head against the pinned keys, the cosignature policy and the stored head,
+/// and stores it when it is newer. A fork or rollback keeps both heads as evidence.
+fn accept_head(
+    store: &Store,
+    component: &BareJid,
+    keys: &DirectoryKeys,
+    stored: Option<&Head>,
+    proofs: &HeadProofs,
+) -> Result<VerifiedHead> {
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let verified = match check_head(keys, stored, proofs, &store.cosignature_policy(), now) {
+        Ok(verified) => verified,
+        Err(keyward_proto::Error::Cosignatures { valid, required }) => {
+            tracing::warn!(valid, required, "the directory's head lacks the auditors' cosignatures");
+            return Err(Error::HeadNotCosigned { valid, required });
+        }
+        Err(cause) => {
+            if matches!(cause, keyward_proto::Error::Fork | keyward_proto::Error::Rollback) {
+                let kept = store.transparency()?.and_then(|p| p.head).unwrap_or_default();
+                store.keep_evidence("transparency-head", component, &format!("{kept}\n--\n{}", proofs.note))?;
+            }
+            tracing::error!(alarm = "transparency-head-refused", %cause, "the directory's epoch head is refused");
+            return Err(Error::DirectoryCaught { jid: None, cause });
+        }
+    };
+    store.store_head(&proofs.note, verified.head.size())?;
+    Ok(verified)
+}
+
+/// The stored head, checked again with the pinned key.
+fn stored_head(store: &Store, keys: &DirectoryKeys) -> Result<Option<Head>> {
+    match store.transparency()?.and_then(|p| p.head) {
+        Some(note) => Ok(Some(Head::open(note.as_bytes(), &keys.origin, &keys.log_key)?.0)),
+        None => Ok(None),
+    }
+}
+
+/// Monitors the own account's whole history in the map (akd `key_history`, protocol section
+/// 15.3.3): every value it ever had must be the own bundle or the revocation of the own key; any
+/// other is [`keyward_proto::Error::ForeignKey`]: a key the directory showed others for a while.
+pub(crate) async fn check_own_history(
+    conn: &mut Connection,
+    component: &BareJid,
+    store: &Store,
+    keys: &DirectoryKeys,
+    own: &keyward_proto::VerifiedBundle,
+) -> Result<()> {
+    let me = own.jid().clone();
+    let stored = stored_head(store, keys)?;
+    let query = HistoryQuery { known_size: stored.as_ref().map_or(0, Head::size) };
+    let answer = conn.iq(Some(component), IqRequest::Get(stanzas::to_minidom(&query.to_element())?), "history").await?;
+    let answer =
+        HistoryAnswer::from_element(&stanzas::from_minidom(&answer.ok_or(Error::UnexpectedAnswer("history"))?)?)?;
+    let caught = |cause| Error::DirectoryCaught { jid: Some(me.clone()), cause };
+    let (Some(proofs), Some(proof)) = (answer.transparency, answer.proof) else {
+        // Not in the map yet (published within the last epoch), or nothing published at all.
+        return Ok(());
+    };
+    let verified = accept_head(store, component, keys, stored.as_ref(), &proofs)?;
+    let leaf = verified.head.last_leaf();
+    let values = verify_history(&keys.vrf_key, &leaf.akd_root, leaf.epoch, &me, &proof).map_err(caught)?;
+    let own_xml = own.to_xml();
+    for value in values {
+        let own_value = match &value.value {
+            MapValue::Bundle(commitment) => commitment.commits_to(own_xml.as_bytes()),
+            MapValue::Revoked(revocation) => revocation.fingerprint() == &own.fingerprint(),
+        };
+        if !own_value {
+            tracing::error!(
+                alarm = "transparency-foreign-key",
+                version = value.version,
+                epoch = value.epoch,
+                "the directory's map shows a key this account never published"
+            );
+            return Err(caught(keyward_proto::Error::ForeignKey));
+        }
+    }
+    Ok(())
 }
 
 /// A revocation the map does not prove (yet) is not applied: the item stays active, as the map

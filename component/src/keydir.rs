@@ -13,7 +13,7 @@ use keyward_contract::component::{
     NoticeIds, OprfRequest, OprfResponse, PublishRequest, RelayRequest, RelayResponse, ReleaseResponse,
     RestoreProofRequest, RestoreProofResponse, SecretResponse,
 };
-use keyward_contract::transparency::{LogKeyResponse, LookupProofsRequest, LookupProofsResponse};
+use keyward_contract::transparency::{HistoryProofResponse, LogKeyResponse, LookupProofsRequest, LookupProofsResponse};
 use keyward_proto::BareJid;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -274,6 +274,19 @@ impl KeydirClient {
             return Err(Error::KeydirProtocol(format!("{} proofs for {} jids", answer.items.len(), jids.len())));
         }
         Ok(answer)
+    }
+
+    /// The map's whole history of `jid` with the signed head of its epoch and the consistency
+    /// proof from `known_size`; `None` when `jid` is not in the map (404).
+    pub async fn history_proof(&self, jid: &BareJid, known_size: u64) -> Result<Option<HistoryProofResponse>> {
+        let mut url = self.url(&["transparency", "history", jid.as_str()]);
+        url.query_pairs_mut().append_pair("known_size", &known_size.to_string());
+        let request = self.http.get(url).bearer_auth(self.token.expose());
+        match self.send(request).await {
+            Ok(response) => Ok(Some(Self::json::<HistoryProofResponse>(response).await?)),
+            Err(Error::KeydirProblem { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// The keys of keydir's transparency log (public route); `None` when keydir signs no heads

@@ -21,6 +21,8 @@ pub enum Request {
     Keys,
     /// `<roster-keys/>` (get).
     RosterKeys,
+    /// `<history/>` (get): the map's history of the sender's own account.
+    History,
     /// `<relay/>` (set).
     Relay,
     /// `<oprf/>` (get): one guess of the guess-limited restore.
@@ -41,6 +43,7 @@ impl Request {
             Self::Secret => "secret",
             Self::Keys => "keys",
             Self::RosterKeys => "roster-keys",
+            Self::History => "history",
             Self::Relay => "relay",
             Self::Oprf => "oprf",
             Self::RestoreProof => "restore-proof",
@@ -69,10 +72,11 @@ pub fn route(iq: &Iq, component: &BareJid) -> Result<Request, Refusal> {
         (NS, "secret", IqType::Get) => Ok(Request::Secret),
         (NS, "keys", IqType::Get) => Ok(Request::Keys),
         (NS, "roster-keys", IqType::Get) => Ok(Request::RosterKeys),
+        (NS, "history", IqType::Get) => Ok(Request::History),
         (NS, "relay", IqType::Set) => Ok(Request::Relay),
         (NS, "oprf", IqType::Get) => Ok(Request::Oprf),
         (NS, "restore-proof", IqType::Set) => Ok(Request::RestoreProof),
-        (NS, "publish" | "secret" | "keys" | "roster-keys" | "relay" | "oprf" | "restore-proof", _) => {
+        (NS, "publish" | "secret" | "keys" | "roster-keys" | "history" | "relay" | "oprf" | "restore-proof", _) => {
             Err(("malformed", bad_request("wrong IQ type for this request")))
         }
         (NS, _, _) => Err(("unknown", StanzaError::new(Condition::FeatureNotImplemented))),

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use keyward_contract::transparency::{LogKeyResponse, LookupProofsResponse};
+use keyward_contract::transparency::{LogKeyResponse, LookupHead, LookupProofsResponse};
 use keyward_proto::BareJid;
-use keyward_proto::elements::{Consistency, HeadProofs, KeyItem};
+use keyward_proto::elements::{Consistency, HeadProofs, HistoryAnswer, KeyItem};
 use keyward_proto::transparency::heads::proof::proof_from_bytes;
 use tracing::{debug, warn};
 
@@ -75,6 +75,25 @@ pub async fn attach(keydir: &KeydirClient, items: &mut [KeyItem], known_size: u6
     decode(answer, items, known_size)
 }
 
+/// The history proof of `jid` (the sender itself) and the signed head it is for.
+pub async fn history(keydir: &KeydirClient, jid: &BareJid, known_size: u64) -> Result<HistoryAnswer> {
+    let mut attempt = 0;
+    let answer = loop {
+        match keydir.history_proof(jid, known_size).await {
+            Ok(answer) => break answer,
+            Err(Error::KeydirUnavailable(why)) if attempt < UNSIGNED_RETRIES => {
+                debug!(why, attempt, "history proof unavailable; retrying");
+                attempt += 1;
+                tokio::time::sleep(UNSIGNED_WAIT).await;
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    let Some(answer) = answer else { return Ok(HistoryAnswer { transparency: None, proof: None }) };
+    let transparency = answer.head.map(|head| head_proofs(head, known_size)).transpose()?;
+    Ok(HistoryAnswer { transparency, proof: Some(bytes(&answer.proof, "a history proof")?) })
+}
+
 fn bytes(text: &str, what: &str) -> Result<Vec<u8>> {
     STANDARD.decode(text).map_err(|_| Error::KeydirProtocol(format!("{what} is not base64")))
 }
@@ -87,11 +106,15 @@ fn decode(answer: LookupProofsResponse, items: &mut [KeyItem], known_size: u64) 
         }
         item.proof = proof.proof.as_deref().map(|p| bytes(p, "a lookup proof")).transpose()?;
     }
-    let Some(head) = answer.head else { return Ok(None) };
+    answer.head.map(|head| head_proofs(head, known_size)).transpose()
+}
+
+/// keydir's signed head and log proofs, decoded.
+fn head_proofs(head: LookupHead, known_size: u64) -> Result<HeadProofs> {
     let hashes = |text: &str, what: &str| {
         proof_from_bytes(&bytes(text, what)?).map_err(|e| Error::KeydirProtocol(format!("{what}: {e}")))
     };
-    Ok(Some(HeadProofs {
+    Ok(HeadProofs {
         note: head.note,
         inclusion: hashes(&head.inclusion, "the inclusion proof")?,
         consistency: head
@@ -100,5 +123,5 @@ fn decode(answer: LookupProofsResponse, items: &mut [KeyItem], known_size: u64) 
             .map(|p| hashes(p, "the consistency proof"))
             .transpose()?
             .map(|proof| Consistency { from: known_size, proof }),
-    }))
+    })
 }

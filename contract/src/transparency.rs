@@ -63,6 +63,21 @@ pub struct HistoryProofResponse {
     pub root_hash: String,
     /// akd's `HistoryProof` (complete history), protobuf, base64.
     pub proof: String,
+    /// The signed head of `epoch` with its proofs (as in [`LookupProofsResponse`]); absent when
+    /// keydir has no head signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<LookupHead>,
+}
+
+/// `GET /v0/component/transparency/history/{jid}?known_size=`: the query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// The size of the newest head the client verified (the answer's head then carries the
+    /// consistency proof from it).
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 9223372036854775807_i64))]
+    pub known_size: Option<u64>,
 }
 
 /// `GET /v0/transparency/audit?start=&end=`: the query.

@@ -551,7 +551,7 @@ impl XmlElement for StoreHint {
 }
 
 mod proofs;
-pub use proofs::{Consistency, HeadProofs, KEYS_PROOF_ITEMS};
+pub use proofs::{Consistency, HeadProofs, HistoryAnswer, HistoryQuery, KEYS_PROOF_ITEMS};
 
 #[cfg(test)]
 mod tests;

@@ -44,14 +44,19 @@ impl Session {
         self.catch_up().await
     }
 
-    /// Monitors the own key: looks the own account up (with proofs where the directory's
-    /// transparency keys are pinned); a bundle other than the own one is the directory caught
+    /// Monitors the own key: where the directory's transparency keys are pinned, checks the
+    /// map's whole history of the account (every value the own bundle or its revocation), then
+    /// looks the own account up; a bundle other than the own one is the directory caught
     /// showing others a key this account never published ([`Error::DirectoryCaught`] with
     /// [`keyward_proto::Error::ForeignKey`]). Done by [`Session::go_online`] and after every
     /// reconnect; a long-running client may call it at any time.
     pub async fn monitor_own_key(&mut self) -> Result<()> {
         if self.component.local().is_none() && self.component.domain() == self.me.domain() {
             return Ok(());
+        }
+        if let Some(keys) = transparency::directory_keys(&mut self.conn, &self.component, &self.store).await? {
+            let own = self.bundle.clone();
+            transparency::check_own_history(&mut self.conn, &self.component, &self.store, &keys, &own).await?;
         }
         let item = directory::lookup_one(&mut self.conn, &self.component, &self.store, &self.me).await?;
         let shown = item.bundle.as_ref().map(keyward_proto::Bundle::fingerprint);

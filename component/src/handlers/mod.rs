@@ -4,6 +4,7 @@
 //! never a JID claimed inside it.
 
 pub(crate) mod disco;
+mod history;
 mod keys;
 mod publish;
 mod relay;
@@ -63,6 +64,7 @@ async fn route(iq: &Iq, ctx: &SessionContext) -> (&'static str, Outcome) {
         Request::Secret => secret::handle(iq, payload, ctx).await,
         Request::Keys => keys::handle(iq, payload, ctx).await,
         Request::RosterKeys => roster::handle(iq, payload, ctx).await,
+        Request::History => history::handle(iq, payload, ctx).await,
         Request::Relay => relay::handle(iq, payload, ctx).await,
         Request::Oprf => restore::oprf(iq, payload, ctx).await,
         Request::RestoreProof => restore::proof(iq, payload, ctx).await,

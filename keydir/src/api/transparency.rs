@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use keyward_contract::Jid;
 pub use keyward_contract::transparency::{
     AuditProofResponse, AuditQuery, ConsistencyProofResponse, ConsistencyQuery, EpochResponse, HeadResponse,
-    HistoryProofResponse, InclusionProofResponse, InclusionQuery, LogKeyResponse, LookupHead, LookupProofItem,
-    LookupProofResponse, LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
+    HistoryProofResponse, HistoryQuery, InclusionProofResponse, InclusionQuery, LogKeyResponse, LookupHead,
+    LookupProofItem, LookupProofResponse, LookupProofsRequest, LookupProofsResponse, VrfKeyResponse,
 };
 use keyward_proto::BareJid;
 use keyward_proto::limits;
@@ -288,27 +288,41 @@ pub async fn lookup(State(state): State<AppState>, JidPath(jid): JidPath) -> Api
     }))
 }
 
-/// The proof of every value an account had, for the account's own client to monitor.
+/// The proof of every value an account had, for the account's own client to monitor, with the
+/// signed head of its epoch.
 #[utoipa::path(
     get, path = "/v0/component/transparency/history/{jid}", tag = "component",
-    params(("jid" = Jid, Path, description = "Bare JID of the account")),
+    params(("jid" = Jid, Path, description = "Bare JID of the account"), HistoryQuery),
     responses(
         (status = 200, description = "The history proof", body = HistoryProofResponse),
         (status = 404, description = "The JID is not in the map", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No VRF key is configured, the epoch of the proof is not signed yet, or the database is unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
         ComponentErrors,
     ),
     security(("component" = []))
 )]
-pub async fn history(State(state): State<AppState>, JidPath(jid): JidPath) -> ApiResult<Json<HistoryProofResponse>> {
+pub async fn history(
+    State(state): State<AppState>,
+    JidPath(jid): JidPath,
+    Params(query): Params<HistoryQuery>,
+) -> ApiResult<Json<HistoryProofResponse>> {
+    if query.known_size.is_some_and(|known| i64::try_from(known).is_err()) {
+        return Err(ApiError::BadRequest("known_size must be below 2^63".into()));
+    }
     let found = map(&state)?.key_history(&label(&jid)).await.map_err(failed)?;
     let Some((proof, at)) = found else {
         return Err(ApiError::NotFound("this JID is not in the transparency map".into()));
+    };
+    let head = match state.heads.as_ref() {
+        Some(heads) => Some(lookup_head(&state, heads, at.epoch(), query.known_size).await?),
+        None => None,
     };
     Ok(Json(HistoryProofResponse {
         jid: jid.to_string(),
         epoch: at.epoch(),
         root_hash: STANDARD.encode(at.hash()),
         proof: encoded(&pb::HistoryProof::from(&proof))?,
+        head,
     }))
 }
 

@@ -83,3 +83,65 @@ pub(super) fn proof_element(proof: &[u8]) -> Element {
 pub(super) fn known_size(query: &Element) -> Result<Option<u64>> {
     query.get_attr("known-size").map(|_| number(query, "known-size")).transpose()
 }
+
+/// `<history>` in an IQ get: the map's whole history of the sender's own account, for the
+/// account's own client to monitor its key (protocol section 15.3.3). Only ever about the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The size of the newest head the client verified (0 for none).
+    pub known_size: u64,
+}
+
+impl HistoryQuery {
+    /// Decodes `<history known-size='N'/>`.
+    pub fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "history", NS, "{urn:keyward:0}history")?;
+        if !element.children().is_empty() {
+            return Err(Error::InvalidValue("history query has children"));
+        }
+        Ok(Self { known_size: number(element, "known-size")? })
+    }
+
+    /// Encodes as `<history known-size='N'/>`.
+    pub fn to_element(&self) -> Element {
+        Element::new("history", NS).attr("known-size", self.known_size.to_string())
+    }
+}
+
+/// Most bytes of an encoded history proof in a `<history>` answer.
+const MAX_HISTORY_PROOF_BYTES: usize = crate::transparency::lookup::MAX_HISTORY_PROOF_BYTES;
+
+/// `<history>` in an IQ result: akd's history proof of the sender's account (absent when the
+/// account is not in the map) and the signed head it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryAnswer {
+    /// The signed head and its log proofs (absent before the first epoch).
+    pub transparency: Option<HeadProofs>,
+    /// akd's `HistoryProof`, protobuf.
+    pub proof: Option<Vec<u8>>,
+}
+
+impl HistoryAnswer {
+    /// Decodes `<history>`.
+    pub fn from_element(element: &Element) -> Result<Self> {
+        expect(element, "history", NS, "{urn:keyward:0}history")?;
+        let transparency = element.get_child("transparency", NS).map(HeadProofs::from_element).transpose()?;
+        let proof = element
+            .get_child("proof", NS)
+            .map(|p| unb64(p.get_text(), "proof", MAX_HISTORY_PROOF_BYTES))
+            .transpose()?;
+        Ok(Self { transparency, proof })
+    }
+
+    /// Encodes as `<history>`.
+    pub fn to_element(&self) -> Element {
+        let mut element = Element::new("history", NS);
+        if let Some(head) = &self.transparency {
+            element = element.child(head.to_element());
+        }
+        match &self.proof {
+            Some(proof) => element.child(Element::new("proof", NS).text(b64(proof))),
+            None => element,
+        }
+    }
+}

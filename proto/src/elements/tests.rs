@@ -62,6 +62,10 @@ fn every_element_round_trips() {
         transparency: Some(HeadProofs { consistency: Some(Consistency { from: 7, proof: vec![] }), ..head }),
     });
     round_trip(&RosterKeys { items, transparency: None });
+    let query = HistoryQuery { known_size: 3 };
+    assert_eq!(HistoryQuery::from_element(&query.to_element()), Ok(query));
+    let answer = HistoryAnswer { transparency: None, proof: Some(vec![1, 2, 3]) };
+    assert_eq!(HistoryAnswer::from_element(&answer.to_element()), Ok(answer));
     round_trip(&Relay { to: jid("bob@example.test") });
     round_trip(&KeyRelay { from: jid("alice@example.test"), bundle: bundle("alice") });
     round_trip(&Revoked {

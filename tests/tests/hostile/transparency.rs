@@ -121,6 +121,15 @@ async fn a_key_swapped_in_the_map_is_found_by_its_owner(kind: ServerKind) -> any
         matches!(&checked, Err(Error::DirectoryCaught { jid: Some(jid), cause: ProtoError::ForeignKey }) if *jid == alice.jid),
         "alice's client finds the key it never published: {checked:?}"
     );
+    // The adversary puts alice's genuine bundle back (and publishes it): a lookup shows her own
+    // key again, but the map's history keeps the forged one, which her client reads.
+    let genuine = a.bundle().clone();
+    swap_bundle(stack.database_url()?, &genuine).await?;
+    let checked = a.monitor_own_key().await;
+    assert!(
+        matches!(&checked, Err(Error::DirectoryCaught { cause: ProtoError::ForeignKey, .. })),
+        "the forged key is in alice's history: {checked:?}"
+    );
     for session in [a, b] {
         session.close().await?;
     }
