@@ -45,10 +45,10 @@ pub(crate) async fn directory_keys(
     store: &Store,
 ) -> Result<Option<DirectoryKeys>> {
     let pinned = store.transparency()?;
-    if let Some(pinned) = &pinned {
-        if pinned.keys.is_some() || now_ms() - pinned.checked_at_ms < OFFER_RECHECK_MS {
-            return Ok(pinned.keys.clone());
-        }
+    if let Some(pinned) = &pinned
+        && (pinned.keys.is_some() || now_ms() - pinned.checked_at_ms < OFFER_RECHECK_MS)
+    {
+        return Ok(pinned.keys.clone());
     }
     let offered = match conn.iq(Some(component), IqRequest::Get(stanzas::disco_info_query()), "disco#info").await {
         Ok(Some(answer)) => offered_keys(&answer)?,

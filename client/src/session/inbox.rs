@@ -331,10 +331,10 @@ impl Session {
     /// with another root is the directory showing two logs: a warning on the message, the
     /// summary kept as evidence with the own signed head.
     async fn gossip(&mut self, from: &BareJid, theirs: &HeadSummary) -> Result<Option<Warning>> {
-        if transparency::compare(&self.store, theirs)? == Some(Comparison::MineOlder) {
-            if let Err(e) = self.monitor_own_key().await {
-                tracing::warn!(cause = %e, "could not bring the directory's head up to date");
-            }
+        if transparency::compare(&self.store, theirs)? == Some(Comparison::MineOlder)
+            && let Err(e) = self.monitor_own_key().await
+        {
+            tracing::warn!(cause = %e, "could not bring the directory's head up to date");
         }
         if transparency::compare(&self.store, theirs)? != Some(Comparison::Fork) {
             return Ok(None);
@@ -404,10 +404,10 @@ impl Session {
             verified = false;
             warnings.push(Warning::ContactRevoked { at: revoked.at.clone() });
         }
-        if let (Some(theirs), Seen::Live) = (head, seen) {
-            if let Some(fork) = self.gossip(from, &theirs).await? {
-                warnings.push(fork);
-            }
+        if let (Some(theirs), Seen::Live) = (head, seen)
+            && let Some(fork) = self.gossip(from, &theirs).await?
+        {
+            warnings.push(fork);
         }
         Ok(Received {
             from: envelope.from.clone(),
