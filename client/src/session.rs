@@ -183,6 +183,8 @@ pub struct Session {
     retries: retry::Retries,
     /// A recovery code made by this session's set-up, not yet shown to the user.
     recovery_code: Option<RecoveryCode>,
+    /// When the own key was last monitored ([`Session::monitor_own_key`]); again once a day.
+    own_key_checked: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for Session {

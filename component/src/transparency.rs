@@ -55,10 +55,30 @@ impl DirectoryKeys {
     }
 }
 
-/// Fetches the proofs of `items` (at most `KEYS_PROOF_ITEMS`) from keydir, puts each in its
-/// item, and returns the signed head they are for (`None` when keydir signs no heads).
-pub async fn attach(keydir: &KeydirClient, items: &mut [KeyItem], known_size: u64) -> Result<Option<HeadProofs>> {
-    let jids: Vec<BareJid> = items.iter().map(|item| item.jid.clone()).collect();
+/// The proofs of some accounts, in their order, and the signed head they are for.
+#[derive(Debug)]
+pub struct Proofs {
+    proofs: Vec<Option<Vec<u8>>>,
+    head: Option<HeadProofs>,
+}
+
+impl Proofs {
+    /// Puts each proof in its item (the items of the same accounts, in the same order) and
+    /// returns the head (`None` when keydir signs no heads, or before the first epoch).
+    pub fn attach(self, items: &mut [KeyItem]) -> Option<HeadProofs> {
+        for (item, proof) in items.iter_mut().zip(self.proofs) {
+            item.proof = proof;
+        }
+        self.head
+    }
+}
+
+/// Fetches the proofs of `jids` (at most `KEYS_PROOF_ITEMS`) from keydir.
+///
+/// Fetched before the accounts' bundles are: an update between the two then shows as a value
+/// the map does not hold yet (a bundle trusted on first use, a revocation not applied until
+/// proven), never as a contradiction the client would take for the directory's lie.
+pub async fn fetch(keydir: &KeydirClient, jids: &[BareJid], known_size: u64) -> Result<Proofs> {
     let mut attempt = 0;
     let answer = loop {
         match keydir.lookup_proofs(&jids, known_size).await {
@@ -72,7 +92,7 @@ pub async fn attach(keydir: &KeydirClient, items: &mut [KeyItem], known_size: u6
             Err(err) => return Err(err),
         }
     };
-    decode(answer, items, known_size)
+    decode(answer, jids, known_size)
 }
 
 /// The history proof of `jid` (the sender itself) and the signed head it is for.
@@ -98,15 +118,16 @@ fn bytes(text: &str, what: &str) -> Result<Vec<u8>> {
     STANDARD.decode(text).map_err(|_| Error::KeydirProtocol(format!("{what} is not base64")))
 }
 
-/// Moves keydir's proofs into the items (same order) and decodes the head.
-fn decode(answer: LookupProofsResponse, items: &mut [KeyItem], known_size: u64) -> Result<Option<HeadProofs>> {
-    for (item, proof) in items.iter_mut().zip(answer.items) {
-        if proof.jid != item.jid.as_str() {
+/// Decodes keydir's proofs (one per JID, in order) and the head.
+fn decode(answer: LookupProofsResponse, jids: &[BareJid], known_size: u64) -> Result<Proofs> {
+    let mut proofs = Vec::with_capacity(jids.len());
+    for (jid, proof) in jids.iter().zip(answer.items) {
+        if proof.jid != jid.as_str() {
             return Err(Error::KeydirProtocol("lookup proofs out of order".into()));
         }
-        item.proof = proof.proof.as_deref().map(|p| bytes(p, "a lookup proof")).transpose()?;
+        proofs.push(proof.proof.as_deref().map(|p| bytes(p, "a lookup proof")).transpose()?);
     }
-    answer.head.map(|head| head_proofs(head, known_size)).transpose()
+    Ok(Proofs { proofs, head: answer.head.map(|head| head_proofs(head, known_size)).transpose()? })
 }
 
 /// keydir's signed head and log proofs, decoded.

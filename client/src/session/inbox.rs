@@ -14,6 +14,10 @@ use time::format_description::well_known::Rfc3339;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
 use tokio_xmpp::{IqRequest, Stanza};
 
+/// How often a long-running session (`keyward chat`, `keyward recv`) monitors its own key in the
+/// directory's map besides going online and reconnecting.
+const OWN_KEY_MONITOR_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How a message reached this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Seen {
@@ -48,9 +52,11 @@ impl Session {
     /// map's whole history of the account (every value the own bundle or its revocation), then
     /// looks the own account up; a bundle other than the own one is the directory caught
     /// showing others a key this account never published ([`Error::DirectoryCaught`] with
-    /// [`keyward_proto::Error::ForeignKey`]). Done by [`Session::go_online`] and after every
-    /// reconnect; a long-running client may call it at any time.
+    /// [`keyward_proto::Error::ForeignKey`]). Done by [`Session::go_online`], after every
+    /// reconnect and once a day by [`Session::next_event`] (an alarm then comes as
+    /// [`Incoming::Rejected`]); a client may call it at any time.
     pub async fn monitor_own_key(&mut self) -> Result<()> {
+        self.own_key_checked = Some(tokio::time::Instant::now());
         if self.component.local().is_none() && self.component.domain() == self.me.domain() {
             return Ok(());
         }
@@ -125,6 +131,16 @@ impl Session {
 
     /// The next event within `wait`, or `None`. Call [`Session::go_online`] first.
     pub async fn next_event(&mut self, wait: Duration) -> Result<Option<Incoming>> {
+        if self.own_key_checked.is_some_and(|at| at.elapsed() >= OWN_KEY_MONITOR_INTERVAL) {
+            self.own_key_checked = Some(tokio::time::Instant::now());
+            match self.monitor_own_key().await {
+                Err(error @ Error::DirectoryCaught { .. }) => {
+                    self.caught_up.push_back(Incoming::Rejected { from: self.component.clone(), error })
+                }
+                Err(e) => tracing::warn!(cause = %e, "could not check the own key in the directory's map"),
+                Ok(()) => {}
+            }
+        }
         if let Some(event) = self.caught_up.pop_front() {
             return Ok(Some(event));
         }

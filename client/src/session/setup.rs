@@ -355,6 +355,7 @@ impl Session {
             caught_up: Default::default(),
             retries: Default::default(),
             recovery_code,
+            own_key_checked: None,
         }
     }
 }

@@ -15,15 +15,17 @@ use crate::stanza::{Condition, Iq, StanzaError};
 pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome {
     let requester = sender(iq)?;
     let query = KeysQuery::from_element(payload).map_err(|e| refused(&e))?;
-    let mut items = lookup(ctx, &requester, query.items()).await?;
     // Proofs only when asked (the query is then at most `KEYS_PROOF_ITEMS` long) and when keydir
-    // signs heads; the client decides what an answer without them is worth.
-    let transparency = match query.known_size() {
-        Some(known) if ctx.shared.transparency.get(&ctx.shared.keydir).await.is_some() => {
-            crate::transparency::attach(&ctx.shared.keydir, &mut items, known).await.map_err(|e| keydir_failed(&e))?
-        }
+    // signs heads; the client decides what an answer without them is worth. Fetched first:
+    // see `transparency::fetch`.
+    let proofs = match query.known_size() {
+        Some(known) if ctx.shared.transparency.get(&ctx.shared.keydir).await.is_some() => Some(
+            crate::transparency::fetch(&ctx.shared.keydir, query.items(), known).await.map_err(|e| keydir_failed(&e))?,
+        ),
         _ => None,
     };
+    let mut items = lookup(ctx, &requester, query.items()).await?;
+    let transparency = proofs.and_then(|proofs| proofs.attach(&mut items));
     Ok(Some(KeysResult { items, transparency }.to_element()))
 }
 
