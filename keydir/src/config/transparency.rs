@@ -100,7 +100,13 @@ pub struct TransparencySettings {
     pub origin: String,
     /// How often the publisher looks for pending updates and publishes them as one epoch.
     pub epoch_interval: Duration,
+    /// Most bytes the lookup proofs of the current epoch may take in the proof cache (0: none).
+    pub proof_cache_bytes: usize,
 }
+
+/// The proof cache's default size (`KEYWARD_TRANSPARENCY_PROOF_CACHE_MB`): 64 MiB, some
+/// 20,000 proofs of a directory of a million accounts.
+pub const DEFAULT_PROOF_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for TransparencySettings {
     /// No key, an epoch every 2 s.
@@ -110,6 +116,7 @@ impl Default for TransparencySettings {
             signing_key: None,
             origin: "keyward/keydir".into(),
             epoch_interval: Duration::from_millis(2000),
+            proof_cache_bytes: DEFAULT_PROOF_CACHE_BYTES,
         }
     }
 }
@@ -184,7 +191,13 @@ impl TransparencySettings {
                 "KEYWARD_TRANSPARENCY_EPOCH_MS must be {MIN_EPOCH_MS} to {MAX_EPOCH_MS}"
             )));
         }
-        Ok(Self { vrf_key, signing_key, origin, epoch_interval: Duration::from_millis(epoch_ms) })
+        Ok(Self {
+            vrf_key,
+            signing_key,
+            origin,
+            epoch_interval: Duration::from_millis(epoch_ms),
+            proof_cache_bytes: DEFAULT_PROOF_CACHE_BYTES,
+        })
     }
 }
 
