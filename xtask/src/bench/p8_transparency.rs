@@ -153,7 +153,7 @@ pub(crate) fn in_release_build(quick: bool, parts: &str, accounts: Option<u64>) 
     if let Some(n) = accounts {
         command.args(["--transparency-accounts", &n.to_string()]);
     }
-    println!("bench: P8 runs in a release build of xtask: {command:?}");
+    println!("bench: {parts} in a release build of xtask: {command:?}");
     crate::install::run(&mut command)
 }
 

@@ -240,7 +240,9 @@ async fn seed(pool: &PgPool, accounts: u64) -> Result<()> {
     .await
     .context("queueing the map values")?;
     tx.commit().await?;
-    sqlx::raw_sql("VACUUM ANALYZE accounts; VACUUM ANALYZE bundles").execute(pool).await.context("VACUUM ANALYZE")?;
+    for vacuum in ["VACUUM ANALYZE accounts", "VACUUM ANALYZE bundles"] {
+        sqlx::raw_sql(vacuum).execute(pool).await.context("VACUUM ANALYZE")?;
+    }
     Ok(())
 }
 
