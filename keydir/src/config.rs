@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// How often pending map updates are published as one epoch (milliseconds, 100 to 3600000).
     #[arg(long, env = "KEYWARD_TRANSPARENCY_EPOCH_MS", default_value_t = 2000)]
     pub transparency_epoch_ms: u64,
+    /// Most memory (MiB, 0 to 65536; 0: none) the lookup proofs of the current epoch may take:
+    /// a proof asked again before the next epoch is served from there instead of being
+    /// computed again. The whole cache is dropped at every new epoch.
+    #[arg(long, env = "KEYWARD_TRANSPARENCY_PROOF_CACHE_MB", default_value_t = 64)]
+    pub transparency_proof_cache_mb: u64,
 }
 
 /// Validated settings of a running key directory.
@@ -140,6 +145,8 @@ pub struct Settings {
 const MAX_HOLDINGS_LIMIT: i64 = 10_000_000;
 /// The longest accepted `KEYWARD_NOTICE_RETENTION_HOURS`.
 const RETENTION_HOURS_LIMIT: u64 = 87_600;
+/// The largest accepted `KEYWARD_TRANSPARENCY_PROOF_CACHE_MB`.
+const MAX_PROOF_CACHE_MB: u64 = 65_536;
 
 impl Settings {
     /// Settings with defaults for everything but the URL and tokens.
@@ -211,6 +218,13 @@ impl Settings {
             args.transparency_epoch_ms,
         )?;
         settings.transparency.auditors = auditors::parse(args.transparency_auditors.as_deref().unwrap_or(""))?;
+        if args.transparency_proof_cache_mb > MAX_PROOF_CACHE_MB {
+            return Err(crate::Error::Config(format!(
+                "KEYWARD_TRANSPARENCY_PROOF_CACHE_MB must be at most {MAX_PROOF_CACHE_MB}"
+            )));
+        }
+        settings.transparency.proof_cache_bytes = usize::try_from(args.transparency_proof_cache_mb << 20)
+            .map_err(|_| crate::Error::Config("KEYWARD_TRANSPARENCY_PROOF_CACHE_MB is too large here".into()))?;
         Ok(settings)
     }
 }
@@ -272,6 +286,16 @@ mod tests {
         ] {
             assert!(matches!(from_flags(&[bad]), Err(crate::Error::Config(_))), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn the_proof_cache_is_64_mib_unless_set_and_bounded() {
+        assert_eq!(from_flags(&[]).expect("defaults").transparency.proof_cache_bytes, 64 << 20);
+        let off = from_flags(&["--transparency-proof-cache-mb=0"]).expect("valid");
+        assert_eq!(off.transparency.proof_cache_bytes, 0);
+        let set = from_flags(&["--transparency-proof-cache-mb=65536"]).expect("valid");
+        assert_eq!(set.transparency.proof_cache_bytes, 65_536 << 20);
+        assert!(matches!(from_flags(&["--transparency-proof-cache-mb=65537"]), Err(crate::Error::Config(_))));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct TransparencyMetrics {
     pub failures: Counter,
     /// Bundles not served because neither the map nor its queue commits to them.
     pub refused_bundles: Counter,
+    /// Lookup proofs served from the proof cache.
+    pub proof_cache_hits: Counter,
+    /// Lookup proofs asked that were not in the proof cache.
+    pub proof_cache_misses: Counter,
 }
 
 impl TransparencyMetrics {
@@ -77,12 +81,22 @@ impl TransparencyMetrics {
             "transparency_refused_bundles_total",
             "Bundles not served because neither the map nor its queue commits to them (the database was edited).",
         ))?;
+        let proof_cache_hits = Counter::with_opts(opts(
+            "transparency_proof_cache_hits_total",
+            "Lookup proofs served from the cache of the current epoch's proofs.",
+        ))?;
+        let proof_cache_misses = Counter::with_opts(opts(
+            "transparency_proof_cache_misses_total",
+            "Lookup proofs asked that the cache did not hold (computed by akd, or the label is not in the map).",
+        ))?;
         Ok(Self {
             publish_seconds: registry.register(publish_seconds)?,
             pending: registry.register(pending)?,
             epoch: registry.register(epoch)?,
             failures: registry.register(failures)?,
             refused_bundles: registry.register(refused_bundles)?,
+            proof_cache_hits: registry.register(proof_cache_hits)?,
+            proof_cache_misses: registry.register(proof_cache_misses)?,
         })
     }
 }

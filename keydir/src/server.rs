@@ -64,8 +64,12 @@ pub async fn run(
              no epoch head is signed, the head endpoints answer 503"
         );
     }
-    let map =
-        settings.transparency.vrf_key.clone().map(|key| Arc::new(crate::transparency::Map::new(pool.clone(), key)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
+    let map = settings.transparency.vrf_key.clone().map(|key| {
+        let cache = settings.transparency.proof_cache_bytes;
+        Arc::new(crate::transparency::Map::new(pool.clone(), key, cache, registry.transparency.clone()))
+    });
     let heads = match (&map, &settings.transparency.signing_key) {
         (Some(_), Some(key)) => {
             let signer = key.signer(&settings.transparency.origin)?;
@@ -74,8 +78,6 @@ pub async fn run(
         }
         _ => None,
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let registry = Arc::new(Metrics::new(settings.db_pool_max)?);
     // A few transactions of new holder edges at once, leaving most of the pool to reads.
     let edge_workers = (settings.db_pool_max as usize / 4).clamp(1, 4);
     let edges = EdgeWriter::spawn(pool.clone(), edge_workers, registry.edges.clone());

@@ -4,23 +4,30 @@
 //! revocations queue their (label, value) in the store of record's transaction
 //! (`store::transparency`), and the publisher turns what is pending into one akd epoch at a
 //! time. Reads (proofs for the endpoints) go through the same [`Map`], whose akd cache is
-//! kept in step with the database when another replica published (see [`Map::sync`]).
+//! kept in step with the database when another replica published (see [`Map::sync`]), and
+//! whose lookup proofs of the current epoch are kept in a [`proof_cache`].
 
 pub mod cosignatures;
 pub mod guard;
 pub mod heads;
+pub mod proof_cache;
 pub mod publisher;
 
 use crate::config::VrfKey;
+use crate::metrics::TransparencyMetrics;
 use keyward_proto::transparency::value::DOMAIN_LABEL;
 use keyward_transparency::PgDatabase;
 use keyward_transparency::akd::errors::AkdError;
+use keyward_transparency::akd::proto::specs::types as pb;
 use keyward_transparency::akd::storage::StorageManager;
 use keyward_transparency::akd::{
     AkdLabel, AkdValue, AppendOnlyProof, AzksParallelismConfig, Directory, DomainLabel, EpochHash,
     ExperimentalConfiguration, HistoryParams, HistoryProof, LookupProof,
 };
+use proof_cache::{EncodedProof, ProofCache};
+use protobuf::Message;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OnceCell, RwLock};
 
@@ -56,6 +63,9 @@ pub struct Map {
     /// a flush in the middle of a local publish could let a reader put the tree as it was
     /// before the commit back into the cache under the new epoch.
     publishing: RwLock<()>,
+    /// The lookup proofs of the latest epoch answered.
+    proofs: ProofCache,
+    metrics: Arc<TransparencyMetrics>,
 }
 
 struct Opened {
@@ -64,9 +74,17 @@ struct Opened {
 }
 
 impl Map {
-    /// The map in `pool`'s database with `key`; nothing is read until it is used.
-    pub fn new(pool: PgPool, key: VrfKey) -> Self {
-        Self { pool, key, opened: OnceCell::new(), publishing: RwLock::new(()) }
+    /// The map in `pool`'s database with `key`, keeping at most `proof_cache_bytes` of lookup
+    /// proofs (0: none); nothing is read until it is used.
+    pub fn new(pool: PgPool, key: VrfKey, proof_cache_bytes: usize, metrics: Arc<TransparencyMetrics>) -> Self {
+        Self {
+            pool,
+            key,
+            opened: OnceCell::new(),
+            publishing: RwLock::new(()),
+            proofs: ProofCache::new(proof_cache_bytes),
+            metrics,
+        }
     }
 
     /// akd's directory, created (an empty tree at epoch 0) if the database has none yet.
@@ -127,20 +145,80 @@ impl Map {
         Ok(Some(opened.directory.lookup(AkdLabel(label.to_vec())).await?))
     }
 
-    /// Lookup proofs of the labels among `labels` that are in the map, each with its label,
-    /// all for one epoch, with that epoch; the labels not in the map are left out.
-    pub async fn batch_lookup(&self, labels: &[Vec<u8>]) -> Result<(Vec<(Vec<u8>, LookupProof)>, EpochHash), MapError> {
+    /// Lookup proofs of the labels among `labels` (distinct) that are in the map, each with its
+    /// label, all for one epoch, with that epoch; the labels not in the map are left out.
+    ///
+    /// Proofs cached for the latest epoch are served as they are; the others are akd's
+    /// `batch_lookup` and are kept for the next lookups of the same epoch. akd answers at its
+    /// own latest epoch: if that is not the epoch of the cached proofs (one was published
+    /// meanwhile), every proof of the answer is akd's, at akd's epoch.
+    pub async fn batch_lookup(
+        &self,
+        labels: &[Vec<u8>],
+    ) -> Result<(Vec<(Vec<u8>, Arc<EncodedProof>)>, EpochHash), MapError> {
         let opened = self.opened().await?;
-        self.sync().await?;
-        let found = crate::store::transparency::commitments(&self.pool, labels).await?;
-        let present: Vec<AkdLabel> =
-            found.into_iter().filter(|c| c.current.is_some()).map(|c| AkdLabel(c.label)).collect();
-        if present.is_empty() {
-            return Ok((Vec::new(), opened.directory.get_epoch_hash().await?));
+        let latest = self.sync().await?;
+        let (mut found, mut missed) = (Vec::new(), Vec::new());
+        for (label, cached) in labels.iter().zip(self.proofs.get(&latest, labels)) {
+            match cached {
+                Some(proof) => found.push((label.clone(), proof)),
+                None => missed.push(label.clone()),
+            }
         }
+        self.metrics.proof_cache_hits.inc_by(found.len() as f64);
+        self.metrics.proof_cache_misses.inc_by(missed.len() as f64);
+        if missed.is_empty() {
+            return Ok((found, latest));
+        }
+        // A label is in the map for good once it is: the cached ones need no check.
+        let present: Vec<AkdLabel> = crate::store::transparency::commitments(&self.pool, &missed)
+            .await?
+            .into_iter()
+            .filter(|c| c.current.is_some())
+            .map(|c| AkdLabel(c.label))
+            .collect();
+        if present.is_empty() {
+            // Not in the map now, so not at `latest` either.
+            return Ok((found, latest));
+        }
+        let (computed, at) = Self::prove(&opened.directory, present).await?;
+        if at == latest {
+            self.proofs.put(&at, &computed, false);
+            found.extend(computed);
+            return Ok((found, at));
+        }
+        // akd moved to another epoch since the sync: the cached proofs are not for it.
+        if found.is_empty() {
+            self.proofs.put(&at, &computed, true);
+            return Ok((computed, at));
+        }
+        let all =
+            found.into_iter().map(|(label, _)| AkdLabel(label)).chain(computed.into_iter().map(|(l, _)| AkdLabel(l)));
+        let (computed, at) = Self::prove(&opened.directory, all.collect()).await?;
+        self.proofs.put(&at, &computed, true);
+        Ok((computed, at))
+    }
+
+    /// akd's lookup proofs of `labels` (all in the map), encoded, with the epoch they are for.
+    async fn prove(
+        directory: &AkdDirectory,
+        labels: Vec<AkdLabel>,
+    ) -> Result<(Vec<(Vec<u8>, Arc<EncodedProof>)>, EpochHash), MapError> {
         // akd answers in the order it was asked.
-        let (proofs, at) = opened.directory.batch_lookup(&present).await?;
-        Ok((present.into_iter().map(|label| label.0).zip(proofs).collect(), at))
+        let (proofs, at) = directory.batch_lookup(&labels).await?;
+        let encoded = labels
+            .into_iter()
+            .zip(proofs)
+            .map(|(label, proof)| {
+                let encoded = EncodedProof {
+                    version: proof.version,
+                    proof: pb::LookupProof::from(&proof).write_to_bytes()?,
+                    value: proof.value.0,
+                };
+                Ok((label.0, Arc::new(encoded)))
+            })
+            .collect::<Result<Vec<_>, protobuf::Error>>()?;
+        Ok((encoded, at))
     }
 
     /// The proof of `label`'s whole history; `Ok(None)`: the label is not in the map.
@@ -176,4 +254,7 @@ pub enum MapError {
     /// keydir's own tables failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A proof did not encode (protobuf).
+    #[error("a proof does not encode: {0}")]
+    Encode(#[from] protobuf::Error),
 }

@@ -74,14 +74,15 @@ enum Task {
         quick: bool,
         /// Run keydir and the component as release builds (built first: about 5 minutes and 700 MB
         /// the first time on 2 cores) instead of the debug builds the test stack runs; with
-        /// `--only P8`, run P8 (measured in this process) from a release build of xtask.
+        /// `--only P8`, `P9` or `P8,P9`, run them (measured from this process) from a release
+        /// build of xtask.
         #[arg(long)]
         release: bool,
         /// Only these parts, e.g. `P1,P2` (default: all).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
-        /// P8's directory size (default 1,000); 1000000 is the large case, run on its own with
-        /// `--only P8` (see README's Performance section for its time).
+        /// P8's and P9's directory size (default 1,000); 1000000 is the large case, run on its own
+        /// with `--only P8` or `--only P9` (see README's Performance section for its time).
         #[arg(long)]
         transparency_accounts: Option<u64>,
     },

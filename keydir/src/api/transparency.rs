@@ -50,6 +50,10 @@ fn failed(err: MapError) -> ApiError {
             tracing::warn!(cause = %err, "the transparency map could not answer");
             ApiError::TransparencyUnavailable("the transparency map could not answer; retry later".into())
         }
+        MapError::Encode(err) => {
+            tracing::error!(cause = %err, "a proof does not encode");
+            ApiError::Internal
+        }
     }
 }
 
@@ -364,16 +368,16 @@ pub async fn lookups(
         .map(|jid| {
             let proof = proofs.iter().find(|(of, _)| of[..] == *jid.as_str().as_bytes()).map(|(_, proof)| proof);
             match proof {
-                None => Ok(LookupProofItem { jid: jid.to_string(), version: None, value: None, proof: None }),
-                Some(proof) => Ok(LookupProofItem {
+                None => LookupProofItem { jid: jid.to_string(), version: None, value: None, proof: None },
+                Some(proof) => LookupProofItem {
                     jid: jid.to_string(),
                     version: Some(proof.version),
-                    value: Some(STANDARD.encode(&proof.value.0)),
-                    proof: Some(encoded(&pb::LookupProof::from(proof))?),
-                }),
+                    value: Some(STANDARD.encode(&proof.value)),
+                    proof: Some(STANDARD.encode(&proof.proof)),
+                },
             }
         })
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<Vec<_>>();
     // Before the first epoch the map is empty and no head exists.
     let head = match state.heads.as_ref() {
         Some(heads) if at.epoch() > 0 => Some(lookup_head(&state, heads, at.epoch(), body.known_size).await?),

@@ -102,7 +102,13 @@ pub struct TransparencySettings {
     pub epoch_interval: Duration,
     /// The auditors whose cosignatures are accepted and served (type `0x04` verifier keys).
     pub auditors: Vec<VerifierKey>,
+    /// Most bytes the lookup proofs of the current epoch may take in the proof cache (0: none).
+    pub proof_cache_bytes: usize,
 }
+
+/// The proof cache's default size (`KEYWARD_TRANSPARENCY_PROOF_CACHE_MB`): 64 MiB, some
+/// 20,000 proofs of a directory of a million accounts.
+pub const DEFAULT_PROOF_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for TransparencySettings {
     /// No key, an epoch every 2 s.
@@ -113,6 +119,7 @@ impl Default for TransparencySettings {
             origin: "keyward/keydir".into(),
             epoch_interval: Duration::from_millis(2000),
             auditors: Vec::new(),
+            proof_cache_bytes: DEFAULT_PROOF_CACHE_BYTES,
         }
     }
 }
@@ -187,7 +194,14 @@ impl TransparencySettings {
                 "KEYWARD_TRANSPARENCY_EPOCH_MS must be {MIN_EPOCH_MS} to {MAX_EPOCH_MS}"
             )));
         }
-        Ok(Self { vrf_key, signing_key, origin, epoch_interval: Duration::from_millis(epoch_ms), auditors: Vec::new() })
+        Ok(Self {
+            vrf_key,
+            signing_key,
+            origin,
+            epoch_interval: Duration::from_millis(epoch_ms),
+            proof_cache_bytes: DEFAULT_PROOF_CACHE_BYTES,
+            auditors: Vec::new(),
+        })
     }
 }
 

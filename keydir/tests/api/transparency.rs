@@ -496,6 +496,111 @@ async fn the_proofs_of_a_whole_answer_come_at_once_for_one_epoch() {
     reply.assert_problem(400, "bad-request");
 }
 
+/// `POST /v0/component/transparency/lookups` of `jids`; checks the answer as a client does: the
+/// head's signature, its epoch line naming the answer's epoch and root, and every proof
+/// against that root. Returns the epoch, the proven value of each JID in the map, and the body.
+async fn checked_lookups(app: &TestApp, jids: &[&str]) -> (u64, Vec<(String, MapValue)>, Value) {
+    let (origin, key) = log_key(app).await;
+    let vrf = vrf_key(app).await;
+    let reply = app
+        .send(
+            Method::POST,
+            "/v0/component/transparency/lookups",
+            Auth::Component,
+            Some(serde_json::json!({ "jids": jids })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let epoch = reply.body["epoch"].as_u64().expect("epoch");
+    let root = digest(&reply.body["root_hash"]);
+    let note = reply.body["head"]["note"].as_str().expect("a signed head");
+    let (head, _) = Head::open(note.as_bytes(), &origin, &key).expect("the head verifies");
+    assert_eq!(*head.last_leaf(), EpochLeaf { epoch, akd_root: root }, "the head names the proofs' epoch and root");
+    head.check_last_leaf(&hashes(&reply.body["head"]["inclusion"])).expect("the epoch line is the log's last leaf");
+    let mut proven = Vec::new();
+    for item in reply.body["items"].as_array().expect("items") {
+        let jid = item["jid"].as_str().expect("jid");
+        if item.get("proof").is_none() {
+            continue;
+        }
+        let single = serde_json::json!({
+            "epoch": epoch, "root_hash": reply.body["root_hash"], "value": item["value"], "proof": item["proof"],
+        });
+        proven.push((jid.to_owned(), verify_lookup(&single, jid, &vrf)));
+    }
+    (epoch, proven, reply.body)
+}
+
+/// Waits until nothing is pending and the latest epoch's head is signed (a lookup answer then
+/// has a head); returns that epoch.
+async fn settled(app: &TestApp, pool: &sqlx::PgPool) -> u64 {
+    wait_until_nothing_pending(pool).await;
+    let (latest, _) = epoch(app).await;
+    wait_head(app, latest).await;
+    latest
+}
+
+/// The proof cache's hits and misses so far.
+async fn cache_counts(app: &TestApp) -> (f64, f64) {
+    let page = app.metrics().await;
+    (
+        metric(&page, "keyward_keydir_transparency_proof_cache_hits_total"),
+        metric(&page, "keyward_keydir_transparency_proof_cache_misses_total"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_served_from_the_cache_verify_and_a_new_epoch_replaces_them() {
+    let url = fresh_database().await;
+    let app = map_app(&url, true).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    let alice = app.account("alice@example.test").await;
+    let bob = app.account("bob@example.test").await;
+    let settled_at = settled(&app, &pool).await;
+    let (alice_jid, bob_jid) = ("alice@example.test", "bob@example.test");
+
+    // The first answer computes both proofs, the second serves them from the cache: the same
+    // proofs, for the same epoch, verifying against its root and signed head.
+    let before = cache_counts(&app).await;
+    let (epoch, proven, first) = checked_lookups(&app, &[alice_jid, bob_jid]).await;
+    let computed = cache_counts(&app).await;
+    assert_eq!((computed.0 - before.0, computed.1 - before.1), (0.0, 2.0), "both proofs computed");
+    let (again, proven_again, second) = checked_lookups(&app, &[bob_jid, alice_jid]).await;
+    let cached = cache_counts(&app).await;
+    assert_eq!((cached.0 - computed.0, cached.1 - computed.1), (2.0, 0.0), "both proofs from the cache");
+    assert_eq!((epoch, again), (settled_at, settled_at));
+    assert_eq!(second["items"][1], first["items"][0], "the cached proof is the computed one");
+    assert_eq!(second["items"][0], first["items"][1]);
+    for list in [&proven, &proven_again] {
+        for (jid, value) in list {
+            let account = if jid == alice_jid { &alice } else { &bob };
+            assert!(matches!(value, MapValue::Bundle(_)) && value.commits_to(account.bundle.as_bytes()), "{jid}");
+        }
+    }
+    assert_eq!(proven_again.len(), 2);
+
+    // Another account's publish and bob's revocation make a new epoch: the cached proofs are
+    // not served for it (bob's would still show his key).
+    let carol = app.account("carol@example.test").await;
+    let reply = app.revoke(bob_jid, "left").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let newer = settled(&app, &pool).await;
+    let (later, proven, _) = checked_lookups(&app, &[alice_jid, bob_jid]).await;
+    assert!(later > epoch && later == newer, "a new epoch: {later} after {epoch}");
+    let after = cache_counts(&app).await;
+    assert_eq!(after.1 - cached.1, 2.0, "the new epoch's proofs are computed again");
+    let values: Vec<(&str, &MapValue)> = proven.iter().map(|(jid, value)| (jid.as_str(), value)).collect();
+    assert!(matches!(values[..], [(_, MapValue::Bundle(_)), (_, MapValue::Revoked(_))]), "{values:?}");
+    assert!(values[0].1.commits_to(alice.bundle.as_bytes()));
+    // One answer of cached proofs (alice, bob) and a computed one (carol): all for one epoch.
+    let (mixed, proven, _) = checked_lookups(&app, &["carol@example.test", bob_jid, alice_jid]).await;
+    assert_eq!(mixed, later);
+    let mixed_counts = cache_counts(&app).await;
+    assert_eq!((mixed_counts.0 - after.0, mixed_counts.1 - after.1), (2.0, 1.0), "alice and bob from the cache");
+    assert_eq!(proven.len(), 3);
+    assert!(proven[0].1.commits_to(carol.bundle.as_bytes()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_undone_in_the_database_is_caught_and_an_earlier_relay_still_goes_out() {
     let url = fresh_database().await;

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the real stack measured beside anchors in the same run, written to `target/bench/report.md` with SVG plots.
 //!
-//! Each part (P1 to P8, see `report.md`) compares a keyward figure with an anchor measured in
+//! Each part (P1 to P9, see `report.md`) compares a keyward figure with an anchor measured in
 //! the same run, in alternating slots where it can, so that ratios hold on a noisy machine. The
 //! load generator is the bench's own (raw c2s, pipelined IQs; HTTP for keydir), bounded in count
 //! and time; its CPU time is reported beside each figure. Not part of the test command.
@@ -19,6 +19,7 @@ mod p7_restore;
 mod p8_directories;
 mod p8_report;
 mod p8_transparency;
+mod p9_proof_lookups;
 mod plot;
 mod report;
 mod setup;
@@ -36,7 +37,7 @@ use report::Section;
 use stats::Summary;
 
 /// Every part, in the order they run.
-const PARTS: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
+const PARTS: [&str; 9] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9"];
 /// Published accounts, each one c2s session of the load.
 const USERS: usize = 4;
 /// Filler accounts (and holders) in the directory for P1, P2 and P6's first half.
@@ -171,12 +172,14 @@ fn binaries(release: bool) -> Result<std::path::PathBuf> {
 }
 
 /// `cargo xtask bench`.
-/// `transparency_accounts`: P8's directory size (default [`p8_transparency::ACCOUNTS`]).
+/// `transparency_accounts`: P8's and P9's directory size (default [`p8_transparency::ACCOUNTS`]).
 pub(crate) fn run(quick: bool, release: bool, only: &[String], transparency_accounts: Option<u64>) -> Result<()> {
     let parts = selected(only)?;
-    // P8 measures akd in this process: `--release --only P8` runs it in an optimised build.
-    if release && cfg!(debug_assertions) && parts.len() == 1 && parts.contains("P8") {
-        return p8_transparency::in_release_build(quick, transparency_accounts);
+    // P8 measures akd in this process, P9 loads keydir from it: `--release --only P8,P9` runs
+    // them in an optimised build.
+    if release && cfg!(debug_assertions) && !only.is_empty() && parts.iter().all(|p| ["P8", "P9"].contains(p)) {
+        let parts: Vec<&str> = parts.into_iter().collect();
+        return p8_transparency::in_release_build(quick, &parts.join(","), transparency_accounts);
     }
     let plan = Plan::new(quick);
     let out = crate::repo_root().join("target/bench");
@@ -199,6 +202,12 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String], transparency_acco
         let result = crate::runtime()?.block_on(p8_transparency::run(quick, accounts));
         sections.push(or_failed("P8", p8_transparency::TITLE, result));
     }
+    if parts.contains("P9") {
+        let accounts = transparency_accounts.unwrap_or(p8_transparency::ACCOUNTS);
+        let bin_dir = p9_proof_lookups::keydir_binary(release)?;
+        let result = crate::runtime()?.block_on(p9_proof_lookups::run(&plan, accounts, bin_dir, &out));
+        sections.push(or_failed("P9", p9_proof_lookups::TITLE, result));
+    }
     sections.sort_by_key(|s| s.id);
     let mut preamble = String::new();
     let _ = writeln!(
@@ -218,10 +227,10 @@ pub(crate) fn run(quick: bool, release: bool, only: &[String], transparency_acco
             "the debug builds the test stack runs (dependencies unoptimised but for the cryptography); `--release` \
              measures optimised ones"
         },
-        match (parts.contains("P7"), parts.contains("P8")) {
+        match (parts.contains("P7"), parts.contains("P8") || parts.contains("P9")) {
             (true, true) => ", P7's client side with its Argon2id, and P8's directories and their client checks",
             (true, false) => ", and P7's client side with its Argon2id",
-            (false, true) => ", and P8's directories and their client checks",
+            (false, true) => ", and P8's directories and their client checks or P9's HTTP client",
             (false, false) => "",
         },
         cpu::own_cpu().saturating_sub(cpu_start).as_secs_f64(),
@@ -320,10 +329,10 @@ mod tests {
 
     #[test]
     fn only_selects_parts_and_p5_brings_a_load() -> Result<()> {
-        assert_eq!(selected(&[])?.len(), 8);
+        assert_eq!(selected(&[])?.len(), 9);
         assert_eq!(selected(&["p2".into(), "P3".into()])?.into_iter().collect::<Vec<_>>(), ["P2", "P3"]);
         assert_eq!(selected(&["P5".into()])?.into_iter().collect::<Vec<_>>(), ["P1", "P5"]);
-        assert!(selected(&["P9".into()]).is_err());
+        assert!(selected(&["P10".into()]).is_err());
         Ok(())
     }
 }

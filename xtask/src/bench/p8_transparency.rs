@@ -142,18 +142,18 @@ async fn epochs(dirs: &mut Directories, quick: bool, f: &mut Figures) -> Result<
     Ok(())
 }
 
-/// `cargo xtask bench --release --only P8` again from a release build of xtask (built first).
-pub(crate) fn in_release_build(quick: bool, accounts: Option<u64>) -> Result<()> {
+/// `cargo xtask bench --release --only <parts>` (P8, P9) again from a release build of xtask (built first).
+pub(crate) fn in_release_build(quick: bool, parts: &str, accounts: Option<u64>) -> Result<()> {
     let mut command = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(crate::repo_root()).args(["run", "--quiet", "--release", "--package", "xtask", "--"]);
-    command.args(["bench", "--release", "--only", "P8"]);
+    command.args(["bench", "--release", "--only", parts]);
     if quick {
         command.arg("--quick");
     }
     if let Some(n) = accounts {
         command.args(["--transparency-accounts", &n.to_string()]);
     }
-    println!("bench: P8 runs in a release build of xtask: {command:?}");
+    println!("bench: {parts} in a release build of xtask: {command:?}");
     crate::install::run(&mut command)
 }
 
