@@ -81,7 +81,7 @@ impl Proofs {
 pub async fn fetch(keydir: &KeydirClient, jids: &[BareJid], known_size: u64) -> Result<Proofs> {
     let mut attempt = 0;
     let answer = loop {
-        match keydir.lookup_proofs(&jids, known_size).await {
+        match keydir.lookup_proofs(jids, known_size).await {
             Ok(answer) => break answer,
             // keydir signs an epoch's head right after recording it; the proofs came a moment early.
             Err(Error::KeydirUnavailable(why)) if attempt < UNSIGNED_RETRIES => {
