@@ -3,24 +3,10 @@
 use crate::error::{AuditorError, Result};
 use crate::keydir::{base64, hash};
 use keyward_contract::transparency::AuditProofResponse;
-use keyward_proto::transparency::value::DOMAIN_LABEL;
+pub use keyward_proto::transparency::lookup::MapConfig as Config;
 use keyward_transparency::akd;
 use keyward_transparency::akd::proto::specs::types as pb;
-use keyward_transparency::akd::{DomainLabel, ExperimentalConfiguration};
 use protobuf::Message;
-
-/// keyward's akd domain label ([`DOMAIN_LABEL`]), as keydir configures its map.
-#[derive(Clone)]
-pub struct KeywardDomain;
-
-impl DomainLabel for KeywardDomain {
-    fn domain_label() -> &'static [u8] {
-        DOMAIN_LABEL
-    }
-}
-
-/// akd's configuration of keydir's map: its main-branch hashing with keyward's label.
-pub type Config = ExperimentalConfiguration<KeywardDomain>;
 
 /// Most epochs one audit answer covers (keydir's limit).
 pub const MAX_CHUNK: u64 = 1000;

@@ -79,36 +79,30 @@ impl Proofs {
 /// the map does not hold yet (a bundle trusted on first use, a revocation not applied until
 /// proven), never as a contradiction the client would take for the directory's lie.
 pub async fn fetch(keydir: &KeydirClient, jids: &[BareJid], known_size: u64) -> Result<Proofs> {
+    let answer = until_signed("lookup proofs", || keydir.lookup_proofs(jids, known_size)).await?;
+    decode(answer, jids, known_size)
+}
+
+/// Calls keydir until it answers other than unavailable, at most `UNSIGNED_RETRIES` more times:
+/// keydir signs an epoch's head right after recording it, and a proof that came a moment early
+/// is answered 503.
+async fn until_signed<T, F: Future<Output = Result<T>>>(what: &str, mut call: impl FnMut() -> F) -> Result<T> {
     let mut attempt = 0;
-    let answer = loop {
-        match keydir.lookup_proofs(jids, known_size).await {
-            Ok(answer) => break answer,
-            // keydir signs an epoch's head right after recording it; the proofs came a moment early.
+    loop {
+        match call().await {
             Err(Error::KeydirUnavailable(why)) if attempt < UNSIGNED_RETRIES => {
-                debug!(why, attempt, "lookup proofs unavailable; retrying");
+                debug!(why, attempt, what, "unavailable; retrying");
                 attempt += 1;
                 tokio::time::sleep(UNSIGNED_WAIT).await;
             }
-            Err(err) => return Err(err),
+            other => return other,
         }
-    };
-    decode(answer, jids, known_size)
+    }
 }
 
 /// The history proof of `jid` (the sender itself) and the signed head it is for.
 pub async fn history(keydir: &KeydirClient, jid: &BareJid, known_size: u64) -> Result<HistoryAnswer> {
-    let mut attempt = 0;
-    let answer = loop {
-        match keydir.history_proof(jid, known_size).await {
-            Ok(answer) => break answer,
-            Err(Error::KeydirUnavailable(why)) if attempt < UNSIGNED_RETRIES => {
-                debug!(why, attempt, "history proof unavailable; retrying");
-                attempt += 1;
-                tokio::time::sleep(UNSIGNED_WAIT).await;
-            }
-            Err(err) => return Err(err),
-        }
-    };
+    let answer = until_signed("history proof", || keydir.history_proof(jid, known_size)).await?;
     let Some(answer) = answer else { return Ok(HistoryAnswer { transparency: None, proof: None }) };
     let transparency = answer.head.map(|head| head_proofs(head, known_size)).transpose()?;
     Ok(HistoryAnswer { transparency, proof: Some(bytes(&answer.proof, "a history proof")?) })

@@ -15,14 +15,13 @@ pub mod publisher;
 
 use crate::config::VrfKey;
 use crate::metrics::TransparencyMetrics;
-use keyward_proto::transparency::value::DOMAIN_LABEL;
 use keyward_transparency::PgDatabase;
 use keyward_transparency::akd::errors::AkdError;
 use keyward_transparency::akd::proto::specs::types as pb;
 use keyward_transparency::akd::storage::StorageManager;
 use keyward_transparency::akd::{
-    AkdLabel, AkdValue, AppendOnlyProof, AzksParallelismConfig, Directory, DomainLabel, EpochHash,
-    ExperimentalConfiguration, HistoryParams, HistoryProof, LookupProof,
+    AkdLabel, AkdValue, AppendOnlyProof, AzksParallelismConfig, Directory, EpochHash, HistoryParams, HistoryProof,
+    LookupProof,
 };
 use proof_cache::{EncodedProof, ProofCache};
 use protobuf::Message;
@@ -31,18 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OnceCell, RwLock};
 
-/// keyward's akd domain label ([`DOMAIN_LABEL`]).
-#[derive(Clone)]
-pub struct KeywardDomain;
-
-impl DomainLabel for KeywardDomain {
-    fn domain_label() -> &'static [u8] {
-        DOMAIN_LABEL
-    }
-}
-
-/// akd's configuration of keydir's map: its main-branch hashing with keyward's label.
-pub type Config = ExperimentalConfiguration<KeywardDomain>;
+/// akd's configuration of keydir's map (its main-branch hashing with keyward's domain label),
+/// the one clients check proofs with.
+pub use keyward_proto::transparency::lookup::MapConfig as Config;
 
 /// akd's directory as keydir runs it.
 pub type AkdDirectory = Directory<Config, PgDatabase, VrfKey>;

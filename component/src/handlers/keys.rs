@@ -20,7 +20,9 @@ pub async fn handle(iq: &Iq, payload: &Element, ctx: &SessionContext) -> Outcome
     // see `transparency::fetch`.
     let proofs = match query.known_size() {
         Some(known) if ctx.shared.transparency.get(&ctx.shared.keydir).await.is_some() => Some(
-            crate::transparency::fetch(&ctx.shared.keydir, query.items(), known).await.map_err(|e| keydir_failed(&e))?,
+            crate::transparency::fetch(&ctx.shared.keydir, query.items(), known)
+                .await
+                .map_err(|e| keydir_failed(&e))?,
         ),
         _ => None,
     };
