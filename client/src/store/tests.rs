@@ -201,3 +201,48 @@ fn state_goes_in_a_keyward_folder_and_the_named_folder_keeps_its_mode() {
     Store::open(&fresh, &alice()).expect("opens");
     assert_eq!(mode(&fresh), 0o700);
 }
+
+#[test]
+fn a_version_1_database_gains_the_transparency_table_and_keeps_its_rows() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join(STATE_FOLDER).join(alice().as_str());
+    std::fs::create_dir_all(&dir).expect("creates");
+    {
+        let db = Connection::open(dir.join(DATABASE_FILE)).expect("opens");
+        db.execute_batch(include_str!("schema.sql")).expect("version 1 schema");
+        db.pragma_update(None, "user_version", 1).expect("version 1");
+        db.execute(
+            "INSERT INTO evidence (kept_at_ms, kind, sender, xml) VALUES (1, 'k', 'bob@example.test', '<x/>')",
+            [],
+        )
+        .expect("a row of version 1");
+    }
+    let store = Store::open(root.path(), &alice()).expect("migrates");
+    assert_eq!(store.evidence().expect("reads").len(), 1, "version 1 rows are kept");
+    assert_eq!(store.transparency().expect("reads"), None, "nothing pinned yet");
+    store.offer_transparency(None, 5).expect("records the ask");
+    assert!(!store.transparency_pinned().expect("reads"));
+}
+
+#[test]
+fn pinned_directory_keys_are_never_replaced_and_heads_never_roll_back() {
+    use keyward_proto::transparency::check::DirectoryKeys;
+    use keyward_proto::transparency::heads::{KeyType, NoteSigner};
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(root.path(), &alice()).expect("opens");
+    let keys = |seed: u8| DirectoryKeys {
+        origin: "keyward/test".into(),
+        log_key: NoteSigner::new("keyward/test", KeyType::Ed25519, &[seed; 32]).expect("key").verifier().clone(),
+        vrf_key: [seed; 32],
+    };
+    store.offer_transparency(Some(&keys(1)), 10).expect("pins");
+    store.offer_transparency(Some(&keys(2)), 20).expect("offered again");
+    let pinned = store.transparency().expect("reads").expect("a row");
+    assert_eq!(pinned.keys, Some(keys(1)), "the first keys stay pinned");
+    assert_eq!(pinned.checked_at_ms, 20);
+    store.store_head("head of 5", 5).expect("stores");
+    store.store_head("head of 3", 3).expect("ignored");
+    assert_eq!(store.transparency().expect("reads").expect("a row").head.as_deref(), Some("head of 5"));
+    store.store_head("head of 8", 8).expect("stores");
+    assert_eq!(store.transparency().expect("reads").expect("a row").head.as_deref(), Some("head of 8"));
+}
