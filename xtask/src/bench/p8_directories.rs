@@ -44,6 +44,35 @@ pub(crate) fn jid(index: u64) -> String {
     format!("user{index}@{DOMAIN}")
 }
 
+/// Inserts accounts `user0` to `user{count - 1}` of [`DOMAIN`] and a `bundles` row for each, a
+/// copy of `bundle` (keydir serves the rows; the bundle's own JID is not checked).
+pub(crate) async fn fill_accounts(conn: &mut sqlx::PgConnection, count: u64, bundle: &VerifiedBundle) -> Result<()> {
+    let b = bundle.bundle();
+    let count = i64::try_from(count)?;
+    sqlx::query("INSERT INTO accounts (jid) SELECT 'user' || g || '@' || $2 FROM generate_series(0, $1 - 1) g")
+        .bind(count)
+        .bind(DOMAIN)
+        .execute(&mut *conn)
+        .await
+        .context("filling accounts")?;
+    sqlx::query(
+        "INSERT INTO bundles (jid, fingerprint, ik, ek, created_unix, sig, xml)
+         SELECT 'user' || g || '@' || $2, $3, $4, $5, $6, $7, $8 FROM generate_series(0, $1 - 1) g",
+    )
+    .bind(count)
+    .bind(DOMAIN)
+    .bind(b.fingerprint().to_hex())
+    .bind(b.identity_key().to_bytes().to_vec())
+    .bind(b.encryption_key().to_bytes().to_vec())
+    .bind(i64::try_from(b.created())?)
+    .bind(b.signature().to_vec())
+    .bind(b.to_xml())
+    .execute(&mut *conn)
+    .await
+    .context("filling bundles")?;
+    Ok(())
+}
+
 /// What keydir reads of a bundle row: JID, XML, identity and encryption keys, creation time, signature.
 type BundleRow = (String, String, Vec<u8>, Vec<u8>, i64, Vec<u8>);
 
@@ -132,28 +161,8 @@ impl Directories {
             memory_secs += self.publish_memory(updates).await?.1.as_secs_f64();
         }
         self.seed_secs = (pg_secs, memory_secs);
-        let b = self.bundle.bundle();
-        sqlx::query("INSERT INTO accounts (jid) SELECT 'user' || g || '@' || $2 FROM generate_series(0, $1 - 1) g")
-            .bind(i64::try_from(count)?)
-            .bind(DOMAIN)
-            .execute(&self.pool)
-            .await
-            .context("filling accounts")?;
-        sqlx::query(
-            "INSERT INTO bundles (jid, fingerprint, ik, ek, created_unix, sig, xml)
-             SELECT 'user' || g || '@' || $2, $3, $4, $5, $6, $7, $8 FROM generate_series(0, $1 - 1) g",
-        )
-        .bind(i64::try_from(count)?)
-        .bind(DOMAIN)
-        .bind(b.fingerprint().to_hex())
-        .bind(b.identity_key().to_bytes().to_vec())
-        .bind(b.encryption_key().to_bytes().to_vec())
-        .bind(i64::try_from(b.created())?)
-        .bind(b.signature().to_vec())
-        .bind(b.to_xml())
-        .execute(&self.pool)
-        .await
-        .context("filling bundles")?;
+        let mut conn = self.pool.acquire().await.context("a connection")?;
+        fill_accounts(&mut conn, count, &self.bundle).await?;
         sqlx::raw_sql("VACUUM ANALYZE").execute(&self.pool).await.context("VACUUM ANALYZE")?;
         Ok(())
     }

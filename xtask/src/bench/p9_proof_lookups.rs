@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use keyward_client::keyward_proto::{BareJid, Bundle, KeyPair, XmlElement};
+use keyward_client::keyward_proto::{BareJid, Bundle, KeyPair};
 use keyward_tests::keydir::{Keydir, KeydirOptions};
 use keyward_tests::postgres::Postgres;
 use sqlx::PgPool;
@@ -23,7 +23,9 @@ use tokio::time::Instant;
 
 use super::Plan;
 use super::cpu::{own_cpu, postmaster, process_cpu};
+use super::p8_directories::{fill_accounts, jid};
 use super::report::{Row, Section, figure, targets_table};
+use super::setup::random32;
 use super::stats::{Aim, Summary, Tally, ratio};
 
 /// The part's title in the report.
@@ -35,8 +37,6 @@ const CLIENTS: usize = 8;
 /// The accounts the warm-cache slots ask for (all of them when there are fewer): a working set
 /// that the default 64 MiB proof cache holds whole.
 const HOT: u64 = 10_000;
-/// The accounts' domain.
-const DOMAIN: &str = "bench.example.test";
 /// keydir's epoch interval while the accounts are published.
 const EPOCH_MS: &str = "250";
 
@@ -68,18 +68,6 @@ const TARGETS: [Target; 5] = [
     Target { name: "proofs, cache warm", ask: Ask::Proofs, cached: true, hot: true },
     Target { name: "bundles + proofs, cache warm", ask: Ask::Both, cached: true, hot: true },
 ];
-
-fn jid(index: u64) -> String {
-    format!("user{index}@{DOMAIN}")
-}
-
-fn random32() -> Result<[u8; 32]> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes)
-}
 
 /// The two replicas, their database and what a request needs.
 struct Replicas {
@@ -207,30 +195,8 @@ impl Replicas {
 async fn seed(pool: &PgPool, accounts: u64) -> Result<()> {
     let keys = KeyPair::generate()?;
     let bundle = Bundle::sign(&keys, BareJid::parse(&jid(0))?, 1_700_000_000);
-    let b = bundle.bundle();
-    let count = i64::try_from(accounts)?;
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO accounts (jid) SELECT 'user' || g || '@' || $2 FROM generate_series(0, $1 - 1) g")
-        .bind(count)
-        .bind(DOMAIN)
-        .execute(&mut *tx)
-        .await
-        .context("filling accounts")?;
-    sqlx::query(
-        "INSERT INTO bundles (jid, fingerprint, ik, ek, created_unix, sig, xml)
-         SELECT 'user' || g || '@' || $2, $3, $4, $5, $6, $7, $8 FROM generate_series(0, $1 - 1) g",
-    )
-    .bind(count)
-    .bind(DOMAIN)
-    .bind(b.fingerprint().to_hex())
-    .bind(b.identity_key().to_bytes().to_vec())
-    .bind(b.encryption_key().to_bytes().to_vec())
-    .bind(i64::try_from(b.created())?)
-    .bind(b.signature().to_vec())
-    .bind(b.to_xml())
-    .execute(&mut *tx)
-    .await
-    .context("filling bundles")?;
+    fill_accounts(&mut tx, accounts, &bundle).await?;
     sqlx::query(
         "INSERT INTO transparency_pending (label, value)
          SELECT convert_to(b.jid, 'UTF8'), '\\x01'::bytea || sha256(convert_to(b.xml, 'UTF8'))

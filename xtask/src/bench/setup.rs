@@ -38,7 +38,8 @@ pub(crate) struct BenchStack {
     _accounts: tempfile::TempDir,
 }
 
-fn random32() -> Result<[u8; 32]> {
+/// 32 random bytes from the operating system.
+pub(crate) fn random32() -> Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
